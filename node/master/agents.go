@@ -1,0 +1,395 @@
+package master
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/atoll/atoll/alloc"
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/node/master/state"
+)
+
+// agentSession is the leader's view of one agent. Guarded by Master.mu.
+type agentSession struct {
+	id       string
+	hostname string
+	httpAddr string
+	stream   *stream // nil while disconnected
+	lastSeen time.Time
+	// lostTimer fires AgentTimeout after a disconnect unless the agent comes back.
+	lostTimer *time.Timer
+}
+
+// ValidateAgentCall checks an agent call's envelope.
+func ValidateAgentCall(c *api.AgentCall) error {
+	switch c.Type {
+	case api.AgentSubscribe:
+		if c.Subscribe == nil {
+			return errors.New("expecting 'subscribe' to be present")
+		}
+		if c.Subscribe.AgentInfo.Hostname == "" {
+			return errors.New("'subscribe.agent_info.hostname' must be set")
+		}
+		if _, err := alloc.FromProto(c.Subscribe.AgentInfo.Resources); err != nil {
+			return fmt.Errorf("'subscribe.agent_info.resources': %v", err)
+		}
+		return nil
+	case api.AgentUpdate:
+		if c.AgentID == nil || c.AgentID.Value == "" {
+			return errors.New("expecting 'agent_id' to be present")
+		}
+		if c.Update == nil {
+			return errors.New("expecting 'update' to be present")
+		}
+		if c.Update.Status.TaskID.Value == "" || c.Update.FrameworkID.Value == "" {
+			return errors.New("'update' needs 'status.task_id' and 'framework_id'")
+		}
+		if c.Update.Status.State == "" {
+			return errors.New("'update.status.state' must be set")
+		}
+		return nil
+	case api.AgentHeartbeat:
+		if c.AgentID == nil || c.AgentID.Value == "" {
+			return errors.New("expecting 'agent_id' to be present")
+		}
+		return nil
+	case "":
+		return errors.New("expecting 'type' to be present")
+	}
+	return fmt.Errorf("unknown agent call type %q", c.Type)
+}
+
+func (m *Master) handleAgent(w http.ResponseWriter, r *http.Request) {
+	var call api.AgentCall
+	if err := m.decodeBody(r, &call); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := ValidateAgentCall(&call); err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "invalid agent call: %v", err))
+		return
+	}
+	if m.redirectToLeader(w, r) {
+		return
+	}
+	if call.Type == api.AgentSubscribe {
+		m.agentSubscribe(w, r, call.Subscribe)
+		return
+	}
+	ls, as, err := m.agentSessionFor(call.AgentID.Value, r.Header.Get(api.StreamIDHeader))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	switch call.Type {
+	case api.AgentHeartbeat:
+	case api.AgentUpdate:
+		if err := m.statusUpdate(r.Context(), ls, as, call.Update); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// agentSessionFor checks that a call comes from the agent's current stream.
+func (m *Master) agentSessionFor(agentID, streamID string) (*leaderState, *agentSession, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ls := m.leader
+	if ls == nil {
+		return nil, nil, errNotLeader
+	}
+	as := ls.agents[agentID]
+	if as == nil || as.stream == nil {
+		return nil, nil, errorf(http.StatusForbidden, "agent %s is not subscribed", agentID)
+	}
+	if streamID != as.stream.id {
+		return nil, nil, errorf(http.StatusForbidden, "the stream id %q does not match agent %s's subscription", streamID, agentID)
+	}
+	as.lastSeen = time.Now()
+	return ls, as, nil
+}
+
+// agentSubscribe registers or re-registers an agent, reconciles the tasks it reports with
+// the replicated state, and streams commands to it until the connection ends.
+func (m *Master) agentSubscribe(w http.ResponseWriter, r *http.Request, sub *api.AgentCallSubscribe) {
+	info := sub.AgentInfo
+	total, _ := alloc.FromProto(info.Resources)
+	store := m.fsm.Store()
+	now := time.Now()
+	id := ""
+	if info.ID != nil {
+		id = info.ID.Value
+	}
+	var prev *state.Agent
+	if id != "" {
+		prev, _ = store.Agent(id)
+	} else {
+		id = uuid.NewString() + "-S0"
+		info.ID = &api.AgentID{Value: id}
+	}
+	rec := state.Agent{ID: id, Info: info, HTTPAddress: sub.HTTPAddress, Version: sub.Version, BootID: sub.BootID, RegisteredTime: now}
+	if prev != nil {
+		rec.RegisteredTime = prev.RegisteredTime
+		rec.ReregisteredTime = now
+	}
+	if _, err := m.apply(r.Context(), state.RegisterAgentType, state.RegisterAgentRequest{Agent: rec}); err != nil {
+		writeError(w, fmt.Errorf("record agent: %w", err))
+		return
+	}
+
+	// Reconcile: what the agent runs against what the master believes.
+	reported := map[state.TaskKey]api.AgentTask{}
+	for _, t := range sub.Tasks {
+		reported[state.TaskKey{FrameworkID: t.FrameworkID.Value, TaskID: t.Task.TaskID.Value}] = t
+	}
+	var toKill []state.TaskKey
+	var updates []state.TaskStatusUpdate
+	type usedRole struct {
+		framework, role string
+		res             alloc.Resources
+	}
+	var usedByRole []usedRole
+	for key, t := range reported {
+		known, ok := store.Task(key.FrameworkID, key.TaskID)
+		fw, fwOK := store.Framework(key.FrameworkID)
+		switch {
+		case !ok || known.AgentID != id || known.State.Terminal() || !fwOK || fw.Removed:
+			// The master gave up on it (or never knew it): the framework was told it is
+			// gone, so it must not keep running.
+			if !t.State.Terminal() {
+				toKill = append(toKill, key)
+			}
+		case known.State == api.TaskUnreachable && !t.State.Terminal():
+			st := masterStatus(key.TaskID, id, t.State, "", "agent re-registered")
+			updates = append(updates, state.TaskStatusUpdate{FrameworkID: key.FrameworkID, TaskID: key.TaskID, Status: st})
+		}
+		if ok && known.AgentID == id && !known.State.Terminal() && !t.State.Terminal() {
+			r, _ := alloc.FromProto(known.Info.Resources)
+			usedByRole = append(usedByRole, usedRole{key.FrameworkID, known.Role, r})
+		}
+	}
+	for _, known := range store.TasksByAgent(id) {
+		key := state.TaskKey{FrameworkID: known.FrameworkID, TaskID: known.ID}
+		if _, ok := reported[key]; ok || known.State.Terminal() {
+			continue
+		}
+		// The agent does not know the task: it was lost with the agent's state, or its
+		// launch never arrived.
+		st := masterStatus(known.ID, id, api.TaskGone, api.ReasonAgentRestarted, "task not reported by the agent when it re-registered")
+		if fw, ok := store.Framework(known.FrameworkID); ok && !fw.Info.HasCapability(api.CapabilityPartitionAware) {
+			st.State = api.TaskLost
+		}
+		updates = append(updates, state.TaskStatusUpdate{FrameworkID: known.FrameworkID, TaskID: known.ID, Status: st})
+	}
+	if len(updates) > 0 {
+		if _, err := m.apply(r.Context(), state.UpdateTaskStatusesType, state.UpdateTaskStatusesRequest{Updates: updates}); err != nil {
+			writeError(w, fmt.Errorf("reconcile agent tasks: %w", err))
+			return
+		}
+	}
+
+	m.mu.Lock()
+	ls := m.leader
+	if ls == nil {
+		m.mu.Unlock()
+		writeError(w, errNotLeader)
+		return
+	}
+	as := ls.agents[id]
+	if as == nil {
+		as = &agentSession{id: id}
+		ls.agents[id] = as
+	}
+	if as.stream != nil {
+		as.stream.close(errors.New("agent re-subscribed on a new stream"))
+	}
+	if as.lostTimer != nil {
+		as.lostTimer.Stop()
+		as.lostTimer = nil
+	}
+	as.hostname, as.httpAddr = info.Hostname, sub.HTTPAddress
+	st := newStream(uuid.NewString())
+	as.stream = st
+	as.lastSeen = now
+	// Offers on the agent's old incarnation are void: its resources are re-added afresh.
+	for _, o := range ls.offers {
+		if o.agentID == id {
+			m.rescindLocked(ls, o, true)
+		}
+	}
+	ls.alloc.RemoveAgent(id)
+	ls.alloc.AddAgent(id, info.Hostname, total, nil)
+	for _, u := range usedByRole {
+		ls.alloc.AddUsed(u.framework, id, u.role, u.res)
+	}
+	for _, u := range updates {
+		m.sendUpdateLocked(ls, u.FrameworkID, u.Status)
+	}
+	ls.triggerAllocation()
+	m.mu.Unlock()
+
+	m.log.Info("agent subscribed", "agent", id, "hostname", info.Hostname, "resources", total.String(),
+		"reregistered", prev != nil, "tasks", len(sub.Tasks), "killing", len(toKill))
+
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(api.StreamIDHeader, st.id)
+	w.WriteHeader(http.StatusOK)
+	st.sendJSON(api.AgentEvent{Type: api.AgentSubscribed, Subscribed: &api.AgentEventSubscribed{
+		AgentID:                  api.AgentID{Value: id},
+		HeartbeatIntervalSeconds: m.cfg.HeartbeatInterval.Seconds(),
+	}})
+	for _, k := range toKill {
+		st.sendJSON(api.AgentEvent{Type: api.AgentKill, Kill: &api.AgentEventKill{
+			FrameworkID: api.FrameworkID{Value: k.FrameworkID},
+			TaskID:      api.TaskID{Value: k.TaskID},
+		}})
+	}
+	err := st.serve(r.Context(), w)
+	m.agentDisconnected(ls, as, st, err)
+}
+
+// agentDisconnected handles the end of an agent's stream: nothing more is offered on it
+// and its offers are rescinded; it has AgentTimeout to come back.
+func (m *Master) agentDisconnected(ls *leaderState, as *agentSession, st *stream, cause error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.leader != ls || as.stream != st {
+		return
+	}
+	as.stream = nil
+	ls.alloc.SetAgentActive(as.id, false)
+	for _, o := range ls.offers {
+		if o.agentID == as.id {
+			m.rescindLocked(ls, o, true)
+		}
+	}
+	if as.lostTimer != nil {
+		as.lostTimer.Stop()
+	}
+	as.lostTimer = time.AfterFunc(m.cfg.AgentTimeout, func() { m.agentTimedOut(as.id, as) })
+	m.log.Warn("agent disconnected; waiting for it to come back", "agent", as.id, "cause", cause, "timeout", m.cfg.AgentTimeout)
+}
+
+// agentTimedOut marks an agent that stayed away unreachable: its tasks become UNREACHABLE
+// for partition-aware frameworks and LOST for the others, and frameworks get FAILURE.
+func (m *Master) agentTimedOut(agentID string, as *agentSession) {
+	m.mu.Lock()
+	ls := m.leader
+	if ls == nil || ls.agents[agentID] != as || as.stream != nil {
+		m.mu.Unlock()
+		return
+	}
+	delete(ls.agents, agentID)
+	ls.alloc.RemoveAgent(agentID)
+	m.mu.Unlock()
+
+	m.log.Warn("agent did not come back in time; marking it unreachable", "agent", agentID, "timeout", m.cfg.AgentTimeout)
+	m.metrics.agentsLost.Inc()
+	store := m.fsm.Store()
+	now := time.Now()
+	ctx, cancel := context.WithTimeout(ls.ctx, 30*time.Second)
+	defer cancel()
+	if a, ok := store.Agent(agentID); ok {
+		rec := *a
+		rec.Unreachable, rec.UnreachableTime = true, now
+		if _, err := m.apply(ctx, state.UpdateAgentType, state.UpdateAgentRequest{Agent: rec}); err != nil {
+			m.log.Error("could not record unreachable agent", "agent", agentID, "err", err)
+			return
+		}
+	}
+	var updates []state.TaskStatusUpdate
+	for _, t := range store.TasksByAgent(agentID) {
+		if t.State.Terminal() || t.State == api.TaskUnreachable {
+			continue
+		}
+		st := masterStatus(t.ID, agentID, api.TaskUnreachable, api.ReasonAgentDisconnected, fmt.Sprintf("agent %s is unreachable", agentID))
+		st.UnreachableTime = &api.TimeInfo{Nanoseconds: now.UnixNano()}
+		if fw, ok := store.Framework(t.FrameworkID); !ok || !fw.Info.HasCapability(api.CapabilityPartitionAware) {
+			st.State = api.TaskLost
+			st.Reason = api.ReasonAgentRemoved
+		}
+		updates = append(updates, state.TaskStatusUpdate{FrameworkID: t.FrameworkID, TaskID: t.ID, Status: st})
+	}
+	if len(updates) > 0 {
+		if _, err := m.apply(ctx, state.UpdateTaskStatusesType, state.UpdateTaskStatusesRequest{Updates: updates}); err != nil {
+			m.log.Error("could not record tasks of unreachable agent", "agent", agentID, "err", err)
+			return
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.leader != ls {
+		return
+	}
+	for _, u := range updates {
+		m.sendUpdateLocked(ls, u.FrameworkID, u.Status)
+	}
+	for _, fs := range ls.frameworks {
+		if fs.stream != nil {
+			fs.stream.sendJSON(api.Event{Type: api.EventFailure, Failure: &api.Failure{AgentID: &api.AgentID{Value: agentID}}})
+		}
+	}
+}
+
+// statusUpdate records an agent's status update in Raft, frees the resources of a task
+// that ended, and forwards the update to its framework. The agent's retries make delivery
+// at-least-once: a duplicate (same uuid as the recorded latest) is forwarded, not re-applied.
+func (m *Master) statusUpdate(ctx context.Context, ls *leaderState, as *agentSession, u *api.AgentCallUpdate) error {
+	fid, tid := u.FrameworkID.Value, u.Status.TaskID.Value
+	status := u.Status
+	status.AgentID = &api.AgentID{Value: as.id}
+	store := m.fsm.Store()
+	t, known := store.Task(fid, tid)
+	fw, fwKnown := store.Framework(fid)
+	if !fwKnown || fw.Removed {
+		// Nobody will acknowledge it: ack on the framework's behalf so the agent stops
+		// retrying, and make sure the task does not outlive its framework.
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if as.stream != nil && len(status.UUID) > 0 {
+			as.stream.sendJSON(api.AgentEvent{Type: api.AgentAcknowledge, Acknowledge: &api.AgentEventAcknowledge{
+				FrameworkID: u.FrameworkID, TaskID: status.TaskID, UUID: status.UUID}})
+		}
+		if as.stream != nil && !status.State.Terminal() {
+			as.stream.sendJSON(api.AgentEvent{Type: api.AgentKill, Kill: &api.AgentEventKill{FrameworkID: u.FrameworkID, TaskID: status.TaskID}})
+		}
+		return nil
+	}
+	wasLive := known && !t.State.Terminal()
+	duplicate := false
+	if known && len(status.UUID) > 0 {
+		for _, s := range t.Statuses {
+			if bytes.Equal(s.UUID, status.UUID) {
+				duplicate = true
+				break
+			}
+		}
+	}
+	if known && !duplicate && (t.AgentID == as.id) {
+		if _, err := m.apply(ctx, state.UpdateTaskStatusesType, state.UpdateTaskStatusesRequest{
+			Updates: []state.TaskStatusUpdate{{FrameworkID: fid, TaskID: tid, Status: status}},
+		}); err != nil {
+			return fmt.Errorf("record status update: %w", err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.leader != ls {
+		return errNotLeader
+	}
+	if wasLive && !duplicate && status.State.Terminal() {
+		ls.alloc.Recover(fid, as.id, t.Role, mustResources(t.Info.Resources), 0)
+		ls.triggerAllocation()
+	}
+	m.metrics.statusUpdates.WithLabelValues(string(status.State)).Inc()
+	m.sendUpdateLocked(ls, fid, status)
+	return nil
+}

@@ -1,0 +1,130 @@
+// Package node runs one Atoll node process: it translates the user-facing Config into each
+// role's own configuration, joins the gossip membership (serf) and wires the master, agent
+// and (later) load-balancer roles together.
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Version is the Atoll version, set at build time with -ldflags "-X …/node.Version=…".
+var Version = "0.1.0-dev"
+
+// Config is the one user-facing configuration of a node process.
+type Config struct {
+	// Name is this node's gossip name; unique in the cluster. Defaults to the hostname.
+	Name string
+	// Master and Agent select the roles this process runs.
+	Master bool
+	Agent  bool
+	// BindAddr is the IP every listener binds to unless its own address says otherwise.
+	BindAddr string
+	// AdvertiseAddr is the IP other nodes reach this one at; defaults to BindAddr (or the
+	// first non-loopback address when BindAddr is 0.0.0.0).
+	AdvertiseAddr string
+	// Join lists gossip addresses (host or host:port) of any existing nodes.
+	Join []string
+	// DataDir holds the master's Raft state (DataDir/master), the agent's work dir
+	// (DataDir/agent unless WorkDir is set) and the node's own files.
+	DataDir string
+	// WorkDir is the agent's work dir (checkpoint, sandboxes); defaults to DataDir/agent.
+	WorkDir string
+	// BootstrapExpect is how many masters form the first Raft configuration.
+	BootstrapExpect int
+	// APIPort is the master HTTP API port; AgentPort the agent's HTTP port; RaftPort the
+	// Raft transport; GossipPort serf's.
+	APIPort    int
+	AgentPort  int
+	RaftPort   int
+	GossipPort int
+	// Resources and Attributes are the agent's flags ('cpus:4;mem:8192;ports:[31000-32000]',
+	// 'rack:r1;zone:a'); anything not given is detected.
+	Resources  string
+	Attributes string
+	// AgentTimeout is how long the master waits for a silent agent before its tasks become
+	// UNREACHABLE.
+	AgentTimeout time.Duration
+	// OfferTimeout rescinds offers held longer than this; 0 never.
+	OfferTimeout time.Duration
+	// Dev selects tight timings for a one-process cluster on a laptop (`atoll up`).
+	Dev bool
+	// KillTasksOnExit kills every task when the process stops (`atoll up` on Ctrl-C).
+	KillTasksOnExit bool
+	// Logger receives the node's structured logs.
+	Logger *slog.Logger
+}
+
+// DefaultConfig is the production preset.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Name:     host,
+		BindAddr: "0.0.0.0",
+		DataDir:  "/var/lib/atoll",
+		// One master is a valid cluster; HA asks for 3 explicitly.
+		BootstrapExpect: 1,
+		APIPort:         5050,
+		AgentPort:       5051,
+		RaftPort:        5052,
+		GossipPort:      7946,
+		// Mesos needed 75 s; gossip tells us much sooner that a node is gone, and 10 s rides
+		// out a GC pause or a brief network blip.
+		AgentTimeout: 10 * time.Second,
+		Logger:       slog.Default(),
+	}
+}
+
+// DevConfig is the `atoll up` preset: every role in one process on 127.0.0.1, state under
+// the user's state directory, tasks killed on exit.
+func DevConfig() Config {
+	c := DefaultConfig()
+	c.Master, c.Agent = true, true
+	c.BindAddr = "127.0.0.1"
+	c.DataDir = defaultStateDir()
+	c.Dev = true
+	c.KillTasksOnExit = true
+	return c
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "atoll")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "atoll")
+	}
+	return filepath.Join(os.TempDir(), "atoll")
+}
+
+// Validate reports the first thing wrong with c, naming the field.
+func (c Config) Validate() error {
+	if !c.Master && !c.Agent {
+		return errors.New("no role: run at least a master or an agent")
+	}
+	if c.Name == "" {
+		return errors.New("name: empty (set --name or the hostname)")
+	}
+	if c.DataDir == "" {
+		return errors.New("data-dir: empty")
+	}
+	if c.Master && c.BootstrapExpect < 1 {
+		return fmt.Errorf("bootstrap-expect: %d, want at least 1", c.BootstrapExpect)
+	}
+	if !c.Master && len(c.Join) == 0 {
+		return errors.New("join: an agent needs --join with the address of any node")
+	}
+	for name, p := range map[string]int{"api-port": c.APIPort, "agent-port": c.AgentPort, "raft-port": c.RaftPort, "gossip-port": c.GossipPort} {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("%s: %d is not a port", name, p)
+		}
+	}
+	if c.AgentTimeout <= 0 {
+		return fmt.Errorf("agent-timeout: %v, want > 0", c.AgentTimeout)
+	}
+	return nil
+}
