@@ -1,0 +1,86 @@
+// Package isolate runs tasks in isolated containers on an agent: the Containerizer seam, the
+// plain-process containerizer (the unprivileged fallback) and, later, runc/libcontainer,
+// OCI images, the artifact fetcher, cgroups and task networking.
+package isolate
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/atoll/atoll/api"
+)
+
+// ErrUnknownContainer is returned for a container id the containerizer does not know.
+var ErrUnknownContainer = errors.New("unknown container")
+
+// LaunchSpec is everything a containerizer needs to start one task.
+type LaunchSpec struct {
+	// ContainerID is unique per launch on this agent.
+	ContainerID string
+	// TaskID is the framework's task id, for logs and the environment.
+	TaskID string
+	// Sandbox is the task's working directory, already created by the agent; the task's
+	// stdout and stderr go to Sandbox/stdout and Sandbox/stderr.
+	Sandbox string
+	// Command is what runs: through /bin/sh -c when Command.IsShell(), else Value with
+	// Arguments as argv.
+	Command api.CommandInfo
+	// Container is the task's ContainerInfo; nil runs in the host's filesystem.
+	Container *api.ContainerInfo
+	// Env is added to the task's environment after Command.Environment (MESOS_SANDBOX,
+	// MESOS_TASK_ID, PORT0.., HOST, …), as "NAME=value".
+	Env []string
+	// CPUs and MemMB are the task's resources, for containerizers that enforce limits.
+	CPUs  float64
+	MemMB float64
+}
+
+// State is what the agent checkpoints about a running container so a restarted agent can
+// re-attach to it with Recover. Containerizers own its meaning.
+type State struct {
+	ContainerID string `json:"container_id"`
+	// Kind names the containerizer that made it ("process", "runc").
+	Kind    string `json:"kind"`
+	Sandbox string `json:"sandbox"`
+	// PID is the task's main process; ShimPID the supervisor that waits for it.
+	PID     int `json:"pid"`
+	ShimPID int `json:"shim_pid"`
+	// StartTime guards against pid reuse: the shim's start time in clock ticks since boot
+	// (field 22 of /proc/PID/stat).
+	StartTime uint64 `json:"start_time"`
+}
+
+// ExitStatus is how a container ended.
+type ExitStatus struct {
+	// Code is the exit code, or -1 when the task was killed by a signal.
+	Code int
+	// Signal is the terminating signal number, 0 when it exited.
+	Signal int
+	// OOMKilled reports that the memory limit killed it.
+	OOMKilled bool
+	// Message says what happened in words ("exited with status 1", "killed by SIGKILL").
+	Message string
+}
+
+// Succeeded reports a zero exit code.
+func (s ExitStatus) Succeeded() bool { return s.Code == 0 && s.Signal == 0 && !s.OOMKilled }
+
+// Containerizer starts, watches and stops containers. Implementations are safe for
+// concurrent use; containers outlive the agent process that started them.
+type Containerizer interface {
+	// Launch starts the container and returns once its process is running.
+	Launch(ctx context.Context, spec LaunchSpec) (State, error)
+	// Wait blocks until the container exits (or ctx ends) and returns how it ended. It may
+	// be called for launched and recovered containers, by several callers.
+	Wait(ctx context.Context, containerID string) (ExitStatus, error)
+	// Kill sends SIGTERM to every process of the container, then SIGKILL after grace.
+	// It returns without waiting for the exit; Wait reports it.
+	Kill(ctx context.Context, containerID string, grace time.Duration) error
+	// Recover re-attaches to containers a previous agent process launched. Containers that
+	// exited meanwhile are recovered too, and Wait returns their status at once.
+	Recover(ctx context.Context, states []State) error
+	// Destroy releases what is left of an exited container (its records, cgroups); the
+	// sandbox directory stays for the logs.
+	Destroy(ctx context.Context, containerID string) error
+}

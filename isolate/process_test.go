@@ -1,0 +1,910 @@
+package isolate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/atoll/atoll/api"
+)
+
+func TestMain(m *testing.M) {
+	RunShimIfRequested()
+	// Shims are this test binary; built with -race they would otherwise wait a second at
+	// exit for race reports. They get GORACE from the test process.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	os.Exit(m.Run())
+}
+
+// testTimeout bounds every wait on a real process; generous for a loaded 2-core machine.
+const testTimeout = 30 * time.Second
+
+// testLogWriter sends a component's logs to t.Log so they show only on failure.
+type testLogWriter struct{ t testing.TB }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// newTestProcess returns a containerizer keeping its records in stateDir.
+func newTestProcess(t testing.TB, stateDir string) *Process {
+	t.Helper()
+	cfg := DefaultProcessConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, nil))
+	cfg.StateDir = stateDir
+	p, err := NewProcess(cfg)
+	if err != nil {
+		t.Fatalf("NewProcess: %v", err)
+	}
+	return p
+}
+
+var containerSeq atomic.Int64
+
+// shellSpec is a launch of the shell command script in a fresh sandbox.
+func shellSpec(t testing.TB, script string) LaunchSpec {
+	t.Helper()
+	return LaunchSpec{
+		ContainerID: fmt.Sprintf("c%d", containerSeq.Add(1)),
+		TaskID:      "task-" + t.Name(),
+		Sandbox:     t.TempDir(),
+		Command:     api.CommandInfo{Value: &script},
+	}
+}
+
+// launch starts spec and makes sure the container is gone when the test ends.
+func launch(t testing.TB, p *Process, spec LaunchSpec) State {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	st, err := p.Launch(ctx, spec)
+	if err != nil {
+		t.Fatalf("Launch: %v", err)
+	}
+	stopOnCleanup(t, p, spec.ContainerID)
+	return st
+}
+
+// stopOnCleanup kills the container through p when the test ends and waits for it.
+func stopOnCleanup(t testing.TB, p *Process, containerID string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := p.Kill(ctx, containerID, 0); err != nil && !errors.Is(err, ErrUnknownContainer) {
+			t.Errorf("cleanup: kill %s: %v", containerID, err)
+		}
+		if _, err := p.Wait(ctx, containerID); err != nil && !errors.Is(err, ErrUnknownContainer) {
+			t.Errorf("cleanup: wait %s: %v", containerID, err)
+		}
+	})
+}
+
+// waitExit waits for the container to end.
+func waitExit(t testing.TB, p *Process, containerID string) ExitStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	status, err := p.Wait(ctx, containerID)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	return status
+}
+
+// waitForOutput polls path until its content starts with prefix.
+func waitForOutput(t testing.TB, path, prefix string) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		data, _ := os.ReadFile(path)
+		if strings.HasPrefix(string(data), prefix) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: got %q, want it to start with %q", path, data, prefix)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name (field 3 onwards),
+// or nil when the process does not exist.
+func procStat(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+}
+
+// running reports whether pid is a live process; a zombie is not.
+func running(pid int) bool {
+	fields := procStat(pid)
+	return fields != nil && fields[0] != "Z" && fields[0] != "X"
+}
+
+// waitGone polls until none of pids runs.
+func waitGone(t testing.TB, pids ...int) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for _, pid := range pids {
+		for running(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d still running", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// readPids reads one pid a line.
+func readPids(t testing.TB, path string) []int {
+	t.Helper()
+	var pids []int
+	for _, line := range strings.Fields(readFile(t, path)) {
+		pid, err := strconv.Atoi(line)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestLaunchWait(t *testing.T) {
+	tests := []struct {
+		name           string
+		command        api.CommandInfo
+		env            []string
+		existingStdout string
+		want           ExitStatus
+		// $SANDBOX in wantStdout stands for the sandbox path.
+		wantStdout string
+		wantStderr string
+	}{
+		{
+			name:       "shell",
+			command:    api.CommandInfo{Value: ptr("echo hello")},
+			want:       ExitStatus{Code: 0, Message: "exited with status 0"},
+			wantStdout: "hello\n",
+		},
+		{
+			name:       "plain command found in PATH",
+			command:    api.CommandInfo{Shell: ptr(false), Value: ptr("echo"), Arguments: []string{"echo", "a", "b c"}},
+			want:       ExitStatus{Code: 0, Message: "exited with status 0"},
+			wantStdout: "a b c\n",
+		},
+		{
+			name:       "arguments[0] is argv[0]",
+			command:    api.CommandInfo{Shell: ptr(false), Value: ptr("/bin/sh"), Arguments: []string{"custom0", "-c", "echo $0"}},
+			want:       ExitStatus{Code: 0, Message: "exited with status 0"},
+			wantStdout: "custom0\n",
+		},
+		{
+			name:    "plain command without arguments",
+			command: api.CommandInfo{Shell: ptr(false), Value: ptr("pwd")},
+			want:    ExitStatus{Code: 0, Message: "exited with status 0"},
+			// The working directory is the sandbox.
+			wantStdout: "$SANDBOX\n",
+		},
+		{
+			name:    "exit code",
+			command: api.CommandInfo{Value: ptr("exit 3")},
+			want:    ExitStatus{Code: 3, Message: "exited with status 3"},
+		},
+		{
+			name:       "stderr",
+			command:    api.CommandInfo{Value: ptr("echo oops >&2")},
+			want:       ExitStatus{Code: 0, Message: "exited with status 0"},
+			wantStderr: "oops\n",
+		},
+		{
+			name: "environment, agent's entries win",
+			command: api.CommandInfo{
+				Value: ptr(`echo "$A $B $C"`),
+				Environment: &api.Environment{Variables: []api.EnvironmentVariable{
+					{Name: "A", Value: "cmd"}, {Name: "B", Value: "cmd"},
+				}},
+			},
+			env:        []string{"B=spec", "C=spec"},
+			want:       ExitStatus{Code: 0, Message: "exited with status 0"},
+			wantStdout: "cmd spec spec\n",
+		},
+		{
+			name:       "shim's variables stay out of the task",
+			command:    api.CommandInfo{Value: ptr(`echo "${ATOLL_ISOLATE_SHIM-unset} ${PATH:+has-path}"`)},
+			want:       ExitStatus{Code: 0, Message: "exited with status 0"},
+			wantStdout: "unset has-path\n",
+		},
+		{
+			name:       "shell command not found exits 127",
+			command:    api.CommandInfo{Value: ptr("nosuchcommand-xyz")},
+			want:       ExitStatus{Code: 127, Message: "exited with status 127"},
+			wantStderr: "sh: 1: nosuchcommand-xyz: not found\n",
+		},
+		{
+			name:    "killed by a signal",
+			command: api.CommandInfo{Value: ptr("kill -9 $$")},
+			want:    ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"},
+		},
+		{
+			name:           "output is appended",
+			command:        api.CommandInfo{Value: ptr("echo after")},
+			existingStdout: "before\n",
+			want:           ExitStatus{Code: 0, Message: "exited with status 0"},
+			wantStdout:     "before\nafter\n",
+		},
+		{
+			name:       "stdin is empty",
+			command:    api.CommandInfo{Value: ptr("cat; echo done")},
+			want:       ExitStatus{Code: 0, Message: "exited with status 0"},
+			wantStdout: "done\n",
+		},
+	}
+	p := newTestProcess(t, t.TempDir())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := shellSpec(t, "")
+			spec.Command = tc.command
+			spec.Env = tc.env
+			if tc.existingStdout != "" {
+				if err := os.WriteFile(filepath.Join(spec.Sandbox, "stdout"), []byte(tc.existingStdout), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			launch(t, p, spec)
+			got := waitExit(t, p, spec.ContainerID)
+			if got != tc.want {
+				t.Errorf("status = %+v, want %+v", got, tc.want)
+			}
+			if got, want := readFile(t, filepath.Join(spec.Sandbox, "stdout")), strings.ReplaceAll(tc.wantStdout, "$SANDBOX", spec.Sandbox); got != want {
+				t.Errorf("stdout = %q, want %q", got, want)
+			}
+			if got := readFile(t, filepath.Join(spec.Sandbox, "stderr")); got != tc.wantStderr {
+				t.Errorf("stderr = %q, want %q", got, tc.wantStderr)
+			}
+		})
+	}
+}
+
+func TestLaunchState(t *testing.T) {
+	p := newTestProcess(t, t.TempDir())
+	spec := shellSpec(t, "exec sleep 100")
+	st := launch(t, p, spec)
+
+	if st.ContainerID != spec.ContainerID || st.Kind != "process" || st.Sandbox != spec.Sandbox {
+		t.Errorf("state = %+v, want container %s, kind process, sandbox %s", st, spec.ContainerID, spec.Sandbox)
+	}
+	startTime, err := readStartTime(st.ShimPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.StartTime != startTime {
+		t.Errorf("StartTime = %d, want the shim's %d", st.StartTime, startTime)
+	}
+	// Fields from 3: state, ppid, pgrp, session.
+	task := procStat(st.PID)
+	if task == nil {
+		t.Fatalf("task %d is not running after Launch", st.PID)
+	}
+	want := []string{strconv.Itoa(st.ShimPID), strconv.Itoa(st.PID), strconv.Itoa(st.ShimPID)}
+	if got := task[1:4]; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("task ppid, pgrp, session = %v, want %v (child of the shim, own group, shim's session)", got, want)
+	}
+	if shim := procStat(st.ShimPID); shim[3] != strconv.Itoa(st.ShimPID) {
+		t.Errorf("shim session = %s, want its own (%d)", shim[3], st.ShimPID)
+	}
+}
+
+func TestLaunchErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*LaunchSpec)
+		// $SANDBOX in wantErr stands for the sandbox path.
+		wantErr string
+	}{
+		{
+			name: "plain command not found",
+			modify: func(s *LaunchSpec) {
+				s.Command = api.CommandInfo{Shell: ptr(false), Value: ptr("no-such-program-xyz")}
+			},
+			wantErr: `launch $ID: "no-such-program-xyz": executable file not found in PATH`,
+		},
+		{
+			name: "plain command path does not exist",
+			modify: func(s *LaunchSpec) {
+				s.Command = api.CommandInfo{Shell: ptr(false), Value: ptr("/nonexistent/prog")}
+			},
+			wantErr: "launch $ID: start task: fork/exec /nonexistent/prog: no such file or directory",
+		},
+		{
+			name:    "unknown user",
+			modify:  func(s *LaunchSpec) { s.Command.User = ptr("no-such-user-xyz") },
+			wantErr: `launch $ID: user "no-such-user-xyz": user: unknown user no-such-user-xyz`,
+		},
+		{
+			name:    "no command",
+			modify:  func(s *LaunchSpec) { s.Command = api.CommandInfo{} },
+			wantErr: "launch $ID: command has no value",
+		},
+		{
+			name:    "container id is a path",
+			modify:  func(s *LaunchSpec) { s.ContainerID = "../escape" },
+			wantErr: `launch ../escape: container id "../escape" cannot name a directory`,
+		},
+		{
+			name:    "relative sandbox",
+			modify:  func(s *LaunchSpec) { s.Sandbox = "sandbox" },
+			wantErr: `launch $ID: sandbox "sandbox" is not an absolute path`,
+		},
+		{
+			name:    "missing sandbox",
+			modify:  func(s *LaunchSpec) { s.Sandbox = filepath.Join(s.Sandbox, "missing") },
+			wantErr: "launch $ID: sandbox: stat $SANDBOX: no such file or directory",
+		},
+		{
+			name: "image",
+			modify: func(s *LaunchSpec) {
+				s.Container = &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: &api.Image{Type: "DOCKER"}}}
+			},
+			wantErr: "launch $ID: the process containerizer cannot run container images",
+		},
+		{
+			name:    "malformed environment entry",
+			modify:  func(s *LaunchSpec) { s.Env = []string{"NOEQUALS"} },
+			wantErr: `launch $ID: environment entry "NOEQUALS" is not NAME=value`,
+		},
+		{
+			name: "secret environment variable",
+			modify: func(s *LaunchSpec) {
+				s.Command.Environment = &api.Environment{Variables: []api.EnvironmentVariable{{Name: "S", Type: "SECRET"}}}
+			},
+			wantErr: `launch $ID: environment variable "S": type "SECRET" is not supported`,
+		},
+	}
+	stateDir := t.TempDir()
+	p := newTestProcess(t, stateDir)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := shellSpec(t, "echo should not run")
+			tc.modify(&spec)
+			_, err := p.Launch(context.Background(), spec)
+			want := strings.NewReplacer("$ID", spec.ContainerID, "$SANDBOX", spec.Sandbox).Replace(tc.wantErr)
+			if err == nil || err.Error() != want {
+				t.Fatalf("Launch error = %v, want %q", err, want)
+			}
+			entries, err := os.ReadDir(stateDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 0 {
+				t.Errorf("state dir holds %v after a failed launch, want nothing", entries)
+			}
+			if _, err := p.Wait(context.Background(), spec.ContainerID); !errors.Is(err, ErrUnknownContainer) {
+				t.Errorf("Wait after a failed launch = %v, want ErrUnknownContainer", err)
+			}
+		})
+	}
+}
+
+func TestLaunchDuplicate(t *testing.T) {
+	p := newTestProcess(t, t.TempDir())
+	spec := shellSpec(t, "exec sleep 100")
+	launch(t, p, spec)
+	_, err := p.Launch(context.Background(), spec)
+	if want := "launch " + spec.ContainerID + ": container already exists"; err == nil || err.Error() != want {
+		t.Errorf("second Launch error = %v, want %q", err, want)
+	}
+}
+
+func TestLaunchCancelled(t *testing.T) {
+	stateDir := t.TempDir()
+	p := newTestProcess(t, stateDir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	spec := shellSpec(t, "exec sleep 100")
+	_, err := p.Launch(ctx, spec)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Launch with a cancelled context = %v, want context.Canceled", err)
+	}
+	entries, err := os.ReadDir(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("state dir holds %v after a cancelled launch, want nothing", entries)
+	}
+}
+
+func TestKill(t *testing.T) {
+	tests := []struct {
+		name       string
+		script     string
+		grace      time.Duration
+		want       ExitStatus
+		wantStdout string
+	}{
+		{
+			name:       "SIGTERM trapped, exits within grace",
+			script:     `trap 'echo term; exit 0' TERM; echo ready; while :; do sleep 0.1; done`,
+			grace:      testTimeout,
+			want:       ExitStatus{Code: 0, Message: "exited with status 0"},
+			wantStdout: "ready\nterm\n",
+		},
+		{
+			name:       "SIGTERM by default",
+			script:     "echo ready; sleep 100",
+			grace:      testTimeout,
+			want:       ExitStatus{Code: -1, Signal: 15, Message: "killed by SIGTERM"},
+			wantStdout: "ready\n",
+		},
+		{
+			name:       "SIGTERM ignored, SIGKILL after grace",
+			script:     `trap '' TERM; echo ready; while :; do sleep 0.1; done`,
+			grace:      300 * time.Millisecond,
+			want:       ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"},
+			wantStdout: "ready\n",
+		},
+		{
+			name:       "no grace",
+			script:     `trap 'echo term; exit 0' TERM; echo ready; while :; do sleep 0.1; done`,
+			grace:      0,
+			want:       ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"},
+			wantStdout: "ready\n",
+		},
+	}
+	p := newTestProcess(t, t.TempDir())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := shellSpec(t, tc.script)
+			launch(t, p, spec)
+			stdout := filepath.Join(spec.Sandbox, "stdout")
+			waitForOutput(t, stdout, "ready\n")
+			if err := p.Kill(context.Background(), spec.ContainerID, tc.grace); err != nil {
+				t.Fatalf("Kill: %v", err)
+			}
+			if got := waitExit(t, p, spec.ContainerID); got != tc.want {
+				t.Errorf("status = %+v, want %+v", got, tc.want)
+			}
+			if got := readFile(t, stdout); got != tc.wantStdout {
+				t.Errorf("stdout = %q, want %q", got, tc.wantStdout)
+			}
+			if err := p.Kill(context.Background(), spec.ContainerID, 0); err != nil {
+				t.Errorf("Kill after exit = %v, want nil", err)
+			}
+		})
+	}
+}
+
+// A second kill request with a shorter grace period brings the SIGKILL forward.
+func TestKillShortensGrace(t *testing.T) {
+	p := newTestProcess(t, t.TempDir())
+	spec := shellSpec(t, `trap '' TERM; echo ready; while :; do sleep 0.1; done`)
+	launch(t, p, spec)
+	waitForOutput(t, filepath.Join(spec.Sandbox, "stdout"), "ready\n")
+	for _, grace := range []time.Duration{time.Hour, 0, time.Hour} {
+		if err := p.Kill(context.Background(), spec.ContainerID, grace); err != nil {
+			t.Fatalf("Kill(%v): %v", grace, err)
+		}
+	}
+	want := ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"}
+	if got := waitExit(t, p, spec.ContainerID); got != want {
+		t.Errorf("status = %+v, want %+v", got, want)
+	}
+}
+
+func TestKillReachesEveryProcess(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		kill   bool
+		want   ExitStatus
+	}{
+		{
+			name:   "children are killed with the task",
+			script: `sleep 100 & echo $! >kids; sleep 100 & echo $! >>kids; echo ready; wait`,
+			kill:   true,
+			want:   ExitStatus{Code: -1, Signal: 15, Message: "killed by SIGTERM"},
+		},
+		{
+			name:   "children ignoring SIGTERM are killed when the task exits",
+			script: `sh -c 'trap "" TERM; exec sleep 100' & echo $! >kids; echo ready; wait`,
+			kill:   true,
+			want:   ExitStatus{Code: -1, Signal: 15, Message: "killed by SIGTERM"},
+		},
+		{
+			name:   "children left behind by an exited task are killed",
+			script: `sleep 100 & echo $! >kids; echo ready; exit 4`,
+			want:   ExitStatus{Code: 4, Message: "exited with status 4"},
+		},
+	}
+	p := newTestProcess(t, t.TempDir())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := shellSpec(t, tc.script)
+			launch(t, p, spec)
+			waitForOutput(t, filepath.Join(spec.Sandbox, "stdout"), "ready\n")
+			kids := readPids(t, filepath.Join(spec.Sandbox, "kids"))
+			if tc.kill {
+				if err := p.Kill(context.Background(), spec.ContainerID, testTimeout); err != nil {
+					t.Fatalf("Kill: %v", err)
+				}
+			}
+			if got := waitExit(t, p, spec.ContainerID); got != tc.want {
+				t.Errorf("status = %+v, want %+v", got, tc.want)
+			}
+			waitGone(t, kids...)
+		})
+	}
+}
+
+// Signals sent to the shim itself reach the task, whose exit is still recorded.
+func TestSignalShim(t *testing.T) {
+	p := newTestProcess(t, t.TempDir())
+	spec := shellSpec(t, `trap 'echo hup' HUP; echo ready; while :; do sleep 0.1; done`)
+	st := launch(t, p, spec)
+	stdout := filepath.Join(spec.Sandbox, "stdout")
+	waitForOutput(t, stdout, "ready\n")
+	if err := syscall.Kill(st.ShimPID, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForOutput(t, stdout, "ready\nhup\n")
+	if err := syscall.Kill(st.ShimPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	want := ExitStatus{Code: -1, Signal: 15, Message: "killed by SIGTERM"}
+	if got := waitExit(t, p, spec.ContainerID); got != want {
+		t.Errorf("status = %+v, want %+v", got, want)
+	}
+}
+
+func TestShimDeath(t *testing.T) {
+	p := newTestProcess(t, t.TempDir())
+	spec := shellSpec(t, "exec sleep 100")
+	st := launch(t, p, spec)
+	if err := syscall.Kill(st.ShimPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	want := ExitStatus{Code: -1, Message: "the task's supervisor died (signal: killed) without recording the task's exit"}
+	if got := waitExit(t, p, spec.ContainerID); got != want {
+		t.Errorf("status = %+v, want %+v", got, want)
+	}
+	waitGone(t, st.PID)
+}
+
+func TestWaitContext(t *testing.T) {
+	p := newTestProcess(t, t.TempDir())
+	spec := shellSpec(t, "exec sleep 100")
+	launch(t, p, spec)
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := p.Wait(cancelled, spec.ContainerID)
+	if want := "wait for " + spec.ContainerID + ": context canceled"; !errors.Is(err, context.Canceled) || err.Error() != want {
+		t.Errorf("Wait(cancelled) = %v, want %q", err, want)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := p.Wait(short, spec.ContainerID); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait(timeout) = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestConcurrentWaiters(t *testing.T) {
+	p := newTestProcess(t, t.TempDir())
+	spec := shellSpec(t, "exec sleep 100")
+	launch(t, p, spec)
+	const waiters = 8
+	results := make(chan ExitStatus, waiters)
+	errs := make(chan error, waiters)
+	for range waiters {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			status, err := p.Wait(ctx, spec.ContainerID)
+			results <- status
+			errs <- err
+		}()
+	}
+	if err := p.Kill(context.Background(), spec.ContainerID, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"}
+	for range waiters {
+		if err := <-errs; err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+		if got := <-results; got != want {
+			t.Errorf("status = %+v, want %+v", got, want)
+		}
+	}
+}
+
+func TestUnknownContainer(t *testing.T) {
+	p := newTestProcess(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := p.Wait(ctx, "nope"); !errors.Is(err, ErrUnknownContainer) {
+		t.Errorf("Wait = %v, want ErrUnknownContainer", err)
+	}
+	if err := p.Kill(ctx, "nope", 0); !errors.Is(err, ErrUnknownContainer) {
+		t.Errorf("Kill = %v, want ErrUnknownContainer", err)
+	}
+	if err := p.Destroy(ctx, "nope"); !errors.Is(err, ErrUnknownContainer) {
+		t.Errorf("Destroy = %v, want ErrUnknownContainer", err)
+	}
+}
+
+func TestDestroy(t *testing.T) {
+	stateDir := t.TempDir()
+	p := newTestProcess(t, stateDir)
+	spec := shellSpec(t, "echo kept; exec sleep 100")
+	launch(t, p, spec)
+	waitForOutput(t, filepath.Join(spec.Sandbox, "stdout"), "kept\n")
+	ctx := context.Background()
+
+	err := p.Destroy(ctx, spec.ContainerID)
+	if want := "destroy " + spec.ContainerID + ": container is still running"; err == nil || err.Error() != want {
+		t.Fatalf("Destroy(running) = %v, want %q", err, want)
+	}
+	if err := p.Kill(ctx, spec.ContainerID, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, p, spec.ContainerID)
+	if err := p.Destroy(ctx, spec.ContainerID); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, spec.ContainerID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("records after Destroy: stat = %v, want not exist", err)
+	}
+	if got := readFile(t, filepath.Join(spec.Sandbox, "stdout")); got != "kept\n" {
+		t.Errorf("sandbox stdout after Destroy = %q, want %q", got, "kept\n")
+	}
+	if _, err := p.Wait(ctx, spec.ContainerID); !errors.Is(err, ErrUnknownContainer) {
+		t.Errorf("Wait after Destroy = %v, want ErrUnknownContainer", err)
+	}
+}
+
+// TestRecover simulates an agent restart: a second Process on the same StateDir takes
+// over containers the first one launched.
+func TestRecover(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	supervisorGone := ExitStatus{Code: -1,
+		Message: "the task's supervisor died (gone when the agent recovered) without recording the task's exit"}
+
+	t.Run("running task is killed and waited for", func(t *testing.T) {
+		stateDir := t.TempDir()
+		before := newTestProcess(t, stateDir)
+		spec := shellSpec(t, "echo ready; exec sleep 100")
+		st := launch(t, before, spec)
+		waitForOutput(t, filepath.Join(spec.Sandbox, "stdout"), "ready\n")
+
+		after := newTestProcess(t, stateDir)
+		stopOnCleanup(t, after, st.ContainerID)
+		if err := after.Recover(context.Background(), []State{st}); err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+		if err := after.Recover(context.Background(), []State{st}); err != nil {
+			t.Fatalf("second Recover: %v", err)
+		}
+		if _, err := after.Wait(cancelled, st.ContainerID); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait on the running recovered task = %v, want context.Canceled", err)
+		}
+		if err := after.Kill(context.Background(), st.ContainerID, testTimeout); err != nil {
+			t.Fatalf("Kill: %v", err)
+		}
+		want := ExitStatus{Code: -1, Signal: 15, Message: "killed by SIGTERM"}
+		if got := waitExit(t, after, st.ContainerID); got != want {
+			t.Errorf("status = %+v, want %+v", got, want)
+		}
+		waitGone(t, st.PID)
+	})
+
+	t.Run("kill escalates while the agent is down", func(t *testing.T) {
+		stateDir := t.TempDir()
+		before := newTestProcess(t, stateDir)
+		spec := shellSpec(t, `trap '' TERM; echo ready; while :; do sleep 0.1; done`)
+		st := launch(t, before, spec)
+		waitForOutput(t, filepath.Join(spec.Sandbox, "stdout"), "ready\n")
+		if err := before.Kill(context.Background(), st.ContainerID, 200*time.Millisecond); err != nil {
+			t.Fatalf("Kill: %v", err)
+		}
+
+		after := newTestProcess(t, stateDir)
+		stopOnCleanup(t, after, st.ContainerID)
+		if err := after.Recover(context.Background(), []State{st}); err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+		want := ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"}
+		if got := waitExit(t, after, st.ContainerID); got != want {
+			t.Errorf("status = %+v, want %+v", got, want)
+		}
+	})
+
+	t.Run("task exited while the agent was down", func(t *testing.T) {
+		stateDir := t.TempDir()
+		before := newTestProcess(t, stateDir)
+		st := launch(t, before, shellSpec(t, "exit 7"))
+		waitExit(t, before, st.ContainerID)
+
+		after := newTestProcess(t, stateDir)
+		if err := after.Recover(context.Background(), []State{st}); err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+		// Already known to have ended, so even a done context gets the status.
+		status, err := after.Wait(cancelled, st.ContainerID)
+		if want := (ExitStatus{Code: 7, Message: "exited with status 7"}); err != nil || status != want {
+			t.Errorf("Wait = %+v, %v, want %+v", status, err, want)
+		}
+		if err := after.Kill(context.Background(), st.ContainerID, 0); err != nil {
+			t.Errorf("Kill after exit = %v, want nil", err)
+		}
+		if err := after.Destroy(context.Background(), st.ContainerID); err != nil {
+			t.Errorf("Destroy: %v", err)
+		}
+	})
+
+	t.Run("shim killed while the agent was down", func(t *testing.T) {
+		stateDir := t.TempDir()
+		before := newTestProcess(t, stateDir)
+		st := launch(t, before, shellSpec(t, "exec sleep 100"))
+		if err := syscall.Kill(st.ShimPID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitExit(t, before, st.ContainerID)
+
+		after := newTestProcess(t, stateDir)
+		if err := after.Recover(context.Background(), []State{st}); err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+		if status, err := after.Wait(cancelled, st.ContainerID); err != nil || status != supervisorGone {
+			t.Errorf("Wait = %+v, %v, want %+v", status, err, supervisorGone)
+		}
+	})
+
+	t.Run("reused shim pid is not mistaken for the shim", func(t *testing.T) {
+		stateDir := t.TempDir()
+		before := newTestProcess(t, stateDir)
+		st := launch(t, before, shellSpec(t, "exec sleep 100"))
+
+		// The same pid with another start time is another process.
+		reused := st
+		reused.StartTime++
+		after := newTestProcess(t, stateDir)
+		if err := after.Recover(context.Background(), []State{reused}); err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+		if status, err := after.Wait(cancelled, st.ContainerID); err != nil || status != supervisorGone {
+			t.Errorf("Wait = %+v, %v, want %+v", status, err, supervisorGone)
+		}
+		if !running(st.PID) {
+			t.Errorf("task %d was disturbed by recovering a stale state", st.PID)
+		}
+	})
+
+	t.Run("bad states", func(t *testing.T) {
+		stateDir := t.TempDir()
+		p := newTestProcess(t, stateDir)
+		err := p.Recover(context.Background(), []State{
+			{ContainerID: "a", Kind: "runc", ShimPID: 1},
+			{ContainerID: "b", Kind: "process", ShimPID: 1},
+		})
+		want := `recover a: kind "runc" is not "process"` + "\n" +
+			"recover b: container records: stat " + filepath.Join(stateDir, "b") + ": no such file or directory"
+		if err == nil || err.Error() != want {
+			t.Errorf("Recover error = %v, want %q", err, want)
+		}
+	})
+}
+
+func TestUser(t *testing.T) {
+	requireRoot(t)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	self, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		user       string
+		wantStdout string
+		wantOwner  string
+	}{
+		{
+			name:       "other user",
+			user:       "nobody",
+			wantStdout: fmt.Sprintf("%s %s %s nobody\n", nobody.Uid, nobody.Gid, nobody.HomeDir),
+			wantOwner:  nobody.Uid,
+		},
+		{
+			name:       "own user",
+			user:       self.Username,
+			wantStdout: fmt.Sprintf("%s %s %s %s\n", self.Uid, self.Gid, os.Getenv("HOME"), os.Getenv("USER")),
+			wantOwner:  self.Uid,
+		},
+	}
+	p := newTestProcess(t, t.TempDir())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := shellSpec(t, `echo "$(id -u) $(id -g) $HOME $USER"`)
+			spec.Command.User = &tc.user
+			// t.TempDir's parent is private to root; the task's user must reach the sandbox.
+			if err := os.Chmod(filepath.Dir(spec.Sandbox), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			launch(t, p, spec)
+			if got, want := waitExit(t, p, spec.ContainerID), (ExitStatus{Message: "exited with status 0"}); got != want {
+				t.Errorf("status = %+v, want %+v; stderr %q", got, want, readFile(t, filepath.Join(spec.Sandbox, "stderr")))
+			}
+			if got := readFile(t, filepath.Join(spec.Sandbox, "stdout")); got != tc.wantStdout {
+				t.Errorf("stdout = %q, want %q", got, tc.wantStdout)
+			}
+			fi, err := os.Stat(spec.Sandbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Uid)); got != tc.wantOwner {
+				t.Errorf("sandbox owner = %s, want %s", got, tc.wantOwner)
+			}
+		})
+	}
+}
+
+// requireRoot skips a test that needs root, except under CI, which must run it.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this test needs root and CI must run it: run the tests as root")
+	}
+	t.Skip("needs root to run tasks as another user")
+}
+
+func TestProcessConfigValidate(t *testing.T) {
+	cfg := DefaultProcessConfig()
+	if err := cfg.Validate(); err == nil || err.Error() != "process containerizer: StateDir is required" {
+		t.Errorf("Validate without StateDir = %v", err)
+	}
+	if _, err := NewProcess(cfg); err == nil {
+		t.Error("NewProcess without StateDir succeeded")
+	}
+	cfg.StateDir = filepath.Join(t.TempDir(), "containers")
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
+	}
+	if _, err := NewProcess(cfg); err != nil {
+		t.Fatalf("NewProcess: %v", err)
+	}
+	if fi, err := os.Stat(cfg.StateDir); err != nil || !fi.IsDir() {
+		t.Errorf("state dir not created: %v", err)
+	}
+}
