@@ -1,0 +1,388 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/atoll/atoll/isolate"
+	"github.com/atoll/atoll/node/agent"
+	"github.com/atoll/atoll/node/master"
+)
+
+// Info tells the caller of Run where the started node can be reached.
+type Info struct {
+	// APIURL is the master API (http://host:port) when this node is a master, else the
+	// first master known through gossip.
+	APIURL string
+	// AgentURL is this node's agent HTTP address when it runs an agent.
+	AgentURL string
+	// AgentID is the agent's id once registered.
+	AgentID string
+	// GossipAddr is where other nodes --join this one.
+	GossipAddr string
+	// DataDir is where the node keeps its state.
+	DataDir string
+}
+
+// Run starts the node's roles and blocks until ctx is done, then stops them cleanly (an
+// agent kills its tasks first when KillTasksOnExit is set). ready is called once every
+// role is serving.
+func Run(ctx context.Context, cfg Config, ready func(Info)) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger.With("node", cfg.Name)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	id, err := nodeID(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	adv, err := advertiseIP(cfg)
+	if err != nil {
+		return err
+	}
+	info := Info{DataDir: cfg.DataDir}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+
+	// Listeners first, so port 0 resolves before gossip advertises the addresses.
+	var apiLn net.Listener
+	tags := map[string]string{TagID: id, TagVersion: Version}
+	var roles []string
+	if cfg.Master {
+		roles = append(roles, RoleMaster)
+		apiLn, err = net.Listen("tcp", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.APIPort)))
+		if err != nil {
+			return fmt.Errorf("master API listener: %w", err)
+		}
+		defer apiLn.Close()
+		info.APIURL = "http://" + net.JoinHostPort(adv, strconv.Itoa(apiLn.Addr().(*net.TCPAddr).Port))
+		tags[TagAPI] = info.APIURL
+	}
+	if cfg.Agent {
+		roles = append(roles, RoleAgent)
+	}
+	tags[TagRole] = strings.Join(roles, ",")
+
+	raftPort := cfg.RaftPort
+	if cfg.Master && raftPort == 0 {
+		if raftPort, err = freePort(cfg.BindAddr); err != nil {
+			return err
+		}
+	}
+	if cfg.Master {
+		tags[TagRaft] = net.JoinHostPort(adv, strconv.Itoa(raftPort))
+	}
+
+	mcfg := DefaultMembershipConfig()
+	mcfg.Name = cfg.Name
+	mcfg.BindAddr = cfg.BindAddr
+	mcfg.AdvertiseAddr = adv
+	mcfg.Port = cfg.GossipPort
+	mcfg.Join = cfg.Join
+	mcfg.Tags = tags
+	mcfg.Dev = cfg.Dev
+	mcfg.Logger = cfg.Logger.With("component", "gossip")
+	mcfg.SnapshotPath = filepath.Join(cfg.DataDir, "serf.snapshot")
+	members, err := NewMembership(mcfg)
+	if err != nil {
+		return fmt.Errorf("gossip: %w", err)
+	}
+	defer members.Shutdown()
+	info.GossipAddr = members.Addr()
+	go func() {
+		// A name already taken in the cluster can never join: stop instead of idling.
+		if err := members.WaitJoined(ctx); errors.Is(err, ErrNameConflict) {
+			errc <- fmt.Errorf("gossip: %w (pick another --name)", err)
+		}
+	}()
+
+	var m *master.Master
+	if cfg.Master {
+		m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, log)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("master API: %w", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := m.Run(ctx); err != nil {
+				errc <- fmt.Errorf("master: %w", err)
+			}
+			shutdownCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
+			defer c()
+			_ = srv.Shutdown(shutdownCtx)
+		}()
+		if cfg.BootstrapExpect > 1 && !m.Raft().HasState() {
+			go bootstrapWhenMastersMeet(ctx, cfg.BootstrapExpect, m, members, log)
+		}
+	}
+
+	var a *agent.Agent
+	if cfg.Agent {
+		a, err = startAgent(cfg, adv, members, info.APIURL)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		info.AgentURL = "http://" + a.HTTPAddr()
+		tags = withTag(tags, TagAgentHTTP, a.HTTPAddr())
+		if err := members.SetTags(tags); err != nil {
+			log.Warn("could not publish the agent address in gossip", "err", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("agent: %w", err)
+			}
+		}()
+	}
+
+	go func() {
+		if err := waitReady(ctx, m, a); err != nil {
+			return
+		}
+		if a != nil {
+			info.AgentID = a.ID()
+			if err := members.SetTags(withTag(tags, TagAgentID, info.AgentID)); err != nil {
+				log.Warn("could not publish the agent id in gossip", "err", err)
+			}
+		}
+		if info.APIURL == "" {
+			if apis := members.MasterAPIs(); len(apis) > 0 {
+				info.APIURL = apis[0]
+			}
+		}
+		if ready != nil {
+			ready(info)
+		}
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		log.Error("role failed; stopping the node", "err", runErr)
+	}
+	if a != nil {
+		stopCtx, c := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := a.Shutdown(stopCtx, cfg.KillTasksOnExit); err != nil {
+			log.Warn("agent shutdown", "err", err)
+		}
+		c()
+	}
+	cancel()
+	wg.Wait()
+	if err := members.Leave(); err != nil {
+		log.Debug("gossip leave", "err", err)
+	}
+	return runErr
+}
+
+func withTag(tags map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(tags)+1)
+	for key, val := range tags {
+		out[key] = val
+	}
+	out[k] = v
+	return out
+}
+
+func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, apiURL string, members *Membership, log *slog.Logger) (*master.Master, error) {
+	mc := master.DefaultConfig()
+	mc.ID = id
+	mc.DataDir = filepath.Join(cfg.DataDir, "master")
+	mc.RaftAddr = net.JoinHostPort(cfg.BindAddr, strconv.Itoa(raftPort))
+	mc.RaftAdvertise = net.JoinHostPort(adv, strconv.Itoa(raftPort))
+	mc.APIURL = apiURL
+	mc.Hostname = cfg.Name
+	mc.Version = Version
+	mc.Dev = cfg.Dev
+	mc.BootstrapSelf = cfg.BootstrapExpect == 1
+	mc.AgentTimeout = cfg.AgentTimeout
+	mc.OfferTimeout = cfg.OfferTimeout
+	mc.Logger = cfg.Logger
+	mc.Members = members.Members
+	mc.LeaderAPI = func(serverID string) string {
+		for _, mem := range members.Masters() {
+			if mem.Tags[TagID] == serverID {
+				return mem.Tags[TagAPI]
+			}
+		}
+		return ""
+	}
+	if cfg.Dev {
+		// One process on a laptop: frameworks and agents are local, so failures show fast.
+		mc.HeartbeatInterval = 5 * time.Second
+	}
+	m, err := master.New(mc)
+	if err != nil {
+		return nil, err
+	}
+	members.Subscribe(func(ev MemberEvent) {
+		if ev.Type == MemberFailed && HasRole(ev.Member, RoleAgent) {
+			if agentID := ev.Member.Tags[TagAgentID]; agentID != "" {
+				m.AgentFailed(agentID)
+			}
+		}
+	})
+	log.Info("master starting", "id", id, "api", apiURL, "raft", mc.RaftAdvertise, "bootstrap_expect", cfg.BootstrapExpect)
+	return m, nil
+}
+
+// TagAgentID carries the agent id of a node running an agent, so masters can map a gossip
+// failure to the agent.
+const TagAgentID = "agent_id"
+
+// bootstrapWhenMastersMeet forms the first Raft configuration once bootstrap-expect
+// masters know each other. Every master computes the same configuration from gossip, so
+// bootstrapping on each of them is safe; one with Raft state on disk never does.
+func bootstrapWhenMastersMeet(ctx context.Context, n int, m *master.Master, members *Membership, log *slog.Logger) {
+	masters, err := members.WaitForMasters(ctx, n)
+	if err != nil {
+		return
+	}
+	var servers []raft.Server
+	for _, mem := range masters {
+		servers = append(servers, raft.Server{ID: raft.ServerID(mem.Tags[TagID]), Address: raft.ServerAddress(mem.Tags[TagRaft])})
+	}
+	sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
+	if err := m.Raft().Bootstrap(servers); err != nil {
+		log.Warn("raft bootstrap", "err", err)
+		return
+	}
+	log.Info("raft bootstrapped", "masters", len(servers))
+}
+
+func startAgent(cfg Config, adv string, members *Membership, localAPI string) (*agent.Agent, error) {
+	ac := agent.DefaultConfig()
+	ac.WorkDir = cfg.WorkDir
+	if ac.WorkDir == "" {
+		ac.WorkDir = filepath.Join(cfg.DataDir, "agent")
+	}
+	ac.Hostname = adv
+	ac.Resources = cfg.Resources
+	ac.Attributes = cfg.Attributes
+	ac.HTTPAddr = net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.AgentPort))
+	ac.Logger = cfg.Logger
+	ac.Version = Version
+	ac.Masters = func() []string {
+		apis := members.MasterAPIs()
+		if localAPI != "" {
+			apis = append([]string{localAPI}, apis...)
+		}
+		return apis
+	}
+	c, err := isolate.NewProcess(isolate.ProcessConfig{
+		Logger:   cfg.Logger.With("component", "isolate"),
+		StateDir: filepath.Join(ac.WorkDir, "containers"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("containerizer: %w", err)
+	}
+	ac.Containerizer = c
+	return agent.New(ac)
+}
+
+// waitReady waits until the master leads or knows a leader, and the agent registered.
+func waitReady(ctx context.Context, m *master.Master, a *agent.Agent) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ok := true
+		if m != nil && !m.IsLeader() && !m.HasLeader() {
+			ok = false
+		}
+		if a != nil && a.ID() == "" {
+			ok = false
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// nodeID returns the node's stable id, made once and kept in the data dir.
+func nodeID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	buf := make([]byte, 8)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write node id: %w", err)
+	}
+	return id, nil
+}
+
+// advertiseIP picks the address other nodes use: AdvertiseAddr, else BindAddr, else the
+// first non-loopback IPv4 address when bound to all interfaces.
+func advertiseIP(cfg Config) (string, error) {
+	if cfg.AdvertiseAddr != "" {
+		return cfg.AdvertiseAddr, nil
+	}
+	if ip := net.ParseIP(cfg.BindAddr); ip != nil && !ip.IsUnspecified() {
+		return cfg.BindAddr, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("list interface addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "127.0.0.1", nil
+}
+
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
