@@ -1,0 +1,202 @@
+package agent
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/isolate"
+)
+
+func openTestCheckpoint(t testing.TB, path string) *checkpoint {
+	t.Helper()
+	cp, err := openCheckpoint(path)
+	if err != nil {
+		t.Fatalf("open checkpoint: %v", err)
+	}
+	t.Cleanup(func() { cp.close() })
+	return cp
+}
+
+func testRecord(framework, taskID string, state api.TaskState) taskRecord {
+	cmd := "sleep 10"
+	return taskRecord{
+		FrameworkID: framework,
+		Framework:   api.FrameworkInfo{User: "root", Name: "test", ID: &api.FrameworkID{Value: framework}},
+		Task: api.TaskInfo{
+			Name:    taskID,
+			TaskID:  api.TaskID{Value: taskID},
+			AgentID: api.AgentID{Value: "agent-1"},
+			Command: &api.CommandInfo{Value: &cmd},
+			Resources: []api.Resource{
+				{Name: "cpus", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 0.5}},
+				{Name: "ports", Type: api.Ranges, Ranges: &api.ValueRanges{Range: []api.ValueRange{{Begin: 31000, End: 31001}}}},
+			},
+		},
+		ContainerID: "c-" + taskID,
+		Sandbox:     "/sandboxes/" + taskID,
+		Container:   &isolate.State{ContainerID: "c-" + taskID, Kind: "process", Sandbox: "/sandboxes/" + taskID, PID: 42, ShimPID: 41, StartTime: 1234},
+		State:       state,
+	}
+}
+
+func testUpdate(framework, taskID string, state api.TaskState, uuidByte byte) api.AgentCallUpdate {
+	return api.AgentCallUpdate{
+		FrameworkID: api.FrameworkID{Value: framework},
+		Status: api.TaskStatus{
+			TaskID:    api.TaskID{Value: taskID},
+			State:     state,
+			Source:    api.SourceExecutor,
+			AgentID:   &api.AgentID{Value: "agent-1"},
+			Timestamp: 1700000000.25,
+			UUID:      []byte{uuidByte, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+		},
+	}
+}
+
+// TestCheckpointSurvivesReopen writes identity, tasks and updates, reopens the file and
+// reads back exactly the same content with each task's updates in the order written.
+func TestCheckpointSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta", "agent.db")
+	cp, err := openCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.setBootID("boot-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.setAgentID("agent-1"); err != nil {
+		t.Fatal(err)
+	}
+	recA := testRecord("fw-1", "a", api.TaskRunning)
+	recB := testRecord("fw-2", "b", api.TaskFinished)
+	updatesA := []api.AgentCallUpdate{
+		testUpdate("fw-1", "a", api.TaskRunning, 1),
+		testUpdate("fw-1", "a", api.TaskKilling, 2),
+		testUpdate("fw-1", "a", api.TaskKilled, 3),
+	}
+	var want []checkpointedTask
+	var queueA []queuedUpdate
+	for _, u := range updatesA {
+		seq, err := cp.appendUpdate(&recA, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queueA = append(queueA, queuedUpdate{seq: seq, update: u})
+	}
+	if err := cp.putTask(&recB); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, checkpointedTask{record: recA, updates: queueA}, checkpointedTask{record: recB})
+	if err := cp.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cp = openTestCheckpoint(t, path)
+	agentID, bootID, err := cp.identity()
+	if err != nil || agentID != "agent-1" || bootID != "boot-1" {
+		t.Fatalf("identity = %q, %q, %v; want agent-1, boot-1", agentID, bootID, err)
+	}
+	got, err := cp.tasks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("tasks after reopen:\n got %+v\nwant %+v", got, want)
+	}
+	if queueA[0].seq >= queueA[1].seq || queueA[1].seq >= queueA[2].seq {
+		t.Fatalf("sequence numbers not increasing: %d %d %d", queueA[0].seq, queueA[1].seq, queueA[2].seq)
+	}
+}
+
+// TestCheckpointAcknowledgeRemoves removes acknowledged updates (head and middle) and
+// keeps the rest in order; deleting a task removes its queue too.
+func TestCheckpointAcknowledgeRemoves(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.db")
+	cp := openTestCheckpoint(t, path)
+	rec := testRecord("fw-1", "a", api.TaskFinished)
+	var queue []queuedUpdate
+	for i, state := range []api.TaskState{api.TaskRunning, api.TaskKilling, api.TaskKilled, api.TaskLost} {
+		u := testUpdate("fw-1", "a", state, byte(i))
+		seq, err := cp.appendUpdate(&rec, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queue = append(queue, queuedUpdate{seq: seq, update: u})
+	}
+	for _, seq := range []uint64{queue[0].seq, queue[2].seq} {
+		if err := cp.removeUpdate(rec.key(), seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Removing an update of a task without a queue is not an error.
+	if err := cp.removeUpdate(taskKey("fw-9", "none"), 1); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cp.tasks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []checkpointedTask{{record: rec, updates: []queuedUpdate{queue[1], queue[3]}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after acks:\n got %+v\nwant %+v", got, want)
+	}
+
+	if err := cp.deleteTask(rec.key()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cp.tasks(); err != nil || len(got) != 0 {
+		t.Fatalf("after delete: %+v, %v; want nothing", got, err)
+	}
+	// A new queue for the same key starts empty: nothing of the old one is left.
+	if _, err := cp.appendUpdate(&rec, testUpdate("fw-1", "a", api.TaskRunning, 9)); err != nil {
+		t.Fatal(err)
+	}
+	got, err = cp.tasks()
+	if err != nil || len(got) != 1 || len(got[0].updates) != 1 || got[0].updates[0].update.Status.UUID[0] != 9 {
+		t.Fatalf("after re-adding: %+v, %v; want one task with update 9 only", got, err)
+	}
+}
+
+// TestCheckpointDropAndReset covers framework removal (queue dropped, record kept) and a
+// reboot (everything but the new boot id forgotten).
+func TestCheckpointDropAndReset(t *testing.T) {
+	cp := openTestCheckpoint(t, filepath.Join(t.TempDir(), "agent.db"))
+	rec := testRecord("fw-1", "a", api.TaskRunning)
+	if _, err := cp.appendUpdate(&rec, testUpdate("fw-1", "a", api.TaskRunning, 1)); err != nil {
+		t.Fatal(err)
+	}
+	rec.FrameworkRemoved = true
+	if err := cp.dropUpdates(&rec); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cp.tasks()
+	if err != nil || !reflect.DeepEqual(got, []checkpointedTask{{record: rec}}) {
+		t.Fatalf("after drop: %+v, %v; want the record alone", got, err)
+	}
+	if err := cp.setAgentID("agent-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.reset("boot-2"); err != nil {
+		t.Fatal(err)
+	}
+	agentID, bootID, err := cp.identity()
+	if err != nil || agentID != "" || bootID != "boot-2" {
+		t.Fatalf("identity after reset = %q, %q, %v; want \"\", boot-2", agentID, bootID, err)
+	}
+	if got, err := cp.tasks(); err != nil || len(got) != 0 {
+		t.Fatalf("tasks after reset: %+v, %v; want none", got, err)
+	}
+}
+
+// TestCheckpointLocked refuses a second opener of the same file instead of hanging.
+func TestCheckpointLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.db")
+	openTestCheckpoint(t, path)
+	_, err := openCheckpoint(path)
+	if err == nil || !strings.Contains(err.Error(), "locked by another agent process") {
+		t.Fatalf("second open: %v; want a lock error", err)
+	}
+}

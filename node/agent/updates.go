@@ -1,0 +1,168 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/atoll/atoll/api"
+)
+
+// The status update manager, as in Mesos: every update is checkpointed before it is sent;
+// per task the updates form a queue of which only the head is in flight, resent with
+// exponential backoff until the framework's acknowledgement (relayed by the master) removes
+// it. A 202 from the master only means it received the call.
+
+// sandboxLabel is the status update label that tells clients (atoll task run, log
+// tailers) where the task's sandbox is.
+const sandboxLabel = "sandbox_directory"
+
+// updateLocked records a new status of t: the task's record becomes rec with rec.State set
+// to status.State, and the status is filled in (task, agent, time, a fresh uuid, container
+// status, sandbox label) and queued. Record and update are checkpointed in one transaction
+// before anything is sent. For a task of a removed framework nothing is queued, and a
+// terminal status removes the task. It reports whether the status was recorded. a.mu must
+// be held.
+func (a *Agent) updateLocked(t *task, rec taskRecord, status api.TaskStatus) bool {
+	rec.State = status.State
+	if rec.FrameworkRemoved {
+		if status.State.Terminal() {
+			t.rec = rec
+			a.removeTaskLocked(t)
+			return true
+		}
+		if err := a.cp.putTask(&rec); err != nil {
+			a.log.Error("cannot checkpoint task", "task", rec.Task.TaskID.Value, "err", err)
+			return false
+		}
+		t.rec = rec
+		return true
+	}
+	status.TaskID = rec.Task.TaskID
+	if a.agentID != "" {
+		status.AgentID = &api.AgentID{Value: a.agentID}
+	}
+	status.Timestamp = float64(time.Now().UnixNano()) / 1e9
+	id := uuid.New()
+	status.UUID = id[:]
+	if rec.Container != nil && status.ContainerStatus == nil {
+		pid := rec.Container.ShimPID
+		if pid == 0 {
+			pid = rec.Container.PID
+		}
+		status.ContainerStatus = &api.ContainerStatus{
+			ContainerID:  &api.ContainerID{Value: rec.ContainerID},
+			ExecutorPID:  uint32(pid),
+			NetworkInfos: []api.NetworkInfo{{IPAddresses: []api.IPAddress{{IPAddress: a.ip}}}},
+		}
+	}
+	if rec.Sandbox != "" {
+		status.Labels = &api.Labels{Labels: []api.Label{{Key: sandboxLabel, Value: rec.Sandbox}}}
+	}
+	update := api.AgentCallUpdate{FrameworkID: api.FrameworkID{Value: rec.FrameworkID}, Status: status}
+	seq, err := a.cp.appendUpdate(&rec, update)
+	if err != nil {
+		a.log.Error("cannot checkpoint status update; it is lost", "task", rec.Task.TaskID.Value, "state", status.State, "err", err)
+		return false
+	}
+	t.rec = rec
+	t.queue = append(t.queue, queuedUpdate{seq: seq, update: update})
+	a.log.Info("task status", "framework", rec.FrameworkID, "task", rec.Task.TaskID.Value, "state", status.State, "message", status.Message, "reason", status.Reason)
+	if len(t.queue) == 1 {
+		t.nextSend, t.backoff = time.Time{}, a.cfg.UpdateRetryInitial
+		a.kickSender()
+	}
+	return true
+}
+
+// acknowledge removes the acknowledged update from its task's queue; once a terminal
+// task's last update is acknowledged the task is forgotten and its container destroyed.
+func (a *Agent) acknowledge(ack *api.AgentEventAcknowledge) {
+	key := taskKey(ack.FrameworkID.Value, ack.TaskID.Value)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := a.tasks[key]
+	if t == nil {
+		a.log.Debug("ignoring acknowledgement for a task this agent does not hold", "framework", ack.FrameworkID.Value, "task", ack.TaskID.Value)
+		return
+	}
+	i := slices.IndexFunc(t.queue, func(q queuedUpdate) bool { return bytes.Equal(q.update.Status.UUID, ack.UUID) })
+	if i < 0 {
+		a.log.Debug("ignoring acknowledgement of an unknown update", "framework", ack.FrameworkID.Value, "task", ack.TaskID.Value)
+		return
+	}
+	if err := a.cp.removeUpdate(key, t.queue[i].seq); err != nil {
+		a.log.Error("cannot checkpoint acknowledgement; the update will be resent", "task", ack.TaskID.Value, "err", err)
+		return
+	}
+	t.queue = slices.Delete(t.queue, i, i+1)
+	switch {
+	case len(t.queue) == 0 && t.rec.State.Terminal():
+		a.removeTaskLocked(t)
+	case i == 0 && len(t.queue) > 0:
+		t.nextSend, t.backoff = time.Time{}, a.cfg.UpdateRetryInitial
+		a.kickSender()
+	}
+}
+
+func (a *Agent) kickSender() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sendUpdates sends each task's head update when it is due, until ctx ends.
+func (a *Agent) sendUpdates(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		sess, due, wait := a.dueUpdates(time.Now())
+		for _, u := range due {
+			err := a.call(ctx, sess, api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: sess.agentID}, Update: &u})
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				a.log.Warn("status update not delivered, will resend", "task", u.Status.TaskID.Value, "state", u.Status.State, "err", err)
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		case <-timer.C:
+		}
+	}
+}
+
+// dueUpdates returns the head updates due at now (scheduling their resends), the session
+// to send them on, and how long until the next one is due. Nothing is due while the agent
+// is not registered: registering makes every head due at once.
+func (a *Agent) dueUpdates(now time.Time) (session, []api.AgentCallUpdate, time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	wait := time.Hour
+	if a.session == nil {
+		return session{}, nil, wait
+	}
+	var due []api.AgentCallUpdate
+	for _, t := range a.tasks {
+		if len(t.queue) == 0 {
+			continue
+		}
+		if now.Before(t.nextSend) {
+			wait = min(wait, t.nextSend.Sub(now))
+			continue
+		}
+		due = append(due, t.queue[0].update)
+		t.nextSend = now.Add(t.backoff)
+		wait = min(wait, t.backoff)
+		t.backoff = min(2*t.backoff, a.cfg.UpdateRetryMax)
+	}
+	return *a.session, due, wait
+}
