@@ -83,6 +83,9 @@ type task struct {
 	// done is closed when the goroutine launching or watching the container exits; nil
 	// while none runs.
 	done chan struct{}
+	// written settles once the task's record from LAUNCH is on disk; the container is
+	// not started before.
+	written *cpOp
 }
 
 // TaskView is a snapshot of one task the agent holds.
@@ -160,6 +163,7 @@ func New(cfg Config) (*Agent, error) {
 		kick:  make(chan struct{}, 1),
 		tasks: map[string]*task{},
 	}
+	cp.onCommit = a.kickSender
 	if err := a.load(); err != nil {
 		cp.close()
 		return nil, err

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/atoll/atoll/api"
@@ -127,12 +129,12 @@ func TestCheckpointAcknowledgeRemoves(t *testing.T) {
 		queue = append(queue, queuedUpdate{seq: seq, update: u})
 	}
 	for _, seq := range []uint64{queue[0].seq, queue[2].seq} {
-		if err := cp.removeUpdate(rec.key(), seq); err != nil {
+		if err := cp.removeUpdate(rec.key(), seq).wait(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Removing an update of a task without a queue is not an error.
-	if err := cp.removeUpdate(taskKey("fw-9", "none"), 1); err != nil {
+	if err := cp.removeUpdate(taskKey("fw-9", "none"), 1).wait(); err != nil {
 		t.Fatal(err)
 	}
 	got, err := cp.tasks()
@@ -198,5 +200,66 @@ func TestCheckpointLocked(t *testing.T) {
 	_, err := openCheckpoint(path)
 	if err == nil || !strings.Contains(err.Error(), "locked by another agent process") {
 		t.Fatalf("second open: %v; want a lock error", err)
+	}
+}
+
+// TestCheckpointGroupCommit: writes queued concurrently by many tasks all reach the disk,
+// each task's updates in the order they were queued, and sequence numbers continue after a
+// reopen.
+func TestCheckpointGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.db")
+	cp, err := openCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tasks, perTask = 50, 4
+	states := []api.TaskState{api.TaskStarting, api.TaskRunning, api.TaskKilling, api.TaskKilled}
+	var wg sync.WaitGroup
+	for i := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := taskRecord{FrameworkID: "fw", Task: api.TaskInfo{TaskID: api.TaskID{Value: fmt.Sprint("t", i)}}}
+			var ops []*cpOp
+			for j := range perTask {
+				rec.State = states[j]
+				_, op := cp.appendUpdateAsync(&rec, testUpdate("fw", rec.Task.TaskID.Value, states[j], byte(j)))
+				ops = append(ops, op)
+			}
+			for _, op := range ops {
+				if err := op.wait(); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := cp.close(); err != nil {
+		t.Fatal(err)
+	}
+	cp, err = openCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.close()
+	got, err := cp.tasks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != tasks {
+		t.Fatalf("%d tasks on disk, want %d", len(got), tasks)
+	}
+	for _, ct := range got {
+		if ct.record.State != api.TaskKilled || len(ct.updates) != perTask {
+			t.Fatalf("task %s: state %s with %d updates, want TASK_KILLED with %d", ct.record.Task.TaskID.Value, ct.record.State, len(ct.updates), perTask)
+		}
+		for j, u := range ct.updates {
+			if u.update.Status.State != states[j] {
+				t.Fatalf("task %s update %d is %s, want %s", ct.record.Task.TaskID.Value, j, u.update.Status.State, states[j])
+			}
+		}
+	}
+	if next, _ := cp.appendUpdateAsync(&got[0].record, testUpdate("fw", "t0", api.TaskLost, 9)); next != tasks*perTask+1 {
+		t.Fatalf("sequence after reopen = %d, want %d", next, tasks*perTask+1)
 	}
 }

@@ -54,11 +54,9 @@ func (a *Agent) launch(ev *api.AgentEventLaunch) {
 		},
 		backoff: a.cfg.UpdateRetryInitial,
 	}
-	// The task is on disk before anything runs, so a crash from here on is recovered.
-	if err := a.cp.putTask(&t.rec); err != nil {
-		a.log.Error("cannot checkpoint the task, so it is not launched", "framework", frameworkID, "task", taskID, "err", err)
-		return
-	}
+	// The task is on disk before anything runs (runTask waits for it), so a crash from
+	// here on is recovered.
+	t.written = a.cp.putTaskAsync(&t.rec)
 	a.tasks[key] = t
 	if a.stopping {
 		a.updateLocked(t, t.rec, api.TaskStatus{State: api.TaskDropped, Source: api.SourceAgent, Message: "agent is shutting down"})
@@ -119,6 +117,17 @@ func (a *Agent) launchSpecLocked(rec *taskRecord) (isolate.LaunchSpec, error) {
 func (a *Agent) runTask(t *task) {
 	defer a.taskGoroutines.Done()
 	defer close(t.done)
+	// A task from LAUNCH starts only once its record is on disk; one from recovery (no op)
+	// was read from disk.
+	if t.written != nil {
+		if err := t.written.wait(); err != nil {
+			a.log.Error("cannot checkpoint the task, so it is not launched", "framework", t.rec.FrameworkID, "task", t.rec.Task.TaskID.Value, "err", err)
+			a.mu.Lock()
+			delete(a.tasks, t.rec.key())
+			a.mu.Unlock()
+			return
+		}
+	}
 	a.mu.Lock()
 	if t.rec.Killing {
 		a.updateLocked(t, t.rec, api.TaskStatus{State: api.TaskKilled, Source: api.SourceAgent, Reason: api.ReasonTaskKilledDuringLaunch, Message: "task killed before it was launched"})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,6 +16,9 @@ import (
 // per task the updates form a queue of which only the head is in flight, resent with
 // exponential backoff until the framework's acknowledgement (relayed by the master) removes
 // it. A 202 from the master only means it received the call.
+
+// maxConcurrentUpdates bounds the status update calls in flight to the master.
+const maxConcurrentUpdates = 64
 
 // sandboxLabel is the status update label that tells clients (atoll task run, log
 // tailers) where the task's sandbox is.
@@ -63,13 +67,10 @@ func (a *Agent) updateLocked(t *task, rec taskRecord, status api.TaskStatus) boo
 		status.Labels = &api.Labels{Labels: []api.Label{{Key: sandboxLabel, Value: rec.Sandbox}}}
 	}
 	update := api.AgentCallUpdate{FrameworkID: api.FrameworkID{Value: rec.FrameworkID}, Status: status}
-	seq, err := a.cp.appendUpdate(&rec, update)
-	if err != nil {
-		a.log.Error("cannot checkpoint status update; it is lost", "task", rec.Task.TaskID.Value, "state", status.State, "err", err)
-		return false
-	}
+	// Queued for the group commit; the sender holds it back until it is on disk.
+	seq, written := a.cp.appendUpdateAsync(&rec, update)
 	t.rec = rec
-	t.queue = append(t.queue, queuedUpdate{seq: seq, update: update})
+	t.queue = append(t.queue, queuedUpdate{seq: seq, update: update, written: written})
 	a.log.Info("task status", "framework", rec.FrameworkID, "task", rec.Task.TaskID.Value, "state", status.State, "message", status.Message, "reason", status.Reason)
 	if len(t.queue) == 1 {
 		t.nextSend, t.backoff = time.Time{}, a.cfg.UpdateRetryInitial
@@ -94,10 +95,8 @@ func (a *Agent) acknowledge(ack *api.AgentEventAcknowledge) {
 		a.log.Debug("ignoring acknowledgement of an unknown update", "framework", ack.FrameworkID.Value, "task", ack.TaskID.Value)
 		return
 	}
-	if err := a.cp.removeUpdate(key, t.queue[i].seq); err != nil {
-		a.log.Error("cannot checkpoint acknowledgement; the update will be resent", "task", ack.TaskID.Value, "err", err)
-		return
-	}
+	// Not waited for: if the removal is lost in a crash, the update is only sent again.
+	a.cp.removeUpdate(key, t.queue[i].seq)
 	t.queue = slices.Delete(t.queue, i, i+1)
 	switch {
 	case len(t.queue) == 0 && t.rec.State.Terminal():
@@ -119,16 +118,28 @@ func (a *Agent) kickSender() {
 func (a *Agent) sendUpdates(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// Updates of different tasks go out concurrently, so the master can batch them into
+	// few Raft entries; per task only the head is ever due.
+	inflight := make(chan struct{}, maxConcurrentUpdates)
+	var sends sync.WaitGroup
+	defer sends.Wait()
 	for {
 		sess, due, wait := a.dueUpdates(time.Now())
 		for _, u := range due {
-			err := a.call(ctx, sess, api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: sess.agentID}, Update: &u})
-			if ctx.Err() != nil {
+			select {
+			case inflight <- struct{}{}:
+			case <-ctx.Done():
 				return
 			}
-			if err != nil {
-				a.log.Warn("status update not delivered, will resend", "task", u.Status.TaskID.Value, "state", u.Status.State, "err", err)
-			}
+			sends.Add(1)
+			go func() {
+				defer sends.Done()
+				defer func() { <-inflight }()
+				err := a.call(ctx, sess, api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: sess.agentID}, Update: &u})
+				if err != nil && ctx.Err() == nil {
+					a.log.Warn("status update not delivered, will resend", "task", u.Status.TaskID.Value, "state", u.Status.State, "err", err)
+				}
+			}()
 		}
 		timer.Reset(wait)
 		select {
@@ -158,6 +169,18 @@ func (a *Agent) dueUpdates(now time.Time) (session, []api.AgentCallUpdate, time.
 		if now.Before(t.nextSend) {
 			wait = min(wait, t.nextSend.Sub(now))
 			continue
+		}
+		if head := t.queue[0]; head.written != nil {
+			written, err := head.written.settled()
+			if !written {
+				continue // the commit kicks the sender
+			}
+			if err != nil {
+				a.log.Error("cannot checkpoint status update; it is lost", "task", head.update.Status.TaskID.Value, "state", head.update.Status.State, "err", err)
+				t.queue = t.queue[1:]
+				t.nextSend = time.Time{}
+				continue
+			}
 		}
 		due = append(due, t.queue[0].update)
 		t.nextSend = now.Add(t.backoff)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/atoll/atoll/alloc"
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/node/master/state"
@@ -306,16 +304,10 @@ func (m *Master) sendHeartbeats(ls *leaderState) {
 // apply replicates one command and returns the FSM's answer.
 func (m *Master) apply(ctx context.Context, t state.MessageType, req any) (any, error) {
 	resp, err := m.raft.Apply(ctx, t, req)
-	if err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, state.ErrNotLeader) {
-			return nil, errNotLeader
-		}
-		return nil, err
+	if errors.Is(err, state.ErrNotLeader) {
+		return nil, errNotLeader
 	}
-	if e, ok := resp.(error); ok && e != nil {
-		return nil, e
-	}
-	return resp, nil
+	return resp, err
 }
 
 // errNotLeader answers requests that need the leader on a master that is not.

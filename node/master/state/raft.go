@@ -1,0 +1,314 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// RaftConfig configures the master's Raft member.
+type RaftConfig struct {
+	// NodeID is this member's Raft server id. It must stay the same across restarts and be
+	// unique in the cluster.
+	NodeID string
+	// BindAddr is the host:port the Raft TCP transport listens on (port 0 picks one).
+	BindAddr string
+	// AdvertiseAddr is the host:port other members dial; empty means BindAddr, which then
+	// must name a specific IP.
+	AdvertiseAddr string
+	// DataDir holds the Raft state: DataDir/raft/raft.db (log and stable store) and
+	// DataDir/raft/snapshots.
+	DataDir string
+	// Logger receives Raft's logs; nil discards them.
+	Logger *slog.Logger
+	// Dev tightens the timings for tests and `atoll up`: a leader in well under a second on
+	// loopback, where no network delay needs tolerating.
+	Dev bool
+	// SnapshotThreshold is how many log entries since the last snapshot trigger a new one.
+	// Default 16384: at the ~1,000 status updates/s of a busy cluster that is a snapshot
+	// every quarter minute or so, each costing under a second of CPU (and ~60 MB written)
+	// for 10,000 tasks with full status histories.
+	SnapshotThreshold uint64
+	// TrailingLogs is how many entries stay in the log after a snapshot, so that a follower
+	// that fell briefly behind catches up from the log instead of a full snapshot. Default
+	// 10240 (raft's), about ten seconds of the busiest load.
+	TrailingLogs uint64
+	// SnapshotInterval is how often Raft checks SnapshotThreshold. Default 2 minutes
+	// (raft's): checks are cheap, but more often gains little as the threshold dominates.
+	SnapshotInterval time.Duration
+}
+
+// Raft tunables that are not configuration: batching is what makes concurrent applies
+// cheap (one disk write for up to maxAppendEntries commands).
+const (
+	maxAppendEntries  = 256
+	logCacheEntries   = 512 // recent entries served to followers from memory
+	snapshotsRetained = 2
+	transportMaxPool  = 3
+	transportTimeout  = 10 * time.Second
+	boltOpenTimeout   = 2 * time.Second // waiting for another process's lock on raft.db
+)
+
+// DefaultRaftConfig returns the production defaults; NodeID, DataDir and (when BindAddr
+// is a wildcard) AdvertiseAddr must still be set.
+func DefaultRaftConfig() RaftConfig {
+	return RaftConfig{
+		BindAddr:          "0.0.0.0:5052",
+		SnapshotThreshold: 16384,
+		TrailingLogs:      10240,
+		SnapshotInterval:  2 * time.Minute,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c RaftConfig) Validate() error {
+	if c.NodeID == "" {
+		return errors.New("raft config: NodeID is empty")
+	}
+	if c.DataDir == "" {
+		return errors.New("raft config: DataDir is empty")
+	}
+	bindHost, err := splitHostPort(c.BindAddr)
+	if err != nil {
+		return fmt.Errorf("raft config: BindAddr: %w", err)
+	}
+	if c.AdvertiseAddr == "" {
+		if ip := net.ParseIP(bindHost); ip == nil || ip.IsUnspecified() {
+			return fmt.Errorf("raft config: AdvertiseAddr is required when BindAddr %q is not a specific IP", c.BindAddr)
+		}
+	} else {
+		advertiseHost, err := splitHostPort(c.AdvertiseAddr)
+		if err != nil {
+			return fmt.Errorf("raft config: AdvertiseAddr: %w", err)
+		}
+		if ip := net.ParseIP(advertiseHost); ip == nil || ip.IsUnspecified() {
+			return fmt.Errorf("raft config: AdvertiseAddr %q must name a specific IP", c.AdvertiseAddr)
+		}
+	}
+	if c.SnapshotThreshold == 0 {
+		return errors.New("raft config: SnapshotThreshold is 0")
+	}
+	if c.SnapshotInterval <= 0 {
+		return fmt.Errorf("raft config: SnapshotInterval is %v, want > 0", c.SnapshotInterval)
+	}
+	if err := raft.ValidateConfig(c.raftConfig(nil)); err != nil {
+		return fmt.Errorf("raft config: %w", err)
+	}
+	return nil
+}
+
+func splitHostPort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", fmt.Errorf("port %q: %w", port, err)
+	}
+	return host, nil
+}
+
+// raftConfig translates c into hashicorp/raft's configuration.
+func (c RaftConfig) raftConfig(logger *hclogAdapter) *raft.Config {
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(c.NodeID)
+	if logger != nil {
+		conf.Logger = logger
+	}
+	conf.MaxAppendEntries = maxAppendEntries
+	conf.BatchApplyCh = true
+	conf.SnapshotThreshold = c.SnapshotThreshold
+	conf.TrailingLogs = c.TrailingLogs
+	conf.SnapshotInterval = c.SnapshotInterval
+	if c.Dev {
+		conf.HeartbeatTimeout = 300 * time.Millisecond
+		conf.ElectionTimeout = 300 * time.Millisecond
+		conf.LeaderLeaseTimeout = 150 * time.Millisecond
+		conf.CommitTimeout = 5 * time.Millisecond
+	}
+	return conf
+}
+
+// ErrNotLeader is returned by Raft.Apply on a member that is not the leader: forward the
+// request to the leader.
+var ErrNotLeader = errors.New("not the raft leader")
+
+// Raft is the master's Raft member over an FSM, with its on-disk stores and transport. The
+// embedded *raft.Raft gives leadership state, LeaderCh, membership changes and Snapshot.
+type Raft struct {
+	*raft.Raft
+	logger    *slog.Logger
+	nodeID    raft.ServerID
+	transport *raft.NetworkTransport
+	boltStore *raftboltdb.BoltStore
+	logs      raft.LogStore
+	snapshots raft.SnapshotStore
+}
+
+// OpenRaft opens (creating if needed) the Raft state in cfg.DataDir and starts the member.
+// A member that never bootstrapped or joined stays a follower with no peers: call
+// BootstrapSelf or Bootstrap, or have a leader add it.
+func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	hlog := newHclogAdapter(logger)
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open raft: %w", err)
+	}
+	dbPath := filepath.Join(dir, "raft.db")
+	boltStore, err := raftboltdb.New(raftboltdb.Options{
+		Path:        dbPath,
+		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s (in use by another process?): %w", dbPath, err)
+	}
+	r := &Raft{logger: logger, nodeID: raft.ServerID(cfg.NodeID), boltStore: boltStore}
+	ok := false
+	defer func() {
+		if !ok {
+			r.closeStores()
+		}
+	}()
+	if r.logs, err = raft.NewLogCache(logCacheEntries, boltStore); err != nil {
+		return nil, fmt.Errorf("open raft log cache: %w", err)
+	}
+	if r.snapshots, err = raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, hlog.Named("snapshots")); err != nil {
+		return nil, fmt.Errorf("open raft snapshots in %s: %w", dir, err)
+	}
+	var advertise net.Addr
+	if cfg.AdvertiseAddr != "" {
+		if advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr); err != nil {
+			return nil, fmt.Errorf("raft advertise address: %w", err)
+		}
+	}
+	r.transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
+		Logger:  hlog.Named("transport"),
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raft transport on %s: %w", cfg.BindAddr, err)
+	}
+	if r.Raft, err = raft.NewRaft(cfg.raftConfig(hlog), fsm, r.logs, boltStore, r.snapshots, r.transport); err != nil {
+		r.transport.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	ok = true
+	return r, nil
+}
+
+// Addr is the address other members reach this one at.
+func (r *Raft) Addr() raft.ServerAddress { return r.transport.LocalAddr() }
+
+// HasState reports whether this member has a Raft log or snapshot on disk, that is whether
+// it was bootstrapped or joined before. An unreadable store counts as state, so that a
+// caller never bootstraps over it.
+func (r *Raft) HasState() bool {
+	has, err := raft.HasExistingState(r.logs, r.boltStore, r.snapshots)
+	if err != nil {
+		r.logger.Error("reading raft state", "error", err)
+		return true
+	}
+	return has
+}
+
+// BootstrapSelf makes this member a single-node cluster, unless it has state already.
+func (r *Raft) BootstrapSelf() error {
+	return r.Bootstrap([]raft.Server{{Suffrage: raft.Voter, ID: r.nodeID, Address: r.Addr()}})
+}
+
+// Bootstrap starts a cluster of servers, unless this member has state already. For
+// bootstrap-expect N every member calls it with the same N servers.
+func (r *Raft) Bootstrap(servers []raft.Server) error {
+	if r.HasState() {
+		return nil
+	}
+	err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap raft: %w", err)
+	}
+	return nil
+}
+
+// Apply replicates a command and waits until this member has applied it. ctx bounds both
+// the wait to enqueue and the wait for the result; when ctx ends first the command may
+// still be applied. It returns the FSM's *ApplyResult and, when that carries an Err, the
+// Err too; ErrNotLeader when this member is not the leader.
+func (r *Raft) Apply(ctx context.Context, t MessageType, req any) (any, error) {
+	data, err := Encode(t, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("apply %s: %w", t, err)
+	}
+	var timeout time.Duration
+	if deadline, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(deadline); timeout <= 0 {
+			return nil, fmt.Errorf("apply %s: %w", t, context.DeadlineExceeded)
+		}
+	}
+	future := r.Raft.Apply(data, timeout)
+	if err := waitFuture(ctx, future); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			err = ErrNotLeader
+		}
+		return nil, fmt.Errorf("apply %s: %w", t, err)
+	}
+	response := future.Response()
+	if result, ok := response.(*ApplyResult); ok && result.Err != nil {
+		return result, result.Err
+	}
+	return response, nil
+}
+
+// waitFuture waits for future or for ctx, whichever ends first.
+func waitFuture(ctx context.Context, future raft.Future) error {
+	if ctx.Done() == nil {
+		return future.Error()
+	}
+	done := make(chan error, 1)
+	go func() { done <- future.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close shuts Raft down (closing the transport) and closes the stores.
+func (r *Raft) Close() error {
+	var errs []error
+	if err := r.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("shut down raft: %w", err))
+	}
+	if err := r.closeStores(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Raft) closeStores() error {
+	if err := r.boltStore.Close(); err != nil {
+		return fmt.Errorf("close raft log: %w", err)
+	}
+	return nil
+}
