@@ -15,6 +15,7 @@ const (
 	OpGetTasks      OperatorCallType = "GET_TASKS"
 	OpGetMembers    OperatorCallType = "GET_MEMBERS"
 	OpSubscribe     OperatorCallType = "SUBSCRIBE"
+	OpKillTask      OperatorCallType = "KILL_TASK"
 )
 
 // OperatorCall is one operator call.

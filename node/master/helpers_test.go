@@ -2,7 +2,6 @@ package master_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -218,5 +217,3 @@ func eventually(t testing.TB, what string, cond func() error) {
 	}
 	t.Fatalf("%s: %v", what, err)
 }
-
-var errNotYet = errors.New("not yet")

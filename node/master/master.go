@@ -140,6 +140,9 @@ func New(cfg Config) (*Master, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Allocator.Logger == nil {
+		cfg.Allocator.Logger = cfg.Logger.With("component", "alloc")
+	}
 	m := &Master{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "master"),

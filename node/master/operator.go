@@ -46,7 +46,7 @@ func (m *Master) handleOperator(w http.ResponseWriter, r *http.Request) {
 	case api.OpSubscribe:
 		m.events.subscribe(w, r)
 		return
-	case "KILL_TASK":
+	case api.OpKillTask:
 		if err := m.operatorKill(w, r, call.KillTask); err != nil {
 			writeError(w, err)
 		}

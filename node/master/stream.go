@@ -79,16 +79,6 @@ func (s *stream) close(reason error) {
 	close(s.done)
 }
 
-// isClosed reports whether the stream has ended.
-func (s *stream) isClosed() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // serve writes queued records to w until the stream is closed or ctx (the request) ends.
 func (s *stream) serve(ctx context.Context, w http.ResponseWriter) error {
 	flusher, _ := w.(http.Flusher)

@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/atoll/atoll/node"
+)
+
+// daemonRole selects a daemon command: its preset and its flags.
+type daemonRole string
+
+const (
+	roleUp     daemonRole = "up"
+	roleMaster daemonRole = "master"
+	roleAgent  daemonRole = "agent"
+)
+
+// preset is the configuration a daemon starts from before its flags.
+func (r daemonRole) preset() node.Config {
+	switch r {
+	case roleUp:
+		return node.DevConfig()
+	case roleMaster:
+		c := node.DefaultConfig()
+		c.Master = true
+		return c
+	default:
+		c := node.DefaultConfig()
+		c.Agent = true
+		return c
+	}
+}
+
+// logOptions are the daemons' logging flags, checked.
+type logOptions struct {
+	level slog.Level
+	json  bool
+}
+
+// logFlags holds the logging flags as given.
+type logFlags struct {
+	level, format string
+}
+
+// daemonFlags registers role's flags on fs, bound to cfg and logs.
+func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *logFlags) {
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "node name, unique in the cluster")
+	fs.StringVar(&cfg.BindAddr, "bind", cfg.BindAddr, "IP address every listener binds to")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the node's state")
+	if role != roleUp {
+		fs.StringVar(&cfg.AdvertiseAddr, "advertise", cfg.AdvertiseAddr, "IP address other nodes reach this one at (default: the bind address)")
+		fs.StringSliceVar(&cfg.Join, "join", cfg.Join, "gossip address (host or host:port) of a node to join; repeatable, comma-separated")
+		fs.IntVar(&cfg.GossipPort, "gossip-port", cfg.GossipPort, "serf gossip port")
+	}
+	if role != roleAgent {
+		fs.IntVar(&cfg.APIPort, "api-port", cfg.APIPort, "master HTTP API port")
+	}
+	if role == roleMaster {
+		fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "number of masters that form the first Raft configuration")
+		fs.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "Raft transport port")
+	}
+	if role != roleMaster {
+		fs.StringVar(&cfg.Resources, "resources", cfg.Resources, "agent resources, e.g. 'cpus:4;mem:8192;ports:[31000-32000]' (default: detected)")
+		fs.StringVar(&cfg.Attributes, "attributes", cfg.Attributes, "agent attributes, e.g. 'rack:r1;zone:a'")
+	}
+	if role == roleAgent {
+		fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "agent work directory: checkpoint and sandboxes (default: <data-dir>/agent)")
+		fs.IntVar(&cfg.AgentPort, "agent-port", cfg.AgentPort, "agent HTTP port (sandbox files)")
+	}
+	fs.StringVar(&logs.level, "log-level", logs.level, "log level: debug, info, warn or error")
+	fs.StringVar(&logs.format, "log-format", logs.format, "log format: text or json")
+}
+
+// daemonConfig parses a daemon's arguments over its role's preset into the node
+// configuration and logging options. It is all of the daemons' flag handling.
+func daemonConfig(role daemonRole, args []string) (node.Config, logOptions, error) {
+	cfg := role.preset()
+	logs := logFlags{level: "info", format: "text"}
+	fs := pflag.NewFlagSet(string(role), pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	daemonFlags(fs, role, &cfg, &logs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return node.Config{}, logOptions{}, err
+		}
+		return node.Config{}, logOptions{}, &usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return node.Config{}, logOptions{}, usagef("atoll %s takes no arguments, got %q", role, fs.Args())
+	}
+	var join []string
+	for _, j := range cfg.Join {
+		if j = strings.TrimSpace(j); j != "" {
+			join = append(join, j)
+		}
+	}
+	cfg.Join = join
+	if err := cfg.Validate(); err != nil {
+		return node.Config{}, logOptions{}, &usageError{err}
+	}
+	var opts logOptions
+	if err := opts.level.UnmarshalText([]byte(logs.level)); err != nil {
+		return node.Config{}, logOptions{}, usagef("log-level %q: want debug, info, warn or error", logs.level)
+	}
+	switch logs.format {
+	case "text":
+	case "json":
+		opts.json = true
+	default:
+		return node.Config{}, logOptions{}, usagef("log-format %q: want text or json", logs.format)
+	}
+	return cfg, opts, nil
+}
+
+func newLogger(w io.Writer, opts logOptions) *slog.Logger {
+	handlerOpts := &slog.HandlerOptions{Level: opts.level}
+	if opts.json {
+		return slog.New(slog.NewJSONHandler(w, handlerOpts))
+	}
+	return slog.New(slog.NewTextHandler(w, handlerOpts))
+}
+
+var daemonHelp = map[daemonRole][2]string{
+	roleUp: {"Run a whole cluster (master and agent) in this process",
+		"up runs a master and an agent in one process on 127.0.0.1, for a laptop or a test.\nCtrl-C stops it and the tasks it ran."},
+	roleMaster: {"Run a master: Raft member, allocator and HTTP API",
+		"master runs a master. Start 1, 3 or 5 with the same --bootstrap-expect and --join."},
+	roleAgent: {"Run an agent: offer this machine's resources and run tasks",
+		"agent runs tasks on this machine for the cluster it joins."},
+}
+
+// daemonCmd is `atoll up|master|agent`. Its flags are parsed by daemonConfig, so the
+// command only registers them for its help text.
+func (a *app) daemonCmd(role daemonRole) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:                string(role) + " [flags]",
+		Short:              daemonHelp[role][0],
+		Long:               daemonHelp[role][1],
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, logs, err := daemonConfig(role, args)
+			if errors.Is(err, pflag.ErrHelp) {
+				return cmd.Help()
+			}
+			if err != nil {
+				return err
+			}
+			return a.runDaemon(cmd.Context(), role, cfg, logs)
+		},
+	}
+	helpCfg, helpLogs := role.preset(), logFlags{level: "info", format: "text"}
+	daemonFlags(cmd.Flags(), role, &helpCfg, &helpLogs)
+	return cmd
+}
+
+// runDaemon runs the node until Ctrl-C or SIGTERM.
+func (a *app) runDaemon(ctx context.Context, role daemonRole, cfg node.Config, logs logOptions) error {
+	ctx, stop := a.interrupted(ctx)
+	defer stop()
+	cfg.Logger = newLogger(a.stderr, logs)
+	ready := func(info node.Info) {
+		cfg.Logger.Info("node ready", "api", info.APIURL, "agent", info.AgentURL, "data_dir", info.DataDir)
+		if role == roleUp {
+			a.announceUp(info)
+		}
+	}
+	if err := node.Run(ctx, cfg, ready); err != nil {
+		return fmt.Errorf("%s: %w", role, err)
+	}
+	return nil
+}
+
+// announceUp tells the user of `atoll up` where the cluster is and what to try.
+func (a *app) announceUp(info node.Info) {
+	try := "atoll task run -- echo hello"
+	if info.APIURL != defaultAddr {
+		try = "atoll --addr " + info.APIURL + " task run -- echo hello"
+	}
+	fmt.Fprintf(a.stdout, "Atoll is up.\n  API:      %s\n  Data dir: %s\nTry: %s\nCtrl-C stops the cluster.\n", info.APIURL, info.DataDir, try)
+}
