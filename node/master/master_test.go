@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -428,5 +430,28 @@ func TestOperatorEventsAndState(t *testing.T) {
 	}
 	if len(doc.Frameworks) != 1 || doc.Frameworks[0].Name != "ops" || len(doc.Frameworks[0].CompletedTasks) != 1 || doc.Frameworks[0].CompletedTasks[0].State != "TASK_FINISHED" {
 		t.Fatalf("state.json frameworks = %+v", doc.Frameworks)
+	}
+
+	// Prometheus metrics: tasks by state, offers, allocation latency, leadership.
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`atoll_master_tasks{state="TASK_FINISHED"} 1`,
+		`atoll_master_tasks_launched_total 1`,
+		`atoll_master_agents{status="registered"} 1`,
+		`atoll_master_is_leader 1`,
+		`atoll_master_allocation_cycle_seconds_count`,
+		`atoll_master_status_updates_total{state="TASK_FINISHED"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if !strings.Contains(string(body), "atoll_master_offers_sent_total") {
+		t.Errorf("/metrics lacks the offers counter")
 	}
 }

@@ -1,0 +1,133 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/isolate"
+)
+
+func TestMain(m *testing.M) {
+	isolate.RunShimIfRequested()
+	os.Exit(m.Run())
+}
+
+// startNode runs a node in the background and returns what it reported when ready.
+func runNode(t *testing.T, cfg Config) Info {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Info, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, func(i Info) { ready <- i }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("node %s: %v", cfg.Name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("node %s did not stop within 30s", cfg.Name)
+		}
+	})
+	select {
+	case info := <-ready:
+		return info
+	case err := <-done:
+		t.Fatalf("node %s stopped: %v", cfg.Name, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node %s not ready within 30s", cfg.Name)
+	}
+	return Info{}
+}
+
+func loopbackConfig(t *testing.T, name string) Config {
+	cfg := DefaultConfig()
+	cfg.Name = name
+	cfg.BindAddr = "127.0.0.1"
+	cfg.DataDir = t.TempDir()
+	cfg.APIPort, cfg.AgentPort, cfg.RaftPort, cfg.GossipPort = 0, 0, 0, 0
+	cfg.Dev = true
+	cfg.KillTasksOnExit = true
+	cfg.Resources = "cpus:2;mem:2048;disk:1000;ports:[31000-31010]"
+	cfg.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return cfg
+}
+
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestMasterAndAgentMeetThroughGossip: a master and an agent on separate "hosts" (their
+// own data dirs and ports) find each other through gossip alone — the agent knows only a
+// gossip address — and the agent registers with the master it learnt from the tags.
+func TestMasterAndAgentMeetThroughGossip(t *testing.T) {
+	mcfg := loopbackConfig(t, "m1")
+	mcfg.Master = true
+	mcfg.BootstrapExpect = 1
+	minfo := runNode(t, mcfg)
+	if !strings.HasPrefix(minfo.APIURL, "http://127.0.0.1:") {
+		t.Fatalf("master API %q", minfo.APIURL)
+	}
+
+	acfg := loopbackConfig(t, "a1")
+	acfg.Agent = true
+	acfg.Join = []string{minfo.GossipAddr}
+	acfg.Attributes = "rack:r1;zone:a"
+	ainfo := runNode(t, acfg)
+	if ainfo.APIURL != minfo.APIURL || ainfo.AgentID == "" {
+		t.Fatalf("agent node info %+v; want the master's API %s and an agent id", ainfo, minfo.APIURL)
+	}
+
+	client := api.NewClient(minfo.APIURL)
+	ctx := context.Background()
+	agents, err := client.GetAgents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(agents.Agents) != 1 || agents.Agents[0].AgentInfo.ID.Value != ainfo.AgentID || !agents.Agents[0].Active {
+		t.Fatalf("agents %+v, want %s active", agents.Agents, ainfo.AgentID)
+	}
+	attrs := map[string]string{}
+	for _, a := range agents.Agents[0].AgentInfo.Attributes {
+		if a.Text != nil {
+			attrs[a.Name] = a.Text.Value
+		}
+	}
+	if attrs["rack"] != "r1" || attrs["zone"] != "a" {
+		t.Fatalf("attributes %+v", agents.Agents[0].AgentInfo.Attributes)
+	}
+
+	// Both members, with their roles and the master's API in the tags.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		members, err := client.GetMembers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, m := range members.Members {
+			got[m.Name] = fmt.Sprintf("%s %s %s %s", m.Status, m.Tags[TagRole], m.Tags[TagAPI], m.Tags[TagAgentID])
+		}
+		want := map[string]string{
+			"m1": "alive master " + minfo.APIURL + " ",
+			"a1": "alive agent  " + ainfo.AgentID,
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members %v, want %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
