@@ -126,5 +126,8 @@ func (c Config) Validate() error {
 	if c.AgentTimeout <= 0 {
 		return fmt.Errorf("agent-timeout: %v, want > 0", c.AgentTimeout)
 	}
+	if c.OfferTimeout < 0 {
+		return fmt.Errorf("offer-timeout: %v, want ≥ 0 (0: never)", c.OfferTimeout)
+	}
 	return nil
 }

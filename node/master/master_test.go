@@ -455,3 +455,22 @@ func TestOperatorEventsAndState(t *testing.T) {
 		t.Errorf("/metrics lacks the offers counter")
 	}
 }
+
+func TestOfferTimeoutRescinds(t *testing.T) {
+	ts, _ := cluster(t, func(c *master.Config) { c.OfferTimeout = 300 * time.Millisecond })
+	f := subscribe(t, ts.URL, frameworkInfo("hoarder"))
+	held := f.offers()[0]
+	rescind := f.waitFor("rescind", func(ev *api.Event) bool { return ev.Type == api.EventRescind })
+	if rescind.Rescind.OfferID != held.ID {
+		t.Fatalf("rescinded %s, want %s", rescind.Rescind.OfferID.Value, held.ID.Value)
+	}
+	// The resources come back in a new offer, and the old id is no longer accepted.
+	again := f.offers()[0]
+	if again.ID == held.ID || scalarOf(again.Resources, "cpus") != 4 {
+		t.Fatalf("re-offer %+v", again)
+	}
+	f.launch(held, shellTask("late", "true", 0.1, 32))
+	if st := f.update("late", api.TaskLost, false); st.Reason != api.ReasonInvalidOffers {
+		t.Fatalf("accepting a rescinded offer: %+v", st)
+	}
+}
