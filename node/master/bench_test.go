@@ -28,7 +28,10 @@ func BenchmarkLaunchThroughput(b *testing.B) {
 	})
 	f := subscribe(b, ts.URL, frameworkInfo("bench"))
 
+	// Sustained load, not one burst: at most perAccept tasks per ACCEPT and inFlight tasks
+	// launched but not yet ended, so ACCEPT→RUNNING latency is that of a busy system.
 	const cpus, mem = 0.01, 4.0
+	const perAccept, inFlight = 100, 500
 	var (
 		mu       sync.Mutex
 		accepted = map[string]time.Time{}
@@ -64,6 +67,9 @@ func BenchmarkLaunchThroughput(b *testing.B) {
 			case api.EventOffers:
 				for _, o := range ev.Offers.Offers {
 					fit := int(min(scalarOf(o.Resources, "cpus")/cpus, scalarOf(o.Resources, "mem")/mem))
+					mu.Lock()
+					fit = min(fit, perAccept, inFlight-(launched-finished))
+					mu.Unlock()
 					var tasks []api.TaskInfo
 					for i := 0; i < fit && launched < total; i++ {
 						id := fmt.Sprintf("t%d", launched)
@@ -71,7 +77,9 @@ func BenchmarkLaunchThroughput(b *testing.B) {
 						tasks = append(tasks, shellTask(id, "true", cpus, mem))
 					}
 					if len(tasks) == 0 {
-						_ = f.stream.Decline(f.ctx, []api.OfferID{o.ID}, refuse(1))
+						// Nothing to launch right now: a short filter, so the next
+						// offer comes once tasks ended.
+						go func() { _ = f.stream.Decline(f.ctx, []api.OfferID{o.ID}, refuse(0.005)) }()
 						continue
 					}
 					now := time.Now()
