@@ -64,12 +64,12 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.IntVar(&cfg.APIPort, "api-port", cfg.APIPort, "master HTTP API port")
 	}
 	if role != roleAgent {
+		fs.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "Raft transport port")
 		fs.DurationVar(&cfg.AgentTimeout, "agent-timeout", cfg.AgentTimeout, "how long an agent may be away before its tasks become UNREACHABLE (LOST for frameworks that are not partition-aware)")
 		fs.DurationVar(&cfg.OfferTimeout, "offer-timeout", cfg.OfferTimeout, "rescind offers a framework holds longer than this (0: never)")
 	}
 	if role == roleMaster {
 		fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "number of masters that form the first Raft configuration")
-		fs.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "Raft transport port")
 	}
 	if role != roleMaster {
 		fs.StringVar(&cfg.Resources, "resources", cfg.Resources, "agent resources, e.g. 'cpus:4;mem:8192;ports:[31000-32000]' (default: detected)")

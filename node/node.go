@@ -88,6 +88,10 @@ func DevConfig() Config {
 	c.DataDir = defaultStateDir()
 	c.Dev = true
 	c.KillTasksOnExit = true
+	// Nothing joins a one-process cluster, so gossip and the agent take any free port and
+	// two clusters on one laptop do not collide; Raft keeps its port because it is stored
+	// in the Raft configuration.
+	c.GossipPort, c.AgentPort = 0, 0
 	return c
 }
 

@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestQuickStart is the README's quick start on the real binary: `atoll up`, then
+// `atoll task run -- echo hello` reaches TASK_FINISHED and says where its stdout is; Ctrl-C
+// stops the cluster, and `atoll up` again recovers the same state from the data dir.
+func TestQuickStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "atoll")
+	build := exec.Command("go", "build", "-o", bin, "github.com/atoll/atoll")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dataDir := filepath.Join(dir, "data")
+	apiPort, raftPort := freeTCPPort(t), freeTCPPort(t)
+	addr := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+
+	up := startUp(t, bin, dataDir, apiPort, raftPort)
+	out := runAtoll(t, bin, addr, "task", "run", "--name", "hello", "--", "echo", "hello")
+	if !strings.Contains(out, "TASK_FINISHED") {
+		t.Fatalf("task run output lacks TASK_FINISHED:\n%s", out)
+	}
+	stdoutPath := ""
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, "stdout: "); ok {
+			_, stdoutPath, _ = strings.Cut(rest, ":")
+		}
+	}
+	if b, err := os.ReadFile(stdoutPath); err != nil || string(b) != "hello\n" {
+		t.Fatalf("stdout at %q = %q, %v; want \"hello\\n\" (task run said:\n%s)", stdoutPath, b, err, out)
+	}
+	up.stop(t)
+
+	startUp(t, bin, dataDir, apiPort, raftPort)
+	var tasks []struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(runAtoll(t, bin, addr, "tasks", "--all", "-o", "json")), &tasks); err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 1 || tasks[0].Name != "hello" || tasks[0].State != "TASK_FINISHED" {
+		t.Fatalf("tasks after restart = %+v, want the finished hello task", tasks)
+	}
+}
+
+type upProcess struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startUp runs `atoll up` and waits for its "Atoll is up." line.
+func startUp(t *testing.T, bin, dataDir string, apiPort, raftPort int) *upProcess {
+	t.Helper()
+	cmd := exec.Command(bin, "up", "--data-dir", dataDir, "--api-port", fmt.Sprint(apiPort), "--raft-port", fmt.Sprint(raftPort), "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = &testLogWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &upProcess{cmd: cmd, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		signalled := false
+		for sc.Scan() {
+			t.Log("up: " + sc.Text())
+			if !signalled && strings.HasPrefix(sc.Text(), "Atoll is up.") {
+				close(ready)
+				signalled = true
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("atoll up did not say it was up within 60s")
+	}
+	return p
+}
+
+// stop sends Ctrl-C (SIGINT) and expects a clean exit (idempotent).
+func (p *upProcess) stop(t *testing.T) {
+	if p.done == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("atoll up after Ctrl-C: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		t.Errorf("atoll up did not stop within 60s of Ctrl-C")
+	}
+	p.done = nil
+}
+
+func runAtoll(t *testing.T, bin, addr string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--addr", addr}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("atoll %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type testLogWriter struct{ t *testing.T }
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
