@@ -474,3 +474,48 @@ func TestOfferTimeoutRescinds(t *testing.T) {
 		t.Fatalf("accepting a rescinded offer: %+v", st)
 	}
 }
+
+// TestOperatorStreamManySubscribers: hundreds of operator subscribers (DNS servers and
+// load balancers later) each get every event.
+func TestOperatorStreamManySubscribers(t *testing.T) {
+	ts, _ := cluster(t)
+	const subscribers = 200
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := api.NewClient(ts.URL)
+	got := make(chan string, subscribers)
+	for range subscribers {
+		sub, err := client.SubscribeOperator(ctx)
+		if err != nil {
+			t.Fatalf("operator subscribe: %v", err)
+		}
+		defer sub.Close()
+		if ev, err := sub.Next(); err != nil || ev.Type != api.OpEventSubscribed {
+			t.Fatalf("first event %+v, %v", ev, err)
+		}
+		go func() {
+			for {
+				ev, err := sub.Next()
+				if err != nil {
+					return
+				}
+				if ev.Type == api.OpEventTaskAdded {
+					got <- ev.TaskAdded.Task.TaskID.Value
+					return
+				}
+			}
+		}()
+	}
+	f := subscribe(t, ts.URL, frameworkInfo("fanout"))
+	f.launch(f.offers()[0], shellTask("seen-by-all", "true", 0.1, 32))
+	for i := range subscribers {
+		select {
+		case id := <-got:
+			if id != "seen-by-all" {
+				t.Fatalf("subscriber saw TASK_ADDED for %q", id)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("only %d of %d subscribers saw TASK_ADDED", i, subscribers)
+		}
+	}
+}
