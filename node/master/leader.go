@@ -88,7 +88,7 @@ func (m *Master) becomeLeader(ctx context.Context) {
 		fs := &frameworkSession{id: f.ID, info: f.Info, recovered: true}
 		ls.frameworks[f.ID] = fs
 		ls.alloc.AddFramework(f.ID, f.Info.AllRoles(), nil, false)
-		m.startFailoverTimer(ls, fs)
+		m.startFailoverTimerAtLeast(ls, fs, m.cfg.LeaderChangeGrace)
 	}
 	for _, t := range store.Tasks() {
 		if t.State.Terminal() {

@@ -59,6 +59,9 @@ type Config struct {
 	// event-triggered pass waits to batch further events.
 	AllocationInterval time.Duration
 	AllocationBatch    time.Duration
+	// LeaderChangeGrace is the least time a framework gets to resubscribe after a leader
+	// change, whatever its failover_timeout: the disconnect was the masters' doing.
+	LeaderChangeGrace time.Duration
 	// DefaultRefuse is the filter a DECLINE or ACCEPT without refuse_seconds installs.
 	DefaultRefuse time.Duration
 	// MaxBodyBytes bounds request bodies.
@@ -83,6 +86,9 @@ func DefaultConfig() Config {
 		AllocationInterval: time.Second,
 		// A few milliseconds lets a burst of declines or finished tasks be offered at once.
 		AllocationBatch: 5 * time.Millisecond,
+		// Four missed 15 s heartbeats: a framework notices the dead stream and resubscribes
+		// well within it.
+		LeaderChangeGrace: time.Minute,
 		DefaultRefuse:   5 * time.Second,
 		// Large enough for an ACCEPT with hundreds of tasks, small enough to bound memory.
 		MaxBodyBytes: 8 << 20,

@@ -519,3 +519,40 @@ func TestOperatorStreamManySubscribers(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaderChangeGivesFrameworksGrace: a framework with failover_timeout 0 (the Mesos
+// default) keeps its tasks across a leader change if it resubscribes within the grace; with
+// no grace it would be torn down by the new leader at once.
+func TestLeaderChangeGivesFrameworksGrace(t *testing.T) {
+	for _, grace := range []time.Duration{time.Minute, 0} {
+		t.Run(fmt.Sprint("grace=", grace), func(t *testing.T) {
+			ts, _ := cluster(t, func(c *master.Config) { c.LeaderChangeGrace = grace })
+			info := frameworkInfo("no-timeout")
+			f := subscribe(t, ts.URL, info)
+			f.launch(f.offers()[0], shellTask("kept", "sleep 60", 0.1, 32))
+			f.update("kept", api.TaskRunning, true)
+			id := f.stream.FrameworkID()
+
+			ts.Restart() // the old leader closes the stream itself
+			info.ID = &id
+			if grace == 0 {
+				eventually(t, "framework removed by the new leader", func() error {
+					fws, err := api.NewClient(ts.URL).GetFrameworks(context.Background())
+					if err != nil {
+						return err
+					}
+					if len(fws.CompletedFrameworks) != 1 {
+						return fmt.Errorf("completed frameworks %+v", fws.CompletedFrameworks)
+					}
+					return nil
+				})
+				return
+			}
+			f2 := subscribe(t, ts.URL, info)
+			if err := f2.stream.Reconcile(f2.ctx); err != nil {
+				t.Fatal(err)
+			}
+			f2.update("kept", api.TaskRunning, false)
+		})
+	}
+}

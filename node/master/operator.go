@@ -15,9 +15,12 @@ import (
 	"github.com/atoll/atoll/node/master/state"
 )
 
-// handleOperator serves POST /api/v1. Reads are answered from this master's replica; only
-// KILL_TASK needs the leader.
+// handleOperator serves POST /api/v1. A follower forwards calls to the leader, or answers
+// reads from its own replica with ?stale=true (KILL_TASK always goes to the leader).
 func (m *Master) handleOperator(w http.ResponseWriter, r *http.Request) {
+	if m.forwardToLeader(w, r) {
+		return
+	}
 	var call api.OperatorCall
 	if err := m.decodeBody(r, &call); err != nil {
 		writeError(w, err)

@@ -105,7 +105,7 @@ func (m *Master) redirectToLeader(w http.ResponseWriter, r *http.Request) bool {
 	}
 	leader := m.leaderURL()
 	if leader == "" || leader == m.cfg.APIURL {
-		writeError(w, errorf(http.StatusServiceUnavailable, "no elected leader yet; retry shortly"))
+		writeError(w, errorf(http.StatusServiceUnavailable, "%v", errNoLeader))
 		return true
 	}
 	w.Header().Set("Location", strings.TrimSuffix(leader, "/")+r.URL.RequestURI())
@@ -366,8 +366,14 @@ func (m *Master) frameworkDisconnected(ls *leaderState, fs *frameworkSession, st
 
 // startFailoverTimer tears fs down after its failover_timeout. Caller holds m.mu.
 func (m *Master) startFailoverTimer(ls *leaderState, fs *frameworkSession) {
+	m.startFailoverTimerAtLeast(ls, fs, 0)
+}
+
+// startFailoverTimerAtLeast tears fs down after its failover_timeout, or after least if
+// that is longer. Caller holds m.mu.
+func (m *Master) startFailoverTimerAtLeast(ls *leaderState, fs *frameworkSession, least time.Duration) {
 	fs.stopTimer()
-	timeout := time.Duration(fs.info.FailoverTimeout * float64(time.Second))
+	timeout := max(time.Duration(fs.info.FailoverTimeout*float64(time.Second)), least)
 	fs.failover = time.AfterFunc(timeout, func() {
 		m.mu.Lock()
 		current := m.leader == ls && ls.frameworks[fs.id] == fs && fs.stream == nil

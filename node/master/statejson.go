@@ -151,7 +151,10 @@ func formatRange(r api.ValueRange) string {
 	return strconv.FormatUint(r.Begin, 10) + "-" + strconv.FormatUint(r.End, 10)
 }
 
-func (m *Master) handleState(w http.ResponseWriter, _ *http.Request) {
+func (m *Master) handleState(w http.ResponseWriter, r *http.Request) {
+	if m.forwardToLeader(w, r) {
+		return
+	}
 	store := m.fsm.Store()
 	tasks := store.Tasks()
 	usedByAgent, usedByFramework := usage(tasks)

@@ -1,0 +1,56 @@
+package master
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+)
+
+// forwardedHeader marks a request a follower forwarded, so a master that is not the leader
+// after all answers 503 instead of forwarding it on (no loops during an election).
+const forwardedHeader = "X-Atoll-Forwarded-By"
+
+// errNoLeader explains a 503 while no leader is known.
+var errNoLeader = errors.New("no leading master is elected: a majority of the masters must be up and reach each other; the API answers again once they elect a leader")
+
+// forwardToLeader serves a read on a follower by proxying it to the leader, so every master
+// answers with the leader's current view; `?stale=true` asks for this master's own replica
+// instead (cheaper, possibly behind). It reports whether it answered.
+func (m *Master) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Query().Get("stale") == "true" {
+		return false
+	}
+	if m.isLeader() {
+		return false
+	}
+	if by := r.Header.Get(forwardedHeader); by != "" {
+		writeError(w, errorf(http.StatusServiceUnavailable, "master %s forwarded this request here, but %s is not the leader either: %v", by, m.cfg.ID, errNoLeader))
+		return true
+	}
+	leader := m.leaderURL()
+	if leader == "" || leader == m.cfg.APIURL {
+		writeError(w, errorf(http.StatusServiceUnavailable, "%v", errNoLeader))
+		return true
+	}
+	target, err := url.Parse(leader)
+	if err != nil {
+		writeError(w, errorf(http.StatusBadGateway, "leader address %q: %v", leader, err))
+		return true
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			pr.Out.Header.Set(forwardedHeader, m.cfg.ID)
+		},
+		// Event streams pass through as they are written.
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, errorf(http.StatusBadGateway, "forward to the leader %s: %v", strings.TrimPrefix(leader, "http://"), err))
+		},
+	}
+	proxy.ServeHTTP(w, r)
+	return true
+}
