@@ -89,7 +89,7 @@ func DefaultConfig() Config {
 		// Four missed 15 s heartbeats: a framework notices the dead stream and resubscribes
 		// well within it.
 		LeaderChangeGrace: time.Minute,
-		DefaultRefuse:   5 * time.Second,
+		DefaultRefuse:     5 * time.Second,
 		// Large enough for an ACCEPT with hundreds of tasks, small enough to bound memory.
 		MaxBodyBytes: 8 << 20,
 		Allocator:    alloc.DefaultConfig(),
