@@ -153,7 +153,7 @@ func (a *app) rootCmd() *cobra.Command {
 	task.AddCommand(a.taskRunCmd(), a.taskKillCmd())
 	root.AddCommand(
 		a.daemonCmd(roleUp), a.daemonCmd(roleMaster), a.daemonCmd(roleAgent),
-		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(),
+		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(), a.operatorCmd(),
 		task,
 	)
 	markFailures(root)

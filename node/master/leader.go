@@ -41,10 +41,19 @@ type offer struct {
 
 // becomeLeader rebuilds leader state from the store and starts the leader loops.
 func (m *Master) becomeLeader(ctx context.Context) {
-	// A new leader must apply everything its predecessor committed before reading state.
-	if err := m.raft.Barrier(10 * time.Second).Error(); err != nil {
-		m.log.Error("leadership barrier failed; not serving as leader", "err", err)
-		return
+	// A new leader must apply everything its predecessor committed before reading state;
+	// it retries for as long as it leads, since a leader without leader state serves no one.
+	for {
+		err := m.raft.Barrier(10 * time.Second).Error()
+		if err == nil {
+			break
+		}
+		if !m.isLeader() || ctx.Err() != nil {
+			m.log.Warn("leadership ended before the barrier completed", "err", err)
+			return
+		}
+		m.log.Error("leadership barrier failed; retrying", "err", err)
+		time.Sleep(100 * time.Millisecond)
 	}
 	m.mu.Lock()
 	if m.leader != nil {
@@ -107,6 +116,7 @@ func (m *Master) becomeLeader(ctx context.Context) {
 
 	m.log.Info("became leader", "term", ls.term, "agents", len(ls.agents), "frameworks", len(ls.frameworks), "elapsed", time.Since(now))
 	m.metrics.elections.Inc()
+	go m.markFrameworksDisconnected(ls)
 	go func() {
 		defer close(done)
 		m.leaderLoop(ls)
@@ -312,3 +322,42 @@ func (m *Master) apply(ctx context.Context, t state.MessageType, req any) (any, 
 
 // errNotLeader answers requests that need the leader on a master that is not.
 var errNotLeader = errors.New("not the leading master")
+
+// markFrameworksDisconnected records that frameworks whose streams ended with the previous
+// leader are disconnected, unless they resubscribed meanwhile.
+func (m *Master) markFrameworksDisconnected(ls *leaderState) {
+	for _, f := range m.fsm.Store().Frameworks() {
+		if f.Removed || !f.Connected {
+			continue
+		}
+		m.mu.Lock()
+		fs := ls.frameworks[f.ID]
+		stale := m.leader == ls && fs != nil && fs.stream == nil
+		m.mu.Unlock()
+		if !stale {
+			continue
+		}
+		rec := *f
+		rec.Connected = false
+		rec.UnregisteredTime = time.Now()
+		if _, err := m.apply(ls.ctx, state.UpsertFrameworkType, state.UpsertFrameworkRequest{Framework: rec}); err != nil {
+			m.log.Warn("could not record framework disconnect after leader change", "framework", f.ID, "err", err)
+			return
+		}
+		// A resubscription racing with this write may have been recorded before it: put
+		// its connected record back.
+		m.mu.Lock()
+		resubscribed := m.leader == ls && fs.stream != nil
+		info := fs.info
+		m.mu.Unlock()
+		if resubscribed {
+			if cur, ok := m.fsm.Store().Framework(f.ID); ok && !cur.Connected && !cur.Removed {
+				rec := *cur
+				rec.Info, rec.Connected = info, true
+				if _, err := m.apply(ls.ctx, state.UpsertFrameworkType, state.UpsertFrameworkRequest{Framework: rec}); err != nil {
+					m.log.Warn("could not record framework reconnect", "framework", f.ID, "err", err)
+				}
+			}
+		}
+	}
+}

@@ -350,8 +350,9 @@ func (m *Master) frameworkDisconnected(ls *leaderState, fs *frameworkSession, st
 		}
 	}
 	m.startFailoverTimer(ls, fs)
+	failoverTimeout := fs.info.FailoverTimeout
 	m.mu.Unlock()
-	m.log.Info("framework disconnected", "framework", fs.id, "cause", cause, "failover_timeout", fs.info.FailoverTimeout)
+	m.log.Info("framework disconnected", "framework", fs.id, "cause", cause, "failover_timeout", failoverTimeout)
 	ctx, cancel := context.WithTimeout(ls.ctx, 10*time.Second)
 	defer cancel()
 	if f, ok := m.fsm.Store().Framework(fs.id); ok && !f.Removed {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -153,6 +156,7 @@ type Raft struct {
 	boltStore *raftboltdb.BoltStore
 	logs      raft.LogStore
 	snapshots raft.SnapshotStore
+	contacts  peerContacts
 }
 
 // OpenRaft opens (creating if needed) the Raft state in cfg.DataDir and starts the member.
@@ -179,7 +183,8 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s (in use by another process?): %w", dbPath, err)
 	}
-	r := &Raft{logger: logger, nodeID: raft.ServerID(cfg.NodeID), boltStore: boltStore}
+	r := &Raft{logger: logger, nodeID: raft.ServerID(cfg.NodeID), boltStore: boltStore,
+		contacts: peerContacts{failing: map[raft.ServerID]time.Time{}}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -210,6 +215,7 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 		r.transport.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	r.RegisterObserver(raft.NewObserver(nil, false, r.contacts.observe))
 	ok = true
 	return r, nil
 }
@@ -311,4 +317,140 @@ func (r *Raft) closeStores() error {
 		return fmt.Errorf("close raft log: %w", err)
 	}
 	return nil
+}
+
+// peerContacts tracks which followers the leader's heartbeats fail to reach, from Raft's
+// heartbeat observations: Raft keeps its followers' last contact to itself.
+type peerContacts struct {
+	mu sync.Mutex
+	// failing maps a follower to when it last answered (zero: not in this leadership).
+	failing map[raft.ServerID]time.Time
+}
+
+// observe is a Raft observer's filter that records what it needs and passes nothing on.
+// Raft calls it from its own goroutines, so it only takes a lock for a map update.
+func (c *peerContacts) observe(o *raft.Observation) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch data := o.Data.(type) {
+	case raft.FailedHeartbeatObservation:
+		// The heartbeats of a leadership that just ended may still report a failure.
+		if o.Raft.State() == raft.Leader {
+			c.failing[data.PeerID] = data.LastContact
+		}
+	case raft.ResumedHeartbeatObservation:
+		delete(c.failing, data.PeerID)
+	case raft.PeerObservation:
+		if data.Removed {
+			delete(c.failing, data.Peer.ID)
+		}
+	case raft.RaftState:
+		// Every leadership starts its heartbeats afresh.
+		clear(c.failing)
+	}
+	return false
+}
+
+// Unreachable returns the servers that this member, while it leads, fails to send
+// heartbeats to, each with when it last answered (zero if not since this member became
+// leader). It is empty on a member that does not lead: only the leader sends heartbeats.
+func (r *Raft) Unreachable() map[raft.ServerID]time.Time {
+	out := map[raft.ServerID]time.Time{}
+	if r.State() != raft.Leader {
+		return out
+	}
+	r.contacts.mu.Lock()
+	defer r.contacts.mu.Unlock()
+	for id, lastContact := range r.contacts.failing {
+		out[id] = lastContact
+	}
+	return out
+}
+
+// RemovePeer removes a server from the Raft configuration, on the leader, and waits until
+// the change is committed or ctx ends (when it may still be committed later). prevIndex is
+// the index of the configuration the caller looked at: the removal fails if the
+// configuration changed since (0 removes regardless).
+func (r *Raft) RemovePeer(ctx context.Context, id raft.ServerID, prevIndex uint64) error {
+	timeout, err := enqueueTimeout(ctx)
+	if err != nil {
+		return fmt.Errorf("remove raft peer %s: %w", id, err)
+	}
+	if err := waitFuture(ctx, r.RemoveServer(id, prevIndex, timeout)); err != nil {
+		return fmt.Errorf("remove raft peer %s: %w", id, notLeader(err))
+	}
+	return nil
+}
+
+// OpenSnapshot has Raft take a snapshot of the FSM now, as it does on its own (so the log
+// is compacted too), and opens it for reading. It works on any member. ctx bounds the wait
+// for the snapshot to be written; raft.ErrNothingNewToSnapshot says this member has applied
+// no entry yet.
+func (r *Raft) OpenSnapshot(ctx context.Context) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	future := r.Snapshot()
+	if err := waitFuture(ctx, future); err != nil {
+		return nil, nil, fmt.Errorf("take snapshot: %w", err)
+	}
+	meta, snapshot, err := future.Open()
+	if err != nil {
+		return nil, nil, fmt.Errorf("open snapshot: %w", err)
+	}
+	return meta, snapshot, nil
+}
+
+// ErrInvalidSnapshot is wrapped by RestoreSnapshot's errors about a snapshot the FSM would
+// not take; the cluster's state is then untouched.
+var ErrInvalidSnapshot = errors.New("invalid snapshot")
+
+// RestoreSnapshot replaces the whole cluster's state with an FSM snapshot (as Persist
+// writes it, meta.Size bytes), on the leader: Raft installs it on every member and this
+// returns once a majority has it. state is read twice: whole first, building the state in
+// memory as the FSM will, to check that the FSM takes it (Raft panics when its FSM rejects
+// a snapshot it already installed), then from its start by Raft. ctx bounds the waits to start and to commit; the restore itself is not
+// interrupted.
+func (r *Raft) RestoreSnapshot(ctx context.Context, meta *raft.SnapshotMeta, state io.ReadSeeker) error {
+	if meta.Version < raft.SnapshotVersionMin || meta.Version > raft.SnapshotVersionMax {
+		return fmt.Errorf("restore snapshot: %w: raft snapshot version %d, this build reads %d to %d",
+			ErrInvalidSnapshot, meta.Version, raft.SnapshotVersionMin, raft.SnapshotVersionMax)
+	}
+	// Checking is all that is wanted here, so no completed task is evicted.
+	if _, _, err := readSnapshot(state, math.MaxInt); err != nil {
+		return fmt.Errorf("restore snapshot: %w: %w", ErrInvalidSnapshot, err)
+	}
+	if _, err := state.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("restore snapshot: rewind: %w", err)
+	}
+	timeout, err := enqueueTimeout(ctx)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if err := r.Restore(meta, state, timeout); err != nil {
+		return fmt.Errorf("restore snapshot: %w", notLeader(err))
+	}
+	return nil
+}
+
+// enqueueTimeout is the time left before ctx's deadline, for Raft calls that take a
+// timeout instead of a context (0: no deadline).
+func enqueueTimeout(ctx context.Context) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return 0, nil
+	}
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		return 0, context.DeadlineExceeded
+	}
+	return timeout, nil
+}
+
+// notLeader turns raft's errors for a member that cannot lead a change into ErrNotLeader.
+func notLeader(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		return ErrNotLeader
+	}
+	return err
 }
