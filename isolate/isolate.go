@@ -43,11 +43,13 @@ type State struct {
 	// Kind names the containerizer that made it ("process", "runc").
 	Kind    string `json:"kind"`
 	Sandbox string `json:"sandbox"`
-	// PID is the task's main process; ShimPID the supervisor that waits for it.
+	// PID is the task's main process, which leads the task's process group; ShimPID the
+	// supervisor that is its parent (for the process containerizer, one supervisor serves
+	// every container of the agent).
 	PID     int `json:"pid"`
 	ShimPID int `json:"shim_pid"`
-	// StartTime guards against pid reuse: the shim's start time in clock ticks since boot
-	// (field 22 of /proc/PID/stat).
+	// StartTime guards PID against pid reuse: the task's start time in clock ticks since
+	// boot (field 22 of /proc/PID/stat).
 	StartTime uint64 `json:"start_time"`
 }
 

@@ -1,22 +1,17 @@
 package isolate
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,49 +22,92 @@ import (
 // ProcessKind is State.Kind for containers of the plain-process containerizer.
 const ProcessKind = "process"
 
+// ErrClosed is returned by a Process after Close or StopSupervisor.
+var ErrClosed = errors.New("process containerizer is closed")
+
+// DefaultSupervisorIdleTimeout is ProcessConfig.SupervisorIdleTimeout's default.
+const DefaultSupervisorIdleTimeout = 10 * time.Second
+
+// maxSocketPath is the longest path a unix socket can be bound to (sun_path, less its NUL).
+const maxSocketPath = 107
+
 // ProcessConfig configures the plain-process containerizer.
 type ProcessConfig struct {
 	// Logger receives the containerizer's logs; nil discards them.
 	Logger *slog.Logger
-	// StateDir holds one directory per container with the records that outlive the agent:
-	// the shim's spec and log, kill requests and the task's exit status. Required; the
-	// agent passes work_dir/containers. It is created if missing.
+	// StateDir holds what outlives the agent: the supervisor's socket, lock, pid file and
+	// log, and its journal of the containers launched and not destroyed yet. Required; the
+	// agent passes work_dir/containers. It is created if missing. Its path must be short
+	// enough for a unix socket path inside it.
 	StateDir string
-	// Executable is the binary re-executed as each task's supervisor (the shim). Its main
-	// (or TestMain) must call RunShimIfRequested first thing. Empty means os.Executable().
+	// Executable is the binary re-executed as the supervisor. Its main (or TestMain) must
+	// call RunShimIfRequested first thing. Empty means os.Executable().
 	Executable string
+	// SupervisorIdleTimeout is how long the supervisor stays up with no container to run
+	// and no agent connected. Zero means DefaultSupervisorIdleTimeout.
+	SupervisorIdleTimeout time.Duration
 }
 
 // DefaultProcessConfig returns a config with no StateDir, which the caller must set. Logs
 // are discarded, since the containerizer's errors reach the agent as return values, and
-// the shim is the running binary, which in production is Atoll itself.
+// the supervisor is the running binary, which in production is Atoll itself. An idle
+// supervisor lingers for ten seconds: long enough for a quickly restarted agent to find
+// it, short enough that one left behind by a stopped agent soon goes.
 func DefaultProcessConfig() ProcessConfig {
-	return ProcessConfig{Logger: slog.New(slog.DiscardHandler)}
+	return ProcessConfig{
+		Logger:                slog.New(slog.DiscardHandler),
+		SupervisorIdleTimeout: DefaultSupervisorIdleTimeout,
+	}
 }
 
 // Validate reports a config NewProcess cannot work with.
 func (c ProcessConfig) Validate() error {
-	if c.StateDir == "" {
+	switch {
+	case c.StateDir == "":
 		return errors.New("process containerizer: StateDir is required")
+	case c.SupervisorIdleTimeout < 0:
+		return fmt.Errorf("process containerizer: SupervisorIdleTimeout must not be negative, got %v", c.SupervisorIdleTimeout)
 	}
 	return nil
 }
 
 // Process is the plain-process containerizer, the unprivileged fallback: each task runs on
 // the host, in its own process group and in the agent's filesystem, optionally as another
-// user, with no resource limits. A shim (this binary re-executed, see RunShimIfRequested)
-// in a session of its own is each task's parent, so tasks survive the agent's exit and
-// restart; the shim records the task's exit status in StateDir for whichever agent process
-// is waiting. It needs Linux 5.3 or later (pidfd) to re-attach after a restart.
+// user, with no resource limits. Needs Linux 5.3 or later (pidfd).
+//
+// Tasks are children of a supervisor: this binary re-executed (see RunShimIfRequested) in
+// a session of its own, one per StateDir, shared by every Process on that StateDir and
+// started by the first Launch that finds none. It survives the agent's exit and restart,
+// carries out kill requests even when the agent is gone, and journals each task's launch
+// and exit in StateDir, so that a restarted agent learns how its tasks ended: Recover
+// reconnects to the supervisor, and the containers it still runs carry on as if nothing
+// had happened.
+// It exits when asked to through StopSupervisor, once it has run no container and served
+// no agent for SupervisorIdleTimeout, or when StateDir is removed (killing its tasks).
+//
+// Should the supervisor die, its tasks run on, unsupervised; it cannot give them a
+// parent-death signal, since Linux ties that to the forking thread. Whoever notices
+// first, the connected Process (whose connection breaks) or a later Recover or Kill, kills
+// each such task's process group, after checking the task's pid against its start time,
+// and Wait reports Code -1 "the task's supervisor died …" for it. A new supervisor never
+// adopts them.
+//
+// When an agent shuts down it calls StopSupervisor if it killed every task, Close
+// otherwise.
 //
 // Process is safe for concurrent use.
 type Process struct {
-	logger     *slog.Logger
-	stateDir   string
-	executable string
+	logger      *slog.Logger
+	stateDir    string
+	executable  string
+	idleTimeout time.Duration
+
+	connectMu sync.Mutex // serialises connecting to, and starting, the supervisor
 
 	mu         sync.Mutex
+	conn       *supervisorConn // nil when not connected
 	containers map[string]*processContainer
+	closed     chan struct{} // closed by Close
 }
 
 var _ Containerizer = (*Process)(nil)
@@ -77,18 +115,16 @@ var _ Containerizer = (*Process)(nil)
 // processContainer is one launched or recovered container.
 type processContainer struct {
 	state State
-	meta  string // its directory in StateDir
-	// signalShim signals the shim without risk of pid reuse (through a pidfd); it fails with
-	// os.ErrProcessDone or ESRCH once the shim is gone.
-	signalShim func(syscall.Signal) error
+	// abandoned marks a container whose Launch gave up before the supervisor answered: it
+	// is killed and, once it has exited, forgotten. Guarded by Process.mu.
+	abandoned bool
 
-	killMu sync.Mutex // serialises kill requests
-
-	done   chan struct{} // closed once status is set
-	status ExitStatus
+	finishOnce sync.Once
+	done       chan struct{} // closed once status is set
+	status     ExitStatus
 }
 
-// exited reports whether the container's shim has exited.
+// exited reports whether the container has ended.
 func (c *processContainer) exited() bool {
 	select {
 	case <-c.done:
@@ -99,6 +135,8 @@ func (c *processContainer) exited() bool {
 }
 
 // NewProcess returns a plain-process containerizer that keeps its records in cfg.StateDir.
+// It does not start the supervisor; the first Launch does, if no Process on the same
+// StateDir has.
 func NewProcess(cfg ProcessConfig) (*Process, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -107,11 +145,15 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	idleTimeout := cfg.SupervisorIdleTimeout
+	if idleTimeout == 0 {
+		idleTimeout = DefaultSupervisorIdleTimeout
+	}
 	executable := cfg.Executable
 	if executable == "" {
 		self, err := os.Executable()
 		if err != nil {
-			return nil, fmt.Errorf("process containerizer: find own executable for the shim: %w", err)
+			return nil, fmt.Errorf("process containerizer: find own executable for the supervisor: %w", err)
 		}
 		executable = self
 	}
@@ -119,20 +161,28 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process containerizer: state dir: %w", err)
 	}
+	if socket := filepath.Join(stateDir, supervisorSocket); len(socket) > maxSocketPath {
+		return nil, fmt.Errorf("process containerizer: state dir %s is too long: the socket path %s would be longer than %d bytes",
+			stateDir, socket, maxSocketPath)
+	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("process containerizer: create state dir: %w", err)
 	}
 	return &Process{
-		logger:     logger,
-		stateDir:   stateDir,
-		executable: executable,
-		containers: make(map[string]*processContainer),
+		logger:      logger,
+		stateDir:    stateDir,
+		executable:  executable,
+		idleTimeout: idleTimeout,
+		containers:  make(map[string]*processContainer),
+		closed:      make(chan struct{}),
 	}, nil
 }
 
-// Launch starts the task's shim and returns once the shim has started the task, or with
-// the reason it could not (an unknown user, a missing executable). A shell command that is
-// not found is not a launch error: the shell starts and exits with status 127, as in Mesos.
+// Launch asks the supervisor, starting it if none runs, to start the task, and returns
+// once the task runs or with the reason it could not start (an unknown user, a missing
+// executable). A shell command that is not found is not a launch error: the shell starts
+// and exits with status 127, as in Mesos. If ctx ends after the request was sent, Launch
+// returns ctx's error and a task that starts regardless is killed and forgotten.
 func (p *Process) Launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	st, err := p.launch(ctx, spec)
 	if err != nil {
@@ -165,204 +215,350 @@ func (p *Process) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	if known {
 		return State{}, errors.New("container already exists")
 	}
+	task, err := buildTaskSpec(spec)
+	if err != nil {
+		return State{}, err
+	}
+	sc, err := p.connect(ctx, true)
+	if err != nil {
+		return State{}, err
+	}
 
-	meta := filepath.Join(p.stateDir, spec.ContainerID)
-	shim, err := buildShimSpec(spec, meta)
+	var launched *processContainer
+	resp, err := sc.call(ctx, request{Op: opLaunch, Launch: &task}, func(resp response, err error, abandoned bool) {
+		if err != nil || resp.Error != "" {
+			return
+		}
+		// Registered here, in the reader, so that the exit event finds the container.
+		c := &processContainer{
+			state: State{
+				ContainerID: spec.ContainerID,
+				Kind:        ProcessKind,
+				Sandbox:     spec.Sandbox,
+				PID:         resp.PID,
+				ShimPID:     sc.pid,
+				StartTime:   resp.StartTime,
+			},
+			abandoned: abandoned,
+			done:      make(chan struct{}),
+		}
+		p.mu.Lock()
+		p.containers[spec.ContainerID] = c
+		p.mu.Unlock()
+		if abandoned {
+			go p.killAbandoned(c)
+		}
+		launched = c
+	})
+	if err == nil && resp.Error != "" {
+		err = errors.New(resp.Error)
+	}
 	if err != nil {
 		return State{}, err
 	}
-	if err := os.Mkdir(meta, 0o700); err != nil {
-		return State{}, fmt.Errorf("create container records: %w", err)
-	}
-	st, err := p.startShim(ctx, spec, shim, meta)
-	if err != nil {
-		os.RemoveAll(meta)
-		return State{}, err
-	}
-	return st, nil
+	p.logger.Debug("container launched", "container", spec.ContainerID, "task", spec.TaskID,
+		"pid", launched.state.PID, "supervisor", launched.state.ShimPID)
+	return launched.state, nil
 }
 
-// buildShimSpec resolves what the task runs, as whom and with which environment, and prepares
-// the sandbox for that user.
-func buildShimSpec(spec LaunchSpec, meta string) (shimSpec, error) {
+// killAbandoned kills a container whose Launch gave up waiting for it.
+func (p *Process) killAbandoned(c *processContainer) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	if err := p.Kill(ctx, c.state.ContainerID, 0); err != nil {
+		p.logger.Warn("kill container whose launch was abandoned", "container", c.state.ContainerID, "err", err)
+	}
+}
+
+// buildTaskSpec resolves what the task runs, as whom and with which environment, and
+// prepares the sandbox for that user.
+func buildTaskSpec(spec LaunchSpec) (taskSpec, error) {
 	cmd := spec.Command
 	if cmd.Value == nil {
-		return shimSpec{}, errors.New("command has no value")
+		return taskSpec{}, errors.New("command has no value")
 	}
-	shim := shimSpec{
+	task := taskSpec{
 		ContainerID: spec.ContainerID,
 		Dir:         spec.Sandbox,
 		Stdout:      filepath.Join(spec.Sandbox, "stdout"),
 		Stderr:      filepath.Join(spec.Sandbox, "stderr"),
-		StatusFile:  filepath.Join(meta, statusFile),
-		KillFile:    filepath.Join(meta, killFile),
 	}
 	if cmd.IsShell() {
-		shim.Path, shim.Args = "/bin/sh", []string{"sh", "-c", *cmd.Value}
+		task.Path, task.Args = "/bin/sh", []string{"sh", "-c", *cmd.Value}
 	} else {
-		shim.Path, shim.Args = *cmd.Value, cmd.Arguments
-		if len(shim.Args) == 0 {
-			shim.Args = []string{*cmd.Value}
+		task.Path, task.Args = *cmd.Value, cmd.Arguments
+		if len(task.Args) == 0 {
+			task.Args = []string{*cmd.Value}
 		}
 	}
 	base := baseEnv(os.Environ())
 	if cmd.User != nil && *cmd.User != "" {
 		cred, home, err := lookupUser(*cmd.User)
 		if err != nil {
-			return shimSpec{}, err
+			return taskSpec{}, err
 		}
 		if cred != nil {
-			shim.Credential = cred
+			task.Credential = cred
 			base = append(base, "HOME="+home, "USER="+*cmd.User, "LOGNAME="+*cmd.User)
-			if err := prepareSandbox(spec.Sandbox, shim.Stdout, shim.Stderr, cred); err != nil {
-				return shimSpec{}, err
+			if err := prepareSandbox(spec.Sandbox, task.Stdout, task.Stderr, cred); err != nil {
+				return taskSpec{}, err
 			}
 		}
 	}
 	env, err := taskEnv(base, cmd.Environment, spec.Env)
 	if err != nil {
-		return shimSpec{}, err
+		return taskSpec{}, err
 	}
-	shim.Env = env
-	return shim, nil
-}
-
-// startShim starts the shim and waits for its report on the task.
-func (p *Process) startShim(ctx context.Context, spec LaunchSpec, shim shimSpec, meta string) (State, error) {
-	specPath := filepath.Join(meta, specFile)
-	data, err := json.Marshal(shim)
-	if err != nil {
-		return State{}, fmt.Errorf("encode shim spec: %w", err)
-	}
-	if err := writeFileAtomic(specPath, data); err != nil {
-		return State{}, fmt.Errorf("write shim spec: %w", err)
-	}
-	logPath := filepath.Join(meta, shimLog)
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return State{}, fmt.Errorf("open shim log: %w", err)
-	}
-	defer logFile.Close()
-	reportR, reportW, err := os.Pipe()
-	if err != nil {
-		return State{}, fmt.Errorf("report pipe: %w", err)
-	}
-	defer reportR.Close()
-	cmd := &exec.Cmd{
-		Path:       p.executable,
-		Args:       []string{"atoll-shim", spec.ContainerID},
-		Env:        append(goRuntimeEnv(os.Environ()), shimEnv+"="+specPath),
-		Dir:        "/",
-		Stderr:     logFile,
-		ExtraFiles: []*os.File{reportW},
-		// A session of its own: the agent's exit, or a Ctrl-C on the agent's terminal,
-		// must not reach the shim or its task.
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	reportW.Close()
-	if err != nil {
-		return State{}, fmt.Errorf("start shim: %w", err)
-	}
-	// Unreaped, the shim's /proc entry stays readable even if it has already exited.
-	startTime, err := readStartTime(cmd.Process.Pid)
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return State{}, fmt.Errorf("shim start time: %w", err)
-	}
-
-	type readResult struct {
-		data []byte
-		err  error
-	}
-	read := make(chan readResult, 1)
-	go func() {
-		data, err := io.ReadAll(io.LimitReader(reportR, 64<<10))
-		read <- readResult{data, err}
-	}()
-	var res readResult
-	select {
-	case res = <-read:
-	case <-ctx.Done():
-		cmd.Process.Kill() // the task, if started, follows through its parent-death signal
-		cmd.Wait()
-		return State{}, ctx.Err()
-	}
-	var report shimReport
-	if res.err == nil && len(res.data) > 0 {
-		res.err = json.Unmarshal(res.data, &report)
-	}
-	if res.err != nil || report.PID <= 0 {
-		cmd.Process.Kill()
-		cmd.Wait()
-		switch {
-		case report.Error != "":
-			return State{}, errors.New(report.Error)
-		case res.err != nil:
-			return State{}, fmt.Errorf("read shim report: %w", res.err)
-		default:
-			return State{}, fmt.Errorf("shim exited (%v) before starting the task: %s", cmd.ProcessState, logTail(logPath))
+	task.Env = env
+	if !cmd.IsShell() {
+		if task.Path, err = lookPath(task.Path, spec.Sandbox, env); err != nil {
+			return taskSpec{}, err
 		}
 	}
+	return task, nil
+}
 
-	st := State{
-		ContainerID: spec.ContainerID,
-		Kind:        ProcessKind,
-		Sandbox:     spec.Sandbox,
-		PID:         report.PID,
-		ShimPID:     cmd.Process.Pid,
-		StartTime:   startTime,
+// connect returns the connection to the supervisor, connecting first if need be. With
+// start it starts a supervisor when none runs; without, it returns nil, nil then.
+func (p *Process) connect(ctx context.Context, start bool) (*supervisorConn, error) {
+	if sc, err := p.current(); sc != nil || err != nil {
+		return sc, err
 	}
-	c := &processContainer{
-		state:      st,
-		meta:       meta,
-		signalShim: func(sig syscall.Signal) error { return cmd.Process.Signal(sig) },
-		done:       make(chan struct{}),
+	p.connectMu.Lock()
+	defer p.connectMu.Unlock()
+	if sc, err := p.current(); sc != nil || err != nil {
+		return sc, err
+	}
+	sc, err := p.dial(ctx, start)
+	if err != nil || sc == nil {
+		return nil, err
 	}
 	p.mu.Lock()
-	p.containers[spec.ContainerID] = c
+	defer p.mu.Unlock()
+	select {
+	case <-p.closed:
+		sc.close()
+		return nil, ErrClosed
+	default:
+	}
+	p.conn = sc
+	return sc, nil
+}
+
+// current returns the working connection to the supervisor, if there is one.
+func (p *Process) current() (*supervisorConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.closed:
+		return nil, ErrClosed
+	default:
+	}
+	if p.conn != nil && !p.conn.alive() {
+		p.conn = nil
+	}
+	return p.conn, nil
+}
+
+// containerExited handles an exit event from the supervisor.
+func (p *Process) containerExited(ev exitEvent) {
+	p.mu.Lock()
+	c := p.containers[ev.ContainerID]
 	p.mu.Unlock()
+	if c == nil {
+		return // another Process's, or one already destroyed
+	}
+	status, err := ev.Status.exitStatus()
+	if err != nil {
+		status = ExitStatus{Code: -1, Message: fmt.Sprintf("the task's exit status is invalid: %v", err)}
+	}
+	p.finish(c, status)
+}
+
+// connectionLost finds out what became of the running containers once the connection to
+// the supervisor broke: most likely the supervisor died, leaving them orphaned.
+func (p *Process) connectionLost(sc *supervisorConn) {
+	p.mu.Lock()
+	if p.conn == sc {
+		p.conn = nil
+	}
+	running := p.runningLocked()
+	p.mu.Unlock()
+	if len(running) == 0 {
+		return
+	}
 	go func() {
-		err := cmd.Wait()
-		if err != nil && cmd.ProcessState == nil {
-			p.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf("wait for supervisor: %v", err)})
+		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+		defer cancel()
+		unknown, err := p.reattach(ctx, running, "connection lost")
+		if errors.Is(err, ErrClosed) {
 			return
 		}
-		p.finish(c, exitFromRecords(meta, cmd.ProcessState.String()))
+		if err != nil {
+			p.logger.Error("cannot reach the supervisor; treating its containers as orphaned", "err", err)
+			unknown = running
+		}
+		// The journal records every launch, so these are orphans whose records are lost.
+		for _, c := range unknown {
+			p.orphaned(c, "connection lost")
+		}
 	}()
-	p.logger.Info("container launched", "container", st.ContainerID, "task", spec.TaskID,
-		"pid", st.PID, "shim_pid", st.ShimPID)
-	return st, nil
 }
 
-// finish records how the container ended and releases its waiters.
-func (p *Process) finish(c *processContainer, status ExitStatus) {
-	p.logger.Info("container exited", "container", c.state.ContainerID, "status", status.Message)
-	c.status = status
-	close(c.done)
-}
-
-// exitFromRecords reads the exit status the shim recorded in meta. A shim that ended
-// without one (it was SIGKILLed, taking the task with it) is reported as a failure;
-// shimEnd says how it ended, as far as is known.
-func exitFromRecords(meta, shimEnd string) ExitStatus {
-	data, err := os.ReadFile(filepath.Join(meta, statusFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return ExitStatus{Code: -1, Message: fmt.Sprintf(
-			"the task's supervisor died (%s) without recording the task's exit", shimEnd)}
-	}
-	if err == nil {
-		var status ExitStatus
-		if status, err = parseStatus(data); err == nil {
-			return status
+// runningLocked lists the containers not known to have ended.
+func (p *Process) runningLocked() []*processContainer {
+	var running []*processContainer
+	for _, c := range p.containers {
+		if !c.exited() {
+			running = append(running, c)
 		}
 	}
-	return ExitStatus{Code: -1, Message: fmt.Sprintf("the task's exit status is unreadable: %v", err)}
+	return running
+}
+
+// reattach finds out what became of the containers cs. It asks the supervisor, if one
+// runs, or else reads the journal. Those still running carry on and report their exits
+// through events; those that ended report their recorded exits; those whose supervisor
+// died before they ended (reason says how that was found out) are killed, if they still
+// run, and reported as failed. Those of which there is no record are returned, untouched.
+// The containers must be registered before reattach is called, so that an exit event
+// that overtakes the supervisor's answer is not lost. An error means neither the
+// supervisor nor the journal could be asked, and nothing was resolved.
+func (p *Process) reattach(ctx context.Context, cs []*processContainer, reason string) ([]*processContainer, error) {
+	fates, err := p.fates(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	var unknown []*processContainer
+	for _, c := range cs {
+		fate, recorded := fates[c.state.ContainerID]
+		switch {
+		case c.exited() || fate.running:
+		case !recorded:
+			unknown = append(unknown, c)
+		case fate.exit != nil:
+			status, err := fate.exit.exitStatus()
+			if err != nil {
+				status = ExitStatus{Code: -1, Message: fmt.Sprintf("the task's recorded exit is invalid: %v", err)}
+			}
+			p.finish(c, status)
+		default:
+			p.orphaned(c, reason)
+		}
+	}
+	return unknown, nil
+}
+
+// fate is what became of a container that has a record: it runs, it exited, or, with
+// neither, its supervisor died before it ended.
+type fate struct {
+	running bool
+	exit    *statusRecord
+}
+
+// fates returns what became of the containers cs that have a record, as the supervisor
+// says if one runs, else as the journal does.
+func (p *Process) fates(ctx context.Context, cs []*processContainer) (map[string]fate, error) {
+	sc, err := p.connect(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	fates := make(map[string]fate, len(cs))
+	if sc == nil {
+		records, err := readJournal(filepath.Join(p.stateDir, journalFile))
+		if err != nil {
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+		for id, status := range records {
+			fates[id] = fate{exit: status}
+		}
+		return fates, nil
+	}
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.state.ContainerID
+	}
+	resp, err := sc.call(ctx, request{Op: opQuery, ContainerIDs: ids}, nil)
+	if err == nil && resp.Error != "" {
+		err = errors.New(resp.Error)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ask the supervisor about its containers: %w", err)
+	}
+	for _, id := range resp.Running {
+		fates[id] = fate{running: true}
+	}
+	for _, ev := range resp.Exited {
+		fates[ev.ContainerID] = fate{exit: &ev.Status}
+	}
+	for _, id := range resp.Orphaned {
+		fates[id] = fate{}
+	}
+	return fates, nil
+}
+
+// orphaned ends a container whose supervisor died before the task ended: the task is
+// killed, if it still runs, and reported as failed.
+func (p *Process) orphaned(c *processContainer, reason string) {
+	if err := killOrphan(c.state.PID, c.state.StartTime); err != nil {
+		p.logger.Warn("kill orphaned task", "container", c.state.ContainerID, "pid", c.state.PID, "err", err)
+	}
+	p.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf(
+		"the task's supervisor died (%s) without recording the task's exit", reason)})
+}
+
+// killOrphan kills the process group of a task whose supervisor is gone, if pid is still
+// the task that started at startTime.
+func killOrphan(pid int, startTime uint64) error {
+	task, err := openProcess(pid, startTime)
+	if err != nil || task == nil {
+		return err
+	}
+	defer task.Close()
+	groupErr := unix.Kill(-pid, unix.SIGKILL)
+	if errors.Is(groupErr, unix.ESRCH) {
+		groupErr = nil
+	}
+	// The group may be gone while the task, which left it, is not.
+	raw, err := task.SyscallConn()
+	if err != nil {
+		return errors.Join(groupErr, err)
+	}
+	var sigErr error
+	if err := raw.Control(func(fd uintptr) { sigErr = unix.PidfdSendSignal(int(fd), unix.SIGKILL, nil, 0) }); err != nil {
+		return errors.Join(groupErr, err)
+	}
+	if errors.Is(sigErr, unix.ESRCH) {
+		sigErr = nil
+	}
+	return errors.Join(groupErr, sigErr)
+}
+
+// finish records how the container ended and releases its waiters; it acts only once. A
+// container whose launch was abandoned is destroyed at once.
+func (p *Process) finish(c *processContainer, status ExitStatus) {
+	c.finishOnce.Do(func() {
+		p.logger.Debug("container exited", "container", c.state.ContainerID, "status", status.Message)
+		c.status = status
+		close(c.done)
+		p.mu.Lock()
+		abandoned := c.abandoned
+		p.mu.Unlock()
+		if abandoned {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+				defer cancel()
+				if err := p.Destroy(ctx, c.state.ContainerID); err != nil {
+					p.logger.Warn("destroy container whose launch was abandoned", "container", c.state.ContainerID, "err", err)
+				}
+			}()
+		}
+	})
 }
 
 // Wait returns how the container ended, as soon as it has. A container that has already
-// ended reports its status even when ctx is done.
+// ended reports its status even when ctx is done; one still running reports ErrClosed
+// once p is closed.
 func (p *Process) Wait(ctx context.Context, containerID string) (ExitStatus, error) {
 	c, err := p.lookup(containerID)
 	if err != nil {
@@ -376,143 +572,123 @@ func (p *Process) Wait(ctx context.Context, containerID string) (ExitStatus, err
 		return c.status, nil
 	case <-ctx.Done():
 		return ExitStatus{}, fmt.Errorf("wait for %s: %w", containerID, ctx.Err())
+	case <-p.closed:
+		return ExitStatus{}, fmt.Errorf("wait for %s: %w", containerID, ErrClosed)
 	}
 }
 
-// Kill asks the container's shim to send SIGTERM to the task's process group now and
-// SIGKILL after grace (at once when grace is zero or negative). The shim carries this out,
+// Kill asks the supervisor to send SIGTERM to the task's process group now and SIGKILL
+// after grace (at once when grace is zero or negative). The supervisor carries this out,
 // so it completes even if the agent exits meanwhile. A later Kill with a shorter grace
-// period brings the SIGKILL forward; a longer one never delays it. Killing a container that
-// has exited does nothing.
+// period brings the SIGKILL forward; a longer one never delays it. Killing a container
+// that has exited does nothing. A task whose supervisor is gone is killed at once.
 func (p *Process) Kill(ctx context.Context, containerID string, grace time.Duration) error {
 	c, err := p.lookup(containerID)
 	if err != nil {
 		return err
 	}
-	c.killMu.Lock()
-	defer c.killMu.Unlock()
 	if c.exited() {
 		return nil
 	}
-	killPath := filepath.Join(c.meta, killFile)
 	deadline := time.Now().Add(max(grace, 0))
-	if earlier, err := readKillRequest(killPath); err == nil && earlier.Before(deadline) {
-		deadline = earlier
-	}
-	if err := writeKillRequest(killPath, deadline); err != nil {
+	sc, err := p.connect(ctx, false)
+	if err != nil {
 		return fmt.Errorf("kill %s: %w", containerID, err)
 	}
-	if err := c.signalShim(unix.SIGUSR1); err != nil {
-		if errors.Is(err, os.ErrProcessDone) || errors.Is(err, unix.ESRCH) {
-			return nil
+	if sc == nil {
+		unknown, err := p.reattach(ctx, []*processContainer{c}, "gone when the agent killed the task")
+		if err != nil {
+			return fmt.Errorf("kill %s: %w", containerID, err)
 		}
-		return fmt.Errorf("kill %s: signal shim %d: %w", containerID, c.state.ShimPID, err)
+		for _, c := range unknown {
+			p.orphaned(c, "gone when the agent killed the task")
+		}
+		return nil
+	}
+	resp, err := sc.call(ctx, request{Op: opKill, ContainerID: containerID, DeadlineUnixNano: deadline.UnixNano()}, nil)
+	if err == nil && resp.Error != "" {
+		err = errors.New(resp.Error)
+	}
+	if err != nil {
+		return fmt.Errorf("kill %s: %w", containerID, err)
 	}
 	return nil
 }
 
 // Recover re-attaches to containers of kind "process" that an earlier agent process
-// launched with the same StateDir. A container whose shim is still running is watched
-// until it exits; one whose shim is gone reports its recorded status at once. Containers
-// already known are left alone. Errors for individual containers are joined; the others
-// are recovered regardless.
+// launched with the same StateDir, reconnecting to the supervisor. A container the
+// supervisor still runs is watched until it exits; one that ended meanwhile reports its
+// recorded status at once; one whose supervisor died is killed and reported as failed.
+// Containers already known are left alone. Errors for individual containers are joined;
+// the others are recovered regardless. If the supervisor cannot be asked, Recover fails
+// and registers nothing, so that it can be retried.
 func (p *Process) Recover(ctx context.Context, states []State) error {
 	var errs []error
+	var recovered []*processContainer
 	for _, st := range states {
-		if err := p.recover(st); err != nil {
+		c, err := p.register(st)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("recover %s: %w", st.ContainerID, err))
+			continue
 		}
+		if c != nil {
+			recovered = append(recovered, c)
+		}
+	}
+	if len(recovered) == 0 {
+		return errors.Join(errs...)
+	}
+	unknown, err := p.reattach(ctx, recovered, "gone when the agent recovered")
+	if err != nil {
+		p.unregister(recovered)
+		return errors.Join(append(errs, fmt.Errorf("recover: %w", err))...)
+	}
+	p.unregister(unknown)
+	for _, c := range unknown {
+		errs = append(errs, fmt.Errorf("recover %s: no record of the container in %s", c.state.ContainerID, p.stateDir))
+	}
+	for _, c := range recovered {
+		p.logger.Debug("container recovered", "container", c.state.ContainerID, "pid", c.state.PID)
 	}
 	return errors.Join(errs...)
 }
 
-func (p *Process) recover(st State) error {
+// unregister forgets containers Recover registered and could not recover, unless they
+// ended meanwhile.
+func (p *Process) unregister(cs []*processContainer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range cs {
+		if !c.exited() && p.containers[c.state.ContainerID] == c {
+			delete(p.containers, c.state.ContainerID)
+		}
+	}
+}
+
+// register adds a container to recover, or returns nil if it is known already.
+func (p *Process) register(st State) (*processContainer, error) {
 	if st.Kind != ProcessKind {
-		return fmt.Errorf("kind %q is not %q", st.Kind, ProcessKind)
+		return nil, fmt.Errorf("kind %q is not %q", st.Kind, ProcessKind)
 	}
 	if err := checkContainerID(st.ContainerID); err != nil {
-		return err
+		return nil, err
 	}
-	if st.ShimPID <= 0 {
-		return fmt.Errorf("shim pid %d", st.ShimPID)
-	}
-	meta := filepath.Join(p.stateDir, st.ContainerID)
-	if _, err := os.Stat(meta); err != nil {
-		return fmt.Errorf("container records: %w", err)
+	if st.PID <= 0 {
+		return nil, fmt.Errorf("task pid %d", st.PID)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, known := p.containers[st.ContainerID]; known {
-		return nil
+		return nil, nil
 	}
-	shim, err := openShim(st.ShimPID, st.StartTime)
-	if err != nil {
-		return err
-	}
-	c := &processContainer{state: st, meta: meta, done: make(chan struct{})}
+	c := &processContainer{state: st, done: make(chan struct{})}
 	p.containers[st.ContainerID] = c
-	if shim == nil {
-		c.signalShim = func(syscall.Signal) error { return os.ErrProcessDone }
-		p.finish(c, exitFromRecords(meta, "gone when the agent recovered"))
-		return nil
-	}
-	raw, err := shim.SyscallConn()
-	if err != nil {
-		shim.Close()
-		return fmt.Errorf("shim pidfd: %w", err)
-	}
-	c.signalShim = func(sig syscall.Signal) error {
-		var sigErr error
-		if err := raw.Control(func(fd uintptr) {
-			sigErr = unix.PidfdSendSignal(int(fd), sig, nil, 0)
-		}); err != nil {
-			// The watcher closes the pidfd only once the shim has exited.
-			return os.ErrProcessDone
-		}
-		return sigErr
-	}
-	go func() {
-		// The pidfd becomes readable when the shim exits; Read waits for that in the
-		// runtime's poller instead of holding a thread.
-		err := raw.Read(func(fd uintptr) bool {
-			ready, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-			return err == nil && ready > 0
-		})
-		shim.Close()
-		if err != nil {
-			p.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf("watch supervisor: %v", err)})
-			return
-		}
-		p.finish(c, exitFromRecords(meta, "exited"))
-	}()
-	p.logger.Info("container recovered", "container", st.ContainerID, "pid", st.PID, "shim_pid", st.ShimPID)
-	return nil
+	return c, nil
 }
 
-// openShim returns a pollable pidfd for the shim pid if it is still the process that
-// started at startTime, or nil if that process is gone.
-func openShim(pid int, startTime uint64) (*os.File, error) {
-	if started, err := readStartTime(pid); err != nil || started != startTime {
-		return nil, nil
-	}
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
-	if errors.Is(err, unix.ESRCH) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
-	}
-	// Checked again now that the pidfd pins the process: the pid may have been reused
-	// between the first check and pidfd_open.
-	if started, err := readStartTime(pid); err != nil || started != startTime {
-		unix.Close(fd)
-		return nil, nil
-	}
-	return os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), nil
-}
-
-// Destroy forgets an exited container and removes its records; the sandbox stays. A
-// running container is an error: kill it and wait for it first.
+// Destroy forgets an exited container and has the supervisor drop its records, starting a
+// supervisor if none runs (as after the last one died); the sandbox stays. A running
+// container is an error: kill it and wait for it first.
 func (p *Process) Destroy(ctx context.Context, containerID string) error {
 	c, err := p.lookup(containerID)
 	if err != nil {
@@ -521,13 +697,72 @@ func (p *Process) Destroy(ctx context.Context, containerID string) error {
 	if !c.exited() {
 		return fmt.Errorf("destroy %s: container is still running", containerID)
 	}
+	sc, err := p.connect(ctx, true)
+	if err == nil {
+		var resp response
+		resp, err = sc.call(ctx, request{Op: opForget, ContainerID: containerID}, nil)
+		if err == nil && resp.Error != "" {
+			err = errors.New(resp.Error)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("destroy %s: %w", containerID, err)
+	}
 	p.mu.Lock()
 	if p.containers[containerID] == c {
 		delete(p.containers, containerID)
 	}
 	p.mu.Unlock()
-	if err := os.RemoveAll(c.meta); err != nil {
-		return fmt.Errorf("destroy %s: %w", containerID, err)
+	return nil
+}
+
+// Close disconnects p from the supervisor, which runs on with the tasks; another Process
+// on the same StateDir recovers them. Afterwards Launch, Kill, Recover and Wait on running
+// containers fail with ErrClosed. An agent calls it when it shuts down leaving its tasks
+// running. Close is idempotent.
+func (p *Process) Close() error {
+	p.mu.Lock()
+	select {
+	case <-p.closed:
+		p.mu.Unlock()
+		return nil
+	default:
+	}
+	close(p.closed)
+	sc := p.conn
+	p.conn = nil
+	p.mu.Unlock()
+	if sc != nil {
+		sc.close()
+	}
+	return nil
+}
+
+// StopSupervisor closes p, then makes the supervisor exit and waits until it has. It fails,
+// leaving the supervisor running, while the supervisor runs containers, this Process's or
+// another's on the same StateDir. When no supervisor runs it does nothing more than Close.
+// An agent calls it when it shuts down having killed every task and waited for them, so
+// that no process of its own is left behind.
+func (p *Process) StopSupervisor(ctx context.Context) error {
+	p.Close()
+	// A connection of its own, since p's is closed; it serves the stop request only.
+	sc, err := p.dial(ctx, false)
+	if err != nil {
+		return fmt.Errorf("stop supervisor: %w", err)
+	}
+	if sc == nil {
+		return nil
+	}
+	defer sc.close()
+	resp, err := sc.call(ctx, request{Op: opStop}, nil)
+	if err == nil && resp.Error != "" {
+		err = errors.New(resp.Error)
+	}
+	if err != nil {
+		return fmt.Errorf("stop supervisor %d: %w", sc.pid, err)
+	}
+	if err := sc.waitExit(ctx); err != nil {
+		return fmt.Errorf("stop supervisor %d: wait for it to exit: %w", sc.pid, err)
 	}
 	return nil
 }
@@ -542,12 +777,40 @@ func (p *Process) lookup(containerID string) (*processContainer, error) {
 	return c, nil
 }
 
-// checkContainerID rejects ids that cannot name a directory in StateDir.
+// checkContainerID rejects ids that cannot name a file of their own in StateDir.
 func checkContainerID(id string) error {
 	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return fmt.Errorf("container id %q cannot name a directory", id)
+		return fmt.Errorf("container id %q cannot name a file", id)
 	}
 	return nil
+}
+
+// lookPath finds an executable the way execvp(3) does, but in the task's PATH rather than
+// the agent's; relative PATH entries are relative to the sandbox dir.
+func lookPath(file, dir string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, nil
+	}
+	for _, entry := range filepath.SplitList(envValue(env, "PATH")) {
+		candidate := filepath.Join(entry, file)
+		if !filepath.IsAbs(candidate) {
+			candidate = filepath.Join(dir, candidate)
+		}
+		if fi, err := os.Stat(candidate); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return candidate, nil
+		}
+	}
+	return "", fmt.Errorf("%q: executable file not found in PATH", file)
+}
+
+// envValue returns the value of the last "name=value" entry for name in env.
+func envValue(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if value, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return value
+		}
+	}
+	return ""
 }
 
 // checkContainer rejects container settings the plain-process containerizer cannot honour:
@@ -572,8 +835,8 @@ func checkContainer(ci *api.ContainerInfo) error {
 	return nil
 }
 
-// goRuntimeEnv picks the Go runtime's settings from the agent's environment for the shim,
-// which needs nothing else from it.
+// goRuntimeEnv picks the Go runtime's settings from the agent's environment for the
+// supervisor, which needs nothing else from it.
 func goRuntimeEnv(agentEnv []string) []string {
 	var env []string
 	for _, kv := range agentEnv {
@@ -648,7 +911,7 @@ func taskEnv(base []string, cmdEnv *api.Environment, extra []string) ([]string, 
 
 // lookupUser resolves the user a task should run as. It returns a nil credential when that
 // is the agent's own user, which needs no switch.
-func lookupUser(name string) (*shimCredential, string, error) {
+func lookupUser(name string) (*taskCredential, string, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, "", fmt.Errorf("user %q: %w", name, err)
@@ -664,7 +927,7 @@ func lookupUser(name string) (*shimCredential, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("user %q: gid %q: %w", name, u.Gid, err)
 	}
-	cred := &shimCredential{UID: uint32(uid), GID: uint32(gid)}
+	cred := &taskCredential{UID: uint32(uid), GID: uint32(gid)}
 	groups, err := u.GroupIds()
 	if err != nil {
 		return nil, "", fmt.Errorf("user %q: groups: %w", name, err)
@@ -679,9 +942,9 @@ func lookupUser(name string) (*shimCredential, string, error) {
 	return cred, u.HomeDir, nil
 }
 
-// prepareSandbox gives the sandbox, and the output files the shim appends to, to the task's
+// prepareSandbox gives the sandbox, and the output files the supervisor appends to, to the task's
 // user, as Mesos does, so the task can write there.
-func prepareSandbox(sandbox, stdout, stderr string, cred *shimCredential) error {
+func prepareSandbox(sandbox, stdout, stderr string, cred *taskCredential) error {
 	for _, path := range []string{stdout, stderr} {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
@@ -699,21 +962,4 @@ func prepareSandbox(sandbox, stdout, stderr string, cred *shimCredential) error 
 		return fmt.Errorf("give sandbox to uid %d: %w", cred.UID, err)
 	}
 	return nil
-}
-
-// logTail returns the end of the shim's log for error messages.
-func logTail(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(shim log unreadable: %v)", err)
-	}
-	const limit = 2048
-	if len(data) > limit {
-		data = data[len(data)-limit:]
-	}
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		return "(shim log empty)"
-	}
-	return string(data)
 }

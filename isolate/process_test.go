@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,8 +23,11 @@ import (
 
 func TestMain(m *testing.M) {
 	RunShimIfRequested()
-	// Shims are this test binary; built with -race they would otherwise wait a second at
-	// exit for race reports. They get GORACE from the test process.
+	if stateDir := os.Getenv(testAgentEnv); stateDir != "" {
+		os.Exit(runTestAgent(stateDir))
+	}
+	// Supervisors are this test binary; built with -race they would otherwise wait a
+	// second at exit for race reports. They get GORACE from the test process.
 	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	os.Exit(m.Run())
 }
@@ -38,17 +43,97 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newTestProcess returns a containerizer keeping its records in stateDir.
-func newTestProcess(t testing.TB, stateDir string) *Process {
+// newTestProcess returns a containerizer keeping its records in stateDir. When the test
+// ends, after its containers are stopped, it stops the supervisor and checks that none
+// is left running for stateDir.
+func newTestProcess(t testing.TB, stateDir string, opts ...func(*ProcessConfig)) *Process {
 	t.Helper()
 	cfg := DefaultProcessConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, nil))
+	cfg.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.StateDir = stateDir
+	for _, opt := range opts {
+		opt(&cfg)
+	}
 	p, err := NewProcess(cfg)
 	if err != nil {
 		t.Fatalf("NewProcess: %v", err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := p.StopSupervisor(ctx); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if pids := supervisorPIDs(t, p.stateDir); len(pids) != 0 {
+			t.Errorf("cleanup: supervisors %v of %s still running after StopSupervisor", pids, p.stateDir)
+		}
+	})
 	return p
+}
+
+// supervisorPIDs returns the running supervisors of stateDir, found by their command
+// lines as pgrep -f would. A zombie has no command line, so it is not counted.
+func supervisorPIDs(t testing.TB, stateDir string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := supervisorName + "\x00" + stateDir + "\x00"
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && string(cmdline) == want {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// stateEntries lists what stateDir holds besides the supervisor's files and the journal,
+// and what the journal records.
+func stateEntries(t testing.TB, stateDir string) (others []string, records containerRecords) {
+	t.Helper()
+	entries, err := os.ReadDir(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case supervisorSocket, supervisorLock, supervisorPIDFile, supervisorLog, journalFile:
+		default:
+			others = append(others, e.Name())
+		}
+	}
+	records, err = readJournal(filepath.Join(stateDir, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return others, records
+}
+
+// recordsEqual compares journal records by value.
+func recordsEqual(a, b containerRecords) bool {
+	return maps.EqualFunc(a, b, func(x, y *statusRecord) bool {
+		return x == y || x != nil && y != nil && *x == *y
+	})
+}
+
+// formatRecords shows journal records by value.
+func formatRecords(records containerRecords) string {
+	parts := make([]string, 0, len(records))
+	for id, status := range records {
+		if status == nil {
+			parts = append(parts, id+": launched")
+		} else {
+			parts = append(parts, fmt.Sprintf("%s: %+v", id, *status))
+		}
+	}
+	slices.Sort(parts)
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 var containerSeq atomic.Int64
@@ -83,10 +168,10 @@ func stopOnCleanup(t testing.TB, p *Process, containerID string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
-		if err := p.Kill(ctx, containerID, 0); err != nil && !errors.Is(err, ErrUnknownContainer) {
+		if err := p.Kill(ctx, containerID, 0); err != nil && !errors.Is(err, ErrUnknownContainer) && !errors.Is(err, ErrClosed) {
 			t.Errorf("cleanup: kill %s: %v", containerID, err)
 		}
-		if _, err := p.Wait(ctx, containerID); err != nil && !errors.Is(err, ErrUnknownContainer) {
+		if _, err := p.Wait(ctx, containerID); err != nil && !errors.Is(err, ErrUnknownContainer) && !errors.Is(err, ErrClosed) {
 			t.Errorf("cleanup: wait %s: %v", containerID, err)
 		}
 	})
@@ -115,6 +200,21 @@ func waitForOutput(t testing.TB, path, prefix string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: got %q, want it to start with %q", path, data, prefix)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitForExitRecord polls the journal until it holds containerID's exit.
+func waitForExitRecord(t testing.TB, stateDir, containerID string) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		if _, records := stateEntries(t, stateDir); records[containerID] != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no exit of %s recorded", containerID)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -235,10 +335,10 @@ func TestLaunchWait(t *testing.T) {
 			wantStdout: "cmd spec spec\n",
 		},
 		{
-			name:       "shim's variables stay out of the task",
-			command:    api.CommandInfo{Value: ptr(`echo "${ATOLL_ISOLATE_SHIM-unset} ${PATH:+has-path}"`)},
+			name:       "supervisor's variables stay out of the task",
+			command:    api.CommandInfo{Value: ptr(`echo "${ATOLL_ISOLATE_SUPERVISOR-unset} ${ATOLL_ISOLATE_SUPERVISOR_IDLE-unset} ${PATH:+has-path}"`)},
 			want:       ExitStatus{Code: 0, Message: "exited with status 0"},
-			wantStdout: "unset has-path\n",
+			wantStdout: "unset unset has-path\n",
 		},
 		{
 			name:       "shell command not found exits 127",
@@ -292,19 +392,20 @@ func TestLaunchWait(t *testing.T) {
 }
 
 func TestLaunchState(t *testing.T) {
-	p := newTestProcess(t, t.TempDir())
+	stateDir := t.TempDir()
+	p := newTestProcess(t, stateDir)
 	spec := shellSpec(t, "exec sleep 100")
 	st := launch(t, p, spec)
 
 	if st.ContainerID != spec.ContainerID || st.Kind != "process" || st.Sandbox != spec.Sandbox {
 		t.Errorf("state = %+v, want container %s, kind process, sandbox %s", st, spec.ContainerID, spec.Sandbox)
 	}
-	startTime, err := readStartTime(st.ShimPID)
+	startTime, err := readStartTime(st.PID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.StartTime != startTime {
-		t.Errorf("StartTime = %d, want the shim's %d", st.StartTime, startTime)
+		t.Errorf("StartTime = %d, want the task's %d", st.StartTime, startTime)
 	}
 	// Fields from 3: state, ppid, pgrp, session.
 	task := procStat(st.PID)
@@ -313,10 +414,40 @@ func TestLaunchState(t *testing.T) {
 	}
 	want := []string{strconv.Itoa(st.ShimPID), strconv.Itoa(st.PID), strconv.Itoa(st.ShimPID)}
 	if got := task[1:4]; strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("task ppid, pgrp, session = %v, want %v (child of the shim, own group, shim's session)", got, want)
+		t.Errorf("task ppid, pgrp, session = %v, want %v (child of the supervisor, own group, supervisor's session)", got, want)
 	}
-	if shim := procStat(st.ShimPID); shim[3] != strconv.Itoa(st.ShimPID) {
-		t.Errorf("shim session = %s, want its own (%d)", shim[3], st.ShimPID)
+	if supervisor := procStat(st.ShimPID); supervisor[3] != strconv.Itoa(st.ShimPID) {
+		t.Errorf("supervisor session = %s, want its own (%d)", supervisor[3], st.ShimPID)
+	}
+	if pids := supervisorPIDs(t, stateDir); len(pids) != 1 || pids[0] != st.ShimPID {
+		t.Errorf("supervisors of the state dir = %v, want [%d]", pids, st.ShimPID)
+	}
+
+	supervisorStart, err := readStartTime(st.ShimPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := readPIDRecord(filepath.Join(stateDir, supervisorPIDFile))
+	if want := (pidRecord{PID: st.ShimPID, StartTime: supervisorStart}); err != nil || rec != want {
+		t.Errorf("pid file = %+v, %v, want %+v", rec, err, want)
+	}
+	fi, err := os.Stat(filepath.Join(stateDir, supervisorSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != os.ModeSocket|0o600 {
+		t.Errorf("socket mode = %v, want %v", fi.Mode(), os.ModeSocket|0o600)
+	}
+	if others, records := stateEntries(t, stateDir); len(others) != 0 || !recordsEqual(records, containerRecords{spec.ContainerID: nil}) {
+		t.Errorf("state dir holds %v and records %s while the task runs, want records of its launch only", others, formatRecords(records))
+	}
+	if err := p.Kill(context.Background(), spec.ContainerID, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, p, spec.ContainerID)
+	killed := statusRecord{Code: -1, Signal: 9, Message: "killed by SIGKILL"}
+	if others, records := stateEntries(t, stateDir); len(others) != 0 || !recordsEqual(records, containerRecords{spec.ContainerID: &killed}) {
+		t.Errorf("state dir holds %v and records %s after the task ended, want its exit only", others, formatRecords(records))
 	}
 }
 
@@ -354,7 +485,7 @@ func TestLaunchErrors(t *testing.T) {
 		{
 			name:    "container id is a path",
 			modify:  func(s *LaunchSpec) { s.ContainerID = "../escape" },
-			wantErr: `launch ../escape: container id "../escape" cannot name a directory`,
+			wantErr: `launch ../escape: container id "../escape" cannot name a file`,
 		},
 		{
 			name:    "relative sandbox",
@@ -397,12 +528,8 @@ func TestLaunchErrors(t *testing.T) {
 			if err == nil || err.Error() != want {
 				t.Fatalf("Launch error = %v, want %q", err, want)
 			}
-			entries, err := os.ReadDir(stateDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(entries) != 0 {
-				t.Errorf("state dir holds %v after a failed launch, want nothing", entries)
+			if others, records := stateEntries(t, stateDir); len(others) != 0 || len(records) != 0 {
+				t.Errorf("state dir holds %v and records %s after a failed launch, want nothing", others, formatRecords(records))
 			}
 			if _, err := p.Wait(context.Background(), spec.ContainerID); !errors.Is(err, ErrUnknownContainer) {
 				t.Errorf("Wait after a failed launch = %v, want ErrUnknownContainer", err)
@@ -431,12 +558,11 @@ func TestLaunchCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Launch with a cancelled context = %v, want context.Canceled", err)
 	}
-	entries, err := os.ReadDir(stateDir)
-	if err != nil {
-		t.Fatal(err)
+	if others, records := stateEntries(t, stateDir); len(others) != 0 || len(records) != 0 {
+		t.Errorf("state dir holds %v and records %s after a cancelled launch, want nothing", others, formatRecords(records))
 	}
-	if len(entries) != 0 {
-		t.Errorf("state dir holds %v after a cancelled launch, want nothing", entries)
+	if pids := supervisorPIDs(t, stateDir); len(pids) != 0 {
+		t.Errorf("a cancelled launch started supervisors %v", pids)
 	}
 }
 
@@ -562,8 +688,9 @@ func TestKillReachesEveryProcess(t *testing.T) {
 	}
 }
 
-// Signals sent to the shim itself reach the task, whose exit is still recorded.
-func TestSignalShim(t *testing.T) {
+// Signals sent to the supervisor itself reach the task, whose exit is still recorded; the
+// supervisor carries on.
+func TestSignalSupervisor(t *testing.T) {
 	p := newTestProcess(t, t.TempDir())
 	spec := shellSpec(t, `trap 'echo hup' HUP; echo ready; while :; do sleep 0.1; done`)
 	st := launch(t, p, spec)
@@ -580,20 +707,40 @@ func TestSignalShim(t *testing.T) {
 	if got := waitExit(t, p, spec.ContainerID); got != want {
 		t.Errorf("status = %+v, want %+v", got, want)
 	}
+	if !running(st.ShimPID) {
+		t.Errorf("supervisor %d exited on SIGTERM", st.ShimPID)
+	}
 }
 
-func TestShimDeath(t *testing.T) {
-	p := newTestProcess(t, t.TempDir())
-	spec := shellSpec(t, "exec sleep 100")
-	st := launch(t, p, spec)
-	if err := syscall.Kill(st.ShimPID, syscall.SIGKILL); err != nil {
+// When the supervisor dies, the connected Process kills its orphaned tasks and reports
+// them failed; the next launch starts a new supervisor.
+func TestSupervisorDeath(t *testing.T) {
+	stateDir := t.TempDir()
+	p := newTestProcess(t, stateDir)
+	first := launch(t, p, shellSpec(t, "exec sleep 100"))
+	second := launch(t, p, shellSpec(t, "exec sleep 100"))
+	if err := syscall.Kill(first.ShimPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	want := ExitStatus{Code: -1, Message: "the task's supervisor died (signal: killed) without recording the task's exit"}
-	if got := waitExit(t, p, spec.ContainerID); got != want {
-		t.Errorf("status = %+v, want %+v", got, want)
+	want := ExitStatus{Code: -1, Message: "the task's supervisor died (connection lost) without recording the task's exit"}
+	for _, st := range []State{first, second} {
+		if got := waitExit(t, p, st.ContainerID); got != want {
+			t.Errorf("%s: status = %+v, want %+v", st.ContainerID, got, want)
+		}
 	}
-	waitGone(t, st.PID)
+	waitGone(t, first.PID, second.PID)
+
+	spec := shellSpec(t, "exit 5")
+	st := launch(t, p, spec)
+	if st.ShimPID == first.ShimPID {
+		t.Errorf("launched by the dead supervisor %d", st.ShimPID)
+	}
+	if got, want := waitExit(t, p, spec.ContainerID), (ExitStatus{Code: 5, Message: "exited with status 5"}); got != want {
+		t.Errorf("status after a new supervisor started = %+v, want %+v", got, want)
+	}
+	if pids := supervisorPIDs(t, stateDir); len(pids) != 1 || pids[0] != st.ShimPID {
+		t.Errorf("supervisors = %v, want [%d]", pids, st.ShimPID)
+	}
 }
 
 func TestWaitContext(t *testing.T) {
@@ -674,11 +821,19 @@ func TestDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitExit(t, p, spec.ContainerID)
+	// Until it is destroyed, the id stays taken, for every Process on the state dir.
+	other := newTestProcess(t, stateDir)
+	relaunch := shellSpec(t, "exit 0")
+	relaunch.ContainerID = spec.ContainerID
+	if _, err := other.Launch(ctx, relaunch); err == nil || err.Error() != "launch "+spec.ContainerID+": container already exists" {
+		t.Errorf("Launch of an exited, undestroyed id = %v, want container already exists", err)
+	}
+
 	if err := p.Destroy(ctx, spec.ContainerID); err != nil {
 		t.Fatalf("Destroy: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(stateDir, spec.ContainerID)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("records after Destroy: stat = %v, want not exist", err)
+	if others, records := stateEntries(t, stateDir); len(others) != 0 || len(records) != 0 {
+		t.Errorf("after Destroy: state dir holds %v and records %s, want nothing", others, formatRecords(records))
 	}
 	if got := readFile(t, filepath.Join(spec.Sandbox, "stdout")); got != "kept\n" {
 		t.Errorf("sandbox stdout after Destroy = %q, want %q", got, "kept\n")
@@ -686,10 +841,14 @@ func TestDestroy(t *testing.T) {
 	if _, err := p.Wait(ctx, spec.ContainerID); !errors.Is(err, ErrUnknownContainer) {
 		t.Errorf("Wait after Destroy = %v, want ErrUnknownContainer", err)
 	}
+	launch(t, other, relaunch)
+	if got, want := waitExit(t, other, relaunch.ContainerID), (ExitStatus{Message: "exited with status 0"}); got != want {
+		t.Errorf("relaunched after Destroy: status = %+v, want %+v", got, want)
+	}
 }
 
-// TestRecover simulates an agent restart: a second Process on the same StateDir takes
-// over containers the first one launched.
+// TestRecover simulates an agent restart: a second Process on the same StateDir, the
+// first one closed, takes over containers the first one launched.
 func TestRecover(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -702,6 +861,12 @@ func TestRecover(t *testing.T) {
 		spec := shellSpec(t, "echo ready; exec sleep 100")
 		st := launch(t, before, spec)
 		waitForOutput(t, filepath.Join(spec.Sandbox, "stdout"), "ready\n")
+		if err := before.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := before.Wait(context.Background(), st.ContainerID); !errors.Is(err, ErrClosed) {
+			t.Errorf("Wait after Close = %v, want ErrClosed", err)
+		}
 
 		after := newTestProcess(t, stateDir)
 		stopOnCleanup(t, after, st.ContainerID)
@@ -733,9 +898,12 @@ func TestRecover(t *testing.T) {
 		if err := before.Kill(context.Background(), st.ContainerID, 200*time.Millisecond); err != nil {
 			t.Fatalf("Kill: %v", err)
 		}
+		if err := before.Close(); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, st.PID)
 
 		after := newTestProcess(t, stateDir)
-		stopOnCleanup(t, after, st.ContainerID)
 		if err := after.Recover(context.Background(), []State{st}); err != nil {
 			t.Fatalf("Recover: %v", err)
 		}
@@ -748,8 +916,20 @@ func TestRecover(t *testing.T) {
 	t.Run("task exited while the agent was down", func(t *testing.T) {
 		stateDir := t.TempDir()
 		before := newTestProcess(t, stateDir)
-		st := launch(t, before, shellSpec(t, "exit 7"))
-		waitExit(t, before, st.ContainerID)
+		spec := shellSpec(t, "read line <fifo; exit 7")
+		fifo := filepath.Join(spec.Sandbox, "fifo")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		st := launch(t, before, spec)
+		if err := before.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(fifo, []byte("go\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Exited is not enough: the supervisor must have reaped it and recorded its exit.
+		waitForExitRecord(t, stateDir, st.ContainerID)
 
 		after := newTestProcess(t, stateDir)
 		if err := after.Recover(context.Background(), []State{st}); err != nil {
@@ -768,14 +948,21 @@ func TestRecover(t *testing.T) {
 		}
 	})
 
-	t.Run("shim killed while the agent was down", func(t *testing.T) {
+	t.Run("orphaned task of a dead supervisor is killed", func(t *testing.T) {
 		stateDir := t.TempDir()
 		before := newTestProcess(t, stateDir)
-		st := launch(t, before, shellSpec(t, "exec sleep 100"))
+		spec := shellSpec(t, "exec sleep 100")
+		st := launch(t, before, spec)
+		if err := before.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if err := syscall.Kill(st.ShimPID, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		waitExit(t, before, st.ContainerID)
+		waitGone(t, st.ShimPID)
+		if !running(st.PID) {
+			t.Fatalf("task %d died with its supervisor, want it orphaned", st.PID)
+		}
 
 		after := newTestProcess(t, stateDir)
 		if err := after.Recover(context.Background(), []State{st}); err != nil {
@@ -784,12 +971,61 @@ func TestRecover(t *testing.T) {
 		if status, err := after.Wait(cancelled, st.ContainerID); err != nil || status != supervisorGone {
 			t.Errorf("Wait = %+v, %v, want %+v", status, err, supervisorGone)
 		}
+		waitGone(t, st.PID)
+		if pids := supervisorPIDs(t, stateDir); len(pids) != 0 {
+			t.Errorf("Recover started supervisors %v, want none (nothing to adopt)", pids)
+		}
 	})
 
-	t.Run("reused shim pid is not mistaken for the shim", func(t *testing.T) {
+	t.Run("orphaned task is found out through a new supervisor", func(t *testing.T) {
 		stateDir := t.TempDir()
 		before := newTestProcess(t, stateDir)
 		st := launch(t, before, shellSpec(t, "exec sleep 100"))
+		if err := before.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(st.ShimPID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, st.ShimPID)
+
+		// The new agent launches before it recovers; the new supervisor knows the orphan
+		// only from the journal, and does not adopt it.
+		after := newTestProcess(t, stateDir)
+		other := launch(t, after, shellSpec(t, "exec sleep 100"))
+		if other.ShimPID == st.ShimPID {
+			t.Fatalf("launched by the dead supervisor %d", st.ShimPID)
+		}
+		if err := after.Recover(context.Background(), []State{st}); err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+		if status, err := after.Wait(cancelled, st.ContainerID); err != nil || status != supervisorGone {
+			t.Errorf("Wait = %+v, %v, want %+v", status, err, supervisorGone)
+		}
+		waitGone(t, st.PID)
+		if !running(other.PID) {
+			t.Errorf("the new supervisor's task %d was disturbed", other.PID)
+		}
+		if err := after.Destroy(context.Background(), st.ContainerID); err != nil {
+			t.Errorf("Destroy: %v", err)
+		}
+		if _, records := stateEntries(t, stateDir); !recordsEqual(records, containerRecords{other.ContainerID: nil}) {
+			t.Errorf("records after destroying the orphan = %s, want only %s's launch", formatRecords(records), other.ContainerID)
+		}
+	})
+
+	t.Run("reused task pid is not mistaken for the task", func(t *testing.T) {
+		stateDir := t.TempDir()
+		before := newTestProcess(t, stateDir)
+		st := launch(t, before, shellSpec(t, "exec sleep 100"))
+		if err := before.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(st.ShimPID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, st.ShimPID)
+		t.Cleanup(func() { syscall.Kill(st.PID, syscall.SIGKILL) })
 
 		// The same pid with another start time is another process.
 		reused := st
@@ -810,13 +1046,22 @@ func TestRecover(t *testing.T) {
 		stateDir := t.TempDir()
 		p := newTestProcess(t, stateDir)
 		err := p.Recover(context.Background(), []State{
-			{ContainerID: "a", Kind: "runc", ShimPID: 1},
-			{ContainerID: "b", Kind: "process", ShimPID: 1},
+			{ContainerID: "a", Kind: "runc", PID: 1},
+			{ContainerID: "b", Kind: "process"},
+			{ContainerID: "../c", Kind: "process", PID: 1},
+			{ContainerID: "d", Kind: "process", PID: 1, StartTime: 1},
 		})
 		want := `recover a: kind "runc" is not "process"` + "\n" +
-			"recover b: container records: stat " + filepath.Join(stateDir, "b") + ": no such file or directory"
+			"recover b: task pid 0\n" +
+			`recover ../c: container id "../c" cannot name a file` + "\n" +
+			"recover d: no record of the container in " + stateDir
 		if err == nil || err.Error() != want {
 			t.Errorf("Recover error = %v, want %q", err, want)
+		}
+		for _, id := range []string{"a", "b", "../c", "d"} {
+			if _, err := p.Wait(context.Background(), id); !errors.Is(err, ErrUnknownContainer) {
+				t.Errorf("Wait(%s) after a failed recovery = %v, want ErrUnknownContainer", id, err)
+			}
 		}
 	})
 }

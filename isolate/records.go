@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,17 +15,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The files the plain-process containerizer keeps per container in ProcessConfig.StateDir/ID.
-// They outlive the agent: the shim reads the spec and kill requests from them and records the
-// task's exit there, so a restarted agent can still learn how its tasks ended.
+// The files the plain-process containerizer keeps in ProcessConfig.StateDir. They outlive
+// the agent: the supervisor records the tasks' exits there, so a restarted agent can
+// still learn how its tasks ended, and advertises itself there to the next agent process.
+// Nothing is kept per container.
 const (
-	specFile   = "spec.json"   // the shim's instructions, written by Launch
-	statusFile = "status.json" // the task's exit, written by the shim
-	killFile   = "kill.json"   // the latest kill request, written by Kill
-	shimLog    = "shim.log"    // the shim's own stderr, for diagnostics
+	// journalFile records the launches and exits of containers not destroyed yet (see
+	// journal).
+	journalFile = "journal.jsonl"
+	// The supervisor's socket, lock, pid file and log.
+	supervisorSocket  = "supervisor.sock"
+	supervisorLock    = "supervisor.lock"
+	supervisorPIDFile = "supervisor.pid"
+	supervisorLog     = "supervisor.log"
 )
 
-// statusRecord is the on-disk form of an ExitStatus.
+// statusRecord is the journal's and the protocol's form of an ExitStatus.
 type statusRecord struct {
 	Code    int    `json:"code"`
 	Signal  int    `json:"signal"`
@@ -34,23 +40,36 @@ type statusRecord struct {
 // maxSignal is the highest signal number Linux delivers (SIGRTMAX).
 const maxSignal = 64
 
-// parseStatus decodes and checks a status file written by the shim.
-func parseStatus(data []byte) (ExitStatus, error) {
-	var rec statusRecord
+// exitStatus checks the record and returns the status it describes.
+func (r statusRecord) exitStatus() (ExitStatus, error) {
+	switch {
+	case r.Signal < 0 || r.Signal > maxSignal:
+		return ExitStatus{}, fmt.Errorf("exit status: signal %d out of range", r.Signal)
+	case r.Signal != 0 && r.Code != -1:
+		return ExitStatus{}, fmt.Errorf("exit status: signal %d with code %d, want -1", r.Signal, r.Code)
+	case r.Signal == 0 && (r.Code < 0 || r.Code > 255):
+		return ExitStatus{}, fmt.Errorf("exit status: code %d out of range", r.Code)
+	}
+	return ExitStatus{Code: r.Code, Signal: r.Signal, Message: r.Message}, nil
+}
+
+// recordOf is the record of an exit status.
+func recordOf(st ExitStatus) statusRecord {
+	return statusRecord{Code: st.Code, Signal: st.Signal, Message: st.Message}
+}
+
+// decodeStrict decodes exactly one JSON value from data into v, rejecting unknown fields
+// and anything after the value.
+func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rec); err != nil {
-		return ExitStatus{}, fmt.Errorf("decode exit status: %w", err)
+	if err := dec.Decode(v); err != nil {
+		return err
 	}
-	switch {
-	case rec.Signal < 0 || rec.Signal > maxSignal:
-		return ExitStatus{}, fmt.Errorf("exit status: signal %d out of range", rec.Signal)
-	case rec.Signal != 0 && rec.Code != -1:
-		return ExitStatus{}, fmt.Errorf("exit status: signal %d with code %d, want -1", rec.Signal, rec.Code)
-	case rec.Signal == 0 && (rec.Code < 0 || rec.Code > 255):
-		return ExitStatus{}, fmt.Errorf("exit status: code %d out of range", rec.Code)
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
 	}
-	return ExitStatus{Code: rec.Code, Signal: rec.Signal, Message: rec.Message}, nil
+	return nil
 }
 
 // exitStatusOf describes how a reaped process ended.
@@ -71,75 +90,56 @@ func signalName(sig unix.Signal) string {
 	return fmt.Sprintf("signal %d", int(sig))
 }
 
-// writeStatus records the task's exit for the agent, atomically so a reader never sees half.
-func writeStatus(path string, st ExitStatus) error {
-	data, err := json.Marshal(statusRecord{Code: st.Code, Signal: st.Signal, Message: st.Message})
-	if err != nil {
-		return fmt.Errorf("encode exit status: %w", err)
-	}
-	return writeFileAtomic(path, data)
+// pidRecord is the supervisor's pid file: who it is, and since when, so that a pid that
+// was reused is not mistaken for it.
+type pidRecord struct {
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"`
 }
 
-// killRequest asks the shim to stop its task: SIGTERM now (when the deadline is still ahead)
-// and SIGKILL at the deadline. The deadline is absolute so that a shorter grace period in a
-// later request is never lost, even when the shim sees only the last of several signals.
-// It is wall-clock time, the only clock the agent and the shim share, so a clock step
-// during the grace period lengthens or shortens it.
-type killRequest struct {
-	DeadlineUnixNano int64 `json:"deadline_unix_nano"`
+// parsePIDRecord decodes and checks a supervisor pid file.
+func parsePIDRecord(data []byte) (pidRecord, error) {
+	var rec pidRecord
+	if err := decodeStrict(data, &rec); err != nil {
+		return pidRecord{}, fmt.Errorf("decode supervisor pid file: %w", err)
+	}
+	if rec.PID <= 0 || rec.StartTime == 0 {
+		return pidRecord{}, fmt.Errorf("supervisor pid file: pid %d started at %d is not a process", rec.PID, rec.StartTime)
+	}
+	return rec, nil
 }
 
-// parseKillRequest decodes a kill request file.
-func parseKillRequest(data []byte) (time.Time, error) {
-	var req killRequest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return time.Time{}, fmt.Errorf("decode kill request: %w", err)
-	}
-	if req.DeadlineUnixNano <= 0 {
-		return time.Time{}, fmt.Errorf("kill request: deadline %d is not a time", req.DeadlineUnixNano)
-	}
-	return time.Unix(0, req.DeadlineUnixNano), nil
-}
-
-// readKillRequest reads the deadline of the latest kill request.
-func readKillRequest(path string) (time.Time, error) {
+// readPIDRecord reads the supervisor pid file at path.
+func readPIDRecord(path string) (pidRecord, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return time.Time{}, err
+		return pidRecord{}, err
 	}
-	return parseKillRequest(data)
+	return parsePIDRecord(data)
 }
 
-// writeKillRequest records a kill deadline atomically.
-func writeKillRequest(path string, deadline time.Time) error {
-	data, err := json.Marshal(killRequest{DeadlineUnixNano: deadline.UnixNano()})
-	if err != nil {
-		return fmt.Errorf("encode kill request: %w", err)
-	}
-	return writeFileAtomic(path, data)
-}
-
-// writeFileAtomic replaces path with data through a synced temporary file and a rename.
+// writeFileAtomic replaces path with data through a temporary file and a rename, so a
+// reader sees the old content or the new, never a mix. It does not fsync, for the reason
+// the journal does not: what it writes matters only while the host stays up.
 func writeFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
+		os.Remove(tmp.Name())
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
 	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
 		return fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
 }
 
 // startTimeField is the 1-based position of starttime in /proc/PID/stat (proc(5)).
@@ -166,11 +166,66 @@ func parseStartTime(stat []byte) (uint64, error) {
 	return start, nil
 }
 
+// clockTicks is USER_HZ, the unit of the times in /proc/PID/stat: 100 on every
+// architecture Linux runs Atoll on.
+const clockTicks = 100
+
+// bootTicks reads the boot-time clock, on which the kernel stamps each process's start, in
+// clock ticks.
+func bootTicks() (uint64, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0, err
+	}
+	return uint64(ts.Nano()) / uint64(time.Second/clockTicks), nil
+}
+
 // readStartTime reads the start time of process pid from /proc.
 func readStartTime(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
 	}
 	return parseStartTime(data)
+}
+
+// openProcess returns a pollable pidfd for pid if it is still the process that started at
+// startTime, or nil if that process is gone.
+func openProcess(pid int, startTime uint64) (*os.File, error) {
+	if started, err := readStartTime(pid); err != nil || started != startTime {
+		return nil, nil
+	}
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if errors.Is(err, unix.ESRCH) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	// Checked again now that the pidfd pins the process: the pid may have been reused
+	// between the first check and pidfd_open.
+	if started, err := readStartTime(pid); err != nil || started != startTime {
+		unix.Close(fd)
+		return nil, nil
+	}
+	return os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid)), nil
+}
+
+// signalGroup sends sig to the process group led by pid, and to pid itself when it has left
+// that group. SIGKILL goes to both, so that a task that moved to a group of its own dies too.
+// The caller makes sure pid is still the task: its parent has not reaped it yet, or it was
+// checked through a pidfd.
+func signalGroup(pid int, sig syscall.Signal) error {
+	groupErr := unix.Kill(-pid, sig)
+	if groupErr == nil && sig != unix.SIGKILL {
+		return nil
+	}
+	err := unix.Kill(pid, sig)
+	if errors.Is(err, unix.ESRCH) {
+		err = nil
+	}
+	if groupErr != nil && !errors.Is(groupErr, unix.ESRCH) {
+		return errors.Join(groupErr, err)
+	}
+	return err
 }

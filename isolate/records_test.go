@@ -1,14 +1,17 @@
 package isolate
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/atoll/atoll/api"
 )
@@ -59,32 +62,211 @@ func TestReadStartTimeSelf(t *testing.T) {
 	}
 }
 
-func TestParseStatus(t *testing.T) {
+func TestDecodeJournalEntry(t *testing.T) {
 	tests := []struct {
 		name    string
-		data    string
-		want    ExitStatus
+		line    string
+		want    journalEntry
 		wantErr string
 	}{
 		{
 			name: "exit",
-			data: `{"code":3,"signal":0,"message":"exited with status 3"}`,
-			want: ExitStatus{Code: 3, Message: "exited with status 3"},
+			line: `{"container_id":"c1","status":{"code":3,"signal":0,"message":"exited with status 3"}}` + "\n",
+			want: journalEntry{ContainerID: "c1", Status: &statusRecord{Code: 3, Message: "exited with status 3"}},
 		},
 		{
 			name: "signal",
-			data: `{"code":-1,"signal":9,"message":"killed by SIGKILL"}`,
-			want: ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"},
+			line: `{"container_id":"c1","status":{"code":-1,"signal":9,"message":"killed by SIGKILL"}}`,
+			want: journalEntry{ContainerID: "c1", Status: &statusRecord{Code: -1, Signal: 9, Message: "killed by SIGKILL"}},
 		},
-		{name: "empty", data: "", wantErr: "decode exit status: EOF"},
-		{name: "unknown field", data: `{"code":0,"oom":true}`, wantErr: `decode exit status: json: unknown field "oom"`},
-		{name: "signal out of range", data: `{"code":-1,"signal":65}`, wantErr: "exit status: signal 65 out of range"},
-		{name: "signal with code", data: `{"code":0,"signal":9}`, wantErr: "exit status: signal 9 with code 0, want -1"},
-		{name: "code out of range", data: `{"code":256}`, wantErr: "exit status: code 256 out of range"},
+		{name: "launched", line: `{"container_id":"c1","launched":true}`, want: journalEntry{ContainerID: "c1", Launched: true}},
+		{name: "forgotten", line: `{"container_id":"c1"}`, want: journalEntry{ContainerID: "c1"}},
+		{
+			name:    "launched and exited",
+			line:    `{"container_id":"c1","launched":true,"status":{"code":0,"signal":0,"message":""}}`,
+			wantErr: "journal entry for c1: both a launch and an exit",
+		},
+		{name: "empty", line: "", wantErr: "decode journal entry: EOF"},
+		{name: "torn", line: `{"container_id":"c1","sta`, wantErr: "decode journal entry: unexpected EOF"},
+		{name: "two values", line: `{"container_id":"c1"} {}`, wantErr: "decode journal entry: trailing data after the JSON value"},
+		{name: "unknown field", line: `{"container_id":"c1","oom":true}`, wantErr: `decode journal entry: json: unknown field "oom"`},
+		{name: "bad id", line: `{"container_id":"../x"}`, wantErr: `journal entry: container id "../x" cannot name a file`},
+		{
+			name:    "signal out of range",
+			line:    `{"container_id":"c1","status":{"code":-1,"signal":65}}`,
+			wantErr: "journal entry for c1: exit status: signal 65 out of range",
+		},
+		{
+			name:    "signal with code",
+			line:    `{"container_id":"c1","status":{"code":0,"signal":9}}`,
+			wantErr: "journal entry for c1: exit status: signal 9 with code 0, want -1",
+		},
+		{
+			name:    "code out of range",
+			line:    `{"container_id":"c1","status":{"code":256}}`,
+			wantErr: "journal entry for c1: exit status: code 256 out of range",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseStatus([]byte(tc.data))
+			got, err := decodeJournalEntry([]byte(tc.line))
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("decodeJournalEntry = %+v, %v, want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseJournal(t *testing.T) {
+	exit3 := statusRecord{Code: 3, Message: "exited with status 3"}
+	killed := statusRecord{Code: -1, Signal: 9, Message: "killed by SIGKILL"}
+	tests := []struct {
+		name        string
+		data        string
+		want        containerRecords
+		wantLines   int
+		wantSkipped int
+	}{
+		{name: "empty", want: containerRecords{}},
+		{
+			name: "launches, exits, a later one wins, forgotten ones go",
+			data: `{"container_id":"a","launched":true}` + "\n" +
+				`{"container_id":"a","status":{"code":3,"signal":0,"message":"exited with status 3"}}` + "\n" +
+				`{"container_id":"b","launched":true}` + "\n" +
+				`{"container_id":"c","launched":true}` + "\n" +
+				`{"container_id":"d","launched":true}` + "\n" +
+				`{"container_id":"c","status":{"code":-1,"signal":9,"message":"killed by SIGKILL"}}` + "\n" +
+				`{"container_id":"d"}` + "\n",
+			want:      containerRecords{"a": &exit3, "b": nil, "c": &killed},
+			wantLines: 7,
+		},
+		{
+			name: "torn last line is skipped",
+			data: `{"container_id":"a","status":{"code":3,"signal":0,"message":"exited with status 3"}}` + "\n" +
+				`{"container_id":"b","sta`,
+			want:        containerRecords{"a": &exit3},
+			wantLines:   2,
+			wantSkipped: 1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, lines, skipped := parseJournal([]byte(tc.data))
+			if !recordsEqual(got, tc.want) || lines != tc.wantLines || skipped != tc.wantSkipped {
+				t.Errorf("parseJournal = %s, %d lines, %d skipped, want %s, %d, %d",
+					formatRecords(got), lines, skipped, formatRecords(tc.want), tc.wantLines, tc.wantSkipped)
+			}
+		})
+	}
+}
+
+// The journal records launches and exits and forgets them, survives being reopened by
+// another supervisor, even after a torn write, and compacts itself.
+func TestJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), journalFile)
+	j, skipped, err := openJournal(path)
+	if err != nil || skipped != 0 {
+		t.Fatalf("openJournal = %v, %d skipped", err, skipped)
+	}
+	exit0 := statusRecord{Message: "exited with status 0"}
+	killed := statusRecord{Code: -1, Signal: 9, Message: "killed by SIGKILL"}
+	if err := errors.Join(
+		j.launched("a"), j.exited("a", exit0),
+		j.launched("b"), j.exited("b", killed),
+		j.launched("c"),
+		j.launched("d"), j.exited("d", exit0), j.forget("d"),
+		j.forget("never-launched"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id           string
+		wantStatus   *statusRecord
+		wantLaunched bool
+	}{
+		{"b", &killed, true},
+		{"c", nil, true},
+		{"d", nil, false},
+	} {
+		status, launched := j.record(tc.id)
+		if launched != tc.wantLaunched || (status == nil) != (tc.wantStatus == nil) || status != nil && *status != *tc.wantStatus {
+			t.Errorf("record(%s) = %v, %v, want %v, %v", tc.id, status, launched, tc.wantStatus, tc.wantLaunched)
+		}
+	}
+	want := containerRecords{"a": &exit0, "b": &killed, "c": nil}
+	if got, err := readJournal(path); err != nil || !recordsEqual(got, want) {
+		t.Errorf("readJournal = %s, %v, want %s", formatRecords(got), err, formatRecords(want))
+	}
+	if got := strings.Count(readFile(t, path), "\n"); got != 8 {
+		t.Errorf("journal has %d lines, want 8 (nothing for forgetting an unknown id)", got)
+	}
+
+	// A crash in the middle of an append leaves a torn line, which the next supervisor
+	// skips and compacts away before appending.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"container_id":"e","sta`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	reopened, skipped, err := openJournal(path)
+	if err != nil || skipped != 1 {
+		t.Fatalf("reopen: %v, %d skipped, want 1", err, skipped)
+	}
+	if err := reopened.launched("f"); err != nil {
+		t.Fatal(err)
+	}
+	want["f"] = nil
+	if got, err := readJournal(path); err != nil || !recordsEqual(got, want) {
+		t.Errorf("after reopening: readJournal = %s, %v, want %s", formatRecords(got), err, formatRecords(want))
+	}
+
+	// Forgotten containers are compacted away once they make up most of the journal.
+	for i := range minCompaction {
+		id := fmt.Sprintf("x%d", i)
+		if err := errors.Join(reopened.launched(id), reopened.exited(id, exit0), reopened.forget(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := readJournal(path); err != nil || !recordsEqual(got, want) {
+		t.Errorf("after compactions: readJournal = %s, %v, want %s", formatRecords(got), err, formatRecords(want))
+	}
+	if lines := strings.Count(readFile(t, path), "\n"); lines >= minCompaction {
+		t.Errorf("journal has %d lines after %d forgotten containers, want it compacted below %d", lines, minCompaction, minCompaction)
+	}
+	if entries, err := os.ReadDir(filepath.Dir(path)); err != nil || len(entries) != 1 {
+		t.Errorf("journal dir holds %v (%v), want only the journal (no temporary files)", entries, err)
+	}
+	if got, err := readJournal(filepath.Join(t.TempDir(), "missing")); err != nil || len(got) != 0 {
+		t.Errorf("readJournal(missing) = %s, %v, want empty", formatRecords(got), err)
+	}
+}
+
+func TestParsePIDRecord(t *testing.T) {
+	tests := []struct {
+		name    string
+		data    string
+		want    pidRecord
+		wantErr string
+	}{
+		{name: "valid", data: `{"pid":42,"start_time":1234567}`, want: pidRecord{PID: 42, StartTime: 1234567}},
+		{name: "empty", data: "", wantErr: "decode supervisor pid file: EOF"},
+		{name: "no pid", data: `{"start_time":5}`, wantErr: "supervisor pid file: pid 0 started at 5 is not a process"},
+		{name: "no start time", data: `{"pid":5}`, wantErr: "supervisor pid file: pid 5 started at 0 is not a process"},
+		{name: "trailing data", data: `{"pid":1,"start_time":2} {}`, wantErr: "decode supervisor pid file: trailing data after the JSON value"},
+		{name: "unknown field", data: `{"pid":1,"start_time":2,"host":"x"}`, wantErr: `decode supervisor pid file: json: unknown field "host"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parsePIDRecord([]byte(tc.data))
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("error = %v, want %q", err, tc.wantErr)
@@ -92,43 +274,9 @@ func TestParseStatus(t *testing.T) {
 				return
 			}
 			if err != nil || got != tc.want {
-				t.Fatalf("parseStatus = %+v, %v, want %+v", got, err, tc.want)
+				t.Fatalf("parsePIDRecord = %+v, %v, want %+v", got, err, tc.want)
 			}
 		})
-	}
-}
-
-func TestStatusRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), statusFile)
-	want := ExitStatus{Code: -1, Signal: 15, Message: "killed by SIGTERM"}
-	if err := writeStatus(path, want); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := parseStatus(data); err != nil || got != want {
-		t.Errorf("read back %+v, %v, want %+v", got, err, want)
-	}
-	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		t.Errorf("dir holds %v, want only the status file (no temporary files)", entries)
-	}
-}
-
-func TestKillRequestRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), killFile)
-	want := time.Unix(1700000000, 123456789)
-	if err := writeKillRequest(path, want); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := readKillRequest(path); err != nil || !got.Equal(want) {
-		t.Errorf("read back %v, %v, want %v", got, err, want)
-	}
-	if _, err := parseKillRequest([]byte(`{"deadline_unix_nano":0}`)); err == nil ||
-		err.Error() != "kill request: deadline 0 is not a time" {
-		t.Errorf("zero deadline: error = %v", err)
 	}
 }
 
@@ -294,28 +442,42 @@ func TestLookPath(t *testing.T) {
 	}
 }
 
-func FuzzParseStatus(f *testing.F) {
-	f.Add([]byte(`{"code":3,"signal":0,"message":"exited with status 3"}`))
-	f.Add([]byte(`{"code":-1,"signal":9,"message":"killed by SIGKILL"}`))
-	f.Add([]byte(`{"code":-1,"signal":65}`))
-	f.Add([]byte(`{"code":1e3}`))
-	f.Add([]byte(`null`))
+func FuzzParseJournal(f *testing.F) {
+	f.Add([]byte(`{"container_id":"a","launched":true}` + "\n" +
+		`{"container_id":"a","status":{"code":3,"signal":0,"message":"exited with status 3"}}` + "\n" + `{"container_id":"a"}` + "\n"))
+	f.Add([]byte(`{"container_id":"b","status":{"code":-1,"signal":9,"message":"killed by SIGKILL"}}` + "\n" + `{"container_id":"c","sta`))
+	f.Add([]byte(`{"container_id":"d","status":{"code":-1,"signal":65}}`))
+	f.Add([]byte("null\n\n{}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		status, err := parseStatus(data)
-		if err != nil {
-			return
+		records, lines, skipped := parseJournal(data)
+		wantLines := bytes.Count(data, []byte("\n"))
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			wantLines++
 		}
-		// What parses is a valid status and survives a round trip.
-		if status.Signal != 0 && status.Code != -1 || status.Signal == 0 && (status.Code < 0 || status.Code > 255) {
-			t.Fatalf("accepted inconsistent status %+v", status)
+		if lines != wantLines || skipped > lines || len(records) > lines-skipped {
+			t.Fatalf("%d lines, %d skipped, %d records, for %d lines", lines, skipped, len(records), wantLines)
 		}
-		encoded, err := json.Marshal(statusRecord{Code: status.Code, Signal: status.Signal, Message: status.Message})
-		if err != nil {
-			t.Fatal(err)
+		// What replays is valid, and survives compaction: a journal of just those records
+		// replays to them again.
+		var compacted []byte
+		for id, status := range records {
+			if checkContainerID(id) != nil {
+				t.Fatalf("replayed invalid id %q", id)
+			}
+			if status != nil {
+				if _, err := status.exitStatus(); err != nil {
+					t.Fatalf("replayed invalid exit of %q: %+v", id, *status)
+				}
+			}
+			line, err := encodeLine(journalEntry{ContainerID: id, Launched: status == nil, Status: status})
+			if err != nil {
+				t.Fatal(err)
+			}
+			compacted = append(compacted, line...)
 		}
-		again, err := parseStatus(encoded)
-		if err != nil || again != status {
-			t.Fatalf("round trip of %+v gave %+v, %v", status, again, err)
+		again, _, skipped := parseJournal(compacted)
+		if skipped != 0 || !recordsEqual(again, records) {
+			t.Fatalf("compacted journal replays to %s (%d skipped), want %s", formatRecords(again), skipped, formatRecords(records))
 		}
 	})
 }
@@ -341,14 +503,24 @@ func FuzzParseStartTime(f *testing.F) {
 	})
 }
 
-func FuzzParseKillRequest(f *testing.F) {
-	f.Add([]byte(`{"deadline_unix_nano":1700000000123456789}`))
-	f.Add([]byte(`{"deadline_unix_nano":-5}`))
+func FuzzParsePIDRecord(f *testing.F) {
+	f.Add([]byte(`{"pid":42,"start_time":1234567}`))
+	f.Add([]byte(`{"pid":-1,"start_time":1}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		deadline, err := parseKillRequest(data)
-		if err == nil && deadline.UnixNano() <= 0 {
-			t.Fatalf("accepted deadline %v", deadline)
+		rec, err := parsePIDRecord(data)
+		if err != nil {
+			return
+		}
+		if rec.PID <= 0 || rec.StartTime == 0 {
+			t.Fatalf("accepted %+v", rec)
+		}
+		encoded, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := parsePIDRecord(encoded); err != nil || again != rec {
+			t.Fatalf("round trip of %+v gave %+v, %v", rec, again, err)
 		}
 	})
 }

@@ -53,10 +53,8 @@ func (a *Agent) updateLocked(t *task, rec taskRecord, status api.TaskStatus) boo
 	id := uuid.New()
 	status.UUID = id[:]
 	if rec.Container != nil && status.ContainerStatus == nil {
-		pid := rec.Container.ShimPID
-		if pid == 0 {
-			pid = rec.Container.PID
-		}
+		// The task's own process: the supervisor (ShimPID) is shared by every task.
+		pid := rec.Container.PID
 		status.ContainerStatus = &api.ContainerStatus{
 			ContainerID:  &api.ContainerID{Value: rec.ContainerID},
 			ExecutorPID:  uint32(pid),
