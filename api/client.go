@@ -68,9 +68,18 @@ func WithToken(token string) ClientOption {
 	return func(c *Client) { c.token = token }
 }
 
+// defaultTransport keeps enough idle connections per master for a framework that calls
+// concurrently (ACCEPTs and ACKNOWLEDGEs in flight); net/http's default keeps two, and
+// every call beyond them would dial a new connection.
+var defaultTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
+}()
+
 // NewClient returns a client for the master at baseURL ("http://host:5050").
 func NewClient(baseURL string, opts ...ClientOption) *Client {
-	c := &Client{baseURL: strings.TrimRight(baseURL, "/"), http: &http.Client{}}
+	c := &Client{baseURL: strings.TrimRight(baseURL, "/"), http: &http.Client{Transport: defaultTransport}}
 	for _, opt := range opts {
 		opt(c)
 	}

@@ -145,6 +145,9 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
+	// Status updates go out concurrently; keep that many connections to the master open
+	// instead of dialling anew for most calls (the default keeps two).
+	transport.MaxIdleConnsPerHost = maxConcurrentUpdates
 	a := &Agent{
 		cfg:        cfg,
 		log:        logger.With("component", "agent"),
