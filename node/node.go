@@ -51,6 +51,9 @@ type Config struct {
 	AgentTimeout time.Duration
 	// OfferTimeout rescinds offers held longer than this; 0 never.
 	OfferTimeout time.Duration
+	// DeadServerTimeout is how long a master may be gone (failed or left gossip) before the
+	// leader removes it from Raft.
+	DeadServerTimeout time.Duration
 	// Dev selects tight timings for a one-process cluster on a laptop (`atoll up`).
 	Dev bool
 	// KillTasksOnExit kills every task when the process stops (`atoll up` on Ctrl-C).
@@ -75,7 +78,10 @@ func DefaultConfig() Config {
 		// Mesos needed 75 s; gossip tells us much sooner that a node is gone, and 10 s rides
 		// out a GC pause or a brief network blip.
 		AgentTimeout: 10 * time.Second,
-		Logger:       slog.Default(),
+		// Long enough to restart or upgrade a master by hand; a dead one then stops
+		// counting toward the quorum.
+		DeadServerTimeout: 5 * time.Minute,
+		Logger:            slog.Default(),
 	}
 }
 
@@ -129,6 +135,9 @@ func (c Config) Validate() error {
 	}
 	if c.AgentTimeout <= 0 {
 		return fmt.Errorf("agent-timeout: %v, want > 0", c.AgentTimeout)
+	}
+	if c.Master && c.DeadServerTimeout <= 0 {
+		return fmt.Errorf("dead-server-timeout: %v, want > 0", c.DeadServerTimeout)
 	}
 	if c.OfferTimeout < 0 {
 		return fmt.Errorf("offer-timeout: %v, want ≥ 0 (0: never)", c.OfferTimeout)

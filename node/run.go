@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/isolate"
 	"github.com/atoll/atoll/node/agent"
 	"github.com/atoll/atoll/node/master"
@@ -143,6 +144,12 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		if cfg.BootstrapExpect > 1 && !m.Raft().HasState() {
 			go bootstrapWhenMastersMeet(ctx, cfg.BootstrapExpect, m, members, log)
 		}
+		rm := &raftMembers{m: m, members: members, log: log.With("component", "raft-members"),
+			deadServerTimeout: cfg.DeadServerTimeout, interval: 2 * time.Second, failedSince: map[raft.ServerID]time.Time{}}
+		if cfg.Dev {
+			rm.interval = 250 * time.Millisecond
+		}
+		go rm.run(ctx)
 	}
 
 	var a *agent.Agent
@@ -270,6 +277,20 @@ func bootstrapWhenMastersMeet(ctx context.Context, n int, m *master.Master, memb
 	masters, err := members.WaitForMasters(ctx, n)
 	if err != nil {
 		return
+	}
+	// A master that joins a cluster that already formed must not bootstrap a second
+	// configuration: the leader adds it (raftMembers) instead.
+	for _, mem := range masters {
+		if mem.Tags[TagID] == m.ID() || mem.Tags[TagAPI] == "" {
+			continue
+		}
+		askCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		peers, err := api.NewClient(mem.Tags[TagAPI]).RaftPeers(askCtx)
+		cancel()
+		if err == nil && len(peers.Servers) > 0 {
+			log.Info("joining an existing raft cluster instead of bootstrapping", "asked", mem.Name, "leader", peers.LeaderID)
+			return
+		}
 	}
 	var servers []raft.Server
 	for _, mem := range masters {

@@ -213,6 +213,9 @@ func (m *Master) Run(ctx context.Context) error {
 	}
 }
 
+// ID is this master's Raft server id.
+func (m *Master) ID() string { return m.cfg.ID }
+
 // IsLeader reports whether this master currently leads.
 func (m *Master) IsLeader() bool { return m.isLeader() }
 
