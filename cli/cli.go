@@ -1,6 +1,6 @@
 // Package cli is the atoll command line: the daemons (up, master, agent) that run a node,
-// and the clients (nodes, tasks, frameworks, members, task run and kill) that talk to a
-// cluster through api.Client only.
+// and the clients (nodes, tasks, frameworks, members, task run and kill, operator raft and
+// snapshot) that talk to a cluster through api.Client only.
 package cli
 
 import (
