@@ -85,7 +85,13 @@ func (a *app) membersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printMembers(members)
+			// Raft state is best effort: without it (an old master, no quorum yet) the
+			// column says "-" rather than the listing failing.
+			peers, err := client.RaftPeers(ctx)
+			if err != nil {
+				peers = nil
+			}
+			return a.printMembers(members, peers)
 		},
 	}
 }
@@ -220,7 +226,29 @@ func (a *app) printFrameworks(state *api.GetState) error {
 	return tw.Flush()
 }
 
-func (a *app) printMembers(members *api.GetMembers) error {
+// raftState describes a master's place in Raft from peers: "leader", "follower" or
+// "nonvoter" (with "unreachable" when the leader cannot reach it), "-" when unknown.
+func raftState(m api.Member, peers *api.RaftPeers) string {
+	if peers == nil || m.Tags["id"] == "" {
+		return "-"
+	}
+	for _, s := range peers.Servers {
+		if s.ID != m.Tags["id"] {
+			continue
+		}
+		state := s.State
+		if s.Suffrage != api.RaftVoter {
+			state = s.Suffrage
+		}
+		if state == "" {
+			return "-"
+		}
+		return state
+	}
+	return "-"
+}
+
+func (a *app) printMembers(members *api.GetMembers, peers *api.RaftPeers) error {
 	list := slices.Clone(members.Members)
 	slices.SortStableFunc(list, func(x, y api.Member) int {
 		return compareKeys(x.Name, x.Addr, y.Name, y.Addr)
@@ -228,11 +256,11 @@ func (a *app) printMembers(members *api.GetMembers) error {
 	if a.output == "json" {
 		return a.printJSON(list)
 	}
-	tw := a.table("NAME", "ADDR", "STATUS", "ROLE", "API", "VERSION")
+	tw := a.table("NAME", "ADDR", "STATUS", "ROLE", "RAFT", "API", "VERSION")
 	for _, m := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			orDash(m.Name), net.JoinHostPort(m.Addr, strconv.Itoa(m.Port)), orDash(m.Status),
-			orDash(m.Tags["role"]), orDash(m.Tags["api"]), orDash(m.Tags["version"]))
+			orDash(m.Tags["role"]), raftState(m, peers), orDash(m.Tags["api"]), orDash(m.Tags["version"]))
 	}
 	return tw.Flush()
 }

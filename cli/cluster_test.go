@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atoll/atoll/api"
 )
 
 // stateJSON is a master's GET_STATE answer: two agents (listed out of order), three frameworks
@@ -50,8 +52,13 @@ var stateJSON = fmt.Sprintf(`{"type":"GET_STATE","get_state":{
 
 const membersJSON = `{"type":"GET_MEMBERS","get_members":{"members":[
  {"name":"node-b","addr":"198.18.0.2","port":7946,"status":"alive","tags":{"role":"agent","version":"0.1.0"}},
- {"name":"node-a","addr":"198.18.0.1","port":7946,"status":"alive","tags":{"role":"master,agent","api":"http://198.18.0.1:5050","version":"0.1.0"}},
+ {"name":"node-a","addr":"198.18.0.1","port":7946,"status":"alive","tags":{"role":"master,agent","api":"http://198.18.0.1:5050","version":"0.1.0","id":"m-a"}},
+ {"name":"node-d","addr":"198.18.0.4","port":7946,"status":"alive","tags":{"role":"master","api":"http://198.18.0.4:5050","version":"0.1.0","id":"m-d"}},
  {"name":"node-c","addr":"::1","port":7947,"status":"failed","tags":{}}]}}`
+
+const peersJSON = `{"servers":[
+ {"id":"m-a","address":"198.18.0.1:5052","suffrage":"voter","leader":true,"state":"leader"},
+ {"id":"m-d","address":"198.18.0.4:5052","suffrage":"voter","leader":false,"state":"follower"}],"leader_id":"m-a"}`
 
 // fixedMaster answers the operator calls GET_STATE and GET_MEMBERS with fixed JSON.
 func fixedMaster(t testing.TB) *httptest.Server {
@@ -59,6 +66,10 @@ func fixedMaster(t testing.TB) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == api.RaftPeersPath {
+			_, _ = io.WriteString(w, peersJSON)
+			return
+		}
 		switch string(body) {
 		case `{"type":"GET_STATE"}`:
 			_, _ = io.WriteString(w, stateJSON)
@@ -104,10 +115,11 @@ f2  chronos   no      no         *               1      0     0
 f1  marathon  yes     yes        slave_public,*  2      0.5   160M
 `},
 		{[]string{"members"}, `
-NAME    ADDR             STATUS  ROLE          API                     VERSION
-node-a  198.18.0.1:7946  alive   master,agent  http://198.18.0.1:5050  0.1.0
-node-b  198.18.0.2:7946  alive   agent         -                       0.1.0
-node-c  [::1]:7947       failed  -             -                       -
+NAME    ADDR             STATUS  ROLE          RAFT      API                     VERSION
+node-a  198.18.0.1:7946  alive   master,agent  leader    http://198.18.0.1:5050  0.1.0
+node-b  198.18.0.2:7946  alive   agent         -         -                       0.1.0
+node-c  [::1]:7947       failed  -             -         -                       -
+node-d  198.18.0.4:7946  alive   master        follower  http://198.18.0.4:5050  0.1.0
 `},
 	}
 	srv := fixedMaster(t)
@@ -139,6 +151,7 @@ func TestJSONOutput(t *testing.T) {
     "status": "alive",
     "tags": {
       "api": "http://198.18.0.1:5050",
+      "id": "m-a",
       "role": "master,agent",
       "version": "0.1.0"
     }
@@ -159,6 +172,18 @@ func TestJSONOutput(t *testing.T) {
     "port": 7947,
     "status": "failed",
     "tags": {}
+  },
+  {
+    "name": "node-d",
+    "addr": "198.18.0.4",
+    "port": 7946,
+    "status": "alive",
+    "tags": {
+      "api": "http://198.18.0.4:5050",
+      "id": "m-d",
+      "role": "master",
+      "version": "0.1.0"
+    }
   }
 ]
 `
