@@ -82,7 +82,8 @@ func DefaultConfig() Config {
 		HTTPAddr: ":5051",
 		// Mesos masters ping agents every 15 s; heartbeating at the same pace keeps the
 		// master's view of the agent as fresh as it was with Mesos.
-		HeartbeatInterval: 15 * time.Second,
+		// Well inside the masters' 10 s agent timeout, which counts from the last call.
+		HeartbeatInterval: 3 * time.Second,
 		// The Mesos status update manager's values: resending sooner only adds load on a
 		// master that is already slow to acknowledge, and 10 min bounds the wait once it is
 		// back.
@@ -90,8 +91,10 @@ func DefaultConfig() Config {
 		UpdateRetryMax:     10 * time.Minute,
 		// Mesos's registration backoff factor is 1 s; 30 s keeps a restarted master from
 		// waiting long for its agents while not hammering an unreachable one.
-		ReconnectBackoff:    time.Second,
-		ReconnectBackoffMax: 30 * time.Second,
+		ReconnectBackoff: time.Second,
+		// Short enough that an agent is back within a new leader's re-registration window
+		// soon after the masters are.
+		ReconnectBackoffMax: 5 * time.Second,
 	}
 }
 

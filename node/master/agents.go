@@ -274,8 +274,11 @@ func (m *Master) agentDisconnected(ls *leaderState, as *agentSession, st *stream
 	if as.lostTimer != nil {
 		as.lostTimer.Stop()
 	}
-	as.lostTimer = time.AfterFunc(m.cfg.AgentTimeout, func() { m.agentTimedOut(as.id, as) })
-	m.log.Warn("agent disconnected; waiting for it to come back", "agent", as.id, "cause", cause, "timeout", m.cfg.AgentTimeout)
+	// The timeout counts from the agent's last contact, not from when its absence was
+	// noticed.
+	wait := max(m.cfg.AgentTimeout-time.Since(as.lastSeen), 0)
+	as.lostTimer = time.AfterFunc(wait, func() { m.agentTimedOut(as.id, as) })
+	m.log.Warn("agent disconnected; waiting for it to come back", "agent", as.id, "cause", cause, "unreachable_in", wait.Round(time.Millisecond))
 }
 
 // agentTimedOut marks an agent that stayed away unreachable: its tasks become UNREACHABLE

@@ -87,7 +87,7 @@ func (m *Master) becomeLeader(ctx context.Context) {
 		ls.alloc.AddAgent(a.ID, a.Info.Hostname, total, nil)
 		ls.alloc.SetAgentActive(a.ID, false)
 		as := &agentSession{id: a.ID, hostname: a.Info.Hostname, httpAddr: a.HTTPAddress}
-		as.lostTimer = time.AfterFunc(m.cfg.AgentTimeout, func() { m.agentTimedOut(a.ID, as) })
+		as.lostTimer = time.AfterFunc(max(m.cfg.AgentTimeout, m.cfg.AgentReregisterTimeout), func() { m.agentTimedOut(a.ID, as) })
 		ls.agents[a.ID] = as
 	}
 	for _, f := range store.Frameworks() {
@@ -181,6 +181,7 @@ func (m *Master) leaderLoop(ls *leaderState) {
 			m.allocate(ls)
 		case <-allocTick.C:
 			m.expireOffers(ls)
+			m.closeSilentAgents(ls)
 			m.allocate(ls)
 		case <-heartbeat.C:
 			m.sendHeartbeats(ls)
@@ -298,16 +299,27 @@ func (m *Master) sendHeartbeats(ls *leaderState) {
 			fs.stream.sendJSON(api.Event{Type: api.EventHeartbeat})
 		}
 	}
-	silentSince := time.Now().Add(-3 * m.cfg.HeartbeatInterval)
 	for _, as := range ls.agents {
-		if as.stream == nil {
-			continue
+		if as.stream != nil {
+			as.stream.sendJSON(api.AgentEvent{Type: api.AgentEventHeartbeat})
 		}
-		if as.lastSeen.Before(silentSince) {
-			as.stream.close(errors.New("agent silent for three heartbeat intervals"))
-			continue
+	}
+}
+
+// closeSilentAgents ends the stream of every agent not heard from (no call, no heartbeat)
+// for AgentTimeout: a stream can stay open on a dead link. The agent is then unreachable
+// at once, as the timeout counts from its last contact.
+func (m *Master) closeSilentAgents(ls *leaderState) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.leader != ls {
+		return
+	}
+	silentSince := time.Now().Add(-m.cfg.AgentTimeout)
+	for _, as := range ls.agents {
+		if as.stream != nil && as.lastSeen.Before(silentSince) {
+			as.stream.close(fmt.Errorf("agent silent since %s", as.lastSeen.Format(time.RFC3339)))
 		}
-		as.stream.sendJSON(api.AgentEvent{Type: api.AgentEventHeartbeat})
 	}
 }
 

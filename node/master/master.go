@@ -59,6 +59,10 @@ type Config struct {
 	// event-triggered pass waits to batch further events.
 	AllocationInterval time.Duration
 	AllocationBatch    time.Duration
+	// AgentReregisterTimeout is how long agents known from the store have to re-subscribe
+	// to a newly elected leader before their tasks become UNREACHABLE: the masters, not the
+	// agents, were away.
+	AgentReregisterTimeout time.Duration
 	// LeaderChangeGrace is the least time a framework gets to resubscribe after a leader
 	// change, whatever its failover_timeout: the disconnect was the masters' doing.
 	LeaderChangeGrace time.Duration
@@ -89,7 +93,10 @@ func DefaultConfig() Config {
 		// Four missed 15 s heartbeats: a framework notices the dead stream and resubscribes
 		// well within it.
 		LeaderChangeGrace: time.Minute,
-		DefaultRefuse:     5 * time.Second,
+		// Mesos allowed 10 minutes; agents retry every few seconds, so 2 minutes covers a
+		// slow election and an agent's backoff with room to spare.
+		AgentReregisterTimeout: 2 * time.Minute,
+		DefaultRefuse:          5 * time.Second,
 		// Large enough for an ACCEPT with hundreds of tasks, small enough to bound memory.
 		MaxBodyBytes: 8 << 20,
 		Allocator:    alloc.DefaultConfig(),

@@ -154,7 +154,12 @@ func (w *writer) upsertFramework(framework *Framework) error {
 		return err
 	}
 	kind := FrameworkAdded
-	if _, ok := first[*Framework](w.txn, tableFrameworks, indexID, framework.ID); ok {
+	if old, ok := first[*Framework](w.txn, tableFrameworks, indexID, framework.ID); ok {
+		if old.Removed {
+			// Removal is final: a write made from an older read (a disconnect recorded
+			// after a TEARDOWN committed) must not bring the framework back.
+			return nil
+		}
 		kind = FrameworkUpdated
 	}
 	if err := w.insert(tableFrameworks, framework, framework.ID); err != nil {

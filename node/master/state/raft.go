@@ -273,7 +273,7 @@ func (r *Raft) Apply(ctx context.Context, t MessageType, req any) (any, error) {
 	}
 	future := r.Raft.Apply(data, timeout)
 	if err := waitFuture(ctx, future); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrLeadershipLost) {
 			err = ErrNotLeader
 		}
 		return nil, fmt.Errorf("apply %s: %w", t, err)
@@ -449,7 +449,7 @@ func enqueueTimeout(ctx context.Context) (time.Duration, error) {
 
 // notLeader turns raft's errors for a member that cannot lead a change into ErrNotLeader.
 func notLeader(err error) error {
-	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrLeadershipLost) {
 		return ErrNotLeader
 	}
 	return err
