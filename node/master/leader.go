@@ -112,9 +112,10 @@ func (m *Master) becomeLeader(ctx context.Context) {
 	m.leader = ls
 	m.leaderDone = make(chan struct{})
 	done := m.leaderDone
+	agents, frameworks := len(ls.agents), len(ls.frameworks)
 	m.mu.Unlock()
 
-	m.log.Info("became leader", "term", ls.term, "agents", len(ls.agents), "frameworks", len(ls.frameworks), "elapsed", time.Since(now))
+	m.log.Info("became leader", "term", ls.term, "agents", agents, "frameworks", frameworks, "elapsed", time.Since(now))
 	m.metrics.elections.Inc()
 	go m.markFrameworksDisconnected(ls)
 	go func() {
