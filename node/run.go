@@ -174,15 +174,25 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		}()
 	}
 
+	if a != nil {
+		// Masters map a gossip failure to the agent by this tag: publish it the moment the
+		// agent has an id (at once after a restart, else on registering), not when the
+		// whole node is ready.
+		go func() {
+			if err := waitReady(ctx, nil, a); err != nil {
+				return
+			}
+			if err := members.SetTags(withTag(tags, TagAgentID, a.ID())); err != nil {
+				log.Warn("could not publish the agent id in gossip", "err", err)
+			}
+		}()
+	}
 	go func() {
 		if err := waitReady(ctx, m, a); err != nil {
 			return
 		}
 		if a != nil {
 			info.AgentID = a.ID()
-			if err := members.SetTags(withTag(tags, TagAgentID, info.AgentID)); err != nil {
-				log.Warn("could not publish the agent id in gossip", "err", err)
-			}
 		}
 		if info.APIURL == "" {
 			if apis := members.MasterAPIs(); len(apis) > 0 {
