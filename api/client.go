@@ -89,16 +89,30 @@ func NewClient(baseURL string, opts ...ClientOption) *Client {
 	return c
 }
 
-// post sends body as JSON to target. With follow, it follows up to maxRedirects 307/308
-// answers to their Location; the returned response's Request.URL is where it came from.
+// post sends body as JSON to target (see send).
 func (c *Client) post(ctx context.Context, target string, body []byte, header http.Header, follow bool) (*http.Response, error) {
+	h := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}
+	for k, v := range header {
+		h[k] = v
+	}
+	return c.send(ctx, http.MethodPost, target, bytes.NewReader(body), int64(len(body)), h, follow)
+}
+
+// send makes a request to target with an optional body of size bytes. With follow, it
+// follows up to maxRedirects 307/308 answers with the same method, body (rewound) and
+// Authorization header; the returned response's Request.URL is where it came from.
+func (c *Client) send(ctx context.Context, method, target string, body io.ReadSeeker, size int64, header http.Header, follow bool) (*http.Response, error) {
 	for redirects := 0; ; redirects++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, method, target, nil)
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
+		if body != nil {
+			if _, err := body.Seek(0, io.SeekStart); err != nil {
+				return nil, fmt.Errorf("%s %s: rewind body: %w", method, target, err)
+			}
+			req.Body, req.ContentLength = io.NopCloser(body), size
+		}
 		if c.token != "" {
 			req.Header.Set("Authorization", "Bearer "+c.token)
 		}
@@ -115,10 +129,10 @@ func (c *Client) post(ctx context.Context, target string, body []byte, header ht
 		location, err := resp.Location()
 		discard(resp)
 		if err != nil {
-			return nil, fmt.Errorf("POST %s: %d redirect: %w", target, resp.StatusCode, err)
+			return nil, fmt.Errorf("%s %s: %d redirect: %w", method, target, resp.StatusCode, err)
 		}
 		if redirects == maxRedirects {
-			return nil, fmt.Errorf("POST %s: more than %d redirects (last to %s)", target, maxRedirects, location)
+			return nil, fmt.Errorf("%s %s: more than %d redirects (last to %s)", method, target, maxRedirects, location)
 		}
 		target = location.String()
 	}

@@ -354,49 +354,9 @@ func (zeroWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// send makes a request with an optional body of size bytes, following up to maxRedirects
-// 307/308 answers with the same method and body (rewound).
-func (c *Client) send(ctx context.Context, method, path string, body io.ReadSeeker, size int64, header http.Header) (*http.Response, error) {
-	target := c.baseURL + path
-	for redirects := 0; ; redirects++ {
-		req, err := http.NewRequestWithContext(ctx, method, target, nil)
-		if err != nil {
-			return nil, err
-		}
-		if body != nil {
-			if _, err := body.Seek(0, io.SeekStart); err != nil {
-				return nil, fmt.Errorf("%s %s: rewind body: %w", method, target, err)
-			}
-			req.Body, req.ContentLength = io.NopCloser(body), size
-		}
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
-		}
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		resp, err := c.http.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusTemporaryRedirect && resp.StatusCode != http.StatusPermanentRedirect {
-			return resp, nil
-		}
-		location, err := resp.Location()
-		discard(resp)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %d redirect: %w", method, target, resp.StatusCode, err)
-		}
-		if redirects == maxRedirects {
-			return nil, fmt.Errorf("%s %s: more than %d redirects (last to %s)", method, target, maxRedirects, location)
-		}
-		target = location.String()
-	}
-}
-
 // RaftPeers returns the Raft configuration as the master at the client's address knows it.
 func (c *Client) RaftPeers(ctx context.Context) (*RaftPeers, error) {
-	resp, err := c.send(ctx, http.MethodGet, RaftPeersPath, nil, 0, http.Header{"Accept": {"application/json"}})
+	resp, err := c.send(ctx, http.MethodGet, c.baseURL+RaftPeersPath, nil, 0, http.Header{"Accept": {"application/json"}}, true)
 	if err != nil {
 		return nil, fmt.Errorf("raft peers: %w", err)
 	}
@@ -433,7 +393,7 @@ func decodeRaftPeers(resp *http.Response, what string) (*RaftPeers, error) {
 // archive to w, checking it on the way (layout, sizes, checksums). On error w may hold part
 // of an archive: write to a temporary file and keep it only on success.
 func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer) (*SnapshotMeta, error) {
-	resp, err := c.send(ctx, http.MethodGet, RaftSnapshotPath, nil, 0, http.Header{"Accept": {"application/gzip"}})
+	resp, err := c.send(ctx, http.MethodGet, c.baseURL+RaftSnapshotPath, nil, 0, http.Header{"Accept": {"application/gzip"}}, true)
 	if err != nil {
 		return nil, fmt.Errorf("save snapshot: %w", err)
 	}
@@ -466,7 +426,7 @@ func (c *Client) RestoreSnapshot(ctx context.Context, archive io.ReadSeeker) (*S
 		"Accept":       {"application/json"},
 		"Expect":       {"100-continue"},
 	}
-	resp, err := c.send(ctx, http.MethodPost, RaftSnapshotPath, archive, size, header)
+	resp, err := c.send(ctx, http.MethodPost, c.baseURL+RaftSnapshotPath, archive, size, header, true)
 	if err != nil {
 		return nil, fmt.Errorf("restore snapshot: %w", err)
 	}
