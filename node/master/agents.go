@@ -17,11 +17,12 @@ import (
 
 // agentSession is the leader's view of one agent. Guarded by Master.mu.
 type agentSession struct {
-	id       string
-	hostname string
-	httpAddr string
-	stream   *stream // nil while disconnected
-	lastSeen time.Time
+	id         string
+	hostname   string
+	httpAddr   string
+	attributes []api.Attribute
+	stream     *stream // nil while disconnected
+	lastSeen   time.Time
 	// lostTimer fires AgentTimeout after a disconnect unless the agent comes back.
 	lostTimer *time.Timer
 }
@@ -215,7 +216,7 @@ func (m *Master) agentSubscribe(w http.ResponseWriter, r *http.Request, sub *api
 		as.lostTimer.Stop()
 		as.lostTimer = nil
 	}
-	as.hostname, as.httpAddr = info.Hostname, sub.HTTPAddress
+	as.hostname, as.httpAddr, as.attributes = info.Hostname, sub.HTTPAddress, info.Attributes
 	st := newStream(uuid.NewString())
 	as.stream = st
 	as.lastSeen = now

@@ -86,7 +86,7 @@ func (m *Master) becomeLeader(ctx context.Context) {
 		}
 		ls.alloc.AddAgent(a.ID, a.Info.Hostname, total, nil)
 		ls.alloc.SetAgentActive(a.ID, false)
-		as := &agentSession{id: a.ID, hostname: a.Info.Hostname, httpAddr: a.HTTPAddress}
+		as := &agentSession{id: a.ID, hostname: a.Info.Hostname, httpAddr: a.HTTPAddress, attributes: a.Info.Attributes}
 		as.lostTimer = time.AfterFunc(max(m.cfg.AgentTimeout, m.cfg.AgentReregisterTimeout), func() { m.agentTimedOut(a.ID, as) })
 		ls.agents[a.ID] = as
 	}
@@ -244,17 +244,13 @@ func (m *Master) offerProto(o *offer, as *agentSession) api.Offer {
 	for i := range res {
 		res[i].AllocationInfo = &api.AllocationInfo{Role: o.role}
 	}
-	var attrs []api.Attribute
-	if a, ok := m.fsm.Store().Agent(o.agentID); ok {
-		attrs = a.Info.Attributes
-	}
 	return api.Offer{
 		ID:             api.OfferID{Value: o.id},
 		FrameworkID:    api.FrameworkID{Value: o.frameworkID},
 		AgentID:        api.AgentID{Value: o.agentID},
 		Hostname:       as.hostname,
 		Resources:      res,
-		Attributes:     attrs,
+		Attributes:     as.attributes,
 		AllocationInfo: &api.AllocationInfo{Role: o.role},
 	}
 }
@@ -345,32 +341,13 @@ func (m *Master) markFrameworksDisconnected(ls *leaderState) {
 		}
 		m.mu.Lock()
 		fs := ls.frameworks[f.ID]
-		stale := m.leader == ls && fs != nil && fs.stream == nil
 		m.mu.Unlock()
-		if !stale {
+		if fs == nil {
 			continue
 		}
-		rec := *f
-		rec.Connected = false
-		rec.UnregisteredTime = time.Now()
-		if _, err := m.apply(ls.ctx, state.UpsertFrameworkType, state.UpsertFrameworkRequest{Framework: rec}); err != nil {
+		if err := m.recordConnection(ls.ctx, ls, fs, time.Now()); err != nil {
 			m.log.Warn("could not record framework disconnect after leader change", "framework", f.ID, "err", err)
 			return
-		}
-		// A resubscription racing with this write may have been recorded before it: put
-		// its connected record back.
-		m.mu.Lock()
-		resubscribed := m.leader == ls && fs.stream != nil
-		info := fs.info
-		m.mu.Unlock()
-		if resubscribed {
-			if cur, ok := m.fsm.Store().Framework(f.ID); ok && !cur.Connected && !cur.Removed {
-				rec := *cur
-				rec.Info, rec.Connected = info, true
-				if _, err := m.apply(ls.ctx, state.UpsertFrameworkType, state.UpsertFrameworkRequest{Framework: rec}); err != nil {
-					m.log.Warn("could not record framework reconnect", "framework", f.ID, "err", err)
-				}
-			}
 		}
 	}
 }

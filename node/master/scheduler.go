@@ -1,6 +1,7 @@
 package master
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +27,9 @@ type frameworkSession struct {
 	stream    *stream // nil while disconnected
 	recovered bool    // known from the store, not yet resubscribed to this leader
 	failover  *time.Timer
+	// recordMu serialises writes of the framework's record (recordConnection); it is
+	// held across the Raft apply, never with Master.mu.
+	recordMu sync.Mutex
 }
 
 func (fs *frameworkSession) stopTimer() {
@@ -82,12 +87,20 @@ func (m *Master) decodeBody(r *http.Request, v any) error {
 	if int64(len(body)) > m.cfg.MaxBodyBytes {
 		return errorf(http.StatusRequestEntityTooLarge, "request body larger than %d bytes", m.cfg.MaxBodyBytes)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if err := decodeJSON(body, v); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	return nil
+}
+
+// decodeJSON decodes exactly one JSON value from body into v.
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
-		return errorf(http.StatusBadRequest, "failed to parse body into JSON: %v", err)
+		return fmt.Errorf("failed to parse body into JSON: %w", err)
 	}
 	if dec.More() {
-		return errorf(http.StatusBadRequest, "failed to parse body into JSON: trailing data after the call")
+		return errors.New("failed to parse body into JSON: trailing data after the call")
 	}
 	return nil
 }
@@ -175,15 +188,11 @@ func ValidateCall(c *api.Call) error {
 	return fmt.Errorf("unknown call type %q", c.Type)
 }
 
-// DecodeCall parses and validates a scheduler call body.
+// DecodeCall parses and validates a scheduler call body, as the scheduler endpoint does.
 func DecodeCall(body []byte) (*api.Call, error) {
 	var c api.Call
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("failed to parse body into JSON: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("failed to parse body into JSON: trailing data after the call")
+	if err := decodeJSON(body, &c); err != nil {
+		return nil, err
 	}
 	if err := ValidateCall(&c); err != nil {
 		return nil, err
@@ -293,12 +302,7 @@ func (m *Master) subscribe(w http.ResponseWriter, r *http.Request, call *api.Cal
 	fs.stream = st
 	m.mu.Unlock()
 
-	rec := state.Framework{ID: fs.id, Info: info, Connected: true, RegisteredTime: now}
-	if old, ok := m.fsm.Store().Framework(fs.id); ok {
-		rec.RegisteredTime = old.RegisteredTime
-		rec.ReregisteredTime = now
-	}
-	if _, err := m.apply(r.Context(), state.UpsertFrameworkType, state.UpsertFrameworkRequest{Framework: rec}); err != nil {
+	if err := m.recordConnection(r.Context(), ls, fs, now); err != nil {
 		m.mu.Lock()
 		if fs.stream == st {
 			fs.stream = nil
@@ -355,14 +359,39 @@ func (m *Master) frameworkDisconnected(ls *leaderState, fs *frameworkSession, st
 	m.log.Info("framework disconnected", "framework", fs.id, "cause", cause, "failover_timeout", failoverTimeout)
 	ctx, cancel := context.WithTimeout(ls.ctx, 10*time.Second)
 	defer cancel()
-	if f, ok := m.fsm.Store().Framework(fs.id); ok && !f.Removed {
-		rec := *f
-		rec.Connected = false
-		rec.UnregisteredTime = time.Now()
-		if _, err := m.apply(ctx, state.UpsertFrameworkType, state.UpsertFrameworkRequest{Framework: rec}); err != nil {
-			m.log.Warn("could not record framework disconnect", "framework", fs.id, "err", err)
+	if err := m.recordConnection(ctx, ls, fs, time.Now()); err != nil {
+		m.log.Warn("could not record framework disconnect", "framework", fs.id, "err", err)
+	}
+}
+
+// recordConnection writes fs's record as its stream now stands: connected (with the
+// current FrameworkInfo) or disconnected since now. Writes for one framework are
+// serialised and each reads the stream after taking the lock, so a disconnect recorded
+// late never overwrites a newer subscription, nor the other way round.
+func (m *Master) recordConnection(ctx context.Context, ls *leaderState, fs *frameworkSession, now time.Time) error {
+	fs.recordMu.Lock()
+	defer fs.recordMu.Unlock()
+	m.mu.Lock()
+	current, connected, info := m.leader == ls, fs.stream != nil, fs.info
+	m.mu.Unlock()
+	if !current {
+		return errNotLeader
+	}
+	rec := state.Framework{ID: fs.id, Info: info, Connected: connected, RegisteredTime: now}
+	if old, ok := m.fsm.Store().Framework(fs.id); ok {
+		if old.Removed || !connected && !old.Connected {
+			return nil
+		}
+		rec = *old
+		rec.Info, rec.Connected = info, connected
+		if connected {
+			rec.ReregisteredTime = now
+		} else {
+			rec.UnregisteredTime = now
 		}
 	}
+	_, err := m.apply(ctx, state.UpsertFrameworkType, state.UpsertFrameworkRequest{Framework: rec})
+	return err
 }
 
 // startFailoverTimer tears fs down after its failover_timeout. Caller holds m.mu.
