@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/isolate"
+	"github.com/atoll/atoll/node/agent"
 )
 
 func TestMain(m *testing.M) {
@@ -56,15 +56,8 @@ func loopbackConfig(t *testing.T, name string) Config {
 	cfg.Dev = true
 	cfg.KillTasksOnExit = true
 	cfg.Resources = "cpus:2;mem:2048;disk:1000;ports:[31000-31010]"
-	cfg.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.Logger = agent.TestLogger(t)
 	return cfg
-}
-
-type testLogWriter struct{ t *testing.T }
-
-func (w testLogWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // TestMasterAndAgentMeetThroughGossip: a master and an agent on separate "hosts" (their
