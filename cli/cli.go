@@ -220,6 +220,17 @@ func (a *app) client() (*api.Client, error) {
 }
 
 // noArgs rejects positional arguments as a usage error.
+// oneArg accepts exactly one argument, described as what ("task id") in the usage error.
+func oneArg(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			path := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+			return usagef("%s takes one %s, got %d arguments", path, what, len(args))
+		}
+		return nil
+	}
+}
+
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)

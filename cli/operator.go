@@ -90,12 +90,7 @@ func (a *app) removePeerCmd() *cobra.Command {
 		Long: "Remove a master that is gone for good from the Raft configuration, so that the\n" +
 			"quorum no longer counts it. The leader refuses to remove itself, or a master whose\n" +
 			"removal would leave fewer reachable voters than a quorum needs.",
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usagef("operator raft remove-peer takes one server id, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args: oneArg("server id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := a.client()
 			if err != nil {
@@ -123,14 +118,6 @@ func (a *app) removePeerCmd() *cobra.Command {
 	}
 }
 
-// fileArg accepts exactly one argument, a file name.
-func fileArg(cmd *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return usagef("%s takes one file name, got %d arguments", cmd.CommandPath(), len(args))
-	}
-	return nil
-}
-
 func (a *app) snapshotSaveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "save FILE",
@@ -139,7 +126,7 @@ func (a *app) snapshotSaveCmd() *cobra.Command {
 			"metadata and SHA-256 sums. The master at --addr takes it from its own replica (so\n" +
 			"this works without a leader too). FILE is replaced only once the whole snapshot\n" +
 			"arrived and checked out.",
-		Args: fileArg,
+		Args: oneArg("file name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := a.client()
 			if err != nil {
@@ -215,7 +202,7 @@ func (a *app) snapshotRestoreCmd() *cobra.Command {
 			"'atoll operator snapshot save'. The file is checked first, here and again on the\n" +
 			"leader; nothing changes unless it checks out. Frameworks and agents reconnect to\n" +
 			"the restored state.",
-		Args: fileArg,
+		Args: oneArg("file name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := a.client()
 			if err != nil {

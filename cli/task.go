@@ -636,12 +636,7 @@ func (a *app) taskKillCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kill TASK_ID",
 		Short: "Kill a task",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usagef("task kill takes one task id, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args:  oneArg("task id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := a.client()
 			if err != nil {
