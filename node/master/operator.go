@@ -35,11 +35,11 @@ func (m *Master) handleOperator(w http.ResponseWriter, r *http.Request) {
 	case api.OpGetState:
 		resp.GetState = m.getState()
 	case api.OpGetAgents:
-		resp.GetAgents = m.getAgents()
+		resp.GetAgents = m.getAgents(m.view())
 	case api.OpGetFrameworks:
-		resp.GetFrameworks = m.getFrameworks()
+		resp.GetFrameworks = m.getFrameworks(m.view())
 	case api.OpGetTasks:
-		resp.GetTasks = m.getTasks()
+		resp.GetTasks = m.getTasks(clusterView{tasks: m.fsm.Store().Tasks()})
 	case api.OpGetMembers:
 		members := []api.Member{}
 		if m.cfg.Members != nil {
@@ -157,10 +157,25 @@ func (m *Master) connectedAgents() map[string]bool {
 	return out
 }
 
-func (m *Master) getAgents() *api.GetAgents {
+// clusterView is one read of the live tasks, what they use and what is offered, shared by
+// the parts of GET_STATE and /master/state so each is computed once per request.
+type clusterView struct {
+	tasks                              []*state.Task
+	usedByAgent, usedByFramework       map[string]alloc.Resources
+	offeredByAgent, offeredByFramework map[string]alloc.Resources
+	offers                             map[string][]api.Offer
+}
+
+func (m *Master) view() clusterView {
+	v := clusterView{tasks: m.fsm.Store().Tasks()}
+	v.usedByAgent, v.usedByFramework = usage(v.tasks)
+	v.offeredByAgent, v.offeredByFramework, v.offers = m.offered()
+	return v
+}
+
+func (m *Master) getAgents(v clusterView) *api.GetAgents {
 	store := m.fsm.Store()
-	used, _ := usage(store.Tasks())
-	offered, _, _ := m.offered()
+	used, offered := v.usedByAgent, v.offeredByAgent
 	connected := m.connectedAgents()
 	out := &api.GetAgents{Agents: []api.AgentState{}, RecoveredAgents: []api.AgentInfo{}}
 	for _, a := range store.Agents() {
@@ -201,10 +216,9 @@ func nonNil(rs []api.Resource) []api.Resource {
 	return rs
 }
 
-func (m *Master) getFrameworks() *api.GetFrameworks {
+func (m *Master) getFrameworks(v clusterView) *api.GetFrameworks {
 	store := m.fsm.Store()
-	_, used := usage(store.Tasks())
-	_, offered, offers := m.offered()
+	used, offered, offers := v.usedByFramework, v.offeredByFramework, v.offers
 	out := &api.GetFrameworks{Frameworks: []api.FrameworkState{}, CompletedFrameworks: []api.FrameworkState{}}
 	for _, f := range store.Frameworks() {
 		fs := api.FrameworkState{
@@ -230,10 +244,10 @@ func (m *Master) getFrameworks() *api.GetFrameworks {
 	return out
 }
 
-func (m *Master) getTasks() *api.GetTasks {
+func (m *Master) getTasks(v clusterView) *api.GetTasks {
 	store := m.fsm.Store()
 	out := &api.GetTasks{Tasks: []api.Task{}, UnreachableTasks: []api.Task{}, CompletedTasks: []api.Task{}}
-	for _, t := range store.Tasks() {
+	for _, t := range v.tasks {
 		if t.State == api.TaskUnreachable {
 			out.UnreachableTasks = append(out.UnreachableTasks, taskProto(t))
 		} else {
@@ -247,11 +261,12 @@ func (m *Master) getTasks() *api.GetTasks {
 }
 
 func (m *Master) getState() *api.GetState {
+	v := m.view()
 	return &api.GetState{
-		GetTasks:      m.getTasks(),
+		GetTasks:      m.getTasks(v),
 		GetExecutors:  &api.GetExecutors{Executors: []any{}},
-		GetFrameworks: m.getFrameworks(),
-		GetAgents:     m.getAgents(),
+		GetFrameworks: m.getFrameworks(v),
+		GetAgents:     m.getAgents(v),
 	}
 }
 

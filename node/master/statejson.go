@@ -156,9 +156,10 @@ func (m *Master) handleState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	store := m.fsm.Store()
-	tasks := store.Tasks()
-	usedByAgent, usedByFramework := usage(tasks)
-	offeredByAgent, offeredByFramework, _ := m.offered()
+	v := m.view()
+	tasks := v.tasks
+	usedByAgent, usedByFramework := v.usedByAgent, v.usedByFramework
+	offeredByAgent, offeredByFramework := v.offeredByAgent, v.offeredByFramework
 	connected := m.connectedAgents()
 	leaderURL := m.leaderURL()
 
