@@ -85,4 +85,8 @@ type Containerizer interface {
 	// Destroy releases what is left of an exited container (its records, cgroups); the
 	// sandbox directory stays for the logs.
 	Destroy(ctx context.Context, containerID string) error
+	// Release lets go of the containerizer when the agent stops. Running containers keep
+	// running for the next agent process, unless tasksKilled says none is left, in which
+	// case helper processes (the process containerizer's supervisor) stop too.
+	Release(ctx context.Context, tasksKilled bool) error
 }

@@ -767,6 +767,21 @@ func (p *Process) StopSupervisor(ctx context.Context) error {
 	return nil
 }
 
+// Release stops the supervisor once every task was killed, and otherwise only
+// disconnects from it so the tasks keep running.
+func (p *Process) Release(ctx context.Context, tasksKilled bool) error {
+	if tasksKilled {
+		if err := p.StopSupervisor(ctx); err != nil {
+			return fmt.Errorf("stop the container supervisor: %w", err)
+		}
+		return nil
+	}
+	if err := p.Close(); err != nil {
+		return fmt.Errorf("disconnect from the container supervisor: %w", err)
+	}
+	return nil
+}
+
 func (p *Process) lookup(containerID string) (*processContainer, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -363,7 +363,7 @@ func (a *Agent) Shutdown(ctx context.Context, killTasks bool) error {
 	}
 	<-a.httpDone
 	a.transport.CloseIdleConnections()
-	if err := a.releaseContainerizer(ctx, killTasks); err != nil {
+	if err := a.cfg.Containerizer.Release(ctx, killTasks); err != nil {
 		errs = append(errs, err)
 	}
 	if err := a.cp.close(); err != nil {
@@ -375,33 +375,3 @@ func (a *Agent) Shutdown(ctx context.Context, killTasks bool) error {
 
 // httpPort is the port of the agent's HTTP listener.
 func (a *Agent) httpPort() int { return a.listener.Addr().(*net.TCPAddr).Port }
-
-// supervised is a containerizer with a helper process of its own (the process
-// containerizer's supervisor): the agent disconnects from it when it stops, and stops it
-// too once no task is left.
-type supervised interface {
-	Close() error
-	StopSupervisor(ctx context.Context) error
-}
-
-var _ supervised = (*isolate.Process)(nil)
-
-// releaseContainerizer lets go of the containerizer: with every task killed its
-// supervisor stops as well; otherwise it stays up to keep the tasks running for the next
-// agent process.
-func (a *Agent) releaseContainerizer(ctx context.Context, tasksKilled bool) error {
-	s, ok := a.cfg.Containerizer.(supervised)
-	if !ok {
-		return nil
-	}
-	if tasksKilled {
-		if err := s.StopSupervisor(ctx); err != nil {
-			return fmt.Errorf("stop the container supervisor: %w", err)
-		}
-		return nil
-	}
-	if err := s.Close(); err != nil {
-		return fmt.Errorf("disconnect from the container supervisor: %w", err)
-	}
-	return nil
-}
