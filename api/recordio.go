@@ -34,7 +34,7 @@ func (rr *RecordReader) SetLimit(n int) { rr.max = n }
 // and io.ErrUnexpectedEOF for a stream cut inside a record.
 func (rr *RecordReader) ReadRecord() ([]byte, error) {
 	var n int
-	digits := 0
+	digits, maxDigits := 0, len(strconv.Itoa(rr.max))
 	for {
 		b, err := rr.r.ReadByte()
 		if err != nil {
@@ -50,7 +50,7 @@ func (rr *RecordReader) ReadRecord() ([]byte, error) {
 			return nil, fmt.Errorf("recordio: invalid length byte %q", b)
 		}
 		digits++
-		if digits > len(strconv.Itoa(rr.max)) {
+		if digits > maxDigits {
 			return nil, ErrRecordTooLarge
 		}
 		n = n*10 + int(b-'0')
