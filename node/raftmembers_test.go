@@ -11,14 +11,8 @@ import (
 	"github.com/atoll/atoll/api"
 )
 
-// masterNode is a master started with node.Run.
-type masterNode struct {
-	ready <-chan Info
-	stop  func()
-}
-
 // startMasterNode runs a master node on loopback; it is ready once a leader exists.
-func startMasterNode(t *testing.T, name string, gossipPort int, join []string) masterNode {
+func startMasterNode(t *testing.T, name string, gossipPort int, join []string) testNode {
 	t.Helper()
 	cfg := loopbackConfig(t, name)
 	cfg.Master = true
@@ -26,39 +20,7 @@ func startMasterNode(t *testing.T, name string, gossipPort int, join []string) m
 	cfg.GossipPort = gossipPort
 	cfg.Join = join
 	cfg.DeadServerTimeout = time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan Info, 1)
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, func(i Info) { ready <- i }) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("master %s: %v", name, err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("master %s did not stop", name)
-		}
-	}
-	t.Cleanup(stop)
-	return masterNode{ready: ready, stop: stop}
-}
-
-func (n masterNode) info(t *testing.T) Info {
-	t.Helper()
-	select {
-	case info := <-n.ready:
-		return info
-	case <-time.After(30 * time.Second):
-		t.Fatal("master not ready within 30s")
-	}
-	return Info{}
+	return startRun(t, cfg)
 }
 
 func raftVoters(client *api.Client) (string, error) {

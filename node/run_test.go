@@ -18,14 +18,27 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// startNode runs a node in the background and returns what it reported when ready.
-func runNode(t *testing.T, cfg Config) Info {
+// testNode is a node started with Run in the background.
+type testNode struct {
+	name  string
+	ready <-chan Info
+	done  <-chan error
+	stop  func()
+}
+
+// startRun runs cfg's node until the test ends (or stop); it does not wait for it.
+func startRun(t *testing.T, cfg Config) testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan Info, 1)
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, func(i Info) { ready <- i }) }()
-	t.Cleanup(func() {
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case err := <-done:
@@ -35,16 +48,29 @@ func runNode(t *testing.T, cfg Config) Info {
 		case <-time.After(30 * time.Second):
 			t.Errorf("node %s did not stop within 30s", cfg.Name)
 		}
-	})
+	}
+	t.Cleanup(stop)
+	return testNode{name: cfg.Name, ready: ready, done: done, stop: stop}
+}
+
+// info waits until the node says it is ready.
+func (n testNode) info(t *testing.T) Info {
+	t.Helper()
 	select {
-	case info := <-ready:
+	case info := <-n.ready:
 		return info
-	case err := <-done:
-		t.Fatalf("node %s stopped: %v", cfg.Name, err)
+	case err := <-n.done:
+		t.Fatalf("node %s stopped: %v", n.name, err)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("node %s not ready within 30s", cfg.Name)
+		t.Fatalf("node %s not ready within 30s", n.name)
 	}
 	return Info{}
+}
+
+// runNode starts a node and waits until it is ready.
+func runNode(t *testing.T, cfg Config) Info {
+	t.Helper()
+	return startRun(t, cfg).info(t)
 }
 
 func loopbackConfig(t *testing.T, name string) Config {
