@@ -25,7 +25,9 @@ status=0
 go test -race -count=1 -timeout 20m ./... -v >"$log" 2>&1 || status=$?
 grep -E '^(--- (FAIL|SKIP)|FAIL|ok|panic:|PASS$)' "$log" || true
 if [ "$status" -ne 0 ]; then
-	echo; echo "== failures (full output)"; grep -B2 -A30 -E '^--- FAIL|^panic:' "$log" | head -400
+	echo; echo "== failures (excerpts)"; grep -B2 -A30 -E '^--- FAIL|^panic:' "$log" | head -400
+	echo; echo "== what the tests reported (log lines left out)"
+	grep -E '^[[:space:]]+[[:alnum:]_]+_test\.go:[0-9]+: ' "$log" | grep -v 'time=' | tail -80
 fi
 passed=$(grep -c -- '^--- PASS' "$log" || true)
 failed=$(grep -c -- '^--- FAIL' "$log" || true)
