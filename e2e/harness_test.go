@@ -144,11 +144,7 @@ func TestHarnessCleanup(t *testing.T) {
 	}
 
 	sleeper := h2.Command(context.Background(), "sleep", "600")
-	if err := sleeper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sleeperDone := make(chan error, 1)
-	go func() { sleeperDone <- sleeper.Wait() }()
+	sleeperDone := startInNamespace(t, sleeper, c.ID()+"-h2")
 
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -209,12 +205,7 @@ func TestSweepStale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sleeper := exec.Command("ip", "netns", "exec", dead+"-x", "sleep", "600")
-	if err := sleeper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sleeperDone := make(chan error, 1)
-	go func() { sleeperDone <- sleeper.Wait() }()
+	sleeperDone := startInNamespace(t, exec.Command("ip", "netns", "exec", dead+"-x", "sleep", "600"), dead+"-x")
 
 	if err := removeOwned(func(name string) bool { return stale(name, 0) }); err != nil {
 		t.Fatal(err)
@@ -325,5 +316,33 @@ func reachable(c *Cluster, from, to *Host, expect bool) bool {
 			return err == nil
 		}
 		time.Sleep(pollInterval)
+	}
+}
+
+// startInNamespace starts an `ip netns exec ns …` command and returns once the process has
+// entered ns (until it has, a sweep listing the namespace's processes cannot see it), with
+// a channel that receives its Wait result. Cleanup kills it if the test did not.
+func startInNamespace(t *testing.T, cmd *exec.Cmd, ns string) <-chan error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	pid := strconv.Itoa(cmd.Process.Pid)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := output("ip", "netns", "pids", ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(strings.Fields(out), pid) {
+			return done
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: pid %s not in namespace %s after 10s (its pids: %q)", cmd, pid, ns, out)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
