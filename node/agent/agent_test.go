@@ -608,3 +608,44 @@ func TestAdvertisedIP(t *testing.T) {
 		t.Fatalf("advertisedIP for a wildcard listener = %v, want a usable IPv4 address", got)
 	}
 }
+
+// TestRelaunchOfHeldTaskID: the master may relaunch a task id whose last run it has as
+// terminal while the agent still holds that run for want of an acknowledgement. The agent
+// answers the new launch with an unacknowledged TASK_DROPPED naming why (so the master's
+// record of the launch ends), starts nothing, and keeps resending the old run's update.
+func TestRelaunchOfHeldTaskID(t *testing.T) {
+	peer := newProtocolPeer(t)
+	a := TestAgent(t, peer.masters)
+	peer.nextSubscribe()
+	peer.send(launchEvent("t1", "true"))
+	running := peer.nextUpdate()
+	wantUpdate(t, running, "t1", api.TaskRunning)
+	peer.ack(running)
+	var finished api.AgentCallUpdate
+	for finished = peer.nextUpdate(); bytes.Equal(finished.Status.UUID, running.Status.UUID); finished = peer.nextUpdate() {
+	}
+	wantUpdate(t, finished, "t1", api.TaskFinished)
+
+	peer.send(launchEvent("t1", "echo second run > second"))
+	var dropped api.AgentCallUpdate
+	for dropped = peer.nextUpdate(); bytes.Equal(dropped.Status.UUID, finished.Status.UUID); dropped = peer.nextUpdate() {
+		// Resends of the unacknowledged TASK_FINISHED.
+	}
+	s := dropped.Status
+	wantMsg := "task id t1 is still held by this agent (its previous run is TASK_FINISHED with an unacknowledged update); launch it under a new id"
+	if dropped.FrameworkID.Value != testFramework || s.TaskID.Value != "t1" || s.State != api.TaskDropped || s.Source != api.SourceAgent ||
+		s.Reason != api.ReasonTaskInvalid || s.Message != wantMsg || len(s.UUID) != 0 || s.AgentID == nil || s.AgentID.Value != "agent-1" {
+		t.Fatalf("answer to the relaunch = %+v, want an unacknowledged TASK_DROPPED saying %q", dropped, wantMsg)
+	}
+	tasks := a.Tasks()
+	if len(tasks) != 1 || tasks[0].State != api.TaskFinished || tasks[0].PendingUpdates != 1 {
+		t.Fatalf("agent holds %+v, want only t1's finished run with its pending update", tasks)
+	}
+	if _, err := os.Stat(filepath.Join(tasks[0].Sandbox, "second")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused launch ran: %v", err)
+	}
+	resent := peer.nextUpdate()
+	if !reflect.DeepEqual(resent, finished) {
+		t.Fatalf("after the refusal the agent sent %+v, want the TASK_FINISHED resend", resent)
+	}
+}

@@ -38,8 +38,16 @@ func (a *Agent) launch(ev *api.AgentEventLaunch) {
 	key := taskKey(frameworkID, taskID)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.tasks[key]; ok {
-		a.log.Warn("ignoring LAUNCH of a task this agent already holds", "framework", frameworkID, "task", taskID)
+	if held, ok := a.tasks[key]; ok {
+		// The master only relaunches an id whose last run it has as terminal; this agent
+		// still holds that run (its last update unacknowledged, or a run the master gave up
+		// on). The new run cannot share the old one's record, so it is refused in words the
+		// master records, which ends the task it created for this launch.
+		msg := fmt.Sprintf("task id %s is still held by this agent (its previous run is %s with an unacknowledged update); launch it under a new id", taskID, held.rec.State)
+		a.log.Warn("refusing LAUNCH of a task id this agent already holds", "framework", frameworkID, "task", taskID, "held_state", held.rec.State)
+		a.sendUnreliableLocked(api.AgentCallUpdate{FrameworkID: ev.FrameworkID, Status: api.TaskStatus{
+			TaskID: ev.Task.TaskID, State: api.TaskDropped, Source: api.SourceAgent, Reason: api.ReasonTaskInvalid, Message: msg,
+		}})
 		return
 	}
 	containerID := uuid.NewString()

@@ -105,6 +105,29 @@ func (a *Agent) acknowledge(ack *api.AgentEventAcknowledge) {
 	}
 }
 
+// sendUnreliableLocked sends an update about a launch the agent never took on: it has no
+// uuid, so the master records and forwards it without an acknowledgement to wait for, and
+// nothing is checkpointed. Without a session it is not sent: a re-subscribing agent does
+// not report the task, and the master ends it as gone. a.mu must be held.
+func (a *Agent) sendUnreliableLocked(u api.AgentCallUpdate) {
+	if a.session == nil {
+		return
+	}
+	sess := *a.session
+	if a.agentID != "" {
+		u.Status.AgentID = &api.AgentID{Value: a.agentID}
+	}
+	u.Status.Timestamp = float64(time.Now().UnixNano()) / 1e9
+	a.taskGoroutines.Add(1)
+	go func() {
+		defer a.taskGoroutines.Done()
+		err := a.call(context.Background(), sess, api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: sess.agentID}, Update: &u})
+		if err != nil {
+			a.log.Warn("status update not delivered", "task", u.Status.TaskID.Value, "state", u.Status.State, "err", err)
+		}
+	}()
+}
+
 func (a *Agent) kickSender() {
 	select {
 	case a.kick <- struct{}{}:
