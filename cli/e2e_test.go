@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,12 +135,31 @@ func runAtoll(t *testing.T, bin, addr string, args ...string) string {
 
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Below the kernel's ephemeral range: a port picked there and then closed would be
+	// free for any outgoing connection (of other tests running meanwhile) to take before
+	// atoll up binds it, and the restart binds the same ports again.
+	lowest := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				lowest = n
+			}
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	// The node package's tests take the 4,000 ports just below the range; these the 4,000
+	// below those.
+	const span = 4000
+	for range 100 {
+		port := lowest - 2*span + rand.IntN(span)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
+	}
+	t.Fatalf("no free port in [%d, %d) after 100 tries", lowest-2*span, lowest-span)
+	return 0
 }
 
 type testLogWriter struct{ t *testing.T }

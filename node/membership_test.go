@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -123,15 +125,27 @@ func eventually(tb testing.TB, what string, check func() error) {
 	}
 }
 
-// freePort returns a port that is currently free on 127.0.0.1 for both TCP and UDP.
+// freeGossipPort returns a port that is currently free on 127.0.0.1 for both TCP and UDP,
+// below the kernel's ephemeral range: tests restart nodes on the same port, and a port in
+// that range could meanwhile become some outgoing connection's local port.
 func freeGossipPort(tb testing.TB) int {
 	tb.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatalf("listen: %v", err)
+	lowest := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				lowest = n
+			}
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
+	}
+	// The 4,000 ports just below it; cli's tests take the 4,000 below those.
+	const span = 4000
+	for range 100 {
+		port := lowest - span + rand.IntN(span)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
 		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		ln.Close()
 		if err == nil {
@@ -139,7 +153,7 @@ func freeGossipPort(tb testing.TB) int {
 			return port
 		}
 	}
-	tb.Fatal("no port free for both TCP and UDP")
+	tb.Fatalf("no port in [%d, %d) free for both TCP and UDP", lowest-span, lowest)
 	return 0
 }
 
