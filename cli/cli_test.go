@@ -105,10 +105,10 @@ func TestDaemonConfig(t *testing.T) {
 			role: roleMaster,
 			args: []string{"--bind", "198.18.0.1", "--advertise", "198.18.0.11", "--join", "198.18.0.2,198.18.0.3:7946", "--join=198.18.0.4",
 				"--bootstrap-expect", "3", "--data-dir", "/var/lib/m", "--api-port", "1", "--raft-port", "2", "--gossip-port", "3", "--name", "m1",
-				"--agent-timeout", "30s", "--offer-timeout", "1m"},
+				"--agent-timeout", "30s", "--offer-timeout", "1m", "--raft-failure-timeout", "2s"},
 			want: func(c *node.Config) {
 				c.Master = true
-				c.AgentTimeout, c.OfferTimeout = 30*time.Second, time.Minute
+				c.AgentTimeout, c.OfferTimeout, c.RaftFailureTimeout = 30*time.Second, time.Minute, 2*time.Second
 				c.BindAddr, c.AdvertiseAddr, c.Join = "198.18.0.1", "198.18.0.11", []string{"198.18.0.2", "198.18.0.3:7946", "198.18.0.4"}
 				c.BootstrapExpect, c.DataDir, c.APIPort, c.RaftPort, c.GossipPort, c.Name = 3, "/var/lib/m", 1, 2, 3, "m1"
 			},
@@ -164,6 +164,8 @@ func TestDaemonConfigErrors(t *testing.T) {
 		{roleMaster, []string{"--agent-timeout", "0s"}, "agent-timeout: 0s, want > 0"},
 		{roleMaster, []string{"--offer-timeout", "-1s"}, "offer-timeout: -1s, want ≥ 0 (0: never)"},
 		{roleAgent, []string{"--join", "x", "--offer-timeout", "1s"}, "unknown flag: --offer-timeout"},
+		{roleMaster, []string{"--raft-failure-timeout", "10ms"}, "raft-failure-timeout: 10ms, want at least 100ms (a busy leader would be deposed)"},
+		{roleUp, []string{"--raft-failure-timeout", "1s"}, "unknown flag: --raft-failure-timeout"},
 		{roleMaster, []string{"--resources", "cpus:1"}, "unknown flag: --resources"},
 		{roleAgent, nil, "join: an agent needs --join with the address of any node"},
 		{roleAgent, []string{"--join", " , "}, "join: an agent needs --join with the address of any node"},

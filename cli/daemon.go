@@ -70,6 +70,7 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	}
 	if role == roleMaster {
 		fs.DurationVar(&cfg.DeadServerTimeout, "dead-server-timeout", cfg.DeadServerTimeout, "how long a master may be gone before the leader removes it from Raft")
+		fs.DurationVar(&cfg.RaftFailureTimeout, "raft-failure-timeout", cfg.RaftFailureTimeout, "how long masters go without hearing from the leader before electing another; raise it on links with long pauses")
 		fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "number of masters that form the first Raft configuration")
 	}
 	if role != roleMaster {

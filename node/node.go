@@ -54,6 +54,9 @@ type Config struct {
 	// DeadServerTimeout is how long a master may be gone (failed or left gossip) before the
 	// leader removes it from Raft.
 	DeadServerTimeout time.Duration
+	// RaftFailureTimeout is how long masters go without hearing from the leader before
+	// electing another (a dead leader is replaced within about twice this).
+	RaftFailureTimeout time.Duration
 	// Dev selects tight timings for a one-process cluster on a laptop (`atoll up`).
 	Dev bool
 	// KillTasksOnExit kills every task when the process stops (`atoll up` on Ctrl-C).
@@ -81,7 +84,10 @@ func DefaultConfig() Config {
 		// Long enough to restart or upgrade a master by hand; a dead one then stops
 		// counting toward the quorum.
 		DeadServerTimeout: 5 * time.Minute,
-		Logger:            slog.Default(),
+		// A LAN round trip is well under a millisecond and the leader heartbeats every
+		// 30 ms: a dead leader is replaced within about a second.
+		RaftFailureTimeout: 300 * time.Millisecond,
+		Logger:             slog.Default(),
 	}
 }
 
@@ -141,6 +147,9 @@ func (c Config) Validate() error {
 	}
 	if c.OfferTimeout < 0 {
 		return fmt.Errorf("offer-timeout: %v, want ≥ 0 (0: never)", c.OfferTimeout)
+	}
+	if c.Master && !c.Dev && c.RaftFailureTimeout < 100*time.Millisecond {
+		return fmt.Errorf("raft-failure-timeout: %v, want at least 100ms (a busy leader would be deposed)", c.RaftFailureTimeout)
 	}
 	return nil
 }

@@ -244,6 +244,7 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 	mc.Hostname = cfg.Name
 	mc.Version = Version
 	mc.Dev = cfg.Dev
+	mc.RaftFailureTimeout = cfg.RaftFailureTimeout
 	mc.BootstrapSelf = cfg.BootstrapExpect == 1
 	mc.AgentTimeout = cfg.AgentTimeout
 	mc.OfferTimeout = cfg.OfferTimeout

@@ -38,6 +38,9 @@ type Config struct {
 	Version string
 	// Dev tightens Raft timings for one-process clusters and tests.
 	Dev bool
+	// RaftFailureTimeout is Raft's leader failure detection time (state.RaftConfig's
+	// FailureTimeout); 0 takes its default.
+	RaftFailureTimeout time.Duration
 	// BootstrapSelf bootstraps a single-master Raft configuration when there is no state on
 	// disk (--bootstrap-expect 1). Multi-master bootstrap is driven by the node through
 	// Raft().Bootstrap once gossip has found the expected masters.
@@ -173,6 +176,9 @@ func New(cfg Config) (*Master, error) {
 	rc.DataDir = cfg.DataDir
 	rc.Logger = cfg.Logger.With("component", "raft")
 	rc.Dev = cfg.Dev
+	if cfg.RaftFailureTimeout != 0 {
+		rc.FailureTimeout = cfg.RaftFailureTimeout
+	}
 	r, err := state.OpenRaft(rc, m.fsm)
 	if err != nil {
 		return nil, fmt.Errorf("open raft: %w", err)

@@ -35,8 +35,17 @@ type RaftConfig struct {
 	// Logger receives Raft's logs; nil discards them.
 	Logger *slog.Logger
 	// Dev tightens the timings for tests and `atoll up`: a leader in well under a second on
-	// loopback, where no network delay needs tolerating.
+	// loopback, where no network delay needs tolerating. It overrides FailureTimeout and
+	// commits batches sooner.
 	Dev bool
+	// FailureTimeout is how long a follower goes without hearing from the leader before it
+	// stands for election (followers check at random intervals of one to two
+	// FailureTimeouts, so that usually one stands alone), and how long a candidate without
+	// a majority waits before trying again. A dead leader is replaced within 2–4 ×
+	// FailureTimeout. Default 300 ms: a LAN round trip is well under a millisecond and the
+	// leader heartbeats every FailureTimeout/10, so only a leader stalled for 300 ms is
+	// deposed. Raise it for links with long pauses.
+	FailureTimeout time.Duration
 	// SnapshotThreshold is how many log entries since the last snapshot trigger a new one.
 	// Default 16384: at the ~1,000 status updates/s of a busy cluster that is a snapshot
 	// every quarter minute or so, each costing under a second of CPU (and ~60 MB written)
@@ -70,8 +79,17 @@ func DefaultRaftConfig() RaftConfig {
 		SnapshotThreshold: 16384,
 		TrailingLogs:      10240,
 		SnapshotInterval:  2 * time.Minute,
+		FailureTimeout:    300 * time.Millisecond,
 	}
 }
+
+// devFailureTimeout is FailureTimeout under Dev, whatever FailureTimeout says: test
+// clusters under the race detector on a loaded machine need this much.
+const devFailureTimeout = 300 * time.Millisecond
+
+// minFailureTimeout keeps FailureTimeout above scheduling noise: below it, a busy leader's
+// missed heartbeat would depose it.
+const minFailureTimeout = 100 * time.Millisecond
 
 // Validate reports the first invalid field.
 func (c RaftConfig) Validate() error {
@@ -100,6 +118,9 @@ func (c RaftConfig) Validate() error {
 	}
 	if c.SnapshotThreshold == 0 {
 		return errors.New("raft config: SnapshotThreshold is 0")
+	}
+	if !c.Dev && c.FailureTimeout < minFailureTimeout {
+		return fmt.Errorf("raft config: FailureTimeout is %v, want at least %v", c.FailureTimeout, minFailureTimeout)
 	}
 	if c.SnapshotInterval <= 0 {
 		return fmt.Errorf("raft config: SnapshotInterval is %v, want > 0", c.SnapshotInterval)
@@ -133,12 +154,14 @@ func (c RaftConfig) raftConfig(logger *hclogAdapter) *raft.Config {
 	conf.SnapshotThreshold = c.SnapshotThreshold
 	conf.TrailingLogs = c.TrailingLogs
 	conf.SnapshotInterval = c.SnapshotInterval
+	timeout := c.FailureTimeout
 	if c.Dev {
-		conf.HeartbeatTimeout = 300 * time.Millisecond
-		conf.ElectionTimeout = 300 * time.Millisecond
-		conf.LeaderLeaseTimeout = 150 * time.Millisecond
+		timeout = devFailureTimeout
 		conf.CommitTimeout = 5 * time.Millisecond
 	}
+	conf.HeartbeatTimeout = timeout
+	conf.ElectionTimeout = timeout
+	conf.LeaderLeaseTimeout = timeout / 2
 	return conf
 }
 

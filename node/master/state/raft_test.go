@@ -218,6 +218,8 @@ func TestRaftConfigValidate(t *testing.T) {
 		{"wildcard without advertise", func(c *RaftConfig) { c.AdvertiseAddr = "" }, `AdvertiseAddr is required when BindAddr "0.0.0.0:5052" is not a specific IP`},
 		{"hostname advertise", func(c *RaftConfig) { c.AdvertiseAddr = "master-1:5052" }, `AdvertiseAddr "master-1:5052" must name a specific IP`},
 		{"no snapshot threshold", func(c *RaftConfig) { c.SnapshotThreshold = 0 }, "SnapshotThreshold is 0"},
+		{"failure timeout too short", func(c *RaftConfig) { c.FailureTimeout = 50 * time.Millisecond }, "FailureTimeout is 50ms, want at least 100ms"},
+		{"dev ignores failure timeout", func(c *RaftConfig) { c.Dev, c.FailureTimeout = true, 0 }, ""},
 		{"no snapshot interval", func(c *RaftConfig) { c.SnapshotInterval = 0 }, "SnapshotInterval is 0s"},
 	}
 	for _, tt := range tests {
