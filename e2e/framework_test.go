@@ -629,26 +629,7 @@ func leaderWithin(t testing.TB, c *Cluster, timeout time.Duration) *Host {
 func localView(ctx context.Context, h *Host) masterView {
 	ctx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.APIURL()+"/master/state?stale=true", nil)
-	if err != nil {
-		return masterView{err: err}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return masterView{err: err}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return masterView{err: fmt.Errorf("/master/state?stale=true: %s", resp.Status)}
-	}
-	var doc struct {
-		Leader     string          `json:"leader"`
-		LeaderInfo json.RawMessage `json:"leader_info"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		return masterView{err: fmt.Errorf("/master/state?stale=true: %w", err)}
-	}
-	return masterView{leader: doc.Leader, self: len(doc.LeaderInfo) > 0 && string(doc.LeaderInfo) != "null"}
+	return fetchView(ctx, http.DefaultClient, h)
 }
 
 // waitFollows waits up to timeout until h's own view names leader as the leader and h

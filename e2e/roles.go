@@ -92,7 +92,7 @@ type masterView struct {
 
 // Leader returns the master that leads with the agreement of a majority of StartMasters's
 // masters: it says it leads, and at least ⌊n/2⌋+1 masters (itself included) name it in the
-// leader field of their /master/state. A deposed leader cut off from the others may still
+// leader field of their own /master/state?stale=true. A deposed leader cut off from the others may still
 // believe it leads, but cannot have that majority. Leader polls until there is such a
 // master or ctx ends; masters whose process is not running are not asked.
 func (c *Cluster) Leader(ctx context.Context) (*Host, error) {
@@ -148,7 +148,9 @@ func (c *Cluster) masterViews(ctx context.Context, httpClient *http.Client, mast
 }
 
 func fetchView(ctx context.Context, httpClient *http.Client, m *Host) masterView {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.APIURL()+"/master/state", nil)
+	// Each master's own view: a follower would forward a plain read to whom it believes
+	// leads, which right after a cut is the unreachable old leader.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.APIURL()+"/master/state?stale=true", nil)
 	if err != nil {
 		return masterView{err: err}
 	}
@@ -158,14 +160,14 @@ func fetchView(ctx context.Context, httpClient *http.Client, m *Host) masterView
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return masterView{err: fmt.Errorf("/master/state: %s", resp.Status)}
+		return masterView{err: fmt.Errorf("/master/state?stale=true: %s", resp.Status)}
 	}
 	var doc struct {
 		Leader     string          `json:"leader"`
 		LeaderInfo json.RawMessage `json:"leader_info"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		return masterView{err: fmt.Errorf("/master/state: %w", err)}
+		return masterView{err: fmt.Errorf("/master/state?stale=true: %w", err)}
 	}
 	return masterView{leader: doc.Leader, self: len(doc.LeaderInfo) > 0 && string(doc.LeaderInfo) != "null"}
 }

@@ -367,7 +367,7 @@ func (w *churner) update(ctx context.Context, c *churnConn, st api.TaskStatus) e
 
 // TestWritesSurviveLeaderKills: three workers keep writing through the scheduler API —
 // frameworks subscribe (and resubscribe after failures), launch tasks, kill some and tear
-// down — while the leading master is SIGKILLed ten times, each time restarted before the
+// down — while the leading master is SIGKILLed leaderKills (20) times, each restarted before the
 // next kill, with writes acknowledged in between. Afterwards every write that was
 // acknowledged with a 2xx is in the leader's state: every framework that got SUBSCRIBED is
 // listed, every one torn down is among the completed frameworks and has no live task,

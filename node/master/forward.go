@@ -2,10 +2,12 @@ package master
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // forwardedHeader marks a request a follower forwarded, so a master that is not the leader
@@ -14,6 +16,23 @@ const forwardedHeader = "X-Atoll-Forwarded-By"
 
 // errNoLeader explains a 503 while no leader is known.
 var errNoLeader = errors.New("no leading master is elected: a majority of the masters must be up and reach each other; the API answers again once they elect a leader")
+
+// forwardTransport carries forwarded reads. A leader that does not answer is most likely
+// cut off or dead and about to be replaced, so the request fails within seconds (and the
+// client retries, by then against the new leader) instead of hanging on it.
+var forwardTransport = &http.Transport{
+	DialContext:           (&net.Dialer{Timeout: forwardDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+	MaxIdleConnsPerHost:   32,
+	IdleConnTimeout:       90 * time.Second,
+	ResponseHeaderTimeout: forwardHeaderTimeout,
+}
+
+// A LAN dial takes well under a millisecond; reads answer in milliseconds and event
+// streams send their headers as soon as they are subscribed.
+const (
+	forwardDialTimeout   = 2 * time.Second
+	forwardHeaderTimeout = 5 * time.Second
+)
 
 // forwardToLeader serves a read on a follower by proxying it to the leader, so every master
 // answers with the leader's current view; `?stale=true` asks for this master's own replica
@@ -40,6 +59,7 @@ func (m *Master) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	proxy := &httputil.ReverseProxy{
+		Transport: forwardTransport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host
