@@ -26,6 +26,10 @@ type AgentCall struct {
 	AgentID   *AgentID            `json:"agent_id,omitempty"`
 	Subscribe *AgentCallSubscribe `json:"subscribe,omitempty"`
 	Update    *AgentCallUpdate    `json:"update,omitempty"`
+	// Updates carries several status updates in one UPDATE call (of different tasks: per
+	// task only one is ever in flight), which the master records in one Raft entry. An
+	// UPDATE call has Update or Updates, not both.
+	Updates []AgentCallUpdate `json:"updates,omitempty"`
 }
 
 // AgentCallSubscribe registers an agent, or re-registers it with the tasks it still runs.

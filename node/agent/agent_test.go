@@ -287,8 +287,8 @@ func TestTaskEnvironmentAndFiles(t *testing.T) {
 		t.Fatalf("tasks = %+v", tasks)
 	}
 	sandbox := tasks[0].Sandbox
-	wantSandbox := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(sandbox))), testFramework, "env", tasks[0].ContainerID)
-	if sandbox != wantSandbox || !strings.Contains(sandbox, string(filepath.Separator)+"sandboxes"+string(filepath.Separator)) {
+	wantSandbox := filepath.Join(a.cfg.WorkDir, "sandboxes", testFramework, "env."+tasks[0].ContainerID)
+	if sandbox != wantSandbox {
 		t.Fatalf("sandbox %s, want %s under the work dir's sandboxes", sandbox, wantSandbox)
 	}
 	if want := (&api.Labels{Labels: []api.Label{{Key: "sandbox_directory", Value: sandbox}}}); !reflect.DeepEqual(running.Status.Labels, want) {

@@ -14,7 +14,7 @@ import (
 // timings for tests.
 type Config struct {
 	// WorkDir holds everything the agent keeps on disk: the checkpoint (meta/agent.db), the
-	// task sandboxes (sandboxes/<framework>/<task>/<container>) and, by convention, the
+	// task sandboxes (sandboxes/<framework>/<task>.<container>) and, by convention, the
 	// containerizer's state (containers/). It is created if missing.
 	WorkDir string
 

@@ -76,8 +76,11 @@ func (p *protocolPeer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case api.AgentUpdate, api.AgentHeartbeat:
 		p.mu.Lock()
 		current := r.Header.Get(api.StreamIDHeader) == p.streamID
-		if current && call.Type == api.AgentUpdate {
+		if current && call.Type == api.AgentUpdate && call.Update != nil {
 			p.updates = append(p.updates, *call.Update)
+		}
+		if current && call.Type == api.AgentUpdate {
+			p.updates = append(p.updates, call.Updates...)
 		}
 		if current && call.Type == api.AgentHeartbeat {
 			p.heartbeats++

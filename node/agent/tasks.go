@@ -57,8 +57,10 @@ func (a *Agent) launch(ev *api.AgentEventLaunch) {
 			Framework:   ev.FrameworkInfo,
 			Task:        ev.Task,
 			ContainerID: containerID,
-			Sandbox:     filepath.Join(a.sandboxes, pathComponent(frameworkID), pathComponent(taskID), containerID),
-			State:       api.TaskStaging,
+			// One directory per run, named after the task and the run: creating a file is
+			// the costliest step of a launch on some disks, so no level more than needed.
+			Sandbox: filepath.Join(a.sandboxes, pathComponent(frameworkID), pathComponent(taskID)+"."+containerID),
+			State:   api.TaskStaging,
 		},
 		backoff: a.cfg.UpdateRetryInitial,
 	}

@@ -17,8 +17,14 @@ import (
 // exponential backoff until the framework's acknowledgement (relayed by the master) removes
 // it. A 202 from the master only means it received the call.
 
-// maxConcurrentUpdates bounds the status update calls in flight to the master.
-const maxConcurrentUpdates = 64
+// maxConcurrentUpdates bounds the status update calls in flight to the master, and
+// maxUpdatesPerCall how many updates one call carries (the master records a call's updates
+// in one Raft entry). Few calls in flight make updates that come due meanwhile wait for a
+// free call and go out together.
+const (
+	maxConcurrentUpdates = 4
+	maxUpdatesPerCall    = 128
+)
 
 // sandboxLabel is the status update label that tells clients (atoll task run, log
 // tailers) where the task's sandbox is.
@@ -135,32 +141,41 @@ func (a *Agent) kickSender() {
 	}
 }
 
-// sendUpdates sends each task's head update when it is due, until ctx ends.
+// sendUpdates sends each task's head update when it is due, until ctx ends. Updates of
+// different tasks go out together: a call takes every head due when a call slot is free
+// (up to maxUpdatesPerCall), so under load, updates that come due while calls are in
+// flight wait for the next free slot and share its call and its Raft entry.
 func (a *Agent) sendUpdates(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	// Updates of different tasks go out concurrently, so the master can batch them into
-	// few Raft entries; per task only the head is ever due.
-	inflight := make(chan struct{}, maxConcurrentUpdates)
+	slots := make(chan struct{}, maxConcurrentUpdates)
 	var sends sync.WaitGroup
 	defer sends.Wait()
 	for {
-		sess, due, wait := a.dueUpdates(time.Now())
-		for _, u := range due {
-			select {
-			case inflight <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		sess, due, wait := a.dueUpdates(time.Now(), maxUpdatesPerCall)
+		if len(due) > 0 {
 			sends.Add(1)
 			go func() {
 				defer sends.Done()
-				defer func() { <-inflight }()
-				err := a.call(ctx, sess, api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: sess.agentID}, Update: &u})
-				if err != nil && ctx.Err() == nil {
-					a.log.Warn("status update not delivered, will resend", "task", u.Status.TaskID.Value, "state", u.Status.State, "err", err)
+				defer func() { <-slots }()
+				call := api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: sess.agentID}, Updates: due}
+				if len(due) == 1 {
+					call.Update, call.Updates = &due[0], nil
+				}
+				if err := a.call(ctx, sess, call); err != nil && ctx.Err() == nil {
+					a.log.Warn("status updates not delivered, will resend", "updates", len(due), "first_task", due[0].Status.TaskID.Value, "err", err)
 				}
 			}()
+			if wait == 0 {
+				continue // more are due than one call carries
+			}
+		} else {
+			<-slots
 		}
 		timer.Reset(wait)
 		select {
@@ -172,10 +187,11 @@ func (a *Agent) sendUpdates(ctx context.Context) {
 	}
 }
 
-// dueUpdates returns the head updates due at now (scheduling their resends), the session
-// to send them on, and how long until the next one is due. Nothing is due while the agent
-// is not registered: registering makes every head due at once.
-func (a *Agent) dueUpdates(now time.Time) (session, []api.AgentCallUpdate, time.Duration) {
+// dueUpdates returns up to limit head updates due at now (scheduling their resends), the
+// session to send them on, and how long until the next one is due: 0 when more than limit
+// were due. Nothing is due while the agent is not registered: registering makes every
+// head due at once.
+func (a *Agent) dueUpdates(now time.Time, limit int) (session, []api.AgentCallUpdate, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	wait := time.Hour
@@ -185,6 +201,12 @@ func (a *Agent) dueUpdates(now time.Time) (session, []api.AgentCallUpdate, time.
 	var due []api.AgentCallUpdate
 	for _, t := range a.tasks {
 		if len(t.queue) == 0 {
+			continue
+		}
+		if len(due) == limit {
+			if !now.Before(t.nextSend) {
+				wait = 0
+			}
 			continue
 		}
 		if now.Before(t.nextSend) {

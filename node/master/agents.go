@@ -45,14 +45,18 @@ func ValidateAgentCall(c *api.AgentCall) error {
 		if c.AgentID == nil || c.AgentID.Value == "" {
 			return errors.New("expecting 'agent_id' to be present")
 		}
-		if c.Update == nil {
-			return errors.New("expecting 'update' to be present")
+		switch {
+		case c.Update == nil && len(c.Updates) == 0:
+			return errors.New("expecting 'update' or 'updates' to be present")
+		case c.Update != nil && len(c.Updates) > 0:
+			return errors.New("expecting 'update' or 'updates', not both")
+		case c.Update != nil:
+			return validateAgentUpdate("update", c.Update)
 		}
-		if c.Update.Status.TaskID.Value == "" || c.Update.FrameworkID.Value == "" {
-			return errors.New("'update' needs 'status.task_id' and 'framework_id'")
-		}
-		if c.Update.Status.State == "" {
-			return errors.New("'update.status.state' must be set")
+		for i := range c.Updates {
+			if err := validateAgentUpdate(fmt.Sprintf("updates[%d]", i), &c.Updates[i]); err != nil {
+				return err
+			}
 		}
 		return nil
 	case api.AgentHeartbeat:
@@ -64,6 +68,16 @@ func ValidateAgentCall(c *api.AgentCall) error {
 		return errors.New("expecting 'type' to be present")
 	}
 	return fmt.Errorf("unknown agent call type %q", c.Type)
+}
+
+func validateAgentUpdate(field string, u *api.AgentCallUpdate) error {
+	if u.Status.TaskID.Value == "" || u.FrameworkID.Value == "" {
+		return fmt.Errorf("'%s' needs 'status.task_id' and 'framework_id'", field)
+	}
+	if u.Status.State == "" {
+		return fmt.Errorf("'%s.status.state' must be set", field)
+	}
+	return nil
 }
 
 func (m *Master) handleAgent(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +105,11 @@ func (m *Master) handleAgent(w http.ResponseWriter, r *http.Request) {
 	switch call.Type {
 	case api.AgentHeartbeat:
 	case api.AgentUpdate:
-		if err := m.statusUpdate(r.Context(), ls, as, call.Update); err != nil {
+		updates := call.Updates
+		if call.Update != nil {
+			updates = []api.AgentCallUpdate{*call.Update}
+		}
+		if err := m.statusUpdates(r.Context(), ls, as, updates); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -343,45 +361,52 @@ func (m *Master) agentTimedOut(agentID string, as *agentSession) {
 	}
 }
 
-// statusUpdate records an agent's status update in Raft, frees the resources of a task
-// that ended, and forwards the update to its framework. The agent's retries make delivery
-// at-least-once: a duplicate (same uuid as the recorded latest) is forwarded, not re-applied.
-func (m *Master) statusUpdate(ctx context.Context, ls *leaderState, as *agentSession, u *api.AgentCallUpdate) error {
-	fid, tid := u.FrameworkID.Value, u.Status.TaskID.Value
-	status := u.Status
-	status.AgentID = &api.AgentID{Value: as.id}
+// statusUpdates records a batch of an agent's status updates in one Raft entry, frees the
+// resources of tasks that ended, and forwards each update to its framework. The agent's
+// retries make delivery at-least-once: a duplicate (a uuid the task's history holds) is
+// forwarded, not re-applied.
+func (m *Master) statusUpdates(ctx context.Context, ls *leaderState, as *agentSession, updates []api.AgentCallUpdate) error {
 	store := m.fsm.Store()
-	t, known := store.Task(fid, tid)
-	fw, fwKnown := store.Framework(fid)
-	if !fwKnown || fw.Removed {
-		// Nobody will acknowledge it: ack on the framework's behalf so the agent stops
-		// retrying, and make sure the task does not outlive its framework.
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if as.stream != nil && len(status.UUID) > 0 {
-			as.stream.sendJSON(api.AgentEvent{Type: api.AgentAcknowledge, Acknowledge: &api.AgentEventAcknowledge{
-				FrameworkID: u.FrameworkID, TaskID: status.TaskID, UUID: status.UUID}})
-		}
-		if as.stream != nil && !status.State.Terminal() {
-			as.stream.sendJSON(api.AgentEvent{Type: api.AgentKill, Kill: &api.AgentEventKill{FrameworkID: u.FrameworkID, TaskID: status.TaskID}})
-		}
-		return nil
+	type pending struct {
+		fid     string
+		status  api.TaskStatus
+		task    *state.Task
+		wasLive bool
+		record  bool // not a duplicate: recorded and, if terminal, its resources freed
 	}
-	wasLive := known && !t.State.Terminal()
-	duplicate := false
-	if known && len(status.UUID) > 0 {
-		for _, s := range t.Statuses {
-			if bytes.Equal(s.UUID, status.UUID) {
-				duplicate = true
-				break
+	var (
+		forward  []pending
+		orphaned []api.AgentCallUpdate
+		record   []state.TaskStatusUpdate
+	)
+	for _, u := range updates {
+		fid, tid := u.FrameworkID.Value, u.Status.TaskID.Value
+		status := u.Status
+		status.AgentID = &api.AgentID{Value: as.id}
+		if fw, ok := store.Framework(fid); !ok || fw.Removed {
+			orphaned = append(orphaned, api.AgentCallUpdate{FrameworkID: u.FrameworkID, Status: status})
+			continue
+		}
+		t, known := store.Task(fid, tid)
+		p := pending{fid: fid, status: status, task: t, wasLive: known && !t.State.Terminal()}
+		duplicate := false
+		if known && len(status.UUID) > 0 {
+			for _, s := range t.Statuses {
+				if bytes.Equal(s.UUID, status.UUID) {
+					duplicate = true
+					break
+				}
 			}
 		}
+		if known && !duplicate && t.AgentID == as.id {
+			p.record = true
+			record = append(record, state.TaskStatusUpdate{FrameworkID: fid, TaskID: tid, Status: status})
+		}
+		forward = append(forward, p)
 	}
-	if known && !duplicate && (t.AgentID == as.id) {
-		if _, err := m.apply(ctx, state.UpdateTaskStatusesType, state.UpdateTaskStatusesRequest{
-			Updates: []state.TaskStatusUpdate{{FrameworkID: fid, TaskID: tid, Status: status}},
-		}); err != nil {
-			return fmt.Errorf("record status update: %w", err)
+	if len(record) > 0 {
+		if _, err := m.apply(ctx, state.UpdateTaskStatusesType, state.UpdateTaskStatusesRequest{Updates: record}); err != nil {
+			return fmt.Errorf("record status updates: %w", err)
 		}
 	}
 	m.mu.Lock()
@@ -389,11 +414,28 @@ func (m *Master) statusUpdate(ctx context.Context, ls *leaderState, as *agentSes
 	if m.leader != ls {
 		return errNotLeader
 	}
-	if wasLive && !duplicate && status.State.Terminal() {
-		ls.alloc.Recover(fid, as.id, t.Role, mustResources(t.Info.Resources), 0)
+	for _, u := range orphaned {
+		// Nobody will acknowledge it: ack on the framework's behalf so the agent stops
+		// retrying, and make sure the task does not outlive its framework.
+		if as.stream != nil && len(u.Status.UUID) > 0 {
+			as.stream.sendJSON(api.AgentEvent{Type: api.AgentAcknowledge, Acknowledge: &api.AgentEventAcknowledge{
+				FrameworkID: u.FrameworkID, TaskID: u.Status.TaskID, UUID: u.Status.UUID}})
+		}
+		if as.stream != nil && !u.Status.State.Terminal() {
+			as.stream.sendJSON(api.AgentEvent{Type: api.AgentKill, Kill: &api.AgentEventKill{FrameworkID: u.FrameworkID, TaskID: u.Status.TaskID}})
+		}
+	}
+	freed := false
+	for _, p := range forward {
+		if p.wasLive && p.record && p.status.State.Terminal() {
+			ls.alloc.Recover(p.fid, as.id, p.task.Role, mustResources(p.task.Info.Resources), 0)
+			freed = true
+		}
+		m.metrics.statusUpdates.WithLabelValues(string(p.status.State)).Inc()
+		m.sendUpdateLocked(ls, p.fid, p.status)
+	}
+	if freed {
 		ls.triggerAllocation()
 	}
-	m.metrics.statusUpdates.WithLabelValues(string(status.State)).Inc()
-	m.sendUpdateLocked(ls, fid, status)
 	return nil
 }

@@ -143,7 +143,11 @@ func TestBadOperatorAndAgentCalls(t *testing.T) {
 		{"/api/v1", `{`, 400, "failed to parse body"},
 		{"/api/v1", `{"type":"KILL_TASK"}`, 400, "kill_task"},
 		{"/api/v1/agent", `{"type":"SUBSCRIBE","subscribe":{"agent_info":{"hostname":"h","resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":-1}}]}}}`, 400, "cpus"},
-		{"/api/v1/agent", `{"type":"UPDATE","agent_id":{"value":"a"}}`, 400, "'update'"},
+		{"/api/v1/agent", `{"type":"UPDATE","agent_id":{"value":"a"}}`, 400, "expecting 'update' or 'updates' to be present"},
+		{"/api/v1/agent", `{"type":"UPDATE","agent_id":{"value":"a"},"updates":[]}`, 400, "expecting 'update' or 'updates' to be present"},
+		{"/api/v1/agent", `{"type":"UPDATE","agent_id":{"value":"a"},"update":{"framework_id":{"value":"f"},"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING"}},"updates":[{"framework_id":{"value":"f"},"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING"}}]}`, 400, "not both"},
+		{"/api/v1/agent", `{"type":"UPDATE","agent_id":{"value":"a"},"updates":[{"framework_id":{"value":"f"},"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING"}},{"framework_id":{"value":"f"},"status":{"task_id":{"value":"t2"}}}]}`, 400, "'updates[1].status.state' must be set"},
+		{"/api/v1/agent", `{"type":"UPDATE","agent_id":{"value":"a"},"updates":[{"framework_id":{"value":"f"},"status":{"state":"TASK_RUNNING"}}]}`, 400, "'updates[0]' needs 'status.task_id' and 'framework_id'"},
 		{"/api/v1/agent", `{"type":"HEARTBEAT","agent_id":{"value":"nobody"}}`, 403, "not subscribed"},
 	}
 	for _, tt := range tests {
