@@ -154,7 +154,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.AddCommand(
 		a.daemonCmd(roleUp), a.daemonCmd(roleMaster), a.daemonCmd(roleAgent),
 		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(), a.operatorCmd(),
-		task,
+		task, a.dnsCmd(),
 	)
 	markFailures(root)
 	return root

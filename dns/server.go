@@ -1,0 +1,438 @@
+// Package dns is the DNS server for the cluster domain that runs in every Atoll node: it
+// follows the leading master's operator event stream, keeps Mesos-DNS's names (and PTR
+// records, which Mesos-DNS never had) in an immutable answer table swapped on every
+// change, forwards every other name to upstream resolvers, and serves Mesos-DNS's HTTP API.
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// Server answers DNS queries for the cluster domain and the VIP zone from the records of
+// the cluster, and forwards the rest. New binds its sockets; Run serves them.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	domain    string
+	nsAddr    netip.Addr
+	upstreams []string
+	metrics   *metrics
+
+	udp  []net.PacketConn
+	tcp  net.Listener
+	addr netip.AddrPort
+
+	table   atomic.Pointer[table]
+	stale   atomic.Bool
+	replies sync.Pool
+
+	// mu guards what a record set is built from, and serializes builds.
+	mu      sync.Mutex
+	cluster *Cluster
+	vips    []VIP
+	serial  uint32
+
+	closeOnce sync.Once
+}
+
+// bindAttempts bounds the tries to find a port free for both UDP and TCP when Listen asks
+// for any port.
+const bindAttempts = 20
+
+// New checks cfg, binds the UDP and TCP sockets and builds the first (empty) record set.
+// The sockets stay bound until Run returns or Close is called.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "dns"),
+		domain:  mdns.Fqdn(strings.ToLower(cfg.Domain)),
+		cluster: NewCluster(nil, nil),
+	}
+	if cfg.NSAddr != "" {
+		s.nsAddr = netip.MustParseAddr(cfg.NSAddr)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("dns metrics: %w", err)
+	}
+	s.metrics = m
+	s.stale.Store(cfg.Masters != nil)
+	if cfg.Masters == nil {
+		m.stale.Set(0)
+	}
+	s.replies.New = func() any { return &reply{buf: make([]byte, 0, 4096)} }
+	if err := s.bind(); err != nil {
+		return nil, err
+	}
+	if s.upstreams, err = cfg.upstreams(s.addr); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.rebuild()
+	return s, nil
+}
+
+// bind opens cfg.UDPSockets UDP sockets sharing one port and a TCP listener on it.
+func (s *Server) bind() error {
+	host, port, _ := net.SplitHostPort(s.cfg.Listen)
+	var lastErr error
+	for range bindAttempts {
+		udp, tcp, err := bindPort(host, port, s.cfg.UDPSockets)
+		if err == nil {
+			s.udp, s.tcp = udp, tcp
+			s.addr = tcp.Addr().(*net.TCPAddr).AddrPort()
+			return nil
+		}
+		lastErr = err
+		if port != "0" {
+			break
+		}
+	}
+	return fmt.Errorf("dns listen %s: %w", s.cfg.Listen, lastErr)
+}
+
+func bindPort(host, port string, sockets int) ([]net.PacketConn, net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var optErr error
+		err := c.Control(func(fd uintptr) {
+			optErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		return errors.Join(err, optErr)
+	}}
+	var udp []net.PacketConn
+	closeAll := func() {
+		for _, c := range udp {
+			c.Close()
+		}
+	}
+	for range sockets {
+		pc, err := lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(host, port))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		udp = append(udp, pc)
+		port = fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port)
+	}
+	// TCP without SO_REUSEPORT: a second server on the same port fails here instead of
+	// silently sharing the UDP queries.
+	tcp, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return udp, tcp, nil
+}
+
+// Addr is the address the server answers on (UDP and TCP).
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Stale reports whether the server is not following a master's event stream right now,
+// and so answers from the last records it knew (none before the first connection).
+func (s *Server) Stale() bool { return s.stale.Load() }
+
+// SetVIPs replaces the load balancer's named VIPs and swaps in the records with them. Safe
+// for concurrent use.
+func (s *Server) SetVIPs(vips []VIP) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.vips = append([]VIP(nil), vips...)
+	s.rebuildLocked()
+}
+
+// Records returns the record set being served.
+func (s *Server) Records() *Records { return s.table.Load().records }
+
+func (s *Server) rebuild() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rebuildLocked()
+}
+
+// rebuildLocked builds the record set of the current cluster and VIPs and swaps it in.
+func (s *Server) rebuildLocked() {
+	start := time.Now()
+	s.serial = max(s.serial+1, uint32(start.Unix()))
+	recs := BuildRecords(s.cluster, s.vips, Zone{Domain: s.domain, TTL: s.cfg.TTL, Serial: s.serial, NSAddr: s.nsAddr})
+	s.table.Store(newTable(recs))
+	s.metrics.records.Set(float64(len(recs.RRs)))
+	s.metrics.rebuilds.Inc()
+	s.metrics.buildSeconds.Observe(time.Since(start).Seconds())
+	for _, msg := range recs.Skipped {
+		s.log.Debug("record skipped", "why", msg)
+	}
+}
+
+// maxQuerySize is the read buffer of a UDP query: a question with EDNS0 options is far
+// smaller, and each query in flight holds one.
+const maxQuerySize = 4096
+
+// Run serves queries until ctx ends, following the masters' event stream when
+// Config.Masters is set, then closes the sockets.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var servers []*mdns.Server
+	for _, pc := range s.udp {
+		servers = append(servers, &mdns.Server{PacketConn: pc, Handler: s, UDPSize: maxQuerySize})
+	}
+	servers = append(servers, &mdns.Server{Listener: s.tcp, Handler: s,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
+	errc := make(chan error, len(servers))
+	var wg sync.WaitGroup
+	shutdown := func(started []*mdns.Server) {
+		shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		for _, srv := range started {
+			_ = srv.ShutdownContext(shutdownCtx)
+		}
+		wg.Wait()
+	}
+	for i, srv := range servers {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.ActivateAndServe(); err != nil {
+				errc <- err
+			}
+		}()
+		select {
+		case <-started:
+		case err := <-errc:
+			shutdown(servers[:i])
+			return fmt.Errorf("dns serve: %w", err)
+		}
+	}
+	s.log.Info("dns serving", "addr", s.addr.String(), "domain", s.domain, "upstreams", s.upstreams)
+	watched := make(chan struct{})
+	if s.cfg.Masters != nil {
+		go func() {
+			defer close(watched)
+			s.watch(ctx)
+		}()
+	} else {
+		close(watched)
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("dns serve: %w", err)
+	}
+	cancel()
+	<-watched
+	shutdown(servers)
+	return err
+}
+
+// Close releases the sockets of a server that is not running (Run does it on return).
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		for _, pc := range s.udp {
+			pc.Close()
+		}
+		if s.tcp != nil {
+			s.tcp.Close()
+		}
+	})
+}
+
+// reply is a pooled answer: its slices keep their capacity from query to query.
+type reply struct {
+	msg      mdns.Msg
+	question [1]mdns.Question
+	opt      mdns.OPT
+	buf      []byte
+}
+
+// maxPooledBuf keeps a rare huge answer's buffer from staying in the pool.
+const maxPooledBuf = 16 << 10
+
+// ServeDNS answers one query (mdns.Handler).
+func (s *Server) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
+	_, tcp := w.LocalAddr().(*net.TCPAddr)
+	r := s.replies.Get().(*reply)
+	defer s.putReply(r)
+	out := s.respond(r, req)
+	if out == outForwarded {
+		s.forward(w, req, tcp)
+		return
+	}
+	s.metrics.queries[out].Inc()
+	msg := &r.msg
+	size := mdns.MaxMsgSize
+	if !tcp {
+		size = s.udpSize(req)
+	}
+	if msg.Len() > size {
+		msg.Truncate(size)
+		if msg.Truncated {
+			s.metrics.truncated.Inc()
+		}
+	}
+	packed, err := msg.PackBuffer(r.buf[:cap(r.buf)])
+	if err != nil {
+		s.log.Warn("pack answer", "question", req.Question, "err", err)
+		return
+	}
+	if cap(packed) <= maxPooledBuf {
+		r.buf = packed[:0]
+	}
+	_, _ = w.Write(packed)
+}
+
+func (s *Server) putReply(r *reply) {
+	r.msg.Answer = clear0(r.msg.Answer)
+	r.msg.Ns = clear0(r.msg.Ns)
+	r.msg.Extra = clear0(r.msg.Extra)
+	s.replies.Put(r)
+}
+
+// clear0 empties rrs, dropping its references so pooled replies hold no old tables.
+func clear0(rrs []mdns.RR) []mdns.RR {
+	clear(rrs)
+	return rrs[:0]
+}
+
+// udpSize is the largest UDP answer req's sender takes: 512 without EDNS0, else what it
+// advertised, within 512..Config.UDPSize.
+func (s *Server) udpSize(req *mdns.Msg) int {
+	if opt := req.IsEdns0(); opt != nil {
+		return int(min(max(opt.UDPSize(), mdns.MinMsgSize), s.cfg.UDPSize))
+	}
+	return mdns.MinMsgSize
+}
+
+// respond fills r with the answer to req, or returns outForwarded when req is for an
+// upstream.
+func (s *Server) respond(r *reply, req *mdns.Msg) outcome {
+	msg := &r.msg
+	// Uncompressed unless it does not fit (see ServeDNS): compression costs a map per answer.
+	*msg = mdns.Msg{Answer: msg.Answer, Ns: msg.Ns, Extra: msg.Extra}
+	msg.Id = req.Id
+	msg.Response = true
+	msg.Opcode = req.Opcode
+	msg.RecursionDesired = req.RecursionDesired
+	msg.CheckingDisabled = req.CheckingDisabled
+	msg.RecursionAvailable = len(s.upstreams) > 0
+	if len(req.Question) == 1 {
+		r.question[0] = req.Question[0]
+		msg.Question = r.question[:]
+	}
+	if opt := req.IsEdns0(); opt != nil {
+		r.opt = mdns.OPT{Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeOPT, Class: s.cfg.UDPSize}}
+		r.opt.SetDo(opt.Do())
+		defer func() { msg.Extra = append(msg.Extra, &r.opt) }()
+		if opt.Version() != 0 {
+			msg.Rcode = mdns.RcodeBadVers
+			return outBadVers
+		}
+	}
+	switch {
+	case req.Opcode != mdns.OpcodeQuery:
+		msg.Rcode = mdns.RcodeNotImplemented
+		return outNotImp
+	case len(req.Question) != 1:
+		msg.Rcode = mdns.RcodeFormatError
+		return outFormErr
+	}
+	q := req.Question[0]
+	if q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY {
+		msg.Rcode = mdns.RcodeRefused
+		return outRefused
+	}
+	name := strings.ToLower(q.Name)
+	t := s.table.Load()
+	set := t.names[name]
+	z := t.zoneOf(name)
+	if z == nil {
+		// Reverse names of cluster addresses are ours; everything else is upstream's.
+		if set != nil && len(set.ptr) > 0 && (q.Qtype == mdns.TypePTR || q.Qtype == mdns.TypeANY) {
+			msg.Authoritative = true
+			s.fill(msg, set.ptr, nil)
+			return outAnswer
+		}
+		if len(s.upstreams) == 0 {
+			msg.Rcode = mdns.RcodeRefused
+			return outRefused
+		}
+		return outForwarded
+	}
+	msg.Authoritative = true
+	if q.Qtype == mdns.TypeAXFR || q.Qtype == mdns.TypeIXFR {
+		msg.Rcode = mdns.RcodeRefused
+		return outRefused
+	}
+	if set == nil {
+		msg.Rcode = mdns.RcodeNameError
+		msg.Ns = append(msg.Ns, z.negative)
+		return outNXDomain
+	}
+	answer, extra := set.lookup(q.Qtype)
+	if len(answer) == 0 {
+		msg.Ns = append(msg.Ns, z.negative)
+		return outNoData
+	}
+	s.fill(msg, answer, extra)
+	return outAnswer
+}
+
+// fill puts answer, shuffled, and extra into msg.
+func (s *Server) fill(msg *mdns.Msg, answer, extra []mdns.RR) {
+	start := len(msg.Answer)
+	msg.Answer = append(msg.Answer, answer...)
+	shuffled := msg.Answer[start:]
+	rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	msg.Extra = append(msg.Extra, extra...)
+}
+
+// forward sends req to the upstreams in turn and relays the first answer; SERVFAIL when
+// none answers in time.
+func (s *Server) forward(w mdns.ResponseWriter, req *mdns.Msg, tcp bool) {
+	client := &mdns.Client{Net: "udp", Timeout: s.cfg.UpstreamTimeout}
+	if tcp {
+		client.Net = "tcp"
+	}
+	for _, upstream := range s.upstreams {
+		resp, _, err := client.Exchange(req, upstream)
+		if err != nil {
+			s.metrics.upstreamErrs.Inc()
+			s.log.Debug("upstream failed", "upstream", upstream, "name", req.Question[0].Name, "err", err)
+			continue
+		}
+		resp.Id = req.Id
+		if !tcp {
+			resp.Truncate(s.udpSize(req))
+		}
+		s.metrics.queries[outForwarded].Inc()
+		_ = w.WriteMsg(resp)
+		return
+	}
+	s.metrics.queries[outServFail].Inc()
+	fail := new(mdns.Msg)
+	fail.SetRcode(req, mdns.RcodeServerFailure)
+	fail.RecursionAvailable = true
+	_ = w.WriteMsg(fail)
+}
+
+var _ mdns.Handler = (*Server)(nil)
