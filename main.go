@@ -10,6 +10,9 @@ import (
 )
 
 func main() {
+	// The binary is also its containers' init and their shims: those re-executions never
+	// reach the CLI.
+	isolate.RunContainerInitIfRequested()
 	isolate.RunShimIfRequested()
 	os.Exit(cli.Main(os.Args))
 }

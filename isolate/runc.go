@@ -1,0 +1,907 @@
+package isolate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/opencontainers/runc/libcontainer"
+)
+
+// RuncKind is State.Kind for containers of the runc containerizer.
+const RuncKind = "runc"
+
+// DefaultCgroupParent is RuncConfig.CgroupParent's default.
+const DefaultCgroupParent = "/atoll"
+
+// DefaultTaskPidsLimit is RuncConfig.PidsLimit's default.
+const DefaultTaskPidsLimit = 4096
+
+// stopPoll is how often Destroy checks whether a killed container has stopped.
+const stopPoll = 10 * time.Millisecond
+
+// cleanupTimeout bounds the cleanup after a failed or abandoned launch, which no caller
+// waits for.
+const cleanupTimeout = time.Minute
+
+// RootFS makes root filesystems from container images. Implementations are safe for
+// concurrent use.
+type RootFS interface {
+	// Prepare returns the root filesystem of spec's image, a directory the container
+	// may write to and that stays until Release.
+	Prepare(ctx context.Context, spec LaunchSpec) (string, error)
+	// Release frees what Prepare made for the container. Destroy calls it, possibly in a
+	// later agent process than the one that launched the container, and so does a failed
+	// launch, even when Prepare failed.
+	Release(ctx context.Context, containerID string) error
+}
+
+// RuncConfig configures the runc containerizer.
+type RuncConfig struct {
+	// Logger receives the containerizer's logs; nil discards them.
+	Logger *slog.Logger
+	// StateDir holds what outlives the agent: for each container its records, its shim's
+	// log and its root's mount points, and libcontainer's state. Required; the agent
+	// passes work_dir/runc. It is created if missing.
+	StateDir string
+	// Executable is the binary re-executed as each container's shim and init. Its main
+	// (or the test binary) must call RunContainerInitIfRequested first thing. Empty means
+	// os.Executable().
+	Executable string
+	// CgroupParent is the cgroup the containers' cgroups are made in, in every hierarchy:
+	// an absolute path is from the hierarchies' roots, a relative one from the agent's
+	// own cgroups. Empty means DefaultCgroupParent.
+	CgroupParent string
+	// PidsLimit caps the number of processes and threads of each container; zero means
+	// DefaultTaskPidsLimit, a negative value no limit.
+	PidsLimit int64
+	// Images makes the root filesystems of containers with an image; nil rejects them.
+	// A container without one runs on a read-only view of the host's filesystem.
+	Images RootFS
+	// HiddenPaths are absolute host paths that containers on the host's filesystem must
+	// not see, such as the agent's work dir with the other tasks' sandboxes; StateDir is
+	// always hidden. Each shows as an empty directory (or file).
+	HiddenPaths []string
+}
+
+// DefaultRuncConfig returns a config with no StateDir, which the caller must set. Logs are
+// discarded, since the containerizer's errors reach the agent as return values. The
+// containers' cgroups go to /atoll, outside the agent's own: a service manager stopping
+// the agent must not take its containers along, and on cgroup v2 a cgroup that holds the
+// agent cannot have limited children. 4096 processes are more than any task needs, and
+// few enough that a fork bomb cannot starve the host.
+func DefaultRuncConfig() RuncConfig {
+	return RuncConfig{
+		Logger:       slog.New(slog.DiscardHandler),
+		CgroupParent: DefaultCgroupParent,
+		PidsLimit:    DefaultTaskPidsLimit,
+	}
+}
+
+// Validate reports a config NewRunc cannot work with.
+func (c RuncConfig) Validate() error {
+	if c.StateDir == "" {
+		return errors.New("runc containerizer: StateDir is required")
+	}
+	for _, path := range c.HiddenPaths {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("runc containerizer: hidden path %q is not absolute", path)
+		}
+	}
+	return nil
+}
+
+// Runc is the runc containerizer: each task runs in a container made with libcontainer,
+// in its own mount, PID, IPC, UTS and cgroup namespaces (on the host's network), with
+// Docker's default capabilities, no new privileges, masked /proc paths, and cgroup limits
+// from its resources: cpu shares and a CFS quota from cpus, a memory limit (without swap)
+// from mem, and RuncConfig.PidsLimit. A memory limit that kills the task is reported as
+// ExitStatus.OOMKilled. Without an image the container sees the host's filesystem,
+// read-only and without StateDir and RuncConfig.HiddenPaths, with a private /tmp and the
+// sandbox, writable, at SandboxMountPoint (its working directory and MESOS_SANDBOX). Needs root, cgroups (v1 or v2) and Linux 5.12 or
+// later (recursive read-only mounts).
+//
+// Each container has a shim: this binary re-executed (see RunContainerInitIfRequested)
+// in a session of its own, the parent of the container's init. It outlives the agent,
+// carries out kill requests even when the agent is gone and records how the container
+// ended, so that a restarted agent's Recover finds the containers still running and
+// learns how the others ended. Containers from before a reboot are reported gone.
+// Should a shim die, its container runs on until the agent notices, kills it and reports
+// it failed.
+//
+// Runc is safe for concurrent use.
+type Runc struct {
+	logger       *slog.Logger
+	stateDir     string
+	executable   string
+	cgroupParent string
+	pidsLimit    int64
+	images       RootFS
+	hidden       []string // HiddenPaths and StateDir, cleaned
+	// bootID is the current boot's; containers recorded under another are gone.
+	bootID string
+
+	mu         sync.Mutex
+	containers map[string]*runcContainer
+	launching  map[string]bool // ids being launched or recovered, not in containers yet
+	closed     chan struct{}   // closed by Release
+}
+
+var _ Containerizer = (*Runc)(nil)
+
+// runcContainer is one launched or recovered container.
+type runcContainer struct {
+	state State
+	dir   string
+	// shimMu guards shim, a pidfd for the container's shim while it may run; watch polls
+	// it. Release closes it for shims this process did not start; one it started is
+	// watched on, to be reaped. Kill requests are sent under shimMu, one at a time.
+	shimMu sync.Mutex
+	shim   *os.File
+	// child is the shim's command when this process started it.
+	child *exec.Cmd
+	// rebooted marks a container of an earlier boot: its pids may be anybody's now.
+	rebooted bool
+	// abandoned marks a container whose Launch gave up: Destroy follows its exit.
+	abandoned bool
+
+	finishOnce sync.Once
+	done       chan struct{} // closed once status is set
+	status     ExitStatus
+}
+
+// exited reports whether the container has ended.
+func (c *runcContainer) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// NewRunc returns a runc containerizer that keeps its records in cfg.StateDir.
+func NewRunc(cfg RuncConfig) (*Runc, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	executable := cfg.Executable
+	if executable == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("runc containerizer: find own executable for the shims: %w", err)
+		}
+		executable = self
+	}
+	cgroupParent := cfg.CgroupParent
+	if cgroupParent == "" {
+		cgroupParent = DefaultCgroupParent
+	}
+	pidsLimit := cfg.PidsLimit
+	if pidsLimit == 0 {
+		pidsLimit = DefaultTaskPidsLimit
+	}
+	stateDir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("runc containerizer: state dir: %w", err)
+	}
+	r := &Runc{
+		logger:       logger,
+		stateDir:     stateDir,
+		executable:   executable,
+		cgroupParent: cgroupParent,
+		pidsLimit:    pidsLimit,
+		images:       cfg.Images,
+		hidden:       []string{stateDir},
+		containers:   make(map[string]*runcContainer),
+		launching:    make(map[string]bool),
+		closed:       make(chan struct{}),
+	}
+	for _, path := range cfg.HiddenPaths {
+		r.hidden = append(r.hidden, filepath.Clean(path))
+	}
+	for _, dir := range []string{r.containersDir(), r.libcontainerRoot()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("runc containerizer: create state dir: %w", err)
+		}
+	}
+	if r.bootID, err = readBootID(); err != nil {
+		return nil, fmt.Errorf("runc containerizer: %w", err)
+	}
+	return r, nil
+}
+
+func (r *Runc) containersDir() string    { return filepath.Join(r.stateDir, "containers") }
+func (r *Runc) libcontainerRoot() string { return filepath.Join(r.stateDir, "libcontainer") }
+func (r *Runc) containerDir(id string) string {
+	return filepath.Join(r.containersDir(), id)
+}
+
+// isClosed reports whether Release was called.
+func (r *Runc) isClosed() bool {
+	select {
+	case <-r.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Launch creates the container and starts its task, and returns once the task runs or
+// with the reason it could not start (an invalid command, a missing executable, an
+// unknown user), having left nothing behind. A shell command that is not found is not a
+// launch error: the shell starts and exits with status 127, as in Mesos. If ctx ends
+// while the container is being created, Launch returns ctx's error and the container,
+// should it start regardless, is killed and destroyed.
+func (r *Runc) Launch(ctx context.Context, spec LaunchSpec) (State, error) {
+	st, err := r.launch(ctx, spec)
+	if err != nil {
+		return State{}, fmt.Errorf("launch %s: %w", spec.ContainerID, err)
+	}
+	return st, nil
+}
+
+func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
+	if r.isClosed() {
+		return State{}, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return State{}, err
+	}
+	if err := checkRuncID(spec.ContainerID); err != nil {
+		return State{}, err
+	}
+	image, err := checkRuncContainer(spec.Container)
+	if err != nil {
+		return State{}, err
+	}
+	if image && r.images == nil {
+		return State{}, errors.New("the container has an image and the runc containerizer has no image store")
+	}
+	if err := checkResources(spec.CPUs, spec.MemMB); err != nil {
+		return State{}, err
+	}
+	if !filepath.IsAbs(spec.Sandbox) {
+		return State{}, fmt.Errorf("sandbox %q is not an absolute path", spec.Sandbox)
+	}
+	if fi, err := os.Stat(spec.Sandbox); err != nil {
+		return State{}, fmt.Errorf("sandbox: %w", err)
+	} else if !fi.IsDir() {
+		return State{}, fmt.Errorf("sandbox %s is not a directory", spec.Sandbox)
+	}
+	cred, userEnv, err := runcUser(spec.Command)
+	if err != nil {
+		return State{}, err
+	}
+	process, err := runcProcessOf(spec, cred, userEnv)
+	if err != nil {
+		return State{}, err
+	}
+
+	id := spec.ContainerID
+	r.mu.Lock()
+	if r.containers[id] != nil || r.launching[id] {
+		r.mu.Unlock()
+		return State{}, errors.New("container already exists")
+	}
+	r.launching[id] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.launching, id)
+		r.mu.Unlock()
+	}()
+	dir := r.containerDir(id)
+	if err := os.Mkdir(dir, 0o700); errors.Is(err, fs.ErrExist) {
+		return State{}, fmt.Errorf("container already exists: %s was not destroyed", dir)
+	} else if err != nil {
+		return State{}, fmt.Errorf("create the container's directory: %w", err)
+	}
+	started := false
+	defer func() {
+		if started {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if err := r.cleanup(ctx, id, image, false); err != nil {
+			r.logger.Warn("clean up after a failed launch", "container", id, "err", err)
+		}
+	}()
+
+	if cred != nil {
+		if err := prepareSandbox(spec.Sandbox, process.Stdout, process.Stderr, cred); err != nil {
+			return State{}, err
+		}
+	}
+	params := runcConfigParams{
+		Sandbox:    spec.Sandbox,
+		CgroupPath: filepath.Join(r.cgroupParent, id),
+		Resources:  cgroupResources(spec.CPUs, spec.MemMB, r.pidsLimit),
+	}
+	if spec.Container != nil {
+		params.Hostname = spec.Container.Hostname
+	}
+	if image {
+		if params.Rootfs, err = r.images.Prepare(ctx, spec); err != nil {
+			return State{}, fmt.Errorf("prepare the image's root filesystem: %w", err)
+		}
+	} else {
+		params.Rootfs = filepath.Join(dir, runcRootfsDir)
+		params.ReadonlyRoot = true
+		params.Hidden = r.hidden
+		if err := os.Mkdir(params.Rootfs, 0o755); err != nil {
+			return State{}, fmt.Errorf("create the container's root: %w", err)
+		}
+		if params.HostMounts, err = prepareHostView(params.Rootfs); err != nil {
+			return State{}, err
+		}
+	}
+	shimSpec := runcShimSpec{
+		ID:      id,
+		Root:    r.libcontainerRoot(),
+		Config:  runcConfig(params),
+		Process: process,
+		Image:   image,
+	}
+	if err := writeRecord(dir, runcSpecFile, shimSpec); err != nil {
+		return State{}, fmt.Errorf("write the container's spec: %w", err)
+	}
+	c, err := r.startShim(ctx, spec, dir)
+	if err != nil {
+		return State{}, err
+	}
+	started = true
+	if c.abandoned {
+		return State{}, ctx.Err()
+	}
+	r.logger.Debug("container launched", "container", id, "task", spec.TaskID,
+		"pid", c.state.PID, "shim", c.state.ShimPID)
+	return c.state, nil
+}
+
+// startShim starts the container's shim and waits for its report. It returns the
+// container, registered and watched, once it runs; if ctx ended first, the container is
+// registered as abandoned, to be killed and destroyed, and returned so.
+func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string) (*runcContainer, error) {
+	specFile, err := os.Open(filepath.Join(dir, runcSpecFile))
+	if err != nil {
+		return nil, err
+	}
+	defer specFile.Close()
+	logFile, err := os.OpenFile(filepath.Join(dir, runcShimLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the shim's log: %w", err)
+	}
+	defer logFile.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("shim report pipe: %w", err)
+	}
+	defer readyR.Close()
+	pidfd := -1
+	cmd := &exec.Cmd{
+		Path:       r.executable,
+		Args:       []string{runcShimName, dir},
+		Env:        append(goRuntimeEnv(os.Environ()), runcShimEnv+"="+dir),
+		Dir:        "/",
+		Stderr:     logFile,
+		ExtraFiles: []*os.File{readyW, specFile}, // descriptors 3 and 4
+		// A session of its own: the agent's exit, or a Ctrl-C on the agent's terminal,
+		// must not reach the shim or its container.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
+	}
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start the shim: %w", err)
+	}
+	if pidfd < 0 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, errors.New("start the shim: no pidfd (Linux 5.3 or later is needed)")
+	}
+	// Non-blocking, it is polled by the runtime rather than holding a thread.
+	if err := unix.SetNonblock(pidfd, true); err != nil {
+		unix.Close(pidfd)
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("start the shim: %w", err)
+	}
+	c := &runcContainer{
+		state: State{
+			ContainerID: spec.ContainerID,
+			Kind:        RuncKind,
+			Sandbox:     spec.Sandbox,
+			ShimPID:     cmd.Process.Pid,
+		},
+		dir:   dir,
+		shim:  os.NewFile(uintptr(pidfd), "pidfd"),
+		child: cmd,
+		done:  make(chan struct{}),
+	}
+
+	reported := make(chan runcReady, 1)
+	go func() {
+		data, err := io.ReadAll(io.LimitReader(readyR, 64<<10))
+		msg, parseErr := parseRuncReady(data)
+		switch {
+		case err != nil:
+			msg = runcReady{Error: fmt.Sprintf("read the shim's report: %v", err)}
+		case len(data) == 0:
+			msg = runcReady{Error: "the shim exited without reporting: " + logTail(filepath.Join(dir, runcShimLog))}
+		case parseErr != nil:
+			msg = runcReady{Error: parseErr.Error()}
+		}
+		reported <- msg
+	}()
+	select {
+	case msg := <-reported:
+		if msg.Error != "" {
+			// The shim exits at once after reporting a failure.
+			c.shim.Close()
+			cmd.Wait()
+			return nil, errors.New(msg.Error)
+		}
+		c.state.PID, c.state.StartTime = msg.PID, msg.StartTime
+	case <-ctx.Done():
+		c.abandoned = true
+	}
+	r.mu.Lock()
+	r.containers[spec.ContainerID] = c
+	r.mu.Unlock()
+	go r.watch(c, c.shim)
+	if c.abandoned {
+		if err := r.requestKill(c, time.Now()); err != nil {
+			r.logger.Warn("kill a container whose launch was abandoned", "container", spec.ContainerID, "err", err)
+		}
+	}
+	return c, nil
+}
+
+// watch waits for the container's shim to exit, reaps it if this process started it, and
+// finishes the container with the exit the shim recorded. It returns early, leaving the
+// container running, when Release closes the pidfd.
+func (r *Runc) watch(c *runcContainer, shim *os.File) {
+	err := waitReadable(shim)
+	if err != nil && c.child == nil && r.isClosed() {
+		return
+	}
+	if err != nil {
+		r.logger.Error("cannot wait for the shim to exit", "container", c.state.ContainerID, "err", err)
+	}
+	c.shimMu.Lock()
+	if c.shim != nil {
+		c.shim.Close()
+		c.shim = nil
+	}
+	c.shimMu.Unlock()
+	if c.child != nil {
+		// Its exit status says nothing the exit record does not.
+		c.child.Wait()
+	}
+	r.settle(c, "the shim exited")
+}
+
+// settle finishes a container whose shim is gone with the exit the shim recorded, or, if
+// it recorded none, kills the container and finishes it as failed; when says how the
+// shim was found gone.
+func (r *Runc) settle(c *runcContainer, when string) {
+	status, err := readRecord(c.dir, runcExitFile, parseRuncExitRecord)
+	if err == nil {
+		r.finish(c, status)
+		return
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		r.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf("the container's exit record is unreadable: %v", err)})
+		return
+	}
+	if err := r.killOrphan(c.state.ContainerID); err != nil {
+		r.logger.Warn("kill a container whose shim died", "container", c.state.ContainerID, "err", err)
+	}
+	r.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf(
+		"the container's shim died without recording the task's exit (%s)", when)})
+}
+
+// killOrphan kills a container whose shim died, if libcontainer finds it still running.
+func (r *Runc) killOrphan(id string) error {
+	lc, err := libcontainer.Load(r.libcontainerRoot(), id)
+	if errors.Is(err, libcontainer.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = lc.Signal(unix.SIGKILL)
+	if errors.Is(err, libcontainer.ErrNotRunning) {
+		return nil
+	}
+	return err
+}
+
+// finish records how the container ended and releases its waiters; it acts only once. A
+// container whose launch was abandoned is destroyed at once.
+func (r *Runc) finish(c *runcContainer, status ExitStatus) {
+	c.finishOnce.Do(func() {
+		r.logger.Debug("container exited", "container", c.state.ContainerID, "status", status.Message)
+		c.status = status
+		close(c.done)
+		if c.abandoned {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+				defer cancel()
+				if err := r.Destroy(ctx, c.state.ContainerID); err != nil {
+					r.logger.Warn("destroy a container whose launch was abandoned", "container", c.state.ContainerID, "err", err)
+				}
+			}()
+		}
+	})
+}
+
+// Wait returns how the container ended, as soon as it has. A container that has already
+// ended reports its status even when ctx is done; one still running reports ErrClosed
+// once r is released.
+func (r *Runc) Wait(ctx context.Context, containerID string) (ExitStatus, error) {
+	c, err := r.lookup(containerID)
+	if err != nil {
+		return ExitStatus{}, err
+	}
+	if c.exited() {
+		return c.status, nil
+	}
+	select {
+	case <-c.done:
+		return c.status, nil
+	case <-ctx.Done():
+		return ExitStatus{}, fmt.Errorf("wait for %s: %w", containerID, ctx.Err())
+	case <-r.closed:
+		return ExitStatus{}, fmt.Errorf("wait for %s: %w", containerID, ErrClosed)
+	}
+}
+
+// Kill has the container's shim send SIGTERM to the container's init now and SIGKILL,
+// which ends every process of the container, after grace (at once when grace is zero or
+// negative). The shim carries this out, so it completes even if the agent exits
+// meanwhile. A later Kill with a shorter grace period brings the SIGKILL forward; a
+// longer one never delays it. Killing a container that has exited does nothing. As in
+// Docker, an init that installed no handler for SIGTERM does not get it, and ends at the
+// SIGKILL.
+func (r *Runc) Kill(ctx context.Context, containerID string, grace time.Duration) error {
+	if r.isClosed() {
+		return fmt.Errorf("kill %s: %w", containerID, ErrClosed)
+	}
+	c, err := r.lookup(containerID)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("kill %s: %w", containerID, err)
+	}
+	if c.exited() {
+		return nil
+	}
+	deadline := time.Now().Add(max(grace, 0))
+	if latest := time.Unix(0, math.MaxInt64); deadline.After(latest) {
+		deadline = latest
+	}
+	if err := r.requestKill(c, deadline); err != nil {
+		return fmt.Errorf("kill %s: %w", containerID, err)
+	}
+	return nil
+}
+
+// requestKill records the kill deadline, unless an earlier one is recorded, and tells the
+// shim to carry it out.
+func (r *Runc) requestKill(c *runcContainer, deadline time.Time) error {
+	c.shimMu.Lock()
+	defer c.shimMu.Unlock()
+	if c.shim == nil {
+		// The shim has exited, so has the container; or r was released.
+		return nil
+	}
+	if recorded, err := readRecord(c.dir, runcKillFile, parseRuncKillRecord); err == nil && recorded.Before(deadline) {
+		deadline = recorded
+	}
+	if err := writeRecord(c.dir, runcKillFile, runcKillRecord{DeadlineUnixNano: deadline.UnixNano()}); err != nil {
+		return fmt.Errorf("record the kill request: %w", err)
+	}
+	raw, err := c.shim.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var sigErr error
+	if err := raw.Control(func(fd uintptr) { sigErr = unix.PidfdSendSignal(int(fd), unix.SIGTERM, nil, 0) }); err != nil {
+		return err
+	}
+	if sigErr != nil && !errors.Is(sigErr, unix.ESRCH) {
+		return fmt.Errorf("signal the shim: %w", sigErr)
+	}
+	// ESRCH: the shim has just exited, and so has the container.
+	return nil
+}
+
+// Recover re-attaches to containers of kind "runc" that an earlier agent process launched
+// with the same StateDir. A container whose shim still runs is watched until it exits;
+// one that ended meanwhile reports its recorded status at once; one whose shim died
+// without recording its exit is killed and reported as failed; one from before the host
+// rebooted is reported gone, and its pids, anybody's now, are left alone. Containers
+// already known are left alone. Errors for individual containers are joined; the others
+// are recovered regardless.
+func (r *Runc) Recover(ctx context.Context, states []State) error {
+	if r.isClosed() {
+		return fmt.Errorf("recover: %w", ErrClosed)
+	}
+	var errs []error
+	for _, st := range states {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, fmt.Errorf("recover: %w", err))...)
+		}
+		if err := r.recoverOne(st); err != nil {
+			errs = append(errs, fmt.Errorf("recover %s: %w", st.ContainerID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runc) recoverOne(st State) error {
+	if st.Kind != RuncKind {
+		return fmt.Errorf("kind %q is not %q", st.Kind, RuncKind)
+	}
+	if err := checkRuncID(st.ContainerID); err != nil {
+		return err
+	}
+	id := st.ContainerID
+	r.mu.Lock()
+	if r.containers[id] != nil || r.launching[id] {
+		r.mu.Unlock()
+		return nil
+	}
+	r.launching[id] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.launching, id)
+		r.mu.Unlock()
+	}()
+
+	dir := r.containerDir(id)
+	rec, err := readRecord(dir, runcShimFile, parseRuncShimRecord)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no record of the container in %s", dir)
+	}
+	if err != nil {
+		return err
+	}
+	if rec.PID != st.PID || rec.StartTime != st.StartTime {
+		return fmt.Errorf("the checkpoint's pid %d (started at %d) is not the recorded %d (started at %d)",
+			st.PID, st.StartTime, rec.PID, rec.StartTime)
+	}
+	c := &runcContainer{
+		state: State{
+			ContainerID: id,
+			Kind:        RuncKind,
+			Sandbox:     st.Sandbox,
+			PID:         rec.PID,
+			ShimPID:     rec.ShimPID,
+			StartTime:   rec.StartTime,
+		},
+		dir:      dir,
+		rebooted: rec.BootID != r.bootID,
+		done:     make(chan struct{}),
+	}
+	switch {
+	case c.rebooted:
+		r.finish(c, ExitStatus{Code: -1, Message: "the host rebooted since the container started; it is gone"})
+	default:
+		shim, err := openProcess(rec.ShimPID, rec.ShimStartTime)
+		if err != nil {
+			return fmt.Errorf("watch the shim: %w", err)
+		}
+		if shim == nil {
+			r.settle(c, "gone when the agent recovered")
+		} else {
+			c.shim = shim
+			go r.watch(c, shim)
+		}
+	}
+	r.mu.Lock()
+	r.containers[id] = c
+	r.mu.Unlock()
+	r.logger.Debug("container recovered", "container", id, "pid", rec.PID, "shim", rec.ShimPID, "exited", c.exited())
+	return nil
+}
+
+// Destroy releases what is left of an exited container: its cgroups, libcontainer's
+// state, its records and root's mount points, and its image's root filesystem; the
+// sandbox stays. A running container is an error: kill it and wait for it first.
+func (r *Runc) Destroy(ctx context.Context, containerID string) error {
+	c, err := r.lookup(containerID)
+	if err != nil {
+		return err
+	}
+	if !c.exited() {
+		return fmt.Errorf("destroy %s: container is still running", containerID)
+	}
+	if err := r.cleanup(ctx, containerID, false, c.rebooted); err != nil {
+		return fmt.Errorf("destroy %s: %w", containerID, err)
+	}
+	r.mu.Lock()
+	if r.containers[containerID] == c {
+		delete(r.containers, containerID)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// cleanup removes everything a container left: its cgroups and libcontainer state
+// (after killing what still runs in them, unless the container is from an earlier boot),
+// its image's root filesystem and its directory. Its spec says whether it ran an image;
+// image says so for a launch that failed before the spec was written.
+func (r *Runc) cleanup(ctx context.Context, id string, image, rebooted bool) error {
+	dir := r.containerDir(id)
+	spec, err := readRecord(dir, runcSpecFile, parseRuncShimSpec)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		image = image || spec.Image
+		if err := r.destroyContainer(ctx, spec, rebooted); err != nil {
+			return err
+		}
+	}
+	if image && r.images == nil {
+		return errors.New("the container ran an image and the runc containerizer has no image store to release it")
+	}
+	if image {
+		if err := r.images.Release(ctx, id); err != nil {
+			return fmt.Errorf("release the image's root filesystem: %w", err)
+		}
+	}
+	return removeContainerDir(dir)
+}
+
+// destroyContainer removes the container's cgroups and libcontainer state, killing
+// whatever still runs in them. A container of an earlier boot has no processes or
+// cgroups left, and the pids in its state may be others' now: only its files go.
+func (r *Runc) destroyContainer(ctx context.Context, spec runcShimSpec, rebooted bool) error {
+	if rebooted {
+		if err := os.RemoveAll(filepath.Join(r.libcontainerRoot(), spec.ID)); err != nil {
+			return fmt.Errorf("remove libcontainer's state: %w", err)
+		}
+		m, err := cgroupManager(spec.Config.Cgroups, nil)
+		if err != nil {
+			return err
+		}
+		return m.Destroy()
+	}
+	lc, err := libcontainer.Load(r.libcontainerRoot(), spec.ID)
+	if errors.Is(err, libcontainer.ErrNotExist) {
+		// Its init died before libcontainer recorded it, if it ever started.
+		if err := destroyCgroups(ctx, spec.Config.Cgroups); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(filepath.Join(r.libcontainerRoot(), spec.ID)); err != nil {
+			return fmt.Errorf("remove libcontainer's state: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load the container: %w", err)
+	}
+	for {
+		status, err := lc.Status()
+		if err != nil {
+			return fmt.Errorf("container status: %w", err)
+		}
+		if status == libcontainer.Stopped {
+			break
+		}
+		if err := lc.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+			return fmt.Errorf("kill the container: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the container to stop: %w", ctx.Err())
+		case <-time.After(stopPoll):
+		}
+	}
+	if err := lc.Destroy(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// removeContainerDir removes a container's directory. Its root is removed without
+// following anything: it should hold only mount points, empty outside the container,
+// and symlinks, and anything else there means a mount leaked to the host, whose files
+// must not be deleted.
+func removeContainerDir(dir string) error {
+	if err := removeMountPoints(filepath.Join(dir, runcRootfsDir)); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove the container's directory: %w", err)
+	}
+	return nil
+}
+
+// removeMountPoints removes the tree at path if it holds only directories and symlinks.
+func removeMountPoints(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := removeMountPoints(filepath.Join(path, e.Name())); err != nil {
+				return err
+			}
+		}
+	} else if fi.Mode()&fs.ModeSymlink == 0 {
+		return fmt.Errorf("%s in the container's root is neither a mount point nor a symlink: is a mount left behind?", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove the container's root: %w", err)
+	}
+	return nil
+}
+
+// Release lets go of the containerizer when the agent stops: the containers and their
+// shims run on, for the next agent process to recover. Afterwards Launch, Kill and
+// Recover fail and Wait on running containers returns ErrClosed. Shims this process
+// started are still reaped when they exit. Release is idempotent; tasksKilled changes
+// nothing, since no helper serves more than one container.
+func (r *Runc) Release(ctx context.Context, tasksKilled bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.isClosed() {
+		return nil
+	}
+	close(r.closed)
+	for _, c := range r.containers {
+		if c.child != nil {
+			continue
+		}
+		c.shimMu.Lock()
+		if c.shim != nil {
+			c.shim.Close()
+			c.shim = nil
+		}
+		c.shimMu.Unlock()
+	}
+	return nil
+}
+
+func (r *Runc) lookup(containerID string) (*runcContainer, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.containers[containerID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownContainer, containerID)
+	}
+	return c, nil
+}

@@ -1,0 +1,204 @@
+package isolate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/atoll/atoll/api"
+)
+
+// benchScript is what every benchmarked container runs: a task that stays up, so that
+// the measured launch ends when it runs, not when it exits.
+const benchScript = "exec sleep 1000"
+
+// BenchmarkRuncLaunch measures the time from a launch request to the task running, one
+// container at a time, for the runc containerizer and, for comparison, for Debian's runc
+// command ("runc run -d") on a bundle with the same configuration: the same read-only
+// view of the host, mounts, namespaces, capabilities, masked paths and cgroup limits.
+// Killing and destroying each container is not measured.
+func BenchmarkRuncLaunch(b *testing.B) {
+	b.Run("atoll", func(b *testing.B) {
+		r := newTestRunc(b, b.TempDir(), func(c *RuncConfig) {
+			// b.Log output is always shown for benchmarks.
+			c.Logger = slog.New(slog.DiscardHandler)
+		})
+		sandbox := b.TempDir()
+		ctx := context.Background()
+		n := 0
+		for b.Loop() {
+			n++
+			spec := LaunchSpec{
+				ContainerID: "bench-" + strconv.Itoa(n),
+				Sandbox:     sandbox,
+				Command:     api.CommandInfo{Value: ptr(benchScript)},
+				CPUs:        1,
+				MemMB:       64,
+			}
+			if _, err := r.Launch(ctx, spec); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := r.Kill(ctx, spec.ContainerID, 0); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.Wait(ctx, spec.ContainerID); err != nil {
+				b.Fatal(err)
+			}
+			if err := r.Destroy(ctx, spec.ContainerID); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+
+	b.Run("runc-cli", func(b *testing.B) {
+		requireRuncHost(b)
+		runc, err := exec.LookPath("runc")
+		if err != nil {
+			b.Skip("no runc command to compare with: apt-get install runc")
+		}
+		bundle := b.TempDir()
+		rootfs := filepath.Join(bundle, "rootfs")
+		if err := os.Mkdir(rootfs, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		hostMounts, err := prepareHostView(rootfs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stateRoot := b.TempDir()
+		sandbox := b.TempDir()
+		cgroupParent := fmt.Sprintf("atoll-bench-%d", os.Getpid())
+		b.Cleanup(func() { removeCgroupParent(b, cgroupParent) })
+		stdout, err := os.Create(filepath.Join(sandbox, "stdout"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer stdout.Close()
+		run := func(args ...string) error {
+			cmd := exec.Command(runc, append([]string{"--root", stateRoot}, args...)...)
+			cmd.Stdout, cmd.Stderr = stdout, stdout
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("runc %s: %w (output in %s)", strings.Join(args, " "), err, stdout.Name())
+			}
+			return nil
+		}
+		n := 0
+		for b.Loop() {
+			b.StopTimer()
+			n++
+			id := "bench-" + strconv.Itoa(n)
+			params := runcConfigParams{
+				Rootfs:       rootfs,
+				HostMounts:   hostMounts,
+				ReadonlyRoot: true,
+				Sandbox:      sandbox,
+				CgroupPath:   filepath.Join(cgroupParent, id),
+				Resources:    cgroupResources(1, 64, DefaultTaskPidsLimit),
+			}
+			if err := writeRecord(bundle, "config.json", ociSpec(runcConfig(params), []string{"/bin/sh", "-c", benchScript})); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := run("run", "--detach", "--bundle", bundle, id); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := run("delete", "--force", id); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+}
+
+// ociSpec is the OCI runtime spec equivalent to cfg, running args.
+func ociSpec(cfg *configs.Config, args []string) *specs.Spec {
+	spec := &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			Args:            args,
+			Env:             baseEnv(os.Environ()),
+			Cwd:             SandboxMountPoint,
+			NoNewPrivileges: cfg.NoNewPrivileges,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding:  cfg.Capabilities.Bounding,
+				Effective: cfg.Capabilities.Effective,
+				Permitted: cfg.Capabilities.Permitted,
+			},
+		},
+		Root: &specs.Root{Path: cfg.Rootfs, Readonly: cfg.Readonlyfs},
+		Linux: &specs.Linux{
+			CgroupsPath:   cfg.Cgroups.Path,
+			MaskedPaths:   cfg.MaskPaths,
+			ReadonlyPaths: cfg.ReadonlyPaths,
+			Resources: &specs.LinuxResources{
+				CPU: &specs.LinuxCPU{
+					Shares: &cfg.Cgroups.Resources.CpuShares,
+					Quota:  &cfg.Cgroups.Resources.CpuQuota,
+					Period: &cfg.Cgroups.Resources.CpuPeriod,
+				},
+				Memory: &specs.LinuxMemory{Limit: &cfg.Cgroups.Resources.Memory, Swap: &cfg.Cgroups.Resources.MemorySwap},
+				Pids:   &specs.LinuxPids{Limit: cfg.Cgroups.Resources.PidsLimit},
+			},
+		},
+	}
+	ociNamespaces := map[configs.NamespaceType]specs.LinuxNamespaceType{
+		configs.NEWNS:     specs.MountNamespace,
+		configs.NEWPID:    specs.PIDNamespace,
+		configs.NEWIPC:    specs.IPCNamespace,
+		configs.NEWUTS:    specs.UTSNamespace,
+		configs.NEWCGROUP: specs.CgroupNamespace,
+	}
+	for _, ns := range cfg.Namespaces {
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: ociNamespaces[ns.Type]})
+	}
+	for _, m := range cfg.Mounts {
+		spec.Mounts = append(spec.Mounts, specs.Mount{
+			Destination: m.Destination,
+			Type:        m.Device,
+			Source:      m.Source,
+			Options:     mountOptions(m),
+		})
+	}
+	return spec
+}
+
+// mountOptions are the fstab-style options for m's flags and data.
+func mountOptions(m *configs.Mount) []string {
+	var options []string
+	for _, f := range []struct {
+		flag   int
+		option string
+	}{
+		{unix.MS_BIND | unix.MS_REC, "rbind"},
+		{unix.MS_RDONLY, "ro"},
+		{unix.MS_NOSUID, "nosuid"},
+		{unix.MS_NODEV, "nodev"},
+		{unix.MS_NOEXEC, "noexec"},
+		{unix.MS_STRICTATIME, "strictatime"},
+		{unix.MS_RELATIME, "relatime"},
+	} {
+		if m.Flags&f.flag == f.flag {
+			options = append(options, f.option)
+		}
+	}
+	if m.RecAttr != nil && m.RecAttr.Attr_set&unix.MOUNT_ATTR_RDONLY != 0 {
+		options = append(options, "rro")
+	}
+	if m.Data != "" {
+		options = append(options, strings.Split(m.Data, ",")...)
+	}
+	return options
+}

@@ -1,0 +1,294 @@
+package isolate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	// Device rules need the cgroup device controller's implementation.
+	_ "github.com/opencontainers/cgroups/devices"
+	"github.com/opencontainers/runc/libcontainer"
+	// nsexec, in C, sets up the namespaces of a container's init before Go starts.
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+)
+
+// runcShimEnv, when set in a process's environment, makes RunContainerInitIfRequested run
+// the shim for the container directory it names.
+const runcShimEnv = "ATOLL_RUNC_SHIM"
+
+// runcShimName is the shim's argv[0], followed by its container directory, so that ps
+// shows what it is and for which container.
+const runcShimName = "atoll-runc-shim"
+
+// The descriptors a shim inherits besides its standard ones: the write end of a pipe on
+// which it reports the container running (runcReady), and its spec (runcShimSpec).
+const (
+	runcReadyFD = 3
+	runcSpecFD  = 4
+)
+
+// libcontainerInitArg is the argument libcontainer re-executes this binary with to make
+// it a container's init; libcontainerInitEnv is always set for it.
+const (
+	libcontainerInitArg = "init"
+	libcontainerInitEnv = "_LIBCONTAINER_INITPIPE"
+)
+
+// RunContainerInitIfRequested turns this process into what the runc containerizer started
+// it as, and never returns then: a container's init (libcontainer's, which sets the
+// container up and executes the task) or a container's shim. Otherwise it returns at
+// once. The containerizer re-executes the current binary for both, so main and every
+// test binary of a package that launches runc containers must call it first thing.
+func RunContainerInitIfRequested() {
+	if len(os.Args) > 1 && os.Args[1] == libcontainerInitArg && os.Getenv(libcontainerInitEnv) != "" {
+		libcontainer.Init()
+	}
+	if dir := os.Getenv(runcShimEnv); dir != "" {
+		os.Exit(runRuncShim(dir))
+	}
+}
+
+// runcShim is the parent of one container's init, from its start to its end: it carries
+// out the agent's kill requests, reaps the init and records how the container ended. It
+// runs in a session of its own, so it outlives the agent. It leaves the container's
+// cgroups and libcontainer state for Destroy, so that they can still be read.
+type runcShim struct {
+	logger    *slog.Logger
+	dir       string
+	spec      runcShimSpec
+	container *libcontainer.Container
+	process   *libcontainer.Process
+	// cgroupPaths are the container's cgroups, one for each hierarchy.
+	cgroupPaths map[string]string
+
+	termSent bool
+	// deadline is the earliest SIGKILL deadline asked for; zero until a kill request.
+	deadline time.Time
+	killer   *time.Timer
+}
+
+// runRuncShim starts the container whose directory is dir, reports it running to the
+// agent, and supervises it until it ends. It returns the shim's exit code.
+func runRuncShim(dir string) int {
+	// Kill requests may come as soon as the agent hears from the shim, or earlier if the
+	// agent gives up on the launch. Caught rather than ignored, the other signals revert
+	// to their defaults in the container on exec.
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	closeInherited()
+	syscall.CloseOnExec(runcReadyFD)
+	syscall.CloseOnExec(runcSpecFD)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("shim", os.Getpid())
+	ready := os.NewFile(runcReadyFD, "ready")
+	s, msg := startRuncShim(logger, dir)
+	if data, err := json.Marshal(msg); err != nil {
+		logger.Error("encode the report to the agent", "err", err)
+	} else if _, err := ready.Write(data); err != nil {
+		// The agent gave up on the launch; it asked for a kill too.
+		logger.Warn("report to the agent", "err", err)
+	}
+	ready.Close()
+	if s == nil {
+		logger.Error("container did not start", "err", msg.Error)
+		return 1
+	}
+	logger.Info("container running", "container", s.spec.ID, "pid", msg.PID)
+	return s.supervise(signals)
+}
+
+// startRuncShim creates and starts the container. It returns nil and the error to report
+// if it could not, having destroyed whatever it created.
+func startRuncShim(logger *slog.Logger, dir string) (*runcShim, runcReady) {
+	s := &runcShim{logger: logger, dir: dir}
+	if err := s.start(); err != nil {
+		return nil, runcReady{Error: err.Error()}
+	}
+	state, err := s.container.State()
+	if err == nil {
+		s.cgroupPaths = state.CgroupPaths
+		err = s.record(state.InitProcessPid, state.InitProcessStartTime)
+	}
+	if err != nil {
+		s.abort()
+		return nil, runcReady{Error: err.Error()}
+	}
+	return s, runcReady{PID: state.InitProcessPid, StartTime: state.InitProcessStartTime}
+}
+
+// start reads the spec and runs the container's init.
+func (s *runcShim) start() error {
+	specFile := os.NewFile(runcSpecFD, "spec")
+	data, err := io.ReadAll(specFile)
+	specFile.Close()
+	if err != nil {
+		return fmt.Errorf("read spec: %w", err)
+	}
+	if s.spec, err = parseRuncShimSpec(data); err != nil {
+		return err
+	}
+	p := s.spec.Process
+	stdout, err := os.OpenFile(p.Stdout, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open stdout: %w", err)
+	}
+	defer stdout.Close()
+	stderr, err := os.OpenFile(p.Stderr, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open stderr: %w", err)
+	}
+	defer stderr.Close()
+	s.container, err = libcontainer.Create(s.spec.Root, s.spec.ID, s.spec.Config)
+	if err != nil {
+		return fmt.Errorf("create container: %w", err)
+	}
+	s.process = &libcontainer.Process{
+		Args:             p.Args,
+		Env:              p.Env,
+		Cwd:              p.Cwd,
+		UID:              p.UID,
+		GID:              p.GID,
+		AdditionalGroups: p.Groups,
+		Stdout:           stdout,
+		Stderr:           stderr,
+		Init:             true,
+	}
+	if err := s.container.Run(s.process); err != nil {
+		if destroyErr := s.container.Destroy(); destroyErr != nil {
+			s.logger.Warn("destroy the container that did not start", "err", destroyErr)
+		}
+		return err
+	}
+	return nil
+}
+
+// record writes runcShimFile.
+func (s *runcShim) record(pid int, startTime uint64) error {
+	shimStart, err := readStartTime(os.Getpid())
+	if err != nil {
+		return fmt.Errorf("own start time: %w", err)
+	}
+	bootID, err := readBootID()
+	if err != nil {
+		return err
+	}
+	return writeRecord(s.dir, runcShimFile, runcShimRecord{
+		ShimPID:       os.Getpid(),
+		ShimStartTime: shimStart,
+		PID:           pid,
+		StartTime:     startTime,
+		BootID:        bootID,
+	})
+}
+
+// abort kills a container that started but cannot be supervised, and destroys it.
+func (s *runcShim) abort() {
+	if err := s.container.Signal(unix.SIGKILL); err != nil {
+		s.logger.Warn("kill the container", "err", err)
+	}
+	if _, err := s.process.Wait(); err != nil {
+		s.logger.Warn("reap the container", "err", err)
+	}
+	if err := s.container.Destroy(); err != nil {
+		s.logger.Warn("destroy the container", "err", err)
+	}
+}
+
+// supervise carries out kill requests, and forwards other signals sent to the shim to
+// the container's init, until the init exits; then it records how the container ended
+// and returns the shim's exit code.
+func (s *runcShim) supervise(signals <-chan os.Signal) int {
+	exited := make(chan *os.ProcessState, 1)
+	go func() {
+		// A non-zero exit is an error here; the state tells how it ended regardless.
+		state, err := s.process.Wait()
+		if state == nil {
+			s.logger.Error("wait for the container", "err", err)
+		}
+		exited <- state
+	}()
+	s.killer = time.NewTimer(time.Hour)
+	s.killer.Stop()
+	for {
+		select {
+		case sig := <-signals:
+			if sig == unix.SIGTERM {
+				s.killRequested()
+			} else {
+				s.signal(sig.(unix.Signal))
+			}
+		case <-s.killer.C:
+			s.signal(unix.SIGKILL)
+		case state := <-exited:
+			s.killer.Stop()
+			status := s.exitStatus(state)
+			if err := writeRecord(s.dir, runcExitFile, runcExitRecord{statusRecord: recordOf(status), OOMKilled: status.OOMKilled}); err != nil {
+				s.logger.Error("record the container's exit", "err", err)
+				return 1
+			}
+			s.logger.Info("container exited", "status", status.Message)
+			return 0
+		}
+	}
+}
+
+// killRequested carries out the kill request in runcKillFile: SIGTERM now, once and only
+// while the deadline is ahead, and SIGKILL at the earliest deadline asked for. A SIGTERM
+// that comes with no request, from someone other than the agent, is forwarded.
+func (s *runcShim) killRequested() {
+	deadline, err := readRecord(s.dir, runcKillFile, parseRuncKillRecord)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.logger.Error("read the kill request", "err", err)
+		}
+		s.signal(unix.SIGTERM)
+		return
+	}
+	if !s.termSent && time.Now().Before(deadline) {
+		s.termSent = true
+		s.signal(unix.SIGTERM)
+	}
+	if s.deadline.IsZero() || deadline.Before(s.deadline) {
+		s.deadline = deadline
+		s.killer.Reset(max(time.Until(deadline), 0))
+	}
+}
+
+// signal sends sig to the container's init. SIGKILL ends the whole container: the init of
+// a PID namespace takes every other process in it along.
+func (s *runcShim) signal(sig unix.Signal) {
+	if err := s.container.Signal(sig); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+		s.logger.Warn("signal the container", "signal", signalName(sig), "err", err)
+	}
+}
+
+// exitStatus describes how the container's init ended, and whether the memory limit
+// ended it: the container's memory cgroup counted an OOM kill and the task failed.
+func (s *runcShim) exitStatus(state *os.ProcessState) ExitStatus {
+	if state == nil {
+		return ExitStatus{Code: -1, Message: "the shim could not wait for the container's init"}
+	}
+	status := exitStatusOf(state.Sys().(syscall.WaitStatus))
+	if status.Succeeded() {
+		return status
+	}
+	kills, err := oomKillCount(s.spec.Config.Cgroups, s.cgroupPaths)
+	if err != nil {
+		s.logger.Warn("read the container's OOM kills", "err", err)
+		return status
+	}
+	if kills > 0 {
+		status.OOMKilled = true
+		status.Message += fmt.Sprintf(" after running out of memory (limit %s)",
+			formatMemory(s.spec.Config.Cgroups.Resources.Memory))
+	}
+	return status
+}

@@ -1,0 +1,389 @@
+package isolate
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/opencontainers/cgroups"
+	devicesconfig "github.com/opencontainers/cgroups/devices/config"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+
+	"github.com/atoll/atoll/api"
+)
+
+// SandboxMountPoint is where a runc container sees its sandbox, and the value of its
+// MESOS_SANDBOX, as in Mesos.
+const SandboxMountPoint = "/mnt/mesos/sandbox"
+
+// cpuPeriod is the CFS period the CPU quota is a share of, in microseconds: the kernel's
+// default and Mesos's, long enough that the quota's accounting costs nothing measurable.
+const cpuPeriod = 100_000
+
+// minCPUQuota is the smallest CFS quota the kernel accepts, in microseconds.
+const minCPUQuota = 1_000
+
+// minCPUShares is the smallest cpu.shares value the kernel accepts.
+const minCPUShares = 2
+
+// minMemoryMB is the smallest memory limit a runc container gets, as in Mesos: below it the
+// container's init, this binary, cannot even start.
+const minMemoryMB = 32
+
+// maxMemoryMB keeps the limit in bytes within an int64.
+const maxMemoryMB = math.MaxInt64 >> 20
+
+// defaultCapabilities is what a container's processes may do as root: Docker's default set.
+var defaultCapabilities = []string{
+	"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID",
+	"CAP_KILL", "CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP",
+	"CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+}
+
+// maskedPaths are hidden from a container (files behind /dev/null, directories behind an
+// empty read-only tmpfs): they tell about the host's hardware and kernel or let a task
+// disturb it. readonlyPaths stay visible but cannot be written. Both are Docker's defaults.
+var (
+	maskedPaths = []string{
+		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+		"/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
+	}
+	readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
+// hostViewSkipped are the host's top-level directories a container on the host's
+// filesystem does not see: it gets fresh ones of its own (/proc, /sys, /dev, a private
+// /tmp), /mnt holds its sandbox, and lost+found is nobody's business.
+var hostViewSkipped = map[string]bool{
+	"dev": true, "lost+found": true, "mnt": true, "proc": true, "sys": true, "tmp": true,
+}
+
+// mountNoExec are the flags of the pseudo filesystems nothing is run from.
+const mountNoExec = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+
+// runcProcess is the task's process, as the shim hands it to libcontainer.
+type runcProcess struct {
+	// Args is argv; Args[0] is looked up in the container's PATH.
+	Args   []string `json:"args"`
+	Env    []string `json:"env"`
+	Cwd    string   `json:"cwd"`
+	UID    int      `json:"uid"`
+	GID    int      `json:"gid"`
+	Groups []int    `json:"groups,omitempty"`
+	// Stdout and Stderr are host paths the task's output is appended to.
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+}
+
+// runcShimSpec is everything a shim needs to create and run one container. The agent
+// builds it; the shim reads it from the descriptor it inherits.
+type runcShimSpec struct {
+	ID string `json:"id"`
+	// Root is libcontainer's state directory, shared by the containers of one Runc.
+	Root    string          `json:"root"`
+	Config  *configs.Config `json:"config"`
+	Process runcProcess     `json:"process"`
+	// Image says that Config.Rootfs is an image's, which Destroy releases.
+	Image bool `json:"image,omitempty"`
+}
+
+// parseRuncShimSpec decodes and checks a runcSpecFile.
+func parseRuncShimSpec(data []byte) (runcShimSpec, error) {
+	var spec runcShimSpec
+	if err := decodeStrict(data, &spec); err != nil {
+		return runcShimSpec{}, fmt.Errorf("decode the container's spec: %w", err)
+	}
+	if err := checkRuncID(spec.ID); err != nil {
+		return runcShimSpec{}, fmt.Errorf("the container's spec: %w", err)
+	}
+	if spec.Config == nil || spec.Config.Cgroups == nil {
+		return runcShimSpec{}, errors.New("the container's spec has no config")
+	}
+	if len(spec.Process.Args) == 0 {
+		return runcShimSpec{}, errors.New("the container's spec has no command")
+	}
+	return spec, nil
+}
+
+// checkRuncID rejects container ids libcontainer cannot take: it allows ASCII letters,
+// digits and "_+-." only, which every Mesos container id (a UUID) satisfies.
+func checkRuncID(id string) error {
+	if id == "" || id == "." || id == ".." {
+		return fmt.Errorf("container id %q is not a valid runc container id", id)
+	}
+	for _, c := range id {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.ContainsRune("_+-.", c):
+		default:
+			return fmt.Errorf("container id %q: only ASCII letters, digits and \"_+-.\" are allowed", id)
+		}
+	}
+	return nil
+}
+
+// checkRuncContainer rejects container settings the runc containerizer cannot honour yet.
+// It reports whether the container runs an image.
+func checkRuncContainer(ci *api.ContainerInfo) (image bool, err error) {
+	if ci == nil {
+		return false, nil
+	}
+	if len(ci.Volumes) > 0 {
+		return false, errors.New("the runc containerizer cannot mount volumes")
+	}
+	for _, n := range ci.NetworkInfos {
+		if n.Name != "" {
+			return false, fmt.Errorf("the runc containerizer cannot join network %q", n.Name)
+		}
+	}
+	if d := ci.Docker; d != nil {
+		switch {
+		case d.Image == "":
+			return false, errors.New("docker: image is required")
+		case d.Network != "" && d.Network != "HOST":
+			return false, fmt.Errorf("docker: network %q is not supported: containers share the host's network", d.Network)
+		case d.Privileged:
+			return false, errors.New("docker: privileged containers are not supported")
+		case len(d.Parameters) > 0:
+			return false, errors.New("docker: parameters are not supported")
+		}
+		return true, nil
+	}
+	return ci.Mesos != nil && ci.Mesos.Image != nil, nil
+}
+
+// checkResources rejects limits that are not numbers a cgroup can take.
+func checkResources(cpus, memMB float64) error {
+	switch {
+	case math.IsNaN(cpus) || math.IsInf(cpus, 0) || cpus < 0:
+		return fmt.Errorf("cpus %v is not a non-negative number", cpus)
+	case math.IsNaN(memMB) || math.IsInf(memMB, 0) || memMB < 0:
+		return fmt.Errorf("mem %v is not a non-negative number", memMB)
+	case memMB > maxMemoryMB:
+		return fmt.Errorf("mem %v MB is too large", memMB)
+	}
+	return nil
+}
+
+// cgroupResources turns a task's resources into cgroup limits: cpu shares (1024 a CPU)
+// and a CFS quota of cpus per period, a memory limit with no swap beyond it, and the pids
+// limit. A zero resource sets no limit.
+func cgroupResources(cpus, memMB float64, pidsLimit int64) *cgroups.Resources {
+	res := &cgroups.Resources{Devices: allowedDeviceRules()}
+	if cpus > 0 {
+		res.CpuShares = max(uint64(cpus*1024), minCPUShares)
+		res.CpuPeriod = cpuPeriod
+		res.CpuQuota = max(int64(math.Ceil(cpus*cpuPeriod)), minCPUQuota)
+	}
+	if memMB > 0 {
+		limit := int64(max(memMB, minMemoryMB) * (1 << 20))
+		res.Memory = limit
+		res.MemorySwap = limit
+	}
+	if pidsLimit > 0 {
+		res.PidsLimit = &pidsLimit
+	}
+	return res
+}
+
+// allowedDeviceRules are the device cgroup rules for libcontainer's default devices.
+func allowedDeviceRules() []*devicesconfig.Rule {
+	rules := make([]*devicesconfig.Rule, 0, len(specconv.AllowedDevices))
+	for _, d := range specconv.AllowedDevices {
+		rule := d.Rule
+		rules = append(rules, &rule)
+	}
+	return rules
+}
+
+// containerMounts are the mounts every container gets, after extra ones (the host's
+// directories): fresh /proc, /dev, /sys and cgroup filesystems, a private /tmp, and the
+// sandbox, writable, at SandboxMountPoint.
+func containerMounts(sandbox string) []*configs.Mount {
+	return []*configs.Mount{
+		{Source: "proc", Destination: "/proc", Device: "proc", Flags: mountNoExec},
+		{Source: "tmpfs", Destination: "/dev", Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_STRICTATIME, Data: "mode=755,size=65536k"},
+		{Source: "devpts", Destination: "/dev/pts", Device: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620,gid=5"},
+		{Source: "shm", Destination: "/dev/shm", Device: "tmpfs", Flags: mountNoExec, Data: "mode=1777,size=65536k"},
+		{Source: "mqueue", Destination: "/dev/mqueue", Device: "mqueue", Flags: mountNoExec},
+		{Source: "sysfs", Destination: "/sys", Device: "sysfs", Flags: mountNoExec | unix.MS_RDONLY},
+		{Source: "cgroup", Destination: "/sys/fs/cgroup", Device: "cgroup", Flags: mountNoExec | unix.MS_RELATIME | unix.MS_RDONLY},
+		{Source: "tmpfs", Destination: "/tmp", Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777"},
+		{Source: sandbox, Destination: SandboxMountPoint, Device: "bind", Flags: unix.MS_BIND | unix.MS_REC},
+	}
+}
+
+// readOnlyBind shows the host's path at the same place in the container, read-only all
+// the way down: mounts below it are read-only too.
+func readOnlyBind(path string) *configs.Mount {
+	return &configs.Mount{
+		Source:      path,
+		Destination: path,
+		Device:      "bind",
+		Flags:       unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY,
+		RecAttr:     &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY},
+	}
+}
+
+// prepareHostView makes rootfs, an empty directory, the root of a read-only view of the
+// host's filesystem: the host's top-level symlinks are copied into it (merged /usr's
+// /bin -> usr/bin, say), and the returned mounts show each top-level directory, except
+// hostViewSkipped, read-only. Other top-level files are left out.
+func prepareHostView(rootfs string) ([]*configs.Mount, error) {
+	entries, err := os.ReadDir("/")
+	if err != nil {
+		return nil, fmt.Errorf("list the host's root directory: %w", err)
+	}
+	var mounts []*configs.Mount
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case hostViewSkipped[name]:
+		case e.Type()&os.ModeSymlink != 0:
+			target, err := os.Readlink("/" + name)
+			if err != nil {
+				return nil, fmt.Errorf("host view: %w", err)
+			}
+			if err := os.Symlink(target, filepath.Join(rootfs, name)); err != nil {
+				return nil, fmt.Errorf("host view: %w", err)
+			}
+		case e.IsDir():
+			mounts = append(mounts, readOnlyBind("/"+name))
+		}
+	}
+	return mounts, nil
+}
+
+// runcConfigParams is what a container's libcontainer configuration is made from.
+type runcConfigParams struct {
+	// Rootfs is the container's root: an image's root filesystem, or a directory that
+	// prepareHostView made the host's view.
+	Rootfs string
+	// HostMounts are prepareHostView's mounts; with them the root is read-only.
+	HostMounts []*configs.Mount
+	// ReadonlyRoot makes Rootfs itself read-only.
+	ReadonlyRoot bool
+	// Hidden are host paths masked in the container besides maskedPaths.
+	Hidden   []string
+	Sandbox  string
+	Hostname string
+	// CgroupPath is the container's cgroup: absolute from the hierarchies' roots, or
+	// relative to the cgroups of whoever creates the container.
+	CgroupPath string
+	Resources  *cgroups.Resources
+}
+
+// runcConfig is the libcontainer configuration of a container: its own mount, PID, IPC,
+// UTS and cgroup namespaces (the host's network), Docker's default capabilities, no new
+// privileges, masked and read-only /proc paths, the default devices, and cgroup limits.
+func runcConfig(p runcConfigParams) *configs.Config {
+	mounts := slices.Concat(p.HostMounts, containerMounts(p.Sandbox))
+	return &configs.Config{
+		Rootfs:     p.Rootfs,
+		Readonlyfs: p.ReadonlyRoot,
+		Mounts:     mounts,
+		Devices:    specconv.AllowedDevices,
+		Hostname:   p.Hostname,
+		Namespaces: configs.Namespaces{
+			{Type: configs.NEWNS},
+			{Type: configs.NEWPID},
+			{Type: configs.NEWIPC},
+			{Type: configs.NEWUTS},
+			{Type: configs.NEWCGROUP},
+		},
+		Capabilities: &configs.Capabilities{
+			Bounding:  defaultCapabilities,
+			Effective: defaultCapabilities,
+			Permitted: defaultCapabilities,
+		},
+		NoNewPrivileges: true,
+		MaskPaths:       slices.Concat(maskedPaths, p.Hidden),
+		ReadonlyPaths:   readonlyPaths,
+		Cgroups: &cgroups.Cgroup{
+			Path:      p.CgroupPath,
+			Resources: p.Resources,
+		},
+	}
+}
+
+// taskArgs is the task's argv. libcontainer runs argv[0] itself, so a command with
+// arguments runs Value with Arguments[1:]: its argv[0] is Value, not Arguments[0].
+func taskArgs(cmd api.CommandInfo) ([]string, error) {
+	if cmd.Value == nil || *cmd.Value == "" {
+		return nil, errors.New("command has no value")
+	}
+	var args []string
+	if cmd.IsShell() {
+		args = []string{"/bin/sh", "-c", *cmd.Value}
+	} else {
+		args = []string{*cmd.Value}
+		if len(cmd.Arguments) > 1 {
+			args = append(args, cmd.Arguments[1:]...)
+		}
+	}
+	for i, a := range args {
+		if strings.ContainsRune(a, 0) {
+			return nil, fmt.Errorf("command argument %d contains a NUL byte", i)
+		}
+	}
+	return args, nil
+}
+
+// runcUser resolves the user the task runs as, on the host, and the variables that name
+// it; a nil credential is root.
+func runcUser(cmd api.CommandInfo) (*taskCredential, []string, error) {
+	if cmd.User == nil || *cmd.User == "" {
+		return nil, nil, nil
+	}
+	name := *cmd.User
+	cred, home, err := lookupUser(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cred == nil {
+		// lookupUser found the agent's own user, root: no switch is needed.
+		return nil, nil, nil
+	}
+	return cred, []string{"HOME=" + home, "USER=" + name, "LOGNAME=" + name}, nil
+}
+
+// runcProcessOf is the task's process: its argv, environment (MESOS_SANDBOX pointing at
+// SandboxMountPoint), user, and output files in the sandbox.
+func runcProcessOf(spec LaunchSpec, cred *taskCredential, userEnv []string) (runcProcess, error) {
+	args, err := taskArgs(spec.Command)
+	if err != nil {
+		return runcProcess{}, err
+	}
+	extra := append(slices.Clip(spec.Env), "MESOS_SANDBOX="+SandboxMountPoint)
+	env, err := taskEnv(append(baseEnv(os.Environ()), userEnv...), spec.Command.Environment, extra)
+	if err != nil {
+		return runcProcess{}, err
+	}
+	p := runcProcess{
+		Args:   args,
+		Env:    env,
+		Cwd:    SandboxMountPoint,
+		Stdout: filepath.Join(spec.Sandbox, "stdout"),
+		Stderr: filepath.Join(spec.Sandbox, "stderr"),
+	}
+	if cred != nil {
+		p.UID, p.GID = int(cred.UID), int(cred.GID)
+		for _, g := range cred.Groups {
+			p.Groups = append(p.Groups, int(g))
+		}
+	}
+	return p, nil
+}
+
+// formatMemory says a limit in bytes in MiB, for messages.
+func formatMemory(bytes int64) string {
+	return strconv.FormatInt(bytes>>20, 10) + " MiB"
+}

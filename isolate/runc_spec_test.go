@@ -1,0 +1,541 @@
+package isolate
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/runc/libcontainer/configs"
+
+	"github.com/atoll/atoll/api"
+)
+
+func TestCgroupResources(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name      string
+		cpus, mem float64
+		pidsLimit int64
+		want      cgroups.Resources
+	}{
+		{name: "no limits", pidsLimit: -1, want: cgroups.Resources{}},
+		{
+			name: "quarter of a CPU, 64 MB", cpus: 0.25, mem: 64, pidsLimit: 4096,
+			want: cgroups.Resources{CpuShares: 256, CpuPeriod: 100000, CpuQuota: 25000, Memory: 64 * mib, MemorySwap: 64 * mib, PidsLimit: ptr[int64](4096)},
+		},
+		{
+			name: "fractional MB", cpus: 1.5, mem: 100.5,
+			want: cgroups.Resources{CpuShares: 1536, CpuPeriod: 100000, CpuQuota: 150000, Memory: 100.5 * mib, MemorySwap: 100.5 * mib},
+		},
+		{
+			name: "below the kernel's and Mesos's minimums", cpus: 0.001, mem: 8,
+			want: cgroups.Resources{CpuShares: 2, CpuPeriod: 100000, CpuQuota: 1000, Memory: 32 * mib, MemorySwap: 32 * mib},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := cgroupResources(tc.cpus, tc.mem, tc.pidsLimit)
+			if len(got.Devices) != len(allowedDeviceRules()) || len(got.Devices) == 0 {
+				t.Errorf("%d device rules, want libcontainer's %d defaults", len(got.Devices), len(allowedDeviceRules()))
+			}
+			got.Devices = nil
+			if !reflect.DeepEqual(*got, tc.want) {
+				t.Errorf("resources = %+v, want %+v", *got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckResources(t *testing.T) {
+	tests := []struct {
+		cpus, mem float64
+		wantErr   string
+	}{
+		{cpus: 0, mem: 0},
+		{cpus: 2, mem: 1024},
+		{cpus: -0.5, wantErr: "cpus -0.5 is not a non-negative number"},
+		{cpus: math.Inf(1), wantErr: "cpus +Inf is not a non-negative number"},
+		{mem: math.NaN(), wantErr: "mem NaN is not a non-negative number"},
+		{mem: -1, wantErr: "mem -1 is not a non-negative number"},
+		{mem: 1e300, wantErr: "mem 1e+300 MB is too large"},
+	}
+	for _, tc := range tests {
+		err := checkResources(tc.cpus, tc.mem)
+		if got := errString(err); got != tc.wantErr {
+			t.Errorf("checkResources(%v, %v) = %q, want %q", tc.cpus, tc.mem, got, tc.wantErr)
+		}
+	}
+}
+
+// errString is err's message, or "" for nil.
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func TestCheckRuncID(t *testing.T) {
+	for _, id := range []string{"c1", "0c5d3f9e-1d2b-4c43-9b53-5a0a2c1ab4ce", "a_b+c.d"} {
+		if err := checkRuncID(id); err != nil {
+			t.Errorf("checkRuncID(%q) = %v, want nil", id, err)
+		}
+	}
+	for _, tc := range []struct{ id, wantErr string }{
+		{"", `container id "" is not a valid runc container id`},
+		{"..", `container id ".." is not a valid runc container id`},
+		{"a/b", `container id "a/b": only ASCII letters, digits and "_+-." are allowed`},
+		{"a b", `container id "a b": only ASCII letters, digits and "_+-." are allowed`},
+		{"é", `container id "é": only ASCII letters, digits and "_+-." are allowed`},
+	} {
+		if got := errString(checkRuncID(tc.id)); got != tc.wantErr {
+			t.Errorf("checkRuncID(%q) = %q, want %q", tc.id, got, tc.wantErr)
+		}
+	}
+}
+
+func TestCheckRuncContainer(t *testing.T) {
+	image := &api.Image{Type: "DOCKER", Docker: &api.ImageDocker{Name: "busybox"}}
+	tests := []struct {
+		name      string
+		ci        *api.ContainerInfo
+		wantImage bool
+		wantErr   string
+	}{
+		{name: "none"},
+		{name: "hostname only", ci: &api.ContainerInfo{Type: "MESOS", Hostname: "h"}},
+		{name: "mesos image", ci: &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: image}}, wantImage: true},
+		{name: "docker image", ci: &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Network: "HOST"}}, wantImage: true},
+		{name: "docker without image", ci: &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{}}, wantErr: "docker: image is required"},
+		{
+			name:    "docker bridge network",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Network: "BRIDGE"}},
+			wantErr: `docker: network "BRIDGE" is not supported: containers share the host's network`,
+		},
+		{
+			name:    "privileged",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Privileged: true}},
+			wantErr: "docker: privileged containers are not supported",
+		},
+		{
+			name:    "docker parameters",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Parameters: []api.Parameter{{Key: "cap-add", Value: "ALL"}}}},
+			wantErr: "docker: parameters are not supported",
+		},
+		{name: "volumes", ci: &api.ContainerInfo{Type: "MESOS", Volumes: []api.Volume{{ContainerPath: "/d"}}}, wantErr: "the runc containerizer cannot mount volumes"},
+		{
+			name:    "named network",
+			ci:      &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{Name: "overlay"}}},
+			wantErr: `the runc containerizer cannot join network "overlay"`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			image, err := checkRuncContainer(tc.ci)
+			if got := errString(err); got != tc.wantErr || image != tc.wantImage {
+				t.Errorf("checkRuncContainer = %v, %q; want %v, %q", image, got, tc.wantImage, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestTaskArgs(t *testing.T) {
+	tests := []struct {
+		name    string
+		cmd     api.CommandInfo
+		want    []string
+		wantErr string
+	}{
+		{name: "shell", cmd: api.CommandInfo{Value: ptr("echo hi")}, want: []string{"/bin/sh", "-c", "echo hi"}},
+		{name: "plain", cmd: api.CommandInfo{Shell: ptr(false), Value: ptr("/bin/true")}, want: []string{"/bin/true"}},
+		{
+			name: "plain with argv",
+			cmd:  api.CommandInfo{Shell: ptr(false), Value: ptr("/bin/echo"), Arguments: []string{"echo", "a", "b"}},
+			want: []string{"/bin/echo", "a", "b"},
+		},
+		{name: "no value", cmd: api.CommandInfo{}, wantErr: "command has no value"},
+		{name: "empty value", cmd: api.CommandInfo{Value: ptr("")}, wantErr: "command has no value"},
+		{
+			name:    "NUL in an argument",
+			cmd:     api.CommandInfo{Shell: ptr(false), Value: ptr("echo"), Arguments: []string{"echo", "a\x00b"}},
+			wantErr: "command argument 1 contains a NUL byte",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := taskArgs(tc.cmd)
+			if errString(err) != tc.wantErr || !slices.Equal(got, tc.want) {
+				t.Errorf("taskArgs = %q, %v; want %q, %q", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestRuncProcessOf(t *testing.T) {
+	spec := LaunchSpec{
+		ContainerID: "c",
+		Sandbox:     "/var/sandbox",
+		Command: api.CommandInfo{Value: ptr("true"), Environment: &api.Environment{
+			Variables: []api.EnvironmentVariable{{Name: "A", Value: "1"}, {Name: "MESOS_SANDBOX", Value: "/elsewhere"}},
+		}},
+		Env: []string{"B=2", "MESOS_SANDBOX=/var/sandbox"},
+	}
+	cred := &taskCredential{UID: 1000, GID: 100, Groups: []uint32{100, 27}}
+	p, err := runcProcessOf(spec, cred, []string{"HOME=/home/u", "USER=u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runcProcess{
+		Args:   []string{"/bin/sh", "-c", "true"},
+		Cwd:    SandboxMountPoint,
+		UID:    1000,
+		GID:    100,
+		Groups: []int{100, 27},
+		Stdout: "/var/sandbox/stdout",
+		Stderr: "/var/sandbox/stderr",
+	}
+	env := p.Env
+	p.Env = nil
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("process = %+v, want %+v", p, want)
+	}
+	for _, kv := range []string{"A=1", "B=2", "MESOS_SANDBOX=" + SandboxMountPoint, "HOME=/home/u", "USER=u"} {
+		name, _, _ := strings.Cut(kv, "=")
+		if got := envValue(env, name); name+"="+got != kv || slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, name+"=") }) != slices.Index(env, kv) {
+			t.Errorf("environment %q: want %s once", env, kv)
+		}
+	}
+	if len(spec.Env) != 2 {
+		t.Errorf("runcProcessOf changed the spec's environment to %q", spec.Env)
+	}
+}
+
+func TestRuncConfig(t *testing.T) {
+	usr := readOnlyBind("/usr")
+	cfg := runcConfig(runcConfigParams{
+		Rootfs:       "/state/containers/c/rootfs",
+		HostMounts:   []*configs.Mount{usr},
+		ReadonlyRoot: true,
+		Hidden:       []string{"/var/lib/atoll"},
+		Sandbox:      "/var/sandbox",
+		Hostname:     "h",
+		CgroupPath:   "/atoll/c",
+		Resources:    cgroupResources(1, 64, 4096),
+	})
+	var namespaces []configs.NamespaceType
+	for _, ns := range cfg.Namespaces {
+		namespaces = append(namespaces, ns.Type)
+		if ns.Path != "" {
+			t.Errorf("namespace %s joins %s, want a new one", ns.Type, ns.Path)
+		}
+	}
+	if want := []configs.NamespaceType{configs.NEWNS, configs.NEWPID, configs.NEWIPC, configs.NEWUTS, configs.NEWCGROUP}; !slices.Equal(namespaces, want) {
+		t.Errorf("namespaces = %v, want %v", namespaces, want)
+	}
+	var destinations []string
+	for _, m := range cfg.Mounts {
+		destinations = append(destinations, m.Destination)
+	}
+	wantDestinations := []string{"/usr", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/tmp", SandboxMountPoint}
+	if !slices.Equal(destinations, wantDestinations) {
+		t.Errorf("mounts = %v, want %v", destinations, wantDestinations)
+	}
+	sandbox := cfg.Mounts[len(cfg.Mounts)-1]
+	if sandbox.Source != "/var/sandbox" || sandbox.Flags != unix.MS_BIND|unix.MS_REC {
+		t.Errorf("sandbox mount = %+v, want a writable bind of /var/sandbox", sandbox)
+	}
+	if usr.Flags != unix.MS_BIND|unix.MS_REC|unix.MS_RDONLY || usr.RecAttr == nil || usr.RecAttr.Attr_set != unix.MOUNT_ATTR_RDONLY {
+		t.Errorf("host mount = %+v, want a recursive read-only bind", usr)
+	}
+	switch {
+	case cfg.Rootfs != "/state/containers/c/rootfs" || !cfg.Readonlyfs:
+		t.Errorf("root %s read-only %v, want /state/containers/c/rootfs read-only", cfg.Rootfs, cfg.Readonlyfs)
+	case !cfg.NoNewPrivileges:
+		t.Error("new privileges allowed")
+	case cfg.Hostname != "h":
+		t.Errorf("hostname %q, want h", cfg.Hostname)
+	case cfg.Cgroups.Path != "/atoll/c" || cfg.Cgroups.Resources.Memory != 64<<20:
+		t.Errorf("cgroup %+v, want /atoll/c with the resources", cfg.Cgroups)
+	case !slices.Equal(cfg.Capabilities.Bounding, defaultCapabilities) || !slices.Equal(cfg.Capabilities.Effective, defaultCapabilities) ||
+		!slices.Equal(cfg.Capabilities.Permitted, defaultCapabilities) || len(cfg.Capabilities.Inheritable) != 0 || len(cfg.Capabilities.Ambient) != 0:
+		t.Errorf("capabilities %+v, want the defaults bounding, effective and permitted only", cfg.Capabilities)
+	case !slices.Equal(cfg.MaskPaths, append(slices.Clone(maskedPaths), "/var/lib/atoll")) || !slices.Equal(cfg.ReadonlyPaths, readonlyPaths):
+		t.Errorf("masked %v, read-only %v", cfg.MaskPaths, cfg.ReadonlyPaths)
+	}
+	// The shim gets the config through JSON.
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded configs.Config
+	if err := json.Unmarshal(data, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(decoded.Mounts, cfg.Mounts) || !reflect.DeepEqual(decoded.Cgroups.Resources, cfg.Cgroups.Resources) {
+		t.Errorf("config does not survive JSON: mounts %+v, resources %+v", decoded.Mounts, decoded.Cgroups.Resources)
+	}
+}
+
+func TestPrepareHostView(t *testing.T) {
+	rootfs := t.TempDir()
+	mounts, err := prepareHostView(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := make(map[string]bool)
+	for _, m := range mounts {
+		if m.Source != m.Destination || !reflect.DeepEqual(m, readOnlyBind(m.Source)) {
+			t.Errorf("mount %+v is not a read-only bind of the same host path", m)
+		}
+		bound[m.Destination] = true
+	}
+	entries, err := os.ReadDir("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		path := "/" + e.Name()
+		switch {
+		case e.Type()&os.ModeSymlink != 0:
+			want, _ := os.Readlink(path)
+			if got, err := os.Readlink(filepath.Join(rootfs, e.Name())); err != nil || got != want {
+				t.Errorf("symlink %s -> %q (%v) in the view, want -> %q", path, got, err, want)
+			}
+		case e.IsDir():
+			if bound[path] == hostViewSkipped[e.Name()] {
+				t.Errorf("host directory %s: bound %v, skipped %v", path, bound[path], hostViewSkipped[e.Name()])
+			}
+		}
+	}
+	if !bound["/usr"] || !bound["/etc"] || bound["/proc"] || bound["/tmp"] {
+		t.Errorf("bound %v, want /usr and /etc and not /proc or /tmp", bound)
+	}
+}
+
+func TestRemoveMountPoints(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "rootfs")
+	for _, dir := range []string{"usr", "mnt/mesos/sandbox"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("usr/bin", filepath.Join(root, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeMountPoints(root); err != nil {
+		t.Fatalf("removeMountPoints: %v", err)
+	}
+	if _, err := os.Lstat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("root still there: %v", err)
+	}
+	if err := removeMountPoints(root); err != nil {
+		t.Errorf("removeMountPoints of a missing root = %v, want nil", err)
+	}
+
+	// A file in the root means a mount leaked: it is not deleted.
+	leaked := filepath.Join(root, "usr", "lib", "file")
+	if err := os.MkdirAll(filepath.Dir(leaked), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leaked, []byte("host data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := leaked + " in the container's root is neither a mount point nor a symlink: is a mount left behind?"
+	if err := removeMountPoints(root); errString(err) != want {
+		t.Errorf("removeMountPoints = %v, want %q", err, want)
+	}
+	if got := readFile(t, leaked); got != "host data" {
+		t.Errorf("leaked file = %q", got)
+	}
+}
+
+func TestRuncConfigValidate(t *testing.T) {
+	cfg := DefaultRuncConfig()
+	if err := cfg.Validate(); errString(err) != "runc containerizer: StateDir is required" {
+		t.Errorf("Validate without StateDir = %v", err)
+	}
+	if _, err := NewRunc(cfg); errString(err) != "runc containerizer: StateDir is required" {
+		t.Errorf("NewRunc without StateDir = %v", err)
+	}
+	cfg.StateDir = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
+	}
+	cfg.HiddenPaths = []string{"/srv", "work"}
+	if err := cfg.Validate(); errString(err) != `runc containerizer: hidden path "work" is not absolute` {
+		t.Errorf("Validate with a relative hidden path = %v", err)
+	}
+}
+
+func TestParseRuncRecords(t *testing.T) {
+	tests := []struct {
+		name    string
+		parse   func([]byte) (any, error)
+		data    string
+		want    any
+		wantErr string
+	}{
+		{
+			name: "shim", parse: anyParser(parseRuncShimRecord),
+			data: `{"shim_pid":10,"shim_start_time":5,"pid":11,"start_time":6,"boot_id":"b"}`,
+			want: runcShimRecord{ShimPID: 10, ShimStartTime: 5, PID: 11, StartTime: 6, BootID: "b"},
+		},
+		{
+			name: "shim without boot id", parse: anyParser(parseRuncShimRecord),
+			data: `{"shim_pid":10,"shim_start_time":5,"pid":11,"start_time":6}`, wantErr: "shim record: no boot id",
+		},
+		{
+			name: "shim without container", parse: anyParser(parseRuncShimRecord),
+			data:    `{"shim_pid":10,"shim_start_time":5,"boot_id":"b"}`,
+			wantErr: "shim record: container pid 0 started at 0 is not a process",
+		},
+		{
+			name: "shim with unknown field", parse: anyParser(parseRuncShimRecord),
+			data: `{"shim_pid":10,"x":1}`, wantErr: `decode shim record: json: unknown field "x"`,
+		},
+		{
+			name: "exit", parse: anyParser(parseRuncExitRecord),
+			data: `{"code":3,"signal":0,"message":"exited with status 3"}`,
+			want: ExitStatus{Code: 3, Message: "exited with status 3"},
+		},
+		{
+			name: "OOM", parse: anyParser(parseRuncExitRecord),
+			data: `{"code":-1,"signal":9,"message":"m","oom_killed":true}`,
+			want: ExitStatus{Code: -1, Signal: 9, OOMKilled: true, Message: "m"},
+		},
+		{
+			name: "exit with a bad signal", parse: anyParser(parseRuncExitRecord),
+			data: `{"code":-1,"signal":99,"message":"m"}`, wantErr: "exit status: signal 99 out of range",
+		},
+		{
+			name: "exit with trailing data", parse: anyParser(parseRuncExitRecord),
+			data: `{"code":0,"signal":0,"message":"m"} {}`, wantErr: "decode exit record: trailing data after the JSON value",
+		},
+		{
+			name: "kill", parse: anyParser(parseRuncKillRecord),
+			data: `{"deadline_unix_nano":1000}`, want: time.Unix(0, 1000),
+		},
+		{
+			name: "kill without deadline", parse: anyParser(parseRuncKillRecord),
+			data: `{}`, wantErr: "kill record: deadline 0 is not a time",
+		},
+		{
+			name: "ready", parse: anyParser(parseRuncReady),
+			data: `{"pid":7,"start_time":8}`, want: runcReady{PID: 7, StartTime: 8},
+		},
+		{
+			name: "ready with an error", parse: anyParser(parseRuncReady),
+			data: `{"error":"no"}`, want: runcReady{Error: "no"},
+		},
+		{
+			name: "ready with both", parse: anyParser(parseRuncReady),
+			data: `{"pid":7,"start_time":8,"error":"no"}`, wantErr: "the shim's report has both an error and a process",
+		},
+		{
+			name: "ready with neither", parse: anyParser(parseRuncReady),
+			data: `{}`, wantErr: "the shim's report: pid 0 started at 0 is not a process",
+		},
+		{
+			name: "empty ready", parse: anyParser(parseRuncReady),
+			data: ``, wantErr: "decode the shim's report: EOF",
+		},
+		{
+			name: "spec without config", parse: anyParser(parseRuncShimSpec),
+			data:    `{"id":"c","root":"/r","config":null,"process":{"args":["true"],"env":null,"cwd":"/","uid":0,"gid":0,"stdout":"","stderr":""}}`,
+			wantErr: "the container's spec has no config",
+		},
+		{
+			name: "spec with a bad id", parse: anyParser(parseRuncShimSpec),
+			data: `{"id":"../x"}`, wantErr: `the container's spec: container id "../x": only ASCII letters, digits and "_+-." are allowed`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.parse([]byte(tc.data))
+			if errString(err) != tc.wantErr {
+				t.Fatalf("error = %v, want %q", err, tc.wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("parsed %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// anyParser adapts a parser to the table's type.
+func anyParser[T any](parse func([]byte) (T, error)) func([]byte) (any, error) {
+	return func(data []byte) (any, error) { return parse(data) }
+}
+
+func TestRuncShimSpecRoundTrip(t *testing.T) {
+	spec := runcShimSpec{
+		ID:   "c",
+		Root: "/state/libcontainer",
+		Config: runcConfig(runcConfigParams{
+			Rootfs: "/r", Sandbox: "/s", CgroupPath: "/atoll/c", Resources: cgroupResources(1, 64, 4096),
+		}),
+		Process: runcProcess{Args: []string{"true"}, Cwd: SandboxMountPoint, Stdout: "/s/stdout", Stderr: "/s/stderr"},
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseRuncShimSpec(data)
+	if err != nil {
+		t.Fatalf("parseRuncShimSpec: %v", err)
+	}
+	if !reflect.DeepEqual(got.Process, spec.Process) || got.Config.Cgroups.Path != "/atoll/c" || len(got.Config.Mounts) != len(spec.Config.Mounts) {
+		t.Errorf("spec does not survive JSON: %+v", got)
+	}
+}
+
+func FuzzParseRuncRecords(f *testing.F) {
+	for _, seed := range []string{
+		`{"shim_pid":10,"shim_start_time":5,"pid":11,"start_time":6,"boot_id":"b"}`,
+		`{"code":-1,"signal":9,"message":"m","oom_killed":true}`,
+		`{"deadline_unix_nano":1000}`,
+		`{"pid":7,"start_time":8}`,
+		`{"error":"no"}`,
+		`{"id":"c","root":"/r","config":{"cgroups":{}},"process":{"args":["true"]}}`,
+		``, `null`, `{`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if rec, err := parseRuncShimRecord(data); err == nil {
+			again, err := json.Marshal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back, err := parseRuncShimRecord(again); err != nil || back != rec {
+				t.Errorf("shim record %+v does not round-trip: %+v, %v", rec, back, err)
+			}
+		}
+		if status, err := parseRuncExitRecord(data); err == nil {
+			if status.Signal != 0 && status.Code != -1 {
+				t.Errorf("exit record accepted with signal %d and code %d", status.Signal, status.Code)
+			}
+		}
+		if deadline, err := parseRuncKillRecord(data); err == nil && deadline.UnixNano() <= 0 {
+			t.Errorf("kill record accepted with deadline %v", deadline)
+		}
+		if msg, err := parseRuncReady(data); err == nil && (msg.Error == "") == (msg.PID <= 0) {
+			t.Errorf("ready message accepted: %+v", msg)
+		}
+		if spec, err := parseRuncShimSpec(data); err == nil {
+			if checkRuncID(spec.ID) != nil || spec.Config == nil || spec.Config.Cgroups == nil || len(spec.Process.Args) == 0 {
+				t.Errorf("spec accepted: %+v", spec)
+			}
+		}
+	})
+}
