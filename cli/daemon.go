@@ -81,6 +81,12 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "agent work directory: checkpoint and sandboxes (default: <data-dir>/agent)")
 		fs.IntVar(&cfg.AgentPort, "agent-port", cfg.AgentPort, "agent HTTP port (sandbox files)")
 	}
+	fs.IntVar(&cfg.DNSPort, "dns-port", cfg.DNSPort, "DNS port for the cluster domain, UDP and TCP (-1: no DNS server)")
+	if role != roleUp {
+		fs.StringVar(&cfg.DNSDomain, "dns-domain", cfg.DNSDomain, "cluster DNS domain (names like web.marathon.<domain>)")
+		fs.IntVar(&cfg.DNSTTL, "dns-ttl", cfg.DNSTTL, "time to live of the cluster's DNS records, in seconds")
+		fs.StringSliceVar(&cfg.DNSUpstreams, "dns-upstream", cfg.DNSUpstreams, "resolver (host:port or IP) for names outside the cluster domain; repeatable (default: /etc/resolv.conf's)")
+	}
 	fs.StringVar(&logs.level, "log-level", logs.level, "log level: debug, info, warn or error")
 	fs.StringVar(&logs.format, "log-format", logs.format, "log format: text or json")
 }
@@ -173,7 +179,7 @@ func (a *app) runDaemon(ctx context.Context, role daemonRole, cfg node.Config, l
 	defer stop()
 	cfg.Logger = newLogger(a.stderr, logs)
 	ready := func(info node.Info) {
-		cfg.Logger.Info("node ready", "api", info.APIURL, "agent", info.AgentURL, "data_dir", info.DataDir)
+		cfg.Logger.Info("node ready", "api", info.APIURL, "agent", info.AgentURL, "dns", info.DNSAddr, "data_dir", info.DataDir)
 		if role == roleUp {
 			a.announceUp(info)
 		}
@@ -190,5 +196,9 @@ func (a *app) announceUp(info node.Info) {
 	if info.APIURL != defaultAddr {
 		try = "atoll --addr " + info.APIURL + " task run -- echo hello"
 	}
-	fmt.Fprintf(a.stdout, "Atoll is up.\n  API:      %s\n  Data dir: %s\nTry: %s\nCtrl-C stops the cluster.\n", info.APIURL, info.DataDir, try)
+	dnsLine := ""
+	if info.DNSAddr != "" {
+		dnsLine = fmt.Sprintf("  DNS:      %s (atoll dns lookup leader.mesos)\n", info.DNSAddr)
+	}
+	fmt.Fprintf(a.stdout, "Atoll is up.\n  API:      %s\n%s  Data dir: %s\nTry: %s\nCtrl-C stops the cluster.\n", info.APIURL, dnsLine, info.DataDir, try)
 }

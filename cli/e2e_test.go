@@ -18,7 +18,8 @@ import (
 )
 
 // TestQuickStart is the README's quick start on the real binary: `atoll up`, then
-// `atoll task run -- echo hello` reaches TASK_FINISHED and says where its stdout is; Ctrl-C
+// `atoll task run -- echo hello` reaches TASK_FINISHED and says where its stdout is, and the
+// node's DNS answers leader.mesos; Ctrl-C
 // stops the cluster, and `atoll up` again recovers the same state from the data dir.
 func TestQuickStart(t *testing.T) {
 	if testing.Short() {
@@ -31,10 +32,10 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	dataDir := filepath.Join(dir, "data")
-	apiPort, raftPort := freeTCPPort(t), freeTCPPort(t)
+	apiPort, raftPort, dnsPort := freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)
 	addr := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 
-	up := startUp(t, bin, dataDir, apiPort, raftPort)
+	up := startUp(t, bin, dataDir, apiPort, raftPort, dnsPort)
 	out := runAtoll(t, bin, addr, "task", "run", "--name", "hello", "--", "echo", "hello")
 	if !strings.Contains(out, "TASK_FINISHED") {
 		t.Fatalf("task run output lacks TASK_FINISHED:\n%s", out)
@@ -48,9 +49,13 @@ func TestQuickStart(t *testing.T) {
 	if b, err := os.ReadFile(stdoutPath); err != nil || string(b) != "hello\n" {
 		t.Fatalf("stdout at %q = %q, %v; want \"hello\\n\" (task run said:\n%s)", stdoutPath, b, err, out)
 	}
+	// The node's DNS follows the master: leader.mesos names it.
+	if out := runAtoll(t, bin, addr, "dns", "lookup", "--server", fmt.Sprintf("127.0.0.1:%d", dnsPort), "-o", "json", "leader.mesos"); !strings.Contains(out, `"data": "127.0.0.1"`) && !strings.Contains(out, `"data":"127.0.0.1"`) {
+		t.Fatalf("dns lookup leader.mesos = %s, want an A record for 127.0.0.1", out)
+	}
 	up.stop(t)
 
-	startUp(t, bin, dataDir, apiPort, raftPort)
+	startUp(t, bin, dataDir, apiPort, raftPort, dnsPort)
 	var tasks []struct {
 		Name  string `json:"name"`
 		State string `json:"state"`
@@ -69,9 +74,10 @@ type upProcess struct {
 }
 
 // startUp runs `atoll up` and waits for its "Atoll is up." line.
-func startUp(t *testing.T, bin, dataDir string, apiPort, raftPort int) *upProcess {
+func startUp(t *testing.T, bin, dataDir string, apiPort, raftPort, dnsPort int) *upProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "up", "--data-dir", dataDir, "--api-port", fmt.Sprint(apiPort), "--raft-port", fmt.Sprint(raftPort), "--log-level", "warn")
+	cmd := exec.Command(bin, "up", "--data-dir", dataDir, "--api-port", fmt.Sprint(apiPort), "--raft-port", fmt.Sprint(raftPort),
+		"--dns-port", fmt.Sprint(dnsPort), "--log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

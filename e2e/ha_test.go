@@ -164,14 +164,7 @@ func TestLeaderPartition(t *testing.T) {
 		}
 	}()
 
-	// Until the others' failure timeout runs out they still name the old leader.
-	var leader *Host
-	for leader = leaderWithin(t, c, DefaultWaitTimeout); leader == old; leader = leaderWithin(t, c, DefaultWaitTimeout) {
-		if time.Since(cut) > DefaultWaitTimeout {
-			t.Fatalf("%s, cut off from the other masters, still leads %v after the cut", old.Name(), time.Since(cut))
-		}
-		time.Sleep(pollInterval)
-	}
+	leader := c.WaitForLeaderOtherThan(old)
 	elected := time.Since(cut)
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -92,9 +92,10 @@ type masterView struct {
 
 // Leader returns the master that leads with the agreement of a majority of StartMasters's
 // masters: it says it leads, and at least ⌊n/2⌋+1 masters (itself included) name it in the
-// leader field of their own /master/state?stale=true. A deposed leader cut off from the others may still
-// believe it leads, but cannot have that majority. Leader polls until there is such a
-// master or ctx ends; masters whose process is not running are not asked.
+// leader field of their own /master/state?stale=true. Right after a leader is cut off
+// from the others, all of them may still name it for a moment (until its lease and their
+// failure timeouts run out); WaitForLeaderOtherThan waits past that. Leader polls until
+// there is such a master or ctx ends; masters whose process is not running are not asked.
 func (c *Cluster) Leader(ctx context.Context) (*Host, error) {
 	masters := c.Masters()
 	if len(masters) == 0 {
@@ -170,6 +171,29 @@ func fetchView(ctx context.Context, httpClient *http.Client, m *Host) masterView
 		return masterView{err: fmt.Errorf("/master/state?stale=true: %w", err)}
 	}
 	return masterView{leader: doc.Leader, self: len(doc.LeaderInfo) > 0 && string(doc.LeaderInfo) != "null"}
+}
+
+// WaitForLeaderOtherThan waits up to the wait timeout for Leader to name a master other
+// than old, and returns it. Right after old was cut off, the others still name it until
+// their failure timeout runs out, and old itself until its lease does.
+func (c *Cluster) WaitForLeaderOtherThan(old *Host) *Host {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.waitTimeout)
+	defer cancel()
+	for {
+		h, err := c.Leader(ctx)
+		if err != nil {
+			c.t.Fatalf("e2e: a leader other than %s: %v", old.Name(), err)
+		}
+		if h != old {
+			return h
+		}
+		select {
+		case <-ctx.Done():
+			c.t.Fatalf("e2e: %s still leads after %v", old.Name(), c.opts.waitTimeout)
+		case <-time.After(pollInterval):
+		}
+	}
 }
 
 // WaitForLeader waits up to the wait timeout for Leader and returns it.

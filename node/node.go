@@ -57,6 +57,16 @@ type Config struct {
 	// RaftFailureTimeout is how long masters go without hearing from the leader before
 	// electing another (a dead leader is replaced within about twice this).
 	RaftFailureTimeout time.Duration
+	// DNSPort is where the node answers DNS for the cluster domain (UDP and TCP, on
+	// BindAddr); 0 picks a free port, -1 runs no DNS server.
+	DNSPort int
+	// DNSDomain is the cluster domain ("mesos": web.marathon.mesos), DNSTTL the records'
+	// time to live in seconds.
+	DNSDomain string
+	DNSTTL    int
+	// DNSUpstreams are the resolvers other names are forwarded to (host:port or IP);
+	// empty takes the nameservers of /etc/resolv.conf.
+	DNSUpstreams []string
 	// Dev selects tight timings for a one-process cluster on a laptop (`atoll up`).
 	Dev bool
 	// KillTasksOnExit kills every task when the process stops (`atoll up` on Ctrl-C).
@@ -87,6 +97,10 @@ func DefaultConfig() Config {
 		// A LAN round trip is well under a millisecond and the leader heartbeats every
 		// 30 ms: a dead leader is replaced within about a second.
 		RaftFailureTimeout: 300 * time.Millisecond,
+		// Port 53 needs root (CAP_NET_BIND_SERVICE); a node run by a user answers on 8053.
+		DNSPort:   defaultDNSPort(),
+		DNSDomain: "mesos",
+		DNSTTL:    60,
 		Logger:             slog.Default(),
 	}
 }
@@ -104,7 +118,18 @@ func DevConfig() Config {
 	// two clusters on one laptop do not collide; Raft keeps its port because it is stored
 	// in the Raft configuration.
 	c.GossipPort, c.AgentPort = 0, 0
+	c.DNSPort = devDNSPort
 	return c
+}
+
+// devDNSPort is the DNS port of `atoll up`, and of nodes not run as root.
+const devDNSPort = 8053
+
+func defaultDNSPort() int {
+	if os.Geteuid() == 0 {
+		return 53
+	}
+	return devDNSPort
 }
 
 func defaultStateDir() string {
@@ -133,6 +158,12 @@ func (c Config) Validate() error {
 	}
 	if !c.Master && len(c.Join) == 0 {
 		return errors.New("join: an agent needs --join with the address of any node")
+	}
+	if c.DNSPort < -1 || c.DNSPort > 65535 {
+		return fmt.Errorf("dns-port: %d is not a port (-1: no DNS server)", c.DNSPort)
+	}
+	if c.DNSPort >= 0 && c.DNSTTL < 0 {
+		return fmt.Errorf("dns-ttl: %d, want ≥ 0", c.DNSTTL)
 	}
 	for name, p := range map[string]int{"api-port": c.APIPort, "agent-port": c.AgentPort, "raft-port": c.RaftPort, "gossip-port": c.GossipPort} {
 		if p < 0 || p > 65535 {

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/dns"
 	"github.com/atoll/atoll/isolate"
 	"github.com/atoll/atoll/node/agent"
 	"github.com/atoll/atoll/node/master"
@@ -36,6 +37,8 @@ type Info struct {
 	AgentID string
 	// GossipAddr is where other nodes --join this one.
 	GossipAddr string
+	// DNSAddr is where the node answers DNS (host:port), empty without a DNS server.
+	DNSAddr string
 	// DataDir is where the node keeps its state.
 	DataDir string
 }
@@ -64,7 +67,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 
 	// Listeners first, so port 0 resolves before gossip advertises the addresses.
 	var apiLn net.Listener
@@ -118,13 +121,36 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		}
 	}()
 
+	var dnsSrv *dns.Server
+	if cfg.DNSPort >= 0 {
+		dnsSrv, err = startDNS(cfg, adv, info.APIURL, members)
+		if err != nil {
+			return err
+		}
+		defer dnsSrv.Close()
+		info.DNSAddr = dnsSrv.Addr().String()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := dnsSrv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("dns: %w", err)
+			}
+		}()
+	}
+
 	var m *master.Master
 	if cfg.Master {
 		m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, log)
 		if err != nil {
+			cancel()
+			wg.Wait()
 			return err
 		}
-		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		handler := m.Handler()
+		if dnsSrv != nil {
+			handler = withDNSAPI(handler, dnsSrv.Handler())
+		}
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -313,6 +339,52 @@ func bootstrapWhenMastersMeet(ctx context.Context, n int, m *master.Master, memb
 		return
 	}
 	log.Info("raft bootstrapped", "masters", len(servers))
+}
+
+// startDNS binds the node's DNS server, which follows the leading master's event stream:
+// this node's own master first, then whatever masters gossip knows.
+func startDNS(cfg Config, adv, localAPI string, members *Membership) (*dns.Server, error) {
+	dc := dns.DefaultConfig()
+	if cfg.Dev {
+		dc = dns.DevConfig()
+	}
+	dc.Listen = net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.DNSPort))
+	dc.NSAddr = adv
+	dc.Domain = cfg.DNSDomain
+	dc.TTL = uint32(cfg.DNSTTL)
+	dc.Upstreams = cfg.DNSUpstreams
+	dc.Version = Version
+	dc.Logger = cfg.Logger
+	dc.Masters = func() []string {
+		apis := members.MasterAPIs()
+		if localAPI == "" {
+			return apis
+		}
+		out := []string{localAPI}
+		for _, u := range apis {
+			if u != localAPI {
+				out = append(out, u)
+			}
+		}
+		return out
+	}
+	s, err := dns.New(dc)
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	return s, nil
+}
+
+// dnsAPIPaths are Mesos-DNS's HTTP API, served on the master port beside the master's own.
+var dnsAPIPaths = []string{"/v1/version", "/v1/config", "/v1/enumerate", "/v1/hosts/", "/v1/services/"}
+
+func withDNSAPI(master, dnsAPI http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", master)
+	for _, p := range dnsAPIPaths {
+		mux.Handle(p, dnsAPI)
+	}
+	return mux
 }
 
 func startAgent(cfg Config, adv string, members *Membership, localAPI string) (*agent.Agent, error) {

@@ -78,7 +78,7 @@ func loopbackConfig(t *testing.T, name string) Config {
 	cfg.Name = name
 	cfg.BindAddr = "127.0.0.1"
 	cfg.DataDir = t.TempDir()
-	cfg.APIPort, cfg.AgentPort, cfg.RaftPort, cfg.GossipPort = 0, 0, 0, 0
+	cfg.APIPort, cfg.AgentPort, cfg.RaftPort, cfg.GossipPort, cfg.DNSPort = 0, 0, 0, 0, 0
 	cfg.Dev = true
 	cfg.KillTasksOnExit = true
 	cfg.Resources = "cpus:2;mem:2048;disk:1000;ports:[31000-31010]"
