@@ -101,7 +101,7 @@ func DefaultConfig() Config {
 		DNSPort:   defaultDNSPort(),
 		DNSDomain: "mesos",
 		DNSTTL:    60,
-		Logger:             slog.Default(),
+		Logger:    slog.Default(),
 	}
 }
 
