@@ -197,6 +197,19 @@ func (s *haScheduler) Want(ids ...string) {
 	}
 }
 
+// Unwant stops keeping the task running and kills it.
+func (s *haScheduler) Unwant(id string) error {
+	s.mu.Lock()
+	s.wanted = slices.DeleteFunc(s.wanted, func(w string) bool { return w == id })
+	delete(s.pending, id)
+	stream, agent := s.stream, s.agentOf[id]
+	s.mu.Unlock()
+	if stream == nil {
+		return fmt.Errorf("kill %s: not subscribed", id)
+	}
+	return s.call(context.Background(), func(ctx context.Context) error { return stream.Kill(ctx, api.TaskID{Value: id}, &agent) })
+}
+
 // View returns a copy of what the framework saw.
 func (s *haScheduler) View() schedView {
 	s.mu.Lock()
