@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/dns"
@@ -121,9 +122,11 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		}
 	}()
 
+	// One registry per node: the master serves it at /metrics.
+	registry := prometheus.NewRegistry()
 	var dnsSrv *dns.Server
 	if cfg.DNSPort >= 0 {
-		dnsSrv, err = startDNS(cfg, adv, info.APIURL, members)
+		dnsSrv, err = startDNS(cfg, adv, info.APIURL, members, registry)
 		if err != nil {
 			return err
 		}
@@ -140,7 +143,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 
 	var m *master.Master
 	if cfg.Master {
-		m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, log)
+		m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, registry, log)
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -260,7 +263,7 @@ func withTag(tags map[string]string, k, v string) map[string]string {
 	return out
 }
 
-func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, apiURL string, members *Membership, log *slog.Logger) (*master.Master, error) {
+func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, apiURL string, members *Membership, registry *prometheus.Registry, log *slog.Logger) (*master.Master, error) {
 	mc := master.DefaultConfig()
 	mc.ID = id
 	mc.DataDir = filepath.Join(cfg.DataDir, "master")
@@ -275,6 +278,7 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 	mc.AgentTimeout = cfg.AgentTimeout
 	mc.OfferTimeout = cfg.OfferTimeout
 	mc.Logger = cfg.Logger
+	mc.Registry = registry
 	mc.Members = members.Members
 	mc.LeaderAPI = func(serverID string) string {
 		for _, mem := range members.Masters() {
@@ -343,7 +347,7 @@ func bootstrapWhenMastersMeet(ctx context.Context, n int, m *master.Master, memb
 
 // startDNS binds the node's DNS server, which follows the leading master's event stream:
 // this node's own master first, then whatever masters gossip knows.
-func startDNS(cfg Config, adv, localAPI string, members *Membership) (*dns.Server, error) {
+func startDNS(cfg Config, adv, localAPI string, members *Membership, registry prometheus.Registerer) (*dns.Server, error) {
 	dc := dns.DefaultConfig()
 	if cfg.Dev {
 		dc = dns.DevConfig()
@@ -354,6 +358,7 @@ func startDNS(cfg Config, adv, localAPI string, members *Membership) (*dns.Serve
 	dc.TTL = uint32(cfg.DNSTTL)
 	dc.Upstreams = cfg.DNSUpstreams
 	dc.Version = Version
+	dc.Registerer = registry
 	dc.Logger = cfg.Logger
 	dc.Masters = func() []string {
 		apis := members.MasterAPIs()

@@ -3,12 +3,17 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/dns"
 	"github.com/atoll/atoll/isolate"
 	"github.com/atoll/atoll/node/agent"
 )
@@ -148,5 +153,52 @@ func TestMasterAndAgentMeetThroughGossip(t *testing.T) {
 			t.Fatalf("members %v, want %v", got, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestNodeServesDNS: a master node and an agent node each answer DNS for the cluster on
+// their own port: leader.mesos names the master on both, the agent's DNS following the
+// master it found through gossip; the Mesos-DNS HTTP API and the DNS metrics are on the
+// master's port.
+func TestNodeServesDNS(t *testing.T) {
+	mcfg := loopbackConfig(t, "m1")
+	mcfg.Master = true
+	mcfg.BootstrapExpect = 1
+	minfo := runNode(t, mcfg)
+	acfg := loopbackConfig(t, "a1")
+	acfg.Agent = true
+	acfg.Join = []string{minfo.GossipAddr}
+	ainfo := runNode(t, acfg)
+	if minfo.DNSAddr == "" || ainfo.DNSAddr == "" || minfo.DNSAddr == ainfo.DNSAddr {
+		t.Fatalf("DNS addresses %q and %q, want one per node", minfo.DNSAddr, ainfo.DNSAddr)
+	}
+	for _, server := range []string{minfo.DNSAddr, ainfo.DNSAddr} {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			resp, err := dns.Lookup(ctx, server, "leader.mesos.", mdns.TypeA)
+			cancel()
+			if err == nil && len(resp.Answer) == 1 && resp.Answer[0].(*mdns.A).A.String() == "127.0.0.1" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("DNS at %s: leader.mesos = %v, %v; want A 127.0.0.1", server, resp, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for path, want := range map[string]string{
+		"/v1/hosts/leader.mesos": `"ip":"127.0.0.1"`,
+		"/metrics":               "atoll_dns_stale 0",
+	} {
+		resp, err := http.Get(minfo.APIURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %s %s, want 200 containing %s", path, resp.Status, body, want)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/atoll/atoll/alloc"
 	"github.com/atoll/atoll/api"
@@ -75,6 +76,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Allocator configures DRF (weights, minimum allocatable resources).
 	Allocator alloc.Config
+	// Registry receives the master's metrics, served at /metrics with whatever else the
+	// node registers there (its DNS server's); nil gives the master a registry of its own.
+	Registry *prometheus.Registry
 	// Logger receives the master's logs.
 	Logger *slog.Logger
 }

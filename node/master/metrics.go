@@ -30,7 +30,10 @@ type metrics struct {
 }
 
 func newMetrics(m *Master) *metrics {
-	reg := prometheus.NewRegistry()
+	reg := m.cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	x := &metrics{
 		registry:            reg,
