@@ -150,7 +150,7 @@ func (a *app) rootCmd() *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRun,
 	}
-	task.AddCommand(a.taskRunCmd(), a.taskKillCmd())
+	task.AddCommand(a.taskRunCmd(), a.taskKillCmd(), a.taskLogCmd())
 	root.AddCommand(
 		a.daemonCmd(roleUp), a.daemonCmd(roleMaster), a.daemonCmd(roleAgent),
 		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(), a.operatorCmd(),

@@ -19,8 +19,8 @@ import (
 
 // TestQuickStart is the README's quick start on the real binary: `atoll up`, then
 // `atoll task run -- echo hello` reaches TASK_FINISHED and says where its stdout is, and the
-// node's DNS answers leader.mesos; Ctrl-C
-// stops the cluster, and `atoll up` again recovers the same state from the data dir.
+// node's DNS answers leader.mesos; Ctrl-C stops the cluster, and `atoll up` again recovers
+// the same state from the data dir, the task's output still readable with `atoll task log`.
 func TestQuickStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -49,14 +49,25 @@ func TestQuickStart(t *testing.T) {
 	if b, err := os.ReadFile(stdoutPath); err != nil || string(b) != "hello\n" {
 		t.Fatalf("stdout at %q = %q, %v; want \"hello\\n\" (task run said:\n%s)", stdoutPath, b, err, out)
 	}
-	// The node's DNS follows the master: leader.mesos names it.
-	if out := runAtoll(t, bin, addr, "dns", "lookup", "--server", fmt.Sprintf("127.0.0.1:%d", dnsPort), "-o", "json", "leader.mesos"); !strings.Contains(out, `"data": "127.0.0.1"`) && !strings.Contains(out, `"data":"127.0.0.1"`) {
-		t.Fatalf("dns lookup leader.mesos = %s, want an A record for 127.0.0.1", out)
+	// The node's DNS follows the master: leader.mesos names it once the DNS server has
+	// subscribed to the master's events.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		out, err := exec.Command(bin, "dns", "lookup", "--server", fmt.Sprintf("127.0.0.1:%d", dnsPort), "leader.mesos").CombinedOutput()
+		if err == nil && strings.Contains(string(out), "leader.mesos.  60   A     127.0.0.1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("atoll dns lookup leader.mesos: %v\n%s\nwant an A record for 127.0.0.1", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	up.stop(t)
 
 	startUp(t, bin, dataDir, apiPort, raftPort, dnsPort)
 	var tasks []struct {
+		ID struct {
+			Value string `json:"value"`
+		} `json:"task_id"`
 		Name  string `json:"name"`
 		State string `json:"state"`
 	}
@@ -65,6 +76,12 @@ func TestQuickStart(t *testing.T) {
 	}
 	if len(tasks) != 1 || tasks[0].Name != "hello" || tasks[0].State != "TASK_FINISHED" {
 		t.Fatalf("tasks after restart = %+v, want the finished hello task", tasks)
+	}
+	if out := runAtoll(t, bin, addr, "task", "log", tasks[0].ID.Value); out != "hello\n" {
+		t.Fatalf("task log %s = %q, want the task's stdout \"hello\\n\"", tasks[0].ID.Value, out)
+	}
+	if out := runAtoll(t, bin, addr, "task", "log", "--stderr", "-f", tasks[0].ID.Value); out != "" {
+		t.Fatalf("task log --stderr -f %s = %q, want the empty stderr of a finished task", tasks[0].ID.Value, out)
 	}
 }
 

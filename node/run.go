@@ -208,7 +208,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		// agent has an id (at once after a restart, else on registering), not when the
 		// whole node is ready.
 		go func() {
-			if err := waitReady(ctx, nil, a); err != nil {
+			if err := waitReady(ctx, nil, a, false); err != nil {
 				return
 			}
 			if err := members.SetTags(withTag(tags, TagAgentID, a.ID())); err != nil {
@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		}()
 	}
 	go func() {
-		if err := waitReady(ctx, m, a); err != nil {
+		if err := waitReady(ctx, m, a, true); err != nil {
 			return
 		}
 		if a != nil {
@@ -422,8 +422,10 @@ func startAgent(cfg Config, adv string, members *Membership, localAPI string) (*
 	return agent.New(ac)
 }
 
-// waitReady waits until the master leads or knows a leader, and the agent registered.
-func waitReady(ctx context.Context, m *master.Master, a *agent.Agent) error {
+// waitReady waits until m (if any) knows a leader and a (if any) has an id — and, with
+// registered, is subscribed to the leader, so that what the master says of it (its
+// address, after a restart) is current.
+func waitReady(ctx context.Context, m *master.Master, a *agent.Agent, registered bool) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -431,7 +433,7 @@ func waitReady(ctx context.Context, m *master.Master, a *agent.Agent) error {
 		if m != nil && !m.IsLeader() && !m.HasLeader() {
 			ok = false
 		}
-		if a != nil && a.ID() == "" {
+		if a != nil && (a.ID() == "" || registered && !a.Registered()) {
 			ok = false
 		}
 		if ok {

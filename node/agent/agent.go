@@ -261,6 +261,13 @@ func (a *Agent) ID() string {
 	return a.agentID
 }
 
+// Registered reports whether the agent is subscribed to the leading master right now.
+func (a *Agent) Registered() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.session != nil
+}
+
 // HTTPAddr returns the address the agent's HTTP API listens on.
 func (a *Agent) HTTPAddr() string { return a.listener.Addr().String() }
 
