@@ -1,11 +1,15 @@
-// Package isolate runs tasks in isolated containers on an agent: the Containerizer seam, the
-// plain-process containerizer (the unprivileged fallback) and, later, runc/libcontainer,
-// OCI images, the artifact fetcher, cgroups and task networking.
+// Package isolate runs tasks in isolated containers on an agent: the Containerizer seam,
+// the runc containerizer (libcontainer namespaces and cgroup limits, on the host's
+// filesystem or an OCI image's from isolate/image) and the plain-process containerizer,
+// the unprivileged fallback.
 package isolate
 
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/atoll/atoll/api"
@@ -14,23 +18,33 @@ import (
 // ErrUnknownContainer is returned for a container id the containerizer does not know.
 var ErrUnknownContainer = errors.New("unknown container")
 
+// ErrClosed is returned by a containerizer that was let go of: a Process after Close or
+// StopSupervisor, a Runc after Release.
+var ErrClosed = errors.New("containerizer is closed")
+
 // LaunchSpec is everything a containerizer needs to start one task.
 type LaunchSpec struct {
 	// ContainerID is unique per launch on this agent.
 	ContainerID string
 	// TaskID is the framework's task id, for logs and the environment.
 	TaskID string
-	// Sandbox is the task's working directory, already created by the agent; the task's
-	// stdout and stderr go to Sandbox/stdout and Sandbox/stderr.
+	// Sandbox is the task's directory, already created by the agent, and its working
+	// directory unless its image names one; the task's stdout and stderr go to
+	// Sandbox/stdout and Sandbox/stderr.
 	Sandbox string
 	// Command is what runs: through /bin/sh -c when Command.IsShell(), else Value with
-	// Arguments as argv.
+	// Arguments as argv. In a container with an image, a command without a value runs
+	// the image's entrypoint and cmd (see Runc).
 	Command api.CommandInfo
 	// Container is the task's ContainerInfo; nil runs in the host's filesystem.
 	Container *api.ContainerInfo
 	// Env is added to the task's environment after Command.Environment (MESOS_SANDBOX,
 	// MESOS_TASK_ID, PORT0.., HOST, …), as "NAME=value".
 	Env []string
+	// FrameworkUser is the user of the task's framework (FrameworkInfo.user): the task
+	// runs as this user when neither Command.User nor the container's image names one.
+	// Empty runs such a task as the agent's own user (root, for the runc containerizer).
+	FrameworkUser string
 	// CPUs and MemMB are the task's resources, for containerizers that enforce limits.
 	CPUs  float64
 	MemMB float64
@@ -89,4 +103,35 @@ type Containerizer interface {
 	// running for the next agent process, unless tasksKilled says none is left, in which
 	// case helper processes (the process containerizer's supervisor) stop too.
 	Release(ctx context.Context, tasksKilled bool) error
+}
+
+// helperExecutable is the binary a containerizer re-executes as its helper processes:
+// configured, or else the running one.
+func helperExecutable(configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	return os.Executable()
+}
+
+// goRuntimeEnv picks the Go runtime's settings from the agent's environment for the
+// helper processes (the supervisor, the shims), which need nothing else from it.
+func goRuntimeEnv(agentEnv []string) []string {
+	var env []string
+	for _, kv := range agentEnv {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "GODEBUG", "GOTRACEBACK", "GORACE":
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// loggerOrDiscard is logger, or one that discards everything when it is nil.
+func loggerOrDiscard(logger *slog.Logger) *slog.Logger {
+	if logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return logger
 }

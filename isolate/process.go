@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,9 +18,6 @@ import (
 
 // ProcessKind is State.Kind for containers of the plain-process containerizer.
 const ProcessKind = "process"
-
-// ErrClosed is returned by a Process after Close or StopSupervisor.
-var ErrClosed = errors.New("process containerizer is closed")
 
 // DefaultSupervisorIdleTimeout is ProcessConfig.SupervisorIdleTimeout's default.
 const DefaultSupervisorIdleTimeout = 10 * time.Second
@@ -102,37 +96,16 @@ type Process struct {
 	executable  string
 	idleTimeout time.Duration
 
+	// containers is closed by Close.
+	containers *containerTable[*containerEntry]
+
 	connectMu sync.Mutex // serialises connecting to, and starting, the supervisor
 
-	mu         sync.Mutex
-	conn       *supervisorConn // nil when not connected
-	containers map[string]*processContainer
-	closed     chan struct{} // closed by Close
+	mu   sync.Mutex      // guards conn, and orders its setting with closing containers
+	conn *supervisorConn // nil when not connected
 }
 
 var _ Containerizer = (*Process)(nil)
-
-// processContainer is one launched or recovered container.
-type processContainer struct {
-	state State
-	// abandoned marks a container whose Launch gave up before the supervisor answered: it
-	// is killed and, once it has exited, forgotten. Guarded by Process.mu.
-	abandoned bool
-
-	finishOnce sync.Once
-	done       chan struct{} // closed once status is set
-	status     ExitStatus
-}
-
-// exited reports whether the container has ended.
-func (c *processContainer) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
 
 // NewProcess returns a plain-process containerizer that keeps its records in cfg.StateDir.
 // It does not start the supervisor; the first Launch does, if no Process on the same
@@ -141,21 +114,14 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := loggerOrDiscard(cfg.Logger)
 	idleTimeout := cfg.SupervisorIdleTimeout
 	if idleTimeout == 0 {
 		idleTimeout = DefaultSupervisorIdleTimeout
 	}
-	executable := cfg.Executable
-	if executable == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("process containerizer: find own executable for the supervisor: %w", err)
-		}
-		executable = self
+	executable, err := helperExecutable(cfg.Executable)
+	if err != nil {
+		return nil, fmt.Errorf("process containerizer: find own executable for the supervisor: %w", err)
 	}
 	stateDir, err := filepath.Abs(cfg.StateDir)
 	if err != nil {
@@ -168,14 +134,14 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("process containerizer: create state dir: %w", err)
 	}
-	return &Process{
+	p := &Process{
 		logger:      logger,
 		stateDir:    stateDir,
 		executable:  executable,
 		idleTimeout: idleTimeout,
-		containers:  make(map[string]*processContainer),
-		closed:      make(chan struct{}),
-	}, nil
+	}
+	p.containers = newContainerTable[*containerEntry](logger, connectTimeout, p.Destroy)
+	return p, nil
 }
 
 // Launch asks the supervisor, starting it if none runs, to start the task, and returns
@@ -201,20 +167,14 @@ func (p *Process) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	if err := checkContainer(spec.Container); err != nil {
 		return State{}, err
 	}
-	if !filepath.IsAbs(spec.Sandbox) {
-		return State{}, fmt.Errorf("sandbox %q is not an absolute path", spec.Sandbox)
+	if err := checkSandbox(spec.Sandbox); err != nil {
+		return State{}, err
 	}
-	if fi, err := os.Stat(spec.Sandbox); err != nil {
-		return State{}, fmt.Errorf("sandbox: %w", err)
-	} else if !fi.IsDir() {
-		return State{}, fmt.Errorf("sandbox %s is not a directory", spec.Sandbox)
+	release, ok := p.containers.reserve(spec.ContainerID)
+	if !ok {
+		return State{}, errContainerExists
 	}
-	p.mu.Lock()
-	_, known := p.containers[spec.ContainerID]
-	p.mu.Unlock()
-	if known {
-		return State{}, errors.New("container already exists")
-	}
+	defer release()
 	task, err := buildTaskSpec(spec)
 	if err != nil {
 		return State{}, err
@@ -224,27 +184,22 @@ func (p *Process) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 		return State{}, err
 	}
 
-	var launched *processContainer
+	var launched *containerEntry
 	resp, err := sc.call(ctx, request{Op: opLaunch, Launch: &task}, func(resp response, err error, abandoned bool) {
 		if err != nil || resp.Error != "" {
 			return
 		}
 		// Registered here, in the reader, so that the exit event finds the container.
-		c := &processContainer{
-			state: State{
-				ContainerID: spec.ContainerID,
-				Kind:        ProcessKind,
-				Sandbox:     spec.Sandbox,
-				PID:         resp.PID,
-				ShimPID:     sc.pid,
-				StartTime:   resp.StartTime,
-			},
-			abandoned: abandoned,
-			done:      make(chan struct{}),
-		}
-		p.mu.Lock()
-		p.containers[spec.ContainerID] = c
-		p.mu.Unlock()
+		c := newContainerEntry(State{
+			ContainerID: spec.ContainerID,
+			Kind:        ProcessKind,
+			Sandbox:     spec.Sandbox,
+			PID:         resp.PID,
+			ShimPID:     sc.pid,
+			StartTime:   resp.StartTime,
+		})
+		c.abandoned = abandoned
+		p.containers.add(c)
 		if abandoned {
 			go p.killAbandoned(c)
 		}
@@ -262,7 +217,7 @@ func (p *Process) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 }
 
 // killAbandoned kills a container whose Launch gave up waiting for it.
-func (p *Process) killAbandoned(c *processContainer) {
+func (p *Process) killAbandoned(c *containerEntry) {
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	if err := p.Kill(ctx, c.state.ContainerID, 0); err != nil {
@@ -291,21 +246,17 @@ func buildTaskSpec(spec LaunchSpec) (taskSpec, error) {
 			task.Args = []string{*cmd.Value}
 		}
 	}
-	base := baseEnv(os.Environ())
-	if cmd.User != nil && *cmd.User != "" {
-		cred, home, err := lookupUser(*cmd.User)
-		if err != nil {
+	cred, userEnv, err := hostUser(taskUser(spec, ""))
+	if err != nil {
+		return taskSpec{}, err
+	}
+	if cred != nil {
+		task.Credential = cred
+		if err := prepareSandbox(spec.Sandbox, task.Stdout, task.Stderr, cred); err != nil {
 			return taskSpec{}, err
 		}
-		if cred != nil {
-			task.Credential = cred
-			base = append(base, "HOME="+home, "USER="+*cmd.User, "LOGNAME="+*cmd.User)
-			if err := prepareSandbox(spec.Sandbox, task.Stdout, task.Stderr, cred); err != nil {
-				return taskSpec{}, err
-			}
-		}
 	}
-	env, err := taskEnv(base, cmd.Environment, spec.Env)
+	env, err := taskEnv(append(baseEnv(os.Environ()), userEnv...), cmd.Environment, spec.Env)
 	if err != nil {
 		return taskSpec{}, err
 	}
@@ -335,11 +286,9 @@ func (p *Process) connect(ctx context.Context, start bool) (*supervisorConn, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	select {
-	case <-p.closed:
+	if p.containers.isClosed() {
 		sc.close()
 		return nil, ErrClosed
-	default:
 	}
 	p.conn = sc
 	return sc, nil
@@ -349,10 +298,8 @@ func (p *Process) connect(ctx context.Context, start bool) (*supervisorConn, err
 func (p *Process) current() (*supervisorConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	select {
-	case <-p.closed:
+	if p.containers.isClosed() {
 		return nil, ErrClosed
-	default:
 	}
 	if p.conn != nil && !p.conn.alive() {
 		p.conn = nil
@@ -362,17 +309,15 @@ func (p *Process) current() (*supervisorConn, error) {
 
 // containerExited handles an exit event from the supervisor.
 func (p *Process) containerExited(ev exitEvent) {
-	p.mu.Lock()
-	c := p.containers[ev.ContainerID]
-	p.mu.Unlock()
-	if c == nil {
+	c, ok := p.containers.find(ev.ContainerID)
+	if !ok {
 		return // another Process's, or one already destroyed
 	}
 	status, err := ev.Status.exitStatus()
 	if err != nil {
 		status = ExitStatus{Code: -1, Message: fmt.Sprintf("the task's exit status is invalid: %v", err)}
 	}
-	p.finish(c, status)
+	p.containers.finish(c, status)
 }
 
 // connectionLost finds out what became of the running containers once the connection to
@@ -382,8 +327,8 @@ func (p *Process) connectionLost(sc *supervisorConn) {
 	if p.conn == sc {
 		p.conn = nil
 	}
-	running := p.runningLocked()
 	p.mu.Unlock()
+	running := p.containers.running()
 	if len(running) == 0 {
 		return
 	}
@@ -405,17 +350,6 @@ func (p *Process) connectionLost(sc *supervisorConn) {
 	}()
 }
 
-// runningLocked lists the containers not known to have ended.
-func (p *Process) runningLocked() []*processContainer {
-	var running []*processContainer
-	for _, c := range p.containers {
-		if !c.exited() {
-			running = append(running, c)
-		}
-	}
-	return running
-}
-
 // reattach finds out what became of the containers cs. It asks the supervisor, if one
 // runs, or else reads the journal. Those still running carry on and report their exits
 // through events; those that ended report their recorded exits; those whose supervisor
@@ -424,12 +358,12 @@ func (p *Process) runningLocked() []*processContainer {
 // The containers must be registered before reattach is called, so that an exit event
 // that overtakes the supervisor's answer is not lost. An error means neither the
 // supervisor nor the journal could be asked, and nothing was resolved.
-func (p *Process) reattach(ctx context.Context, cs []*processContainer, reason string) ([]*processContainer, error) {
+func (p *Process) reattach(ctx context.Context, cs []*containerEntry, reason string) ([]*containerEntry, error) {
 	fates, err := p.fates(ctx, cs)
 	if err != nil {
 		return nil, err
 	}
-	var unknown []*processContainer
+	var unknown []*containerEntry
 	for _, c := range cs {
 		fate, recorded := fates[c.state.ContainerID]
 		switch {
@@ -441,7 +375,7 @@ func (p *Process) reattach(ctx context.Context, cs []*processContainer, reason s
 			if err != nil {
 				status = ExitStatus{Code: -1, Message: fmt.Sprintf("the task's recorded exit is invalid: %v", err)}
 			}
-			p.finish(c, status)
+			p.containers.finish(c, status)
 		default:
 			p.orphaned(c, reason)
 		}
@@ -458,7 +392,7 @@ type fate struct {
 
 // fates returns what became of the containers cs that have a record, as the supervisor
 // says if one runs, else as the journal does.
-func (p *Process) fates(ctx context.Context, cs []*processContainer) (map[string]fate, error) {
+func (p *Process) fates(ctx context.Context, cs []*containerEntry) (map[string]fate, error) {
 	sc, err := p.connect(ctx, false)
 	if err != nil {
 		return nil, err
@@ -499,11 +433,11 @@ func (p *Process) fates(ctx context.Context, cs []*processContainer) (map[string
 
 // orphaned ends a container whose supervisor died before the task ended: the task is
 // killed, if it still runs, and reported as failed.
-func (p *Process) orphaned(c *processContainer, reason string) {
+func (p *Process) orphaned(c *containerEntry, reason string) {
 	if err := killOrphan(c.state.PID, c.state.StartTime); err != nil {
 		p.logger.Warn("kill orphaned task", "container", c.state.ContainerID, "pid", c.state.PID, "err", err)
 	}
-	p.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf(
+	p.containers.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf(
 		"the task's supervisor died (%s) without recording the task's exit", reason)})
 }
 
@@ -534,47 +468,11 @@ func killOrphan(pid int, startTime uint64) error {
 	return errors.Join(groupErr, sigErr)
 }
 
-// finish records how the container ended and releases its waiters; it acts only once. A
-// container whose launch was abandoned is destroyed at once.
-func (p *Process) finish(c *processContainer, status ExitStatus) {
-	c.finishOnce.Do(func() {
-		p.logger.Debug("container exited", "container", c.state.ContainerID, "status", status.Message)
-		c.status = status
-		close(c.done)
-		p.mu.Lock()
-		abandoned := c.abandoned
-		p.mu.Unlock()
-		if abandoned {
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
-				defer cancel()
-				if err := p.Destroy(ctx, c.state.ContainerID); err != nil {
-					p.logger.Warn("destroy container whose launch was abandoned", "container", c.state.ContainerID, "err", err)
-				}
-			}()
-		}
-	})
-}
-
 // Wait returns how the container ended, as soon as it has. A container that has already
 // ended reports its status even when ctx is done; one still running reports ErrClosed
 // once p is closed.
 func (p *Process) Wait(ctx context.Context, containerID string) (ExitStatus, error) {
-	c, err := p.lookup(containerID)
-	if err != nil {
-		return ExitStatus{}, err
-	}
-	if c.exited() {
-		return c.status, nil
-	}
-	select {
-	case <-c.done:
-		return c.status, nil
-	case <-ctx.Done():
-		return ExitStatus{}, fmt.Errorf("wait for %s: %w", containerID, ctx.Err())
-	case <-p.closed:
-		return ExitStatus{}, fmt.Errorf("wait for %s: %w", containerID, ErrClosed)
-	}
+	return p.containers.wait(ctx, containerID)
 }
 
 // Kill asks the supervisor to send SIGTERM to the task's process group now and SIGKILL
@@ -583,7 +481,7 @@ func (p *Process) Wait(ctx context.Context, containerID string) (ExitStatus, err
 // period brings the SIGKILL forward; a longer one never delays it. Killing a container
 // that has exited does nothing. A task whose supervisor is gone is killed at once.
 func (p *Process) Kill(ctx context.Context, containerID string, grace time.Duration) error {
-	c, err := p.lookup(containerID)
+	c, err := p.containers.lookup(containerID)
 	if err != nil {
 		return err
 	}
@@ -596,7 +494,7 @@ func (p *Process) Kill(ctx context.Context, containerID string, grace time.Durat
 		return fmt.Errorf("kill %s: %w", containerID, err)
 	}
 	if sc == nil {
-		unknown, err := p.reattach(ctx, []*processContainer{c}, "gone when the agent killed the task")
+		unknown, err := p.reattach(ctx, []*containerEntry{c}, "gone when the agent killed the task")
 		if err != nil {
 			return fmt.Errorf("kill %s: %w", containerID, err)
 		}
@@ -624,7 +522,7 @@ func (p *Process) Kill(ctx context.Context, containerID string, grace time.Durat
 // and registers nothing, so that it can be retried.
 func (p *Process) Recover(ctx context.Context, states []State) error {
 	var errs []error
-	var recovered []*processContainer
+	var recovered []*containerEntry
 	for _, st := range states {
 		c, err := p.register(st)
 		if err != nil {
@@ -640,10 +538,10 @@ func (p *Process) Recover(ctx context.Context, states []State) error {
 	}
 	unknown, err := p.reattach(ctx, recovered, "gone when the agent recovered")
 	if err != nil {
-		p.unregister(recovered)
+		p.containers.forgetRunning(recovered)
 		return errors.Join(append(errs, fmt.Errorf("recover: %w", err))...)
 	}
-	p.unregister(unknown)
+	p.containers.forgetRunning(unknown)
 	for _, c := range unknown {
 		errs = append(errs, fmt.Errorf("recover %s: no record of the container in %s", c.state.ContainerID, p.stateDir))
 	}
@@ -653,20 +551,8 @@ func (p *Process) Recover(ctx context.Context, states []State) error {
 	return errors.Join(errs...)
 }
 
-// unregister forgets containers Recover registered and could not recover, unless they
-// ended meanwhile.
-func (p *Process) unregister(cs []*processContainer) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range cs {
-		if !c.exited() && p.containers[c.state.ContainerID] == c {
-			delete(p.containers, c.state.ContainerID)
-		}
-	}
-}
-
 // register adds a container to recover, or returns nil if it is known already.
-func (p *Process) register(st State) (*processContainer, error) {
+func (p *Process) register(st State) (*containerEntry, error) {
 	if st.Kind != ProcessKind {
 		return nil, fmt.Errorf("kind %q is not %q", st.Kind, ProcessKind)
 	}
@@ -676,13 +562,10 @@ func (p *Process) register(st State) (*processContainer, error) {
 	if st.PID <= 0 {
 		return nil, fmt.Errorf("task pid %d", st.PID)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, known := p.containers[st.ContainerID]; known {
+	c := newContainerEntry(st)
+	if !p.containers.addUnknown(c) {
 		return nil, nil
 	}
-	c := &processContainer{state: st, done: make(chan struct{})}
-	p.containers[st.ContainerID] = c
 	return c, nil
 }
 
@@ -690,30 +573,17 @@ func (p *Process) register(st State) (*processContainer, error) {
 // supervisor if none runs (as after the last one died); the sandbox stays. A running
 // container is an error: kill it and wait for it first.
 func (p *Process) Destroy(ctx context.Context, containerID string) error {
-	c, err := p.lookup(containerID)
-	if err != nil {
-		return err
-	}
-	if !c.exited() {
-		return fmt.Errorf("destroy %s: container is still running", containerID)
-	}
-	sc, err := p.connect(ctx, true)
-	if err == nil {
-		var resp response
-		resp, err = sc.call(ctx, request{Op: opForget, ContainerID: containerID}, nil)
+	return p.containers.destroy(containerID, func(*containerEntry) error {
+		sc, err := p.connect(ctx, true)
+		if err != nil {
+			return err
+		}
+		resp, err := sc.call(ctx, request{Op: opForget, ContainerID: containerID}, nil)
 		if err == nil && resp.Error != "" {
 			err = errors.New(resp.Error)
 		}
-	}
-	if err != nil {
-		return fmt.Errorf("destroy %s: %w", containerID, err)
-	}
-	p.mu.Lock()
-	if p.containers[containerID] == c {
-		delete(p.containers, containerID)
-	}
-	p.mu.Unlock()
-	return nil
+		return err
+	})
 }
 
 // Close disconnects p from the supervisor, which runs on with the tasks; another Process
@@ -722,13 +592,10 @@ func (p *Process) Destroy(ctx context.Context, containerID string) error {
 // running. Close is idempotent.
 func (p *Process) Close() error {
 	p.mu.Lock()
-	select {
-	case <-p.closed:
+	if !p.containers.close() {
 		p.mu.Unlock()
 		return nil
-	default:
 	}
-	close(p.closed)
 	sc := p.conn
 	p.conn = nil
 	p.mu.Unlock()
@@ -782,16 +649,6 @@ func (p *Process) Release(ctx context.Context, tasksKilled bool) error {
 	return nil
 }
 
-func (p *Process) lookup(containerID string) (*processContainer, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c, ok := p.containers[containerID]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownContainer, containerID)
-	}
-	return c, nil
-}
-
 // checkContainerID rejects ids that cannot name a file of their own in StateDir.
 func checkContainerID(id string) error {
 	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
@@ -818,16 +675,6 @@ func lookPath(file, dir string, env []string) (string, error) {
 	return "", fmt.Errorf("%q: executable file not found in PATH", file)
 }
 
-// envValue returns the value of the last "name=value" entry for name in env.
-func envValue(env []string, name string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if value, ok := strings.CutPrefix(env[i], name+"="); ok {
-			return value
-		}
-	}
-	return ""
-}
-
 // checkContainer rejects container settings the plain-process containerizer cannot honour:
 // it has no images, mounts, hostnames or networks of its own.
 func checkContainer(ci *api.ContainerInfo) error {
@@ -846,135 +693,6 @@ func checkContainer(ci *api.ContainerInfo) error {
 		if n.Name != "" {
 			return fmt.Errorf("the process containerizer cannot join network %q", n.Name)
 		}
-	}
-	return nil
-}
-
-// goRuntimeEnv picks the Go runtime's settings from the agent's environment for the
-// supervisor, which needs nothing else from it.
-func goRuntimeEnv(agentEnv []string) []string {
-	var env []string
-	for _, kv := range agentEnv {
-		name, _, _ := strings.Cut(kv, "=")
-		switch name {
-		case "GODEBUG", "GOTRACEBACK", "GORACE":
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// defaultPath is the task's PATH when the agent has none.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// baseEnv picks the variables every task inherits from the agent's environment.
-func baseEnv(agentEnv []string) []string {
-	keep := []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"}
-	var env []string
-	for _, name := range keep {
-		for _, kv := range agentEnv {
-			if strings.HasPrefix(kv, name+"=") {
-				env = append(env, kv)
-				break
-			}
-		}
-	}
-	if envValue(env, "PATH") == "" {
-		env = append(env, "PATH="+defaultPath)
-	}
-	return env
-}
-
-// taskEnv layers the command's variables and then the agent's (spec.Env) over base; a
-// later definition of a name replaces an earlier one in place.
-func taskEnv(base []string, cmdEnv *api.Environment, extra []string) ([]string, error) {
-	var env []string
-	index := make(map[string]int)
-	set := func(name, value string) {
-		kv := name + "=" + value
-		if i, ok := index[name]; ok {
-			env[i] = kv
-			return
-		}
-		index[name] = len(env)
-		env = append(env, kv)
-	}
-	for _, kv := range base {
-		name, value, _ := strings.Cut(kv, "=")
-		set(name, value)
-	}
-	if cmdEnv != nil {
-		for _, v := range cmdEnv.Variables {
-			if v.Type != "" && v.Type != "VALUE" {
-				return nil, fmt.Errorf("environment variable %q: type %q is not supported", v.Name, v.Type)
-			}
-			if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") || strings.ContainsRune(v.Value, 0) {
-				return nil, fmt.Errorf("environment variable %q: invalid", v.Name)
-			}
-			set(v.Name, v.Value)
-		}
-	}
-	for _, kv := range extra {
-		name, value, ok := strings.Cut(kv, "=")
-		if !ok || name == "" || strings.ContainsRune(kv, 0) {
-			return nil, fmt.Errorf("environment entry %q is not NAME=value", kv)
-		}
-		set(name, value)
-	}
-	return env, nil
-}
-
-// lookupUser resolves the user a task should run as. It returns a nil credential when that
-// is the agent's own user, which needs no switch.
-func lookupUser(name string) (*taskCredential, string, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, "", fmt.Errorf("user %q: %w", name, err)
-	}
-	if u.Uid == strconv.Itoa(os.Getuid()) {
-		return nil, "", nil
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, "", fmt.Errorf("user %q: uid %q: %w", name, u.Uid, err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, "", fmt.Errorf("user %q: gid %q: %w", name, u.Gid, err)
-	}
-	cred := &taskCredential{UID: uint32(uid), GID: uint32(gid)}
-	groups, err := u.GroupIds()
-	if err != nil {
-		return nil, "", fmt.Errorf("user %q: groups: %w", name, err)
-	}
-	for _, g := range groups {
-		id, err := strconv.ParseUint(g, 10, 32)
-		if err != nil {
-			return nil, "", fmt.Errorf("user %q: group %q: %w", name, g, err)
-		}
-		cred.Groups = append(cred.Groups, uint32(id))
-	}
-	return cred, u.HomeDir, nil
-}
-
-// prepareSandbox gives the sandbox, and the output files the supervisor appends to, to the task's
-// user, as Mesos does, so the task can write there.
-func prepareSandbox(sandbox, stdout, stderr string, cred *taskCredential) error {
-	for _, path := range []string{stdout, stderr} {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return fmt.Errorf("create %s: %w", path, err)
-		}
-		f.Close()
-	}
-	err := filepath.WalkDir(sandbox, func(path string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(path, int(cred.UID), int(cred.GID))
-	})
-	if err != nil {
-		return fmt.Errorf("give sandbox to uid %d: %w", cred.UID, err)
 	}
 	return nil
 }

@@ -1,11 +1,9 @@
 package isolate
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"os"
 	"os/user"
@@ -13,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,35 +18,13 @@ import (
 	"github.com/atoll/atoll/api"
 )
 
-func TestMain(m *testing.M) {
-	RunShimIfRequested()
-	if stateDir := os.Getenv(testAgentEnv); stateDir != "" {
-		os.Exit(runTestAgent(stateDir))
-	}
-	// Supervisors are this test binary; built with -race they would otherwise wait a
-	// second at exit for race reports. They get GORACE from the test process.
-	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	os.Exit(m.Run())
-}
-
-// testTimeout bounds every wait on a real process; generous for a loaded 2-core machine.
-const testTimeout = 30 * time.Second
-
-// testLogWriter sends a component's logs to t.Log so they show only on failure.
-type testLogWriter struct{ t testing.TB }
-
-func (w testLogWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
 // newTestProcess returns a containerizer keeping its records in stateDir. When the test
 // ends, after its containers are stopped, it stops the supervisor and checks that none
 // is left running for stateDir.
 func newTestProcess(t testing.TB, stateDir string, opts ...func(*ProcessConfig)) *Process {
 	t.Helper()
 	cfg := DefaultProcessConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = testLogger(t)
 	cfg.StateDir = stateDir
 	for _, opt := range opts {
 		opt(&cfg)
@@ -136,19 +111,6 @@ func formatRecords(records containerRecords) string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
-var containerSeq atomic.Int64
-
-// shellSpec is a launch of the shell command script in a fresh sandbox.
-func shellSpec(t testing.TB, script string) LaunchSpec {
-	t.Helper()
-	return LaunchSpec{
-		ContainerID: fmt.Sprintf("c%d", containerSeq.Add(1)),
-		TaskID:      "task-" + t.Name(),
-		Sandbox:     t.TempDir(),
-		Command:     api.CommandInfo{Value: &script},
-	}
-}
-
 // launch starts spec and makes sure the container is gone when the test ends.
 func launch(t testing.TB, p *Process, spec LaunchSpec) State {
 	t.Helper()
@@ -177,34 +139,6 @@ func stopOnCleanup(t testing.TB, p *Process, containerID string) {
 	})
 }
 
-// waitExit waits for the container to end.
-func waitExit(t testing.TB, p *Process, containerID string) ExitStatus {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	status, err := p.Wait(ctx, containerID)
-	if err != nil {
-		t.Fatalf("Wait: %v", err)
-	}
-	return status
-}
-
-// waitForOutput polls path until its content starts with prefix.
-func waitForOutput(t testing.TB, path, prefix string) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for {
-		data, _ := os.ReadFile(path)
-		if strings.HasPrefix(string(data), prefix) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: got %q, want it to start with %q", path, data, prefix)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitForExitRecord polls the journal until it holds containerID's exit.
 func waitForExitRecord(t testing.TB, stateDir, containerID string) {
 	t.Helper()
@@ -217,45 +151,6 @@ func waitForExitRecord(t testing.TB, stateDir, containerID string) {
 			t.Fatalf("no exit of %s recorded", containerID)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func readFile(t testing.TB, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
-
-// procStat returns the fields of /proc/PID/stat after the command name (field 3 onwards),
-// or nil when the process does not exist.
-func procStat(pid int) []string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	return strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-}
-
-// running reports whether pid is a live process; a zombie is not.
-func running(pid int) bool {
-	fields := procStat(pid)
-	return fields != nil && fields[0] != "Z" && fields[0] != "X"
-}
-
-// waitGone polls until none of pids runs.
-func waitGone(t testing.TB, pids ...int) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for _, pid := range pids {
-		for running(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d still running", pid)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	}
 }
 
@@ -272,8 +167,6 @@ func readPids(t testing.TB, path string) []int {
 	}
 	return pids
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func TestLaunchWait(t *testing.T) {
 	tests := []struct {
@@ -452,100 +345,48 @@ func TestLaunchState(t *testing.T) {
 }
 
 func TestLaunchErrors(t *testing.T) {
-	tests := []struct {
-		name   string
-		modify func(*LaunchSpec)
-		// $SANDBOX in wantErr stands for the sandbox path.
-		wantErr string
-	}{
-		{
+	tests := append(commonLaunchErrors(),
+		launchErrorCase{
 			name: "plain command not found",
 			modify: func(s *LaunchSpec) {
 				s.Command = api.CommandInfo{Shell: ptr(false), Value: ptr("no-such-program-xyz")}
 			},
 			wantErr: `launch $ID: "no-such-program-xyz": executable file not found in PATH`,
 		},
-		{
+		launchErrorCase{
 			name: "plain command path does not exist",
 			modify: func(s *LaunchSpec) {
 				s.Command = api.CommandInfo{Shell: ptr(false), Value: ptr("/nonexistent/prog")}
 			},
 			wantErr: "launch $ID: start task: fork/exec /nonexistent/prog: no such file or directory",
 		},
-		{
-			name:    "unknown user",
-			modify:  func(s *LaunchSpec) { s.Command.User = ptr("no-such-user-xyz") },
-			wantErr: `launch $ID: user "no-such-user-xyz": user: unknown user no-such-user-xyz`,
-		},
-		{
-			name:    "no command",
-			modify:  func(s *LaunchSpec) { s.Command = api.CommandInfo{} },
-			wantErr: "launch $ID: command has no value",
-		},
-		{
+		launchErrorCase{
 			name:    "container id is a path",
 			modify:  func(s *LaunchSpec) { s.ContainerID = "../escape" },
 			wantErr: `launch ../escape: container id "../escape" cannot name a file`,
 		},
-		{
-			name:    "relative sandbox",
-			modify:  func(s *LaunchSpec) { s.Sandbox = "sandbox" },
-			wantErr: `launch $ID: sandbox "sandbox" is not an absolute path`,
-		},
-		{
-			name:    "missing sandbox",
-			modify:  func(s *LaunchSpec) { s.Sandbox = filepath.Join(s.Sandbox, "missing") },
-			wantErr: "launch $ID: sandbox: stat $SANDBOX: no such file or directory",
-		},
-		{
+		launchErrorCase{
 			name: "image",
 			modify: func(s *LaunchSpec) {
 				s.Container = &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: &api.Image{Type: "DOCKER"}}}
 			},
 			wantErr: "launch $ID: the process containerizer cannot run container images",
 		},
-		{
-			name:    "malformed environment entry",
-			modify:  func(s *LaunchSpec) { s.Env = []string{"NOEQUALS"} },
-			wantErr: `launch $ID: environment entry "NOEQUALS" is not NAME=value`,
-		},
-		{
-			name: "secret environment variable",
-			modify: func(s *LaunchSpec) {
-				s.Command.Environment = &api.Environment{Variables: []api.EnvironmentVariable{{Name: "S", Type: "SECRET"}}}
-			},
-			wantErr: `launch $ID: environment variable "S": type "SECRET" is not supported`,
-		},
-	}
+	)
 	stateDir := t.TempDir()
-	p := newTestProcess(t, stateDir)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			spec := shellSpec(t, "echo should not run")
-			tc.modify(&spec)
-			_, err := p.Launch(context.Background(), spec)
-			want := strings.NewReplacer("$ID", spec.ContainerID, "$SANDBOX", spec.Sandbox).Replace(tc.wantErr)
-			if err == nil || err.Error() != want {
-				t.Fatalf("Launch error = %v, want %q", err, want)
-			}
-			if others, records := stateEntries(t, stateDir); len(others) != 0 || len(records) != 0 {
-				t.Errorf("state dir holds %v and records %s after a failed launch, want nothing", others, formatRecords(records))
-			}
-			if _, err := p.Wait(context.Background(), spec.ContainerID); !errors.Is(err, ErrUnknownContainer) {
-				t.Errorf("Wait after a failed launch = %v, want ErrUnknownContainer", err)
-			}
-		})
-	}
+	testLaunchErrors(t, newTestProcess(t, stateDir), tests, func(t testing.TB) {
+		t.Helper()
+		if others, records := stateEntries(t, stateDir); len(others) != 0 || len(records) != 0 {
+			t.Errorf("state dir holds %v and records %s after a failed launch, want nothing", others, formatRecords(records))
+		}
+	})
 }
 
 func TestLaunchDuplicate(t *testing.T) {
 	p := newTestProcess(t, t.TempDir())
 	spec := shellSpec(t, "exec sleep 100")
 	launch(t, p, spec)
-	_, err := p.Launch(context.Background(), spec)
-	if want := "launch " + spec.ContainerID + ": container already exists"; err == nil || err.Error() != want {
-		t.Errorf("second Launch error = %v, want %q", err, want)
-	}
+	checkLaunchDuplicate(t, p, spec)
 }
 
 func TestLaunchCancelled(t *testing.T) {
@@ -792,17 +633,7 @@ func TestConcurrentWaiters(t *testing.T) {
 }
 
 func TestUnknownContainer(t *testing.T) {
-	p := newTestProcess(t, t.TempDir())
-	ctx := context.Background()
-	if _, err := p.Wait(ctx, "nope"); !errors.Is(err, ErrUnknownContainer) {
-		t.Errorf("Wait = %v, want ErrUnknownContainer", err)
-	}
-	if err := p.Kill(ctx, "nope", 0); !errors.Is(err, ErrUnknownContainer) {
-		t.Errorf("Kill = %v, want ErrUnknownContainer", err)
-	}
-	if err := p.Destroy(ctx, "nope"); !errors.Is(err, ErrUnknownContainer) {
-		t.Errorf("Destroy = %v, want ErrUnknownContainer", err)
-	}
+	checkUnknown(t, newTestProcess(t, t.TempDir()), "nope")
 }
 
 func TestDestroy(t *testing.T) {
@@ -813,10 +644,7 @@ func TestDestroy(t *testing.T) {
 	waitForOutput(t, filepath.Join(spec.Sandbox, "stdout"), "kept\n")
 	ctx := context.Background()
 
-	err := p.Destroy(ctx, spec.ContainerID)
-	if want := "destroy " + spec.ContainerID + ": container is still running"; err == nil || err.Error() != want {
-		t.Fatalf("Destroy(running) = %v, want %q", err, want)
-	}
+	checkDestroyRunning(t, p, spec.ContainerID)
 	if err := p.Kill(ctx, spec.ContainerID, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -838,9 +666,7 @@ func TestDestroy(t *testing.T) {
 	if got := readFile(t, filepath.Join(spec.Sandbox, "stdout")); got != "kept\n" {
 		t.Errorf("sandbox stdout after Destroy = %q, want %q", got, "kept\n")
 	}
-	if _, err := p.Wait(ctx, spec.ContainerID); !errors.Is(err, ErrUnknownContainer) {
-		t.Errorf("Wait after Destroy = %v, want ErrUnknownContainer", err)
-	}
+	checkUnknown(t, p, spec.ContainerID)
 	launch(t, other, relaunch)
 	if got, want := waitExit(t, other, relaunch.ContainerID), (ExitStatus{Message: "exited with status 0"}); got != want {
 		t.Errorf("relaunched after Destroy: status = %+v, want %+v", got, want)
@@ -1067,7 +893,7 @@ func TestRecover(t *testing.T) {
 }
 
 func TestUser(t *testing.T) {
-	requireRoot(t)
+	requireRoot(t, "to run tasks as another user")
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skipf("no user nobody: %v", err)
@@ -1077,14 +903,23 @@ func TestUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name       string
-		user       string
+		name string
+		user string
+		// framework names the user as the framework's rather than the command's.
+		framework  bool
 		wantStdout string
 		wantOwner  string
 	}{
 		{
 			name:       "other user",
 			user:       "nobody",
+			wantStdout: fmt.Sprintf("%s %s %s nobody\n", nobody.Uid, nobody.Gid, nobody.HomeDir),
+			wantOwner:  nobody.Uid,
+		},
+		{
+			name:       "framework's user",
+			user:       "nobody",
+			framework:  true,
 			wantStdout: fmt.Sprintf("%s %s %s nobody\n", nobody.Uid, nobody.Gid, nobody.HomeDir),
 			wantOwner:  nobody.Uid,
 		},
@@ -1099,7 +934,11 @@ func TestUser(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := shellSpec(t, `echo "$(id -u) $(id -g) $HOME $USER"`)
-			spec.Command.User = &tc.user
+			if tc.framework {
+				spec.FrameworkUser = tc.user
+			} else {
+				spec.Command.User = &tc.user
+			}
 			// t.TempDir's parent is private to root; the task's user must reach the sandbox.
 			if err := os.Chmod(filepath.Dir(spec.Sandbox), 0o755); err != nil {
 				t.Fatal(err)
@@ -1120,18 +959,6 @@ func TestUser(t *testing.T) {
 			}
 		})
 	}
-}
-
-// requireRoot skips a test that needs root, except under CI, which must run it.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root and CI must run it: run the tests as root")
-	}
-	t.Skip("needs root to run tasks as another user")
 }
 
 func TestProcessConfigValidate(t *testing.T) {

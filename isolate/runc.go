@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/opencontainers/runc/libcontainer"
+
+	"github.com/atoll/atoll/isolate/image"
 )
 
 // RuncKind is State.Kind for containers of the runc containerizer.
@@ -40,8 +42,10 @@ const cleanupTimeout = time.Minute
 // concurrent use.
 type RootFS interface {
 	// Prepare returns the root filesystem of spec's image, a directory the container
-	// may write to and that stays until Release.
-	Prepare(ctx context.Context, spec LaunchSpec) (string, error)
+	// may write to and that stays until Release, and the image's config, which says what
+	// the task runs, where and as whom unless its command does (see Runc). Its errors
+	// name the image.
+	Prepare(ctx context.Context, spec LaunchSpec) (rootfs string, config image.ImageConfig, err error)
 	// Release frees what Prepare made for the container. Destroy calls it, possibly in a
 	// later agent process than the one that launched the container, and so does a failed
 	// launch, even when Prepare failed.
@@ -108,10 +112,20 @@ func (c RuncConfig) Validate() error {
 // Docker's default capabilities, no new privileges, masked /proc paths, and cgroup limits
 // from its resources: cpu shares and a CFS quota from cpus, a memory limit (without swap)
 // from mem, and RuncConfig.PidsLimit. A memory limit that kills the task is reported as
-// ExitStatus.OOMKilled. Without an image the container sees the host's filesystem,
-// read-only and without StateDir and RuncConfig.HiddenPaths, with a private /tmp and the
-// sandbox, writable, at SandboxMountPoint (its working directory and MESOS_SANDBOX). Needs root, cgroups (v1 or v2) and Linux 5.12 or
-// later (recursive read-only mounts).
+// ExitStatus.OOMKilled. Every container sees its sandbox, writable, at SandboxMountPoint
+// (MESOS_SANDBOX). Needs root, cgroups (v1 or v2) and Linux 5.12 or later (recursive
+// read-only mounts).
+//
+// Without an image the container sees the host's filesystem, read-only and without
+// StateDir and RuncConfig.HiddenPaths, with a private /tmp; the task runs in the sandbox,
+// as the user its command or else its framework names, with the agent's basic variables
+// (PATH, LANG, …). With an image (from RuncConfig.Images) the container's root is the
+// image's, writable, and the image's config applies as in Docker and Mesos: a command
+// with a value runs it (through /bin/sh -c for a shell command), one without runs the
+// image's entrypoint followed by the command's arguments, or by the image's cmd when it
+// has none; the image's variables come first, the command's over them; the task runs in
+// the image's working directory, else the sandbox, as the user its command, else the
+// image, else its framework names, looked up in the image's /etc/passwd and /etc/group.
 //
 // Each container has a shim: this binary re-executed (see RunContainerInitIfRequested)
 // in a session of its own, the parent of the container's init. It outlives the agent,
@@ -132,19 +146,16 @@ type Runc struct {
 	hidden       []string // HiddenPaths and StateDir, cleaned
 	// bootID is the current boot's; containers recorded under another are gone.
 	bootID string
-
-	mu         sync.Mutex
-	containers map[string]*runcContainer
-	launching  map[string]bool // ids being launched or recovered, not in containers yet
-	closed     chan struct{}   // closed by Release
+	// containers is closed by Release.
+	containers *containerTable[*runcContainer]
 }
 
 var _ Containerizer = (*Runc)(nil)
 
 // runcContainer is one launched or recovered container.
 type runcContainer struct {
-	state State
-	dir   string
+	*containerEntry
+	dir string
 	// shimMu guards shim, a pidfd for the container's shim while it may run; watch polls
 	// it. Release closes it for shims this process did not start; one it started is
 	// watched on, to be reaped. Kill requests are sent under shimMu, one at a time.
@@ -154,22 +165,6 @@ type runcContainer struct {
 	child *exec.Cmd
 	// rebooted marks a container of an earlier boot: its pids may be anybody's now.
 	rebooted bool
-	// abandoned marks a container whose Launch gave up: Destroy follows its exit.
-	abandoned bool
-
-	finishOnce sync.Once
-	done       chan struct{} // closed once status is set
-	status     ExitStatus
-}
-
-// exited reports whether the container has ended.
-func (c *runcContainer) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // NewRunc returns a runc containerizer that keeps its records in cfg.StateDir.
@@ -177,17 +172,10 @@ func NewRunc(cfg RuncConfig) (*Runc, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	executable := cfg.Executable
-	if executable == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("runc containerizer: find own executable for the shims: %w", err)
-		}
-		executable = self
+	logger := loggerOrDiscard(cfg.Logger)
+	executable, err := helperExecutable(cfg.Executable)
+	if err != nil {
+		return nil, fmt.Errorf("runc containerizer: find own executable for the shims: %w", err)
 	}
 	cgroupParent := cfg.CgroupParent
 	if cgroupParent == "" {
@@ -209,10 +197,8 @@ func NewRunc(cfg RuncConfig) (*Runc, error) {
 		pidsLimit:    pidsLimit,
 		images:       cfg.Images,
 		hidden:       []string{stateDir},
-		containers:   make(map[string]*runcContainer),
-		launching:    make(map[string]bool),
-		closed:       make(chan struct{}),
 	}
+	r.containers = newContainerTable[*runcContainer](logger, cleanupTimeout, r.Destroy)
 	for _, path := range cfg.HiddenPaths {
 		r.hidden = append(r.hidden, filepath.Clean(path))
 	}
@@ -233,16 +219,6 @@ func (r *Runc) containerDir(id string) string {
 	return filepath.Join(r.containersDir(), id)
 }
 
-// isClosed reports whether Release was called.
-func (r *Runc) isClosed() bool {
-	select {
-	case <-r.closed:
-		return true
-	default:
-		return false
-	}
-}
-
 // Launch creates the container and starts its task, and returns once the task runs or
 // with the reason it could not start (an invalid command, a missing executable, an
 // unknown user), having left nothing behind. A shell command that is not found is not a
@@ -258,7 +234,7 @@ func (r *Runc) Launch(ctx context.Context, spec LaunchSpec) (State, error) {
 }
 
 func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
-	if r.isClosed() {
+	if r.containers.isClosed() {
 		return State{}, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
@@ -267,49 +243,29 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	if err := checkRuncID(spec.ContainerID); err != nil {
 		return State{}, err
 	}
-	image, err := checkRuncContainer(spec.Container)
+	hasImage, err := checkRuncContainer(spec.Container)
 	if err != nil {
 		return State{}, err
 	}
-	if image && r.images == nil {
+	if hasImage && r.images == nil {
 		return State{}, errors.New("the container has an image and the runc containerizer has no image store")
 	}
 	if err := checkResources(spec.CPUs, spec.MemMB); err != nil {
 		return State{}, err
 	}
-	if !filepath.IsAbs(spec.Sandbox) {
-		return State{}, fmt.Errorf("sandbox %q is not an absolute path", spec.Sandbox)
-	}
-	if fi, err := os.Stat(spec.Sandbox); err != nil {
-		return State{}, fmt.Errorf("sandbox: %w", err)
-	} else if !fi.IsDir() {
-		return State{}, fmt.Errorf("sandbox %s is not a directory", spec.Sandbox)
-	}
-	cred, userEnv, err := runcUser(spec.Command)
-	if err != nil {
-		return State{}, err
-	}
-	process, err := runcProcessOf(spec, cred, userEnv)
-	if err != nil {
+	if err := checkSandbox(spec.Sandbox); err != nil {
 		return State{}, err
 	}
 
 	id := spec.ContainerID
-	r.mu.Lock()
-	if r.containers[id] != nil || r.launching[id] {
-		r.mu.Unlock()
-		return State{}, errors.New("container already exists")
+	release, ok := r.containers.reserve(id)
+	if !ok {
+		return State{}, errContainerExists
 	}
-	r.launching[id] = true
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.launching, id)
-		r.mu.Unlock()
-	}()
+	defer release()
 	dir := r.containerDir(id)
 	if err := os.Mkdir(dir, 0o700); errors.Is(err, fs.ErrExist) {
-		return State{}, fmt.Errorf("container already exists: %s was not destroyed", dir)
+		return State{}, fmt.Errorf("%w: %s was not destroyed", errContainerExists, dir)
 	} else if err != nil {
 		return State{}, fmt.Errorf("create the container's directory: %w", err)
 	}
@@ -320,16 +276,11 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		if err := r.cleanup(ctx, id, image, false); err != nil {
+		if err := r.cleanup(ctx, id, hasImage, false); err != nil {
 			r.logger.Warn("clean up after a failed launch", "container", id, "err", err)
 		}
 	}()
 
-	if cred != nil {
-		if err := prepareSandbox(spec.Sandbox, process.Stdout, process.Stderr, cred); err != nil {
-			return State{}, err
-		}
-	}
 	params := runcConfigParams{
 		Sandbox:    spec.Sandbox,
 		CgroupPath: filepath.Join(r.cgroupParent, id),
@@ -338,10 +289,13 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	if spec.Container != nil {
 		params.Hostname = spec.Container.Hostname
 	}
-	if image {
-		if params.Rootfs, err = r.images.Prepare(ctx, spec); err != nil {
+	var imageConfig *image.ImageConfig
+	if hasImage {
+		rootfs, config, err := r.images.Prepare(ctx, spec)
+		if err != nil {
 			return State{}, fmt.Errorf("prepare the image's root filesystem: %w", err)
 		}
+		params.Rootfs, imageConfig = rootfs, &config
 	} else {
 		params.Rootfs = filepath.Join(dir, runcRootfsDir)
 		params.ReadonlyRoot = true
@@ -353,12 +307,21 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 			return State{}, err
 		}
 	}
+	process, cred, err := runcProcessOf(spec, imageConfig, params.Rootfs)
+	if err != nil {
+		return State{}, err
+	}
+	if cred != nil {
+		if err := prepareSandbox(spec.Sandbox, process.Stdout, process.Stderr, cred); err != nil {
+			return State{}, err
+		}
+	}
 	shimSpec := runcShimSpec{
 		ID:      id,
 		Root:    r.libcontainerRoot(),
 		Config:  runcConfig(params),
 		Process: process,
-		Image:   image,
+		Image:   hasImage,
 	}
 	if err := writeRecord(dir, runcSpecFile, shimSpec); err != nil {
 		return State{}, fmt.Errorf("write the container's spec: %w", err)
@@ -425,16 +388,15 @@ func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string) (*run
 		return nil, fmt.Errorf("start the shim: %w", err)
 	}
 	c := &runcContainer{
-		state: State{
+		containerEntry: newContainerEntry(State{
 			ContainerID: spec.ContainerID,
 			Kind:        RuncKind,
 			Sandbox:     spec.Sandbox,
 			ShimPID:     cmd.Process.Pid,
-		},
+		}),
 		dir:   dir,
 		shim:  os.NewFile(uintptr(pidfd), "pidfd"),
 		child: cmd,
-		done:  make(chan struct{}),
 	}
 
 	reported := make(chan runcReady, 1)
@@ -463,9 +425,7 @@ func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string) (*run
 	case <-ctx.Done():
 		c.abandoned = true
 	}
-	r.mu.Lock()
-	r.containers[spec.ContainerID] = c
-	r.mu.Unlock()
+	r.containers.add(c)
 	go r.watch(c, c.shim)
 	if c.abandoned {
 		if err := r.requestKill(c, time.Now()); err != nil {
@@ -480,7 +440,7 @@ func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string) (*run
 // container running, when Release closes the pidfd.
 func (r *Runc) watch(c *runcContainer, shim *os.File) {
 	err := waitReadable(shim)
-	if err != nil && c.child == nil && r.isClosed() {
+	if err != nil && c.child == nil && r.containers.isClosed() {
 		return
 	}
 	if err != nil {
@@ -505,17 +465,17 @@ func (r *Runc) watch(c *runcContainer, shim *os.File) {
 func (r *Runc) settle(c *runcContainer, when string) {
 	status, err := readRecord(c.dir, runcExitFile, parseRuncExitRecord)
 	if err == nil {
-		r.finish(c, status)
+		r.containers.finish(c, status)
 		return
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		r.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf("the container's exit record is unreadable: %v", err)})
+		r.containers.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf("the container's exit record is unreadable: %v", err)})
 		return
 	}
 	if err := r.killOrphan(c.state.ContainerID); err != nil {
 		r.logger.Warn("kill a container whose shim died", "container", c.state.ContainerID, "err", err)
 	}
-	r.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf(
+	r.containers.finish(c, ExitStatus{Code: -1, Message: fmt.Sprintf(
 		"the container's shim died without recording the task's exit (%s)", when)})
 }
 
@@ -535,44 +495,11 @@ func (r *Runc) killOrphan(id string) error {
 	return err
 }
 
-// finish records how the container ended and releases its waiters; it acts only once. A
-// container whose launch was abandoned is destroyed at once.
-func (r *Runc) finish(c *runcContainer, status ExitStatus) {
-	c.finishOnce.Do(func() {
-		r.logger.Debug("container exited", "container", c.state.ContainerID, "status", status.Message)
-		c.status = status
-		close(c.done)
-		if c.abandoned {
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-				defer cancel()
-				if err := r.Destroy(ctx, c.state.ContainerID); err != nil {
-					r.logger.Warn("destroy a container whose launch was abandoned", "container", c.state.ContainerID, "err", err)
-				}
-			}()
-		}
-	})
-}
-
 // Wait returns how the container ended, as soon as it has. A container that has already
 // ended reports its status even when ctx is done; one still running reports ErrClosed
 // once r is released.
 func (r *Runc) Wait(ctx context.Context, containerID string) (ExitStatus, error) {
-	c, err := r.lookup(containerID)
-	if err != nil {
-		return ExitStatus{}, err
-	}
-	if c.exited() {
-		return c.status, nil
-	}
-	select {
-	case <-c.done:
-		return c.status, nil
-	case <-ctx.Done():
-		return ExitStatus{}, fmt.Errorf("wait for %s: %w", containerID, ctx.Err())
-	case <-r.closed:
-		return ExitStatus{}, fmt.Errorf("wait for %s: %w", containerID, ErrClosed)
-	}
+	return r.containers.wait(ctx, containerID)
 }
 
 // Kill has the container's shim send SIGTERM to the container's init now and SIGKILL,
@@ -583,10 +510,10 @@ func (r *Runc) Wait(ctx context.Context, containerID string) (ExitStatus, error)
 // Docker, an init that installed no handler for SIGTERM does not get it, and ends at the
 // SIGKILL.
 func (r *Runc) Kill(ctx context.Context, containerID string, grace time.Duration) error {
-	if r.isClosed() {
+	if r.containers.isClosed() {
 		return fmt.Errorf("kill %s: %w", containerID, ErrClosed)
 	}
-	c, err := r.lookup(containerID)
+	c, err := r.containers.lookup(containerID)
 	if err != nil {
 		return err
 	}
@@ -644,7 +571,7 @@ func (r *Runc) requestKill(c *runcContainer, deadline time.Time) error {
 // already known are left alone. Errors for individual containers are joined; the others
 // are recovered regardless.
 func (r *Runc) Recover(ctx context.Context, states []State) error {
-	if r.isClosed() {
+	if r.containers.isClosed() {
 		return fmt.Errorf("recover: %w", ErrClosed)
 	}
 	var errs []error
@@ -667,18 +594,11 @@ func (r *Runc) recoverOne(st State) error {
 		return err
 	}
 	id := st.ContainerID
-	r.mu.Lock()
-	if r.containers[id] != nil || r.launching[id] {
-		r.mu.Unlock()
+	release, ok := r.containers.reserve(id)
+	if !ok {
 		return nil
 	}
-	r.launching[id] = true
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.launching, id)
-		r.mu.Unlock()
-	}()
+	defer release()
 
 	dir := r.containerDir(id)
 	rec, err := readRecord(dir, runcShimFile, parseRuncShimRecord)
@@ -693,21 +613,20 @@ func (r *Runc) recoverOne(st State) error {
 			st.PID, st.StartTime, rec.PID, rec.StartTime)
 	}
 	c := &runcContainer{
-		state: State{
+		containerEntry: newContainerEntry(State{
 			ContainerID: id,
 			Kind:        RuncKind,
 			Sandbox:     st.Sandbox,
 			PID:         rec.PID,
 			ShimPID:     rec.ShimPID,
 			StartTime:   rec.StartTime,
-		},
+		}),
 		dir:      dir,
 		rebooted: rec.BootID != r.bootID,
-		done:     make(chan struct{}),
 	}
 	switch {
 	case c.rebooted:
-		r.finish(c, ExitStatus{Code: -1, Message: "the host rebooted since the container started; it is gone"})
+		r.containers.finish(c, ExitStatus{Code: -1, Message: "the host rebooted since the container started; it is gone"})
 	default:
 		shim, err := openProcess(rec.ShimPID, rec.ShimStartTime)
 		if err != nil {
@@ -720,9 +639,7 @@ func (r *Runc) recoverOne(st State) error {
 			go r.watch(c, shim)
 		}
 	}
-	r.mu.Lock()
-	r.containers[id] = c
-	r.mu.Unlock()
+	r.containers.add(c)
 	r.logger.Debug("container recovered", "container", id, "pid", rec.PID, "shim", rec.ShimPID, "exited", c.exited())
 	return nil
 }
@@ -731,29 +648,16 @@ func (r *Runc) recoverOne(st State) error {
 // state, its records and root's mount points, and its image's root filesystem; the
 // sandbox stays. A running container is an error: kill it and wait for it first.
 func (r *Runc) Destroy(ctx context.Context, containerID string) error {
-	c, err := r.lookup(containerID)
-	if err != nil {
-		return err
-	}
-	if !c.exited() {
-		return fmt.Errorf("destroy %s: container is still running", containerID)
-	}
-	if err := r.cleanup(ctx, containerID, false, c.rebooted); err != nil {
-		return fmt.Errorf("destroy %s: %w", containerID, err)
-	}
-	r.mu.Lock()
-	if r.containers[containerID] == c {
-		delete(r.containers, containerID)
-	}
-	r.mu.Unlock()
-	return nil
+	return r.containers.destroy(containerID, func(c *runcContainer) error {
+		return r.cleanup(ctx, containerID, false, c.rebooted)
+	})
 }
 
 // cleanup removes everything a container left: its cgroups and libcontainer state
 // (after killing what still runs in them, unless the container is from an earlier boot),
 // its image's root filesystem and its directory. Its spec says whether it ran an image;
-// image says so for a launch that failed before the spec was written.
-func (r *Runc) cleanup(ctx context.Context, id string, image, rebooted bool) error {
+// hasImage says so for a launch that failed before the spec was written.
+func (r *Runc) cleanup(ctx context.Context, id string, hasImage, rebooted bool) error {
 	dir := r.containerDir(id)
 	spec, err := readRecord(dir, runcSpecFile, parseRuncShimSpec)
 	switch {
@@ -761,15 +665,15 @@ func (r *Runc) cleanup(ctx context.Context, id string, image, rebooted bool) err
 	case err != nil:
 		return err
 	default:
-		image = image || spec.Image
+		hasImage = hasImage || spec.Image
 		if err := r.destroyContainer(ctx, spec, rebooted); err != nil {
 			return err
 		}
 	}
-	if image && r.images == nil {
+	if hasImage && r.images == nil {
 		return errors.New("the container ran an image and the runc containerizer has no image store to release it")
 	}
-	if image {
+	if hasImage {
 		if err := r.images.Release(ctx, id); err != nil {
 			return fmt.Errorf("release the image's root filesystem: %w", err)
 		}
@@ -876,13 +780,10 @@ func removeMountPoints(path string) error {
 // started are still reaped when they exit. Release is idempotent; tasksKilled changes
 // nothing, since no helper serves more than one container.
 func (r *Runc) Release(ctx context.Context, tasksKilled bool) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.isClosed() {
+	if !r.containers.close() {
 		return nil
 	}
-	close(r.closed)
-	for _, c := range r.containers {
+	for _, c := range r.containers.all() {
 		if c.child != nil {
 			continue
 		}
@@ -894,14 +795,4 @@ func (r *Runc) Release(ctx context.Context, tasksKilled bool) error {
 		c.shimMu.Unlock()
 	}
 	return nil
-}
-
-func (r *Runc) lookup(containerID string) (*runcContainer, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, ok := r.containers[containerID]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownContainer, containerID)
-	}
-	return c, nil
 }

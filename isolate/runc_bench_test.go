@@ -63,7 +63,7 @@ func BenchmarkRuncLaunch(b *testing.B) {
 	})
 
 	b.Run("runc-cli", func(b *testing.B) {
-		requireRuncHost(b)
+		requireRoot(b, "to create containers")
 		runc, err := exec.LookPath("runc")
 		if err != nil {
 			b.Skip("no runc command to compare with: apt-get install runc")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/isolate/image"
 )
 
 // SandboxMountPoint is where a runc container sees its sandbox, and the value of its
@@ -132,7 +134,7 @@ func checkRuncID(id string) error {
 
 // checkRuncContainer rejects container settings the runc containerizer cannot honour yet.
 // It reports whether the container runs an image.
-func checkRuncContainer(ci *api.ContainerInfo) (image bool, err error) {
+func checkRuncContainer(ci *api.ContainerInfo) (hasImage bool, err error) {
 	if ci == nil {
 		return false, nil
 	}
@@ -315,19 +317,29 @@ func runcConfig(p runcConfigParams) *configs.Config {
 }
 
 // taskArgs is the task's argv. libcontainer runs argv[0] itself, so a command with
-// arguments runs Value with Arguments[1:]: its argv[0] is Value, not Arguments[0].
-func taskArgs(cmd api.CommandInfo) ([]string, error) {
-	if cmd.Value == nil || *cmd.Value == "" {
-		return nil, errors.New("command has no value")
-	}
+// arguments runs Value with Arguments[1:]: its argv[0] is Value, not Arguments[0]. In a
+// container with an image (img not nil), a command without a value runs the image's
+// entrypoint followed by Arguments, or by the image's cmd when there are none, as Docker
+// does.
+func taskArgs(cmd api.CommandInfo, img *image.ImageConfig) ([]string, error) {
 	var args []string
-	if cmd.IsShell() {
+	switch {
+	case cmd.Value != nil && *cmd.Value != "" && cmd.IsShell():
 		args = []string{"/bin/sh", "-c", *cmd.Value}
-	} else {
+	case cmd.Value != nil && *cmd.Value != "":
 		args = []string{*cmd.Value}
 		if len(cmd.Arguments) > 1 {
 			args = append(args, cmd.Arguments[1:]...)
 		}
+	case img == nil:
+		return nil, errors.New("command has no value")
+	case len(cmd.Arguments) > 0:
+		args = slices.Concat(img.Entrypoint, cmd.Arguments)
+	default:
+		args = slices.Concat(img.Entrypoint, img.Cmd)
+	}
+	if len(args) == 0 {
+		return nil, errors.New("command has no value and the image has no entrypoint or cmd")
 	}
 	for i, a := range args {
 		if strings.ContainsRune(a, 0) {
@@ -337,40 +349,52 @@ func taskArgs(cmd api.CommandInfo) ([]string, error) {
 	return args, nil
 }
 
-// runcUser resolves the user the task runs as, on the host, and the variables that name
-// it; a nil credential is root.
-func runcUser(cmd api.CommandInfo) (*taskCredential, []string, error) {
-	if cmd.User == nil || *cmd.User == "" {
-		return nil, nil, nil
-	}
-	name := *cmd.User
-	cred, home, err := lookupUser(name)
+// runcProcessOf is the task's process and the credential it runs with (nil for root):
+// its argv (see taskArgs), environment, working directory, user, and output files in the
+// sandbox. Without an image (img nil), the task runs in the sandbox, as the user its
+// command or else its framework names, looked up on the host, with the agent's basic
+// variables. With one, whose root filesystem is rootfs, it runs in the image's working
+// directory, else the sandbox, as the user its command, else the image, else its
+// framework names, looked up in the image, with the image's variables. Either way the
+// command's variables come next, then the agent's (spec.Env), then MESOS_SANDBOX,
+// pointing at SandboxMountPoint.
+func runcProcessOf(spec LaunchSpec, img *image.ImageConfig, rootfs string) (runcProcess, *taskCredential, error) {
+	args, err := taskArgs(spec.Command, img)
 	if err != nil {
-		return nil, nil, err
+		return runcProcess{}, nil, err
 	}
-	if cred == nil {
-		// lookupUser found the agent's own user, root: no switch is needed.
-		return nil, nil, nil
-	}
-	return cred, []string{"HOME=" + home, "USER=" + name, "LOGNAME=" + name}, nil
-}
-
-// runcProcessOf is the task's process: its argv, environment (MESOS_SANDBOX pointing at
-// SandboxMountPoint), user, and output files in the sandbox.
-func runcProcessOf(spec LaunchSpec, cred *taskCredential, userEnv []string) (runcProcess, error) {
-	args, err := taskArgs(spec.Command)
-	if err != nil {
-		return runcProcess{}, err
+	var base []string
+	var cred *taskCredential
+	cwd := SandboxMountPoint
+	if img == nil {
+		var userEnv []string
+		if cred, userEnv, err = hostUser(taskUser(spec, "")); err != nil {
+			return runcProcess{}, nil, err
+		}
+		base = append(baseEnv(os.Environ()), userEnv...)
+	} else {
+		if err := checkEnvEntries("image environment entry", img.Env); err != nil {
+			return runcProcess{}, nil, err
+		}
+		var userEnv []string
+		if cred, userEnv, err = imageUser(rootfs, taskUser(spec, img.User)); err != nil {
+			return runcProcess{}, nil, err
+		}
+		// The image's variables win over the defaults, as in Docker.
+		base = slices.Concat([]string{"PATH=" + defaultPath}, userEnv, img.Env)
+		if img.WorkingDir != "" {
+			cwd = path.Join("/", img.WorkingDir)
+		}
 	}
 	extra := append(slices.Clip(spec.Env), "MESOS_SANDBOX="+SandboxMountPoint)
-	env, err := taskEnv(append(baseEnv(os.Environ()), userEnv...), spec.Command.Environment, extra)
+	env, err := taskEnv(base, spec.Command.Environment, extra)
 	if err != nil {
-		return runcProcess{}, err
+		return runcProcess{}, nil, err
 	}
 	p := runcProcess{
 		Args:   args,
 		Env:    env,
-		Cwd:    SandboxMountPoint,
+		Cwd:    cwd,
 		Stdout: filepath.Join(spec.Sandbox, "stdout"),
 		Stderr: filepath.Join(spec.Sandbox, "stderr"),
 	}
@@ -380,7 +404,7 @@ func runcProcessOf(spec LaunchSpec, cred *taskCredential, userEnv []string) (run
 			p.Groups = append(p.Groups, int(g))
 		}
 	}
-	return p, nil
+	return p, cred, nil
 }
 
 // formatMemory says a limit in bytes in MiB, for messages.

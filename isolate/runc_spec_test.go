@@ -1,10 +1,12 @@
 package isolate
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -18,6 +20,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/isolate/image"
 )
 
 func TestCgroupResources(t *testing.T) {
@@ -150,9 +153,11 @@ func TestCheckRuncContainer(t *testing.T) {
 }
 
 func TestTaskArgs(t *testing.T) {
+	img := &image.ImageConfig{Entrypoint: []string{"/bin/busybox", "echo"}, Cmd: []string{"from-image"}}
 	tests := []struct {
 		name    string
 		cmd     api.CommandInfo
+		img     *image.ImageConfig
 		want    []string
 		wantErr string
 	}{
@@ -170,10 +175,44 @@ func TestTaskArgs(t *testing.T) {
 			cmd:     api.CommandInfo{Shell: ptr(false), Value: ptr("echo"), Arguments: []string{"echo", "a\x00b"}},
 			wantErr: "command argument 1 contains a NUL byte",
 		},
+		{name: "image: shell command", cmd: api.CommandInfo{Value: ptr("echo hi")}, img: img, want: []string{"/bin/sh", "-c", "echo hi"}},
+		{
+			name: "image: plain command replaces entrypoint and cmd",
+			cmd:  api.CommandInfo{Shell: ptr(false), Value: ptr("/bin/ls"), Arguments: []string{"ls", "/"}},
+			img:  img,
+			want: []string{"/bin/ls", "/"},
+		},
+		{name: "image: no value runs entrypoint and cmd", cmd: api.CommandInfo{Shell: ptr(false)}, img: img, want: []string{"/bin/busybox", "echo", "from-image"}},
+		{name: "image: no value, shell by default", cmd: api.CommandInfo{}, img: img, want: []string{"/bin/busybox", "echo", "from-image"}},
+		{
+			name: "image: arguments replace cmd",
+			cmd:  api.CommandInfo{Shell: ptr(false), Arguments: []string{"a", "b"}},
+			img:  img,
+			want: []string{"/bin/busybox", "echo", "a", "b"},
+		},
+		{
+			name: "image without entrypoint: arguments are the command",
+			cmd:  api.CommandInfo{Shell: ptr(false), Arguments: []string{"/bin/true"}},
+			img:  &image.ImageConfig{Cmd: []string{"/bin/false"}},
+			want: []string{"/bin/true"},
+		},
+		{name: "image: cmd only", cmd: api.CommandInfo{Shell: ptr(false)}, img: &image.ImageConfig{Cmd: []string{"/bin/sh"}}, want: []string{"/bin/sh"}},
+		{
+			name:    "image without entrypoint or cmd",
+			cmd:     api.CommandInfo{Shell: ptr(false)},
+			img:     &image.ImageConfig{},
+			wantErr: "command has no value and the image has no entrypoint or cmd",
+		},
+		{
+			name:    "image: NUL in the entrypoint",
+			cmd:     api.CommandInfo{},
+			img:     &image.ImageConfig{Entrypoint: []string{"/bin/x\x00"}},
+			wantErr: "command argument 0 contains a NUL byte",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := taskArgs(tc.cmd)
+			got, err := taskArgs(tc.cmd, tc.img)
 			if errString(err) != tc.wantErr || !slices.Equal(got, tc.want) {
 				t.Errorf("taskArgs = %q, %v; want %q, %q", got, err, tc.want, tc.wantErr)
 			}
@@ -181,42 +220,301 @@ func TestTaskArgs(t *testing.T) {
 	}
 }
 
-func TestRuncProcessOf(t *testing.T) {
-	spec := LaunchSpec{
-		ContainerID: "c",
-		Sandbox:     "/var/sandbox",
-		Command: api.CommandInfo{Value: ptr("true"), Environment: &api.Environment{
-			Variables: []api.EnvironmentVariable{{Name: "A", Value: "1"}, {Name: "MESOS_SANDBOX", Value: "/elsewhere"}},
-		}},
-		Env: []string{"B=2", "MESOS_SANDBOX=/var/sandbox"},
+func TestTaskUser(t *testing.T) {
+	tests := []struct {
+		name                      string
+		command, image, framework string
+		want                      string
+	}{
+		{name: "nobody names one"},
+		{name: "framework", framework: "fw", want: "fw"},
+		{name: "image over framework", image: "img", framework: "fw", want: "img"},
+		{name: "command over image", command: "cmd", image: "img", framework: "fw", want: "cmd"},
+		{name: "command over framework", command: "cmd", framework: "fw", want: "cmd"},
 	}
-	cred := &taskCredential{UID: 1000, GID: 100, Groups: []uint32{100, 27}}
-	p, err := runcProcessOf(spec, cred, []string{"HOME=/home/u", "USER=u"})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := LaunchSpec{FrameworkUser: tc.framework}
+			if tc.command != "" {
+				spec.Command.User = &tc.command
+			}
+			if got := taskUser(spec, tc.image); got != tc.want {
+				t.Errorf("taskUser = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// testImagePasswd and testImageGroup are an image's /etc/passwd and /etc/group.
+const (
+	testImagePasswd = "root:x:0:0:root:/root:/bin/sh\napp:x:1234:2345:app:/home/app:/bin/sh\nneg:x:-5:0::/:/bin/sh\n"
+	testImageGroup  = "root:x:0:\napp:x:2345:\nextra:x:3456:app\n"
+)
+
+// imageRoot returns a directory standing for an image's root filesystem, holding
+// testImagePasswd and testImageGroup.
+func imageRoot(t testing.TB) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{"passwd": testImagePasswd, "group": testImageGroup} {
+		if err := os.WriteFile(filepath.Join(root, "etc", name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestRuncProcessOf(t *testing.T) {
+	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := runcProcess{
-		Args:   []string{"/bin/sh", "-c", "true"},
-		Cwd:    SandboxMountPoint,
-		UID:    1000,
-		GID:    100,
-		Groups: []int{100, 27},
-		Stdout: "/var/sandbox/stdout",
-		Stderr: "/var/sandbox/stderr",
+	nobodyCred, _, err := lookupUser("nobody")
+	if err != nil || nobodyCred == nil {
+		t.Fatalf("lookupUser(nobody) = %+v, %v; want another user than the test's", nobodyCred, err)
 	}
-	env := p.Env
-	p.Env = nil
-	if !reflect.DeepEqual(p, want) {
-		t.Errorf("process = %+v, want %+v", p, want)
+	commandEnv := &api.Environment{Variables: []api.EnvironmentVariable{{Name: "A", Value: "1"}, {Name: "MESOS_SANDBOX", Value: "/elsewhere"}}}
+	img := &image.ImageConfig{
+		Entrypoint: []string{"/bin/busybox", "echo"},
+		Cmd:        []string{"from-image"},
+		Env:        []string{"PATH=/img/bin", "IMG=1", "A=img"},
+		WorkingDir: "work",
+		User:       "app",
 	}
-	for _, kv := range []string{"A=1", "B=2", "MESOS_SANDBOX=" + SandboxMountPoint, "HOME=/home/u", "USER=u"} {
-		name, _, _ := strings.Cut(kv, "=")
-		if got := envValue(env, name); name+"="+got != kv || slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, name+"=") }) != slices.Index(env, kv) {
-			t.Errorf("environment %q: want %s once", env, kv)
+	appCred := &taskCredential{UID: 1234, GID: 2345, Groups: []uint32{3456}}
+	tests := []struct {
+		name   string
+		modify func(*LaunchSpec)
+		img    *image.ImageConfig
+		// rootfs is the image's root filesystem, by default imageRoot's.
+		rootfs   string
+		want     runcProcess
+		wantCred *taskCredential
+		// wantEnv is the whole environment when set; otherwise the process's environment
+		// must hold each of hasEnv once.
+		wantEnv []string
+		hasEnv  []string
+		wantErr string
+	}{
+		{
+			name:   "host: the command's user",
+			modify: func(s *LaunchSpec) { s.Command.User = ptr("nobody") },
+			want: runcProcess{
+				Args: []string{"/bin/sh", "-c", "true"}, Cwd: SandboxMountPoint,
+				UID: int(nobodyCred.UID), GID: int(nobodyCred.GID), Groups: intIDs(nobodyCred.Groups),
+			},
+			wantCred: nobodyCred,
+			hasEnv:   []string{"A=1", "B=2", "MESOS_SANDBOX=" + SandboxMountPoint, "HOME=" + nobody.HomeDir, "USER=nobody", "LOGNAME=nobody"},
+		},
+		{
+			name:     "host: the framework's user",
+			modify:   func(s *LaunchSpec) { s.FrameworkUser = "nobody" },
+			want:     runcProcess{Args: []string{"/bin/sh", "-c", "true"}, Cwd: SandboxMountPoint, UID: int(nobodyCred.UID), GID: int(nobodyCred.GID), Groups: intIDs(nobodyCred.Groups)},
+			wantCred: nobodyCred,
+			hasEnv:   []string{"A=1", "USER=nobody"},
+		},
+		{
+			name:   "image: entrypoint and cmd, working directory, user and variables",
+			modify: func(s *LaunchSpec) { s.Command.Value = nil },
+			img:    img,
+			want: runcProcess{
+				Args: []string{"/bin/busybox", "echo", "from-image"}, Cwd: "/work",
+				UID: 1234, GID: 2345, Groups: []int{3456},
+			},
+			wantCred: appCred,
+			wantEnv:  []string{"PATH=/img/bin", "HOME=/home/app", "IMG=1", "A=1", "MESOS_SANDBOX=" + SandboxMountPoint, "B=2"},
+		},
+		{
+			name:    "image: the command's user, without working directory or PATH",
+			modify:  func(s *LaunchSpec) { s.Command.User = ptr("0") },
+			img:     &image.ImageConfig{User: "app"},
+			want:    runcProcess{Args: []string{"/bin/sh", "-c", "true"}, Cwd: SandboxMountPoint},
+			wantEnv: []string{"PATH=" + defaultPath, "HOME=/root", "A=1", "MESOS_SANDBOX=" + SandboxMountPoint, "B=2"},
+		},
+		{
+			name:     "image: the framework's user",
+			modify:   func(s *LaunchSpec) { s.FrameworkUser = "app" },
+			img:      &image.ImageConfig{},
+			want:     runcProcess{Args: []string{"/bin/sh", "-c", "true"}, Cwd: SandboxMountPoint, UID: 1234, GID: 2345, Groups: []int{3456}},
+			wantCred: appCred,
+			hasEnv:   []string{"HOME=/home/app"},
+		},
+		{
+			name:    "image: a user it does not have",
+			img:     img,
+			rootfs:  "empty",
+			wantErr: `user "app" in the image: unable to find user app: no matching entries in passwd file`,
+		},
+		{
+			name:    "image: a malformed variable",
+			img:     &image.ImageConfig{Env: []string{"NOEQUALS"}},
+			wantErr: `image environment entry "NOEQUALS" is not NAME=value`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := LaunchSpec{
+				ContainerID: "c",
+				Sandbox:     "/var/sandbox",
+				Command:     api.CommandInfo{Value: ptr("true"), Environment: commandEnv},
+				Env:         []string{"B=2", "MESOS_SANDBOX=/var/sandbox"},
+			}
+			if tc.modify != nil {
+				tc.modify(&spec)
+			}
+			rootfs := imageRoot(t)
+			if tc.rootfs == "empty" {
+				rootfs = t.TempDir()
+			}
+			p, cred, err := runcProcessOf(spec, tc.img, rootfs)
+			if errString(err) != tc.wantErr {
+				t.Fatalf("runcProcessOf error = %v, want %q", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			env := p.Env
+			p.Env = nil
+			want := tc.want
+			want.Stdout, want.Stderr = "/var/sandbox/stdout", "/var/sandbox/stderr"
+			if !reflect.DeepEqual(p, want) {
+				t.Errorf("process = %+v, want %+v", p, want)
+			}
+			if !reflect.DeepEqual(cred, tc.wantCred) {
+				t.Errorf("credential = %+v, want %+v", cred, tc.wantCred)
+			}
+			if tc.wantEnv != nil && !slices.Equal(env, tc.wantEnv) {
+				t.Errorf("environment = %q, want %q", env, tc.wantEnv)
+			}
+			for _, kv := range tc.hasEnv {
+				name, _, _ := strings.Cut(kv, "=")
+				if got := envValue(env, name); name+"="+got != kv || slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, name+"=") }) != slices.Index(env, kv) {
+					t.Errorf("environment %q: want %s once", env, kv)
+				}
+			}
+			if len(spec.Env) != 2 {
+				t.Errorf("runcProcessOf changed the spec's environment to %q", spec.Env)
+			}
+		})
+	}
+}
+
+// intIDs converts ids for comparison with runcProcess's.
+func intIDs(ids []uint32) []int {
+	var out []int
+	for _, id := range ids {
+		out = append(out, int(id))
+	}
+	return out
+}
+
+func TestLookupImageUser(t *testing.T) {
+	tests := []struct {
+		name string
+		user string
+		// noFiles leaves out the image's passwd and group files.
+		noFiles  bool
+		wantCred *taskCredential
+		wantHome string
+		wantErr  string
+	}{
+		{name: "root by default", wantHome: "/root"},
+		{name: "root without passwd", noFiles: true, wantHome: "/"},
+		{name: "uid without passwd", user: "7", noFiles: true, wantCred: &taskCredential{UID: 7}, wantHome: "/"},
+		{name: "user without passwd", user: "app", noFiles: true, wantErr: `user "app" in the image: unable to find user app: no matching entries in passwd file`},
+		{name: "user with supplementary groups", user: "app", wantCred: &taskCredential{UID: 1234, GID: 2345, Groups: []uint32{3456}}, wantHome: "/home/app"},
+		{name: "uid of a user", user: "1234", wantCred: &taskCredential{UID: 1234, GID: 2345, Groups: []uint32{3456}}, wantHome: "/home/app"},
+		{name: "user and group", user: "app:extra", wantCred: &taskCredential{UID: 1234, GID: 3456}, wantHome: "/home/app"},
+		{name: "uid and gid unknown to the image", user: "5000:6000", wantCred: &taskCredential{UID: 5000, GID: 6000}, wantHome: "/"},
+		{name: "root by uid and gid", user: "0:0", wantHome: "/root"},
+		{name: "unknown user", user: "nobody", wantErr: `user "nobody" in the image: unable to find user nobody: no matching entries in passwd file`},
+		{name: "unknown group", user: "app:staff", wantErr: `user "app:staff" in the image: unable to find group staff: no matching entries in group file`},
+		{name: "negative uid in passwd", user: "neg", wantErr: `user "neg" in the image: id -5 is out of range`},
+		{name: "uid out of range", user: "4294967296", wantErr: `user "4294967296" in the image: uids and gids must be in range 0-2147483647`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			passwd, group := []byte(testImagePasswd), []byte(testImageGroup)
+			if tc.noFiles {
+				passwd, group = nil, nil
+			}
+			cred, home, err := lookupImageUser(tc.user, passwd, group)
+			if errString(err) != tc.wantErr || !reflect.DeepEqual(cred, tc.wantCred) || home != tc.wantHome {
+				t.Errorf("lookupImageUser(%q) = %+v, %q, %v; want %+v, %q, %q", tc.user, cred, home, err, tc.wantCred, tc.wantHome, tc.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzLookupImageUser(f *testing.F) {
+	f.Add("app", []byte(testImagePasswd), []byte(testImageGroup))
+	f.Add("1234:extra", []byte(testImagePasswd), []byte(testImageGroup))
+	f.Add("", []byte("root:x:0:0::/:/bin/sh"), []byte(""))
+	f.Add("x:y:z", []byte("x:x:1:2\n::::"), []byte("y:x:-1:x,x"))
+	f.Fuzz(func(t *testing.T, name string, passwd, group []byte) {
+		cred, home, err := lookupImageUser(name, passwd, group)
+		if err != nil {
+			return
+		}
+		if home == "" {
+			t.Errorf("lookupImageUser(%q): empty home", name)
+		}
+		if cred != nil {
+			for _, id := range append([]uint32{cred.UID, cred.GID}, cred.Groups...) {
+				if id > math.MaxInt32 {
+					t.Errorf("lookupImageUser(%q): id %d out of range", name, id)
+				}
+			}
+		}
+	})
+}
+
+func TestReadImageFile(t *testing.T) {
+	root := imageRoot(t)
+	host := filepath.Join(t.TempDir(), "host-passwd")
+	if err := os.WriteFile(host, []byte("host's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{
+		"etc/absolute": "/etc/passwd",
+		"etc/relative": "../etc/group",
+		"etc/escape":   "../../../../../../../../" + strings.TrimPrefix(host, "/"),
+		"etc/dir":      "/etc",
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if len(spec.Env) != 2 {
-		t.Errorf("runcProcessOf changed the spec's environment to %q", spec.Env)
+	if err := unix.Mkfifo(filepath.Join(root, "etc", "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "big"), make([]byte, maxImageUserFile+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path    string
+		want    []byte
+		wantErr string
+	}{
+		{path: "/etc/passwd", want: []byte(testImagePasswd)},
+		{path: "/etc/absolute", want: []byte(testImagePasswd)},
+		{path: "/etc/relative", want: []byte(testImageGroup)},
+		{path: "/etc/missing"},
+		// Resolved inside the image, the link leads nowhere.
+		{path: "/etc/escape"},
+		{path: "/etc/dir", wantErr: "the image's /etc/dir is not a regular file"},
+		{path: "/etc/fifo", wantErr: "the image's /etc/fifo is not a regular file"},
+		{path: "/etc/big", wantErr: "the image's /etc/big is larger than 4194304 bytes"},
+	}
+	for _, tc := range tests {
+		got, err := readImageFile(root, tc.path)
+		if errString(err) != tc.wantErr || !bytes.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
+			t.Errorf("readImageFile(%s) = %q, %v; want %q, %q", tc.path, got, err, tc.want, tc.wantErr)
+		}
 	}
 }
 

@@ -2,19 +2,15 @@ package isolate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,63 +23,6 @@ import (
 	"github.com/atoll/atoll/api"
 )
 
-// The test binary is re-executed as the runc containers' shims and inits, and as an
-// agent that launches a container and is killed; it must become one before TestMain
-// parses flags or runs anything.
-func init() {
-	RunContainerInitIfRequested()
-	if stateDir := os.Getenv(runcTestAgentEnv); stateDir != "" {
-		os.Exit(runRuncTestAgent(stateDir, os.Getenv(runcTestAgentCgroupEnv), os.Getenv(runcTestAgentSandboxEnv)))
-	}
-}
-
-// runcTestAgentEnv, when set, makes the test binary a runc test agent for the state dir it
-// names, with the cgroup parent and sandbox the other variables name.
-const (
-	runcTestAgentEnv        = "ATOLL_TEST_RUNC_AGENT"
-	runcTestAgentCgroupEnv  = "ATOLL_TEST_RUNC_AGENT_CGROUP"
-	runcTestAgentSandboxEnv = "ATOLL_TEST_RUNC_AGENT_SANDBOX"
-)
-
-// runRuncTestAgent launches a container, prints its state as JSON and waits to be killed,
-// as an agent that dies with its containers running.
-func runRuncTestAgent(stateDir, cgroupParent, sandbox string) int {
-	cfg := DefaultRuncConfig()
-	cfg.StateDir = stateDir
-	cfg.CgroupParent = cgroupParent
-	r, err := NewRunc(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	st, err := r.Launch(context.Background(), LaunchSpec{
-		ContainerID: "agent-task",
-		Sandbox:     sandbox,
-		Command:     api.CommandInfo{Value: ptr("echo ready; exec sleep 1000")},
-	})
-	if err == nil {
-		err = json.NewEncoder(os.Stdout).Encode(st)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	select {}
-}
-
-// requireRuncHost skips a test that needs root for containers, except under CI, which
-// must run it.
-func requireRuncHost(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root and CI must run it: run the tests as root")
-	}
-	t.Skip("needs root to create containers")
-}
-
 var cgroupParentSeq atomic.Int64
 
 // newTestRunc returns a runc containerizer keeping its records in stateDir, whose
@@ -92,9 +31,9 @@ var cgroupParentSeq atomic.Int64
 // checks that nothing is left there.
 func newTestRunc(t testing.TB, stateDir string, opts ...func(*RuncConfig)) *Runc {
 	t.Helper()
-	requireRuncHost(t)
+	requireRoot(t, "to create containers")
 	cfg := DefaultRuncConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = testLogger(t)
 	cfg.StateDir = stateDir
 	cfg.CgroupParent = fmt.Sprintf("atoll-test-%d-%d", os.Getpid(), cgroupParentSeq.Add(1))
 	for _, opt := range opts {
@@ -117,10 +56,22 @@ func newTestRunc(t testing.TB, stateDir string, opts ...func(*RuncConfig)) *Runc
 // if a container's cgroup is left in it.
 func removeCgroupParent(t testing.TB, parent string) {
 	t.Helper()
+	for _, path := range checkCgroupParentEmpty(t, parent) {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("remove cgroup %s: %v", path, err)
+		}
+	}
+}
+
+// checkCgroupParentEmpty fails the test if a container's cgroup is left in the cgroup
+// parent, and returns the parent's path in every hierarchy.
+func checkCgroupParentEmpty(t testing.TB, parent string) []string {
+	t.Helper()
 	m, err := cgroupManager(&cgroups.Cgroup{Path: parent}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var paths []string
 	for _, path := range m.GetPaths() {
 		entries, _ := os.ReadDir(path)
 		for _, e := range entries {
@@ -128,10 +79,9 @@ func removeCgroupParent(t testing.TB, parent string) {
 				t.Errorf("cgroup %s left behind", filepath.Join(path, e.Name()))
 			}
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("remove cgroup %s: %v", path, err)
-		}
+		paths = append(paths, path)
 	}
+	return paths
 }
 
 // runcLaunch starts spec and makes sure the container is killed and destroyed when the
@@ -144,25 +94,7 @@ func runcLaunch(t testing.TB, r *Runc, spec LaunchSpec) State {
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}
-	paths := runcCgroupPaths(t, r, spec.ContainerID)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		if _, err := r.lookup(spec.ContainerID); err != nil {
-			return
-		}
-		if err := r.Kill(ctx, spec.ContainerID, 0); err != nil && !errors.Is(err, ErrClosed) {
-			t.Errorf("cleanup: kill %s: %v", spec.ContainerID, err)
-		}
-		if _, err := r.Wait(ctx, spec.ContainerID); err != nil {
-			t.Errorf("cleanup: wait %s: %v", spec.ContainerID, err)
-			return
-		}
-		if err := r.Destroy(ctx, spec.ContainerID); err != nil {
-			t.Errorf("cleanup: destroy %s: %v", spec.ContainerID, err)
-		}
-		checkDestroyed(t, r, spec, paths)
-	})
+	destroyOnCleanup(t, r, spec, runcCgroupPaths(t, r, spec.ContainerID))
 	return st
 }
 
@@ -206,28 +138,13 @@ func checkDestroyed(t testing.TB, r *Runc, spec LaunchSpec, cgroupPaths map[stri
 	}
 }
 
-// runcWait waits for the container to end.
-func runcWait(t testing.TB, r *Runc, containerID string) ExitStatus {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	status, err := r.Wait(ctx, containerID)
-	if err != nil {
-		t.Fatalf("Wait: %v", err)
-	}
-	return status
-}
-
 // destroyOnCleanup kills and destroys the container through r when the test ends, unless
 // r was released (another Runc took the container over), and checks that nothing of it
 // is left.
 func destroyOnCleanup(t testing.TB, r *Runc, spec LaunchSpec, cgroupPaths map[string]string) {
 	t.Helper()
 	t.Cleanup(func() {
-		if r.isClosed() {
-			return
-		}
-		if _, err := r.lookup(spec.ContainerID); err != nil {
+		if _, known := r.containers.find(spec.ContainerID); !known || r.containers.isClosed() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -393,7 +310,7 @@ func TestRuncLaunch(t *testing.T) {
 			if want.Message == "" {
 				want = ExitStatus{Message: "exited with status 0"}
 			}
-			if got := runcWait(t, r, spec.ContainerID); got != want {
+			if got := waitExit(t, r, spec.ContainerID); got != want {
 				t.Errorf("status = %+v, want %+v", got, want)
 			}
 			if got := readFile(t, filepath.Join(spec.Sandbox, "stdout")); got != tc.stdout {
@@ -518,7 +435,7 @@ func TestRuncOOMKilled(t *testing.T) {
 	spec.MemMB = 48
 	runcLaunch(t, r, spec)
 	want := ExitStatus{Code: -1, Signal: 9, OOMKilled: true, Message: "killed by SIGKILL after running out of memory (limit 48 MiB)"}
-	if got := runcWait(t, r, spec.ContainerID); got != want {
+	if got := waitExit(t, r, spec.ContainerID); got != want {
 		t.Errorf("status = %+v, want %+v", got, want)
 	}
 }
@@ -581,7 +498,7 @@ func TestRuncKill(t *testing.T) {
 					waitForOutput(t, filepath.Join(spec.Sandbox, "signals"), tc.signals)
 				}
 			}
-			if got := runcWait(t, r, spec.ContainerID); got != tc.want {
+			if got := waitExit(t, r, spec.ContainerID); got != tc.want {
 				t.Errorf("status = %+v, want %+v", got, tc.want)
 			}
 			signals, _ := os.ReadFile(filepath.Join(spec.Sandbox, "signals"))
@@ -596,97 +513,53 @@ func TestRuncKill(t *testing.T) {
 }
 
 func TestRuncLaunchErrors(t *testing.T) {
-	tests := []struct {
-		name   string
-		modify func(*LaunchSpec)
-		// $ID and $SANDBOX in wantErr stand for the container id and sandbox path.
-		wantErr string
-	}{
-		{
+	tests := append(commonLaunchErrors(),
+		launchErrorCase{
 			name: "plain command not found",
 			modify: func(s *LaunchSpec) {
 				s.Command = api.CommandInfo{Shell: ptr(false), Value: ptr("no-such-program-xyz")}
 			},
 			wantErr: `launch $ID: unable to start container process: error during container init: exec: "no-such-program-xyz": executable file not found in $PATH`,
 		},
-		{
+		launchErrorCase{
 			name: "plain command path does not exist",
 			modify: func(s *LaunchSpec) {
 				s.Command = api.CommandInfo{Shell: ptr(false), Value: ptr("/nonexistent/prog")}
 			},
 			wantErr: `launch $ID: unable to start container process: error during container init: exec: "/nonexistent/prog": stat /nonexistent/prog: no such file or directory`,
 		},
-		{
-			name:    "no command",
-			modify:  func(s *LaunchSpec) { s.Command = api.CommandInfo{} },
-			wantErr: "launch $ID: command has no value",
-		},
-		{
-			name:    "unknown user",
-			modify:  func(s *LaunchSpec) { s.Command.User = ptr("no-such-user-xyz") },
-			wantErr: `launch $ID: user "no-such-user-xyz": user: unknown user no-such-user-xyz`,
-		},
-		{
+		launchErrorCase{
 			name:    "container id is a path",
 			modify:  func(s *LaunchSpec) { s.ContainerID = "../escape" },
 			wantErr: `launch ../escape: container id "../escape": only ASCII letters, digits and "_+-." are allowed`,
 		},
-		{
-			name:    "relative sandbox",
-			modify:  func(s *LaunchSpec) { s.Sandbox = "sandbox" },
-			wantErr: `launch $ID: sandbox "sandbox" is not an absolute path`,
-		},
-		{
-			name:    "missing sandbox",
-			modify:  func(s *LaunchSpec) { s.Sandbox = filepath.Join(s.Sandbox, "missing") },
-			wantErr: "launch $ID: sandbox: stat $SANDBOX: no such file or directory",
-		},
-		{
+		launchErrorCase{
 			name:    "negative cpus",
 			modify:  func(s *LaunchSpec) { s.CPUs = -1 },
 			wantErr: "launch $ID: cpus -1 is not a non-negative number",
 		},
-		{
+		launchErrorCase{
 			name:    "mem not a number",
 			modify:  func(s *LaunchSpec) { s.MemMB = math.NaN() },
 			wantErr: "launch $ID: mem NaN is not a non-negative number",
 		},
-		{
+		launchErrorCase{
 			name: "image without an image store",
 			modify: func(s *LaunchSpec) {
 				s.Container = &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: &api.Image{Type: "DOCKER"}}}
 			},
 			wantErr: "launch $ID: the container has an image and the runc containerizer has no image store",
 		},
-		{
+		launchErrorCase{
 			name: "volumes",
 			modify: func(s *LaunchSpec) {
 				s.Container = &api.ContainerInfo{Type: "MESOS", Volumes: []api.Volume{{ContainerPath: "/data", HostPath: "/srv"}}}
 			},
 			wantErr: "launch $ID: the runc containerizer cannot mount volumes",
 		},
-		{
-			name:    "malformed environment entry",
-			modify:  func(s *LaunchSpec) { s.Env = []string{"NOEQUALS"} },
-			wantErr: `launch $ID: environment entry "NOEQUALS" is not NAME=value`,
-		},
-	}
+	)
 	r := newTestRunc(t, t.TempDir())
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			spec := shellSpec(t, "echo should not run")
-			tc.modify(&spec)
-			_, err := r.Launch(context.Background(), spec)
-			want := strings.NewReplacer("$ID", spec.ContainerID, "$SANDBOX", spec.Sandbox).Replace(tc.wantErr)
-			if err == nil || err.Error() != want {
-				t.Fatalf("Launch error = %v, want %q", err, want)
-			}
-			checkNothingLeft(t, r)
-			if _, err := r.Wait(context.Background(), spec.ContainerID); !errors.Is(err, ErrUnknownContainer) {
-				t.Errorf("Wait after a failed launch = %v, want ErrUnknownContainer", err)
-			}
-		})
-	}
+	testLaunchErrors(t, r, tests, func(t testing.TB) { checkNothingLeft(t, r) })
 }
 
 // checkNothingLeft fails the test if r's state dir holds a container or r's cgroup parent
@@ -702,18 +575,7 @@ func checkNothingLeft(t testing.TB, r *Runc) {
 			t.Errorf("%s left behind", filepath.Join(dir, e.Name()))
 		}
 	}
-	m, err := cgroupManager(&cgroups.Cgroup{Path: r.cgroupParent}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range m.GetPaths() {
-		entries, _ := os.ReadDir(path)
-		for _, e := range entries {
-			if e.IsDir() {
-				t.Errorf("cgroup %s left behind", filepath.Join(path, e.Name()))
-			}
-		}
-	}
+	checkCgroupParentEmpty(t, r.cgroupParent)
 	for _, line := range strings.Split(readFile(t, "/proc/self/mountinfo"), "\n") {
 		if strings.Contains(line, r.stateDir) {
 			t.Errorf("mount left behind: %s", line)
@@ -725,10 +587,7 @@ func TestRuncLaunchDuplicate(t *testing.T) {
 	r := newTestRunc(t, t.TempDir())
 	spec := shellSpec(t, "exec sleep 1000")
 	runcLaunch(t, r, spec)
-	_, err := r.Launch(context.Background(), spec)
-	if want := "launch " + spec.ContainerID + ": container already exists"; err == nil || err.Error() != want {
-		t.Errorf("second Launch = %v, want %q", err, want)
-	}
+	checkLaunchDuplicate(t, r, spec)
 }
 
 func TestRuncDestroy(t *testing.T) {
@@ -736,25 +595,14 @@ func TestRuncDestroy(t *testing.T) {
 	spec := shellSpec(t, "exec sleep 1000")
 	runcLaunch(t, r, spec)
 	paths := runcCgroupPaths(t, r, spec.ContainerID)
-	err := r.Destroy(context.Background(), spec.ContainerID)
-	if want := "destroy " + spec.ContainerID + ": container is still running"; err == nil || err.Error() != want {
-		t.Errorf("Destroy of a running container = %v, want %q", err, want)
-	}
+	checkDestroyRunning(t, r, spec.ContainerID)
 	if err := r.Kill(context.Background(), spec.ContainerID, 0); err != nil {
 		t.Fatal(err)
 	}
-	runcWait(t, r, spec.ContainerID)
+	waitExit(t, r, spec.ContainerID)
 	runcDestroy(t, r, spec, paths)
 	checkNothingLeft(t, r)
-	for name, call := range map[string]func() error{
-		"Wait":    func() error { _, err := r.Wait(context.Background(), spec.ContainerID); return err },
-		"Kill":    func() error { return r.Kill(context.Background(), spec.ContainerID, 0) },
-		"Destroy": func() error { return r.Destroy(context.Background(), spec.ContainerID) },
-	} {
-		if err := call(); !errors.Is(err, ErrUnknownContainer) {
-			t.Errorf("%s of a destroyed container = %v, want ErrUnknownContainer", name, err)
-		}
-	}
+	checkUnknown(t, r, spec.ContainerID)
 }
 
 func TestRuncRecover(t *testing.T) {
@@ -837,7 +685,7 @@ func TestRuncRecover(t *testing.T) {
 		t.Fatalf("second Recover: %v", err)
 	}
 	for _, l := range running {
-		c, err := after.lookup(l.spec.ContainerID)
+		c, err := after.containers.lookup(l.spec.ContainerID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -874,7 +722,7 @@ func TestRuncRecover(t *testing.T) {
 	}
 	for _, l := range running {
 		want := ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"}
-		if got := runcWait(t, after, l.spec.ContainerID); got != want {
+		if got := waitExit(t, after, l.spec.ContainerID); got != want {
 			t.Errorf("container %s: status %+v, want %+v", l.spec.ContainerID, got, want)
 		}
 		runcDestroy(t, after, l.spec, l.paths)
@@ -916,156 +764,10 @@ func TestRuncKillWhileAgentIsDown(t *testing.T) {
 		t.Fatalf("Recover: %v", err)
 	}
 	want := ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"}
-	if got := runcWait(t, after, spec.ContainerID); got != want {
+	if got := waitExit(t, after, spec.ContainerID); got != want {
 		t.Errorf("status = %+v, want %+v", got, want)
 	}
 	runcDestroy(t, after, spec, paths)
-}
-
-// waitForFile polls until path exists.
-func waitForFile(t testing.TB, path string) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never appeared", path)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitReaped polls until pid is gone, zombie included.
-func waitReaped(t testing.TB, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for procStat(pid) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d not reaped", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// busyboxImages is a RootFS whose every image is a root holding busybox as /bin/sh.
-type busyboxImages struct {
-	dir string
-	// prepared is called by Prepare with the launch's context, before it returns.
-	prepared func(ctx context.Context)
-
-	mu       sync.Mutex
-	released []string
-}
-
-// requireBusybox returns the path of a static busybox, to be copied into an image.
-func requireBusybox(t testing.TB) string {
-	t.Helper()
-	const path = "/bin/busybox"
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(path + " is missing and CI must run this test: apt-get install busybox-static")
-	}
-	t.Skip(path + " is missing: apt-get install busybox-static")
-	return ""
-}
-
-func (b *busyboxImages) Prepare(ctx context.Context, spec LaunchSpec) (string, error) {
-	root := filepath.Join(b.dir, spec.ContainerID)
-	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
-		return "", err
-	}
-	data, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
-		return "", err
-	}
-	if err := os.Symlink("busybox", filepath.Join(root, "bin", "sh")); err != nil {
-		return "", err
-	}
-	if b.prepared != nil {
-		b.prepared(ctx)
-	}
-	return root, nil
-}
-
-func (b *busyboxImages) Release(_ context.Context, containerID string) error {
-	b.mu.Lock()
-	b.released = append(b.released, containerID)
-	b.mu.Unlock()
-	return os.RemoveAll(filepath.Join(b.dir, containerID))
-}
-
-func (b *busyboxImages) releasedIDs() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return slices.Clone(b.released)
-}
-
-// imageSpec is a launch of script in a busybox image.
-func imageSpec(t testing.TB, script string) LaunchSpec {
-	t.Helper()
-	spec := shellSpec(t, script)
-	spec.Container = &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: &api.Image{
-		Type: "DOCKER", Docker: &api.ImageDocker{Name: "busybox"}}}}
-	return spec
-}
-
-func TestRuncImage(t *testing.T) {
-	requireBusybox(t)
-	images := &busyboxImages{dir: t.TempDir()}
-	r := newTestRunc(t, t.TempDir(), func(c *RuncConfig) { c.Images = images })
-	spec := imageSpec(t, `busybox ls /bin; test -e /usr || echo no host /usr; echo $$ > written; touch /image-is-writable && echo image writable`)
-	runcLaunch(t, r, spec)
-	paths := runcCgroupPaths(t, r, spec.ContainerID)
-	if got, want := runcWait(t, r, spec.ContainerID), (ExitStatus{Message: "exited with status 0"}); got != want {
-		t.Errorf("status = %+v, want %+v (stderr %q)", got, want, readFile(t, filepath.Join(spec.Sandbox, "stderr")))
-	}
-	if got, want := readFile(t, filepath.Join(spec.Sandbox, "stdout")), "busybox\nsh\nno host /usr\nimage writable\n"; got != want {
-		t.Errorf("stdout = %q, want %q", got, want)
-	}
-	if got, want := readFile(t, filepath.Join(spec.Sandbox, "written")), "1\n"; got != want {
-		t.Errorf("sandbox file = %q, want %q", got, want)
-	}
-	if released := images.releasedIDs(); len(released) != 0 {
-		t.Errorf("images released before Destroy: %v", released)
-	}
-	runcDestroy(t, r, spec, paths)
-	if released, want := images.releasedIDs(), []string{spec.ContainerID}; !slices.Equal(released, want) {
-		t.Errorf("images released = %v, want %v", released, want)
-	}
-}
-
-func TestRuncLaunchAbandoned(t *testing.T) {
-	requireBusybox(t)
-	images := &busyboxImages{dir: t.TempDir()}
-	r := newTestRunc(t, t.TempDir(), func(c *RuncConfig) { c.Images = images })
-	ctx, cancel := context.WithCancel(context.Background())
-	// The launch is given up once the container is being made.
-	images.prepared = func(context.Context) { cancel() }
-	spec := imageSpec(t, "exec sleep 1000")
-	if _, err := r.Launch(ctx, spec); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Launch = %v, want context.Canceled", err)
-	}
-	deadline := time.Now().Add(testTimeout)
-	for {
-		if _, err := r.lookup(spec.ContainerID); errors.Is(err, ErrUnknownContainer) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the abandoned container was not destroyed")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	checkNothingLeft(t, r)
-	if released, want := images.releasedIDs(), []string{spec.ContainerID}; !slices.Equal(released, want) {
-		t.Errorf("images released = %v, want %v", released, want)
-	}
 }
 
 // Containers outlive the agent process that launched them, even when it is killed along
@@ -1074,24 +776,7 @@ func TestRuncOutlivesAgent(t *testing.T) {
 	stateDir := t.TempDir()
 	sandbox := t.TempDir()
 	after := newTestRunc(t, stateDir)
-	agent := exec.Command(os.Args[0])
-	agent.Env = append(os.Environ(), runcTestAgentEnv+"="+stateDir,
-		runcTestAgentCgroupEnv+"="+after.cgroupParent, runcTestAgentSandboxEnv+"="+sandbox)
-	agent.Stderr = testLogWriter{t}
-	// A process group of its own, as a shell gives a foreground job.
-	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := agent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
-	var st State
-	if err := json.NewDecoder(stdout).Decode(&st); err != nil {
-		t.Fatalf("read the agent's state: %v", err)
-	}
+	agent, st := startTestAgent(t, RuncKind, stateDir, sandbox, after.cgroupParent)
 	spec := LaunchSpec{ContainerID: st.ContainerID, Sandbox: sandbox}
 	destroyOnCleanup(t, after, spec, runcCgroupPaths(t, after, st.ContainerID))
 
@@ -1113,7 +798,7 @@ func TestRuncOutlivesAgent(t *testing.T) {
 	if err := after.Kill(context.Background(), st.ContainerID, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := runcWait(t, after, st.ContainerID), (ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"}); got != want {
+	if got, want := waitExit(t, after, st.ContainerID), (ExitStatus{Code: -1, Signal: 9, Message: "killed by SIGKILL"}); got != want {
 		t.Errorf("status = %+v, want %+v", got, want)
 	}
 	waitReaped(t, st.PID)

@@ -2,12 +2,10 @@ package isolate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,41 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/atoll/atoll/api"
 )
-
-// testAgentEnv, set to a state dir, makes the test binary act as a short-lived agent (see
-// runTestAgent) instead of running tests; testAgentSandboxEnv names its task's sandbox.
-const (
-	testAgentEnv        = "ISOLATE_TEST_AGENT"
-	testAgentSandboxEnv = "ISOLATE_TEST_AGENT_SANDBOX"
-)
-
-// runTestAgent launches one task, prints its State on stdout and waits to be killed
-// without closing anything, as an agent that is interrupted would.
-func runTestAgent(stateDir string) int {
-	cfg := DefaultProcessConfig()
-	cfg.StateDir = stateDir
-	p, err := NewProcess(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	st, err := p.Launch(context.Background(), LaunchSpec{
-		ContainerID: "agent-task",
-		Sandbox:     os.Getenv(testAgentSandboxEnv),
-		Command:     api.CommandInfo{Value: ptr("echo ready; exec sleep 100")},
-	})
-	if err == nil {
-		err = json.NewEncoder(os.Stdout).Encode(st)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	select {}
-}
 
 // The supervisor and its tasks outlive the agent process that started them, even when a
 // Ctrl-C on the agent's terminal interrupts its whole process group; the next agent
@@ -57,23 +21,7 @@ func runTestAgent(stateDir string) int {
 func TestSupervisorOutlivesAgent(t *testing.T) {
 	stateDir := t.TempDir()
 	sandbox := t.TempDir()
-	agent := exec.Command(os.Args[0])
-	agent.Env = append(os.Environ(), testAgentEnv+"="+stateDir, testAgentSandboxEnv+"="+sandbox)
-	agent.Stderr = testLogWriter{t}
-	// A process group of its own, as a shell gives a foreground job.
-	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := agent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
-	var st State
-	if err := json.NewDecoder(stdout).Decode(&st); err != nil {
-		t.Fatalf("read the agent's state: %v", err)
-	}
+	agent, st := startTestAgent(t, ProcessKind, stateDir, sandbox, "")
 	after := newTestProcess(t, stateDir)
 	stopOnCleanup(t, after, st.ContainerID)
 

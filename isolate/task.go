@@ -1,0 +1,193 @@
+package isolate
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/atoll/atoll/api"
+)
+
+// What every containerizer makes of a LaunchSpec: the checks of its sandbox, the task's
+// environment and the user it runs as.
+
+// checkSandbox rejects a sandbox that is not an existing directory's absolute path.
+func checkSandbox(sandbox string) error {
+	if !filepath.IsAbs(sandbox) {
+		return fmt.Errorf("sandbox %q is not an absolute path", sandbox)
+	}
+	fi, err := os.Stat(sandbox)
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("sandbox %s is not a directory", sandbox)
+	}
+	return nil
+}
+
+// envValue returns the value of the last "name=value" entry for name in env.
+func envValue(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if value, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return value
+		}
+	}
+	return ""
+}
+
+// defaultPath is the task's PATH when the agent has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// baseEnv picks the variables every task inherits from the agent's environment.
+func baseEnv(agentEnv []string) []string {
+	keep := []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"}
+	var env []string
+	for _, name := range keep {
+		for _, kv := range agentEnv {
+			if strings.HasPrefix(kv, name+"=") {
+				env = append(env, kv)
+				break
+			}
+		}
+	}
+	if envValue(env, "PATH") == "" {
+		env = append(env, "PATH="+defaultPath)
+	}
+	return env
+}
+
+// taskEnv layers the command's variables and then the agent's (spec.Env) over base; a
+// later definition of a name replaces an earlier one in place.
+func taskEnv(base []string, cmdEnv *api.Environment, extra []string) ([]string, error) {
+	var env []string
+	index := make(map[string]int)
+	set := func(name, value string) {
+		kv := name + "=" + value
+		if i, ok := index[name]; ok {
+			env[i] = kv
+			return
+		}
+		index[name] = len(env)
+		env = append(env, kv)
+	}
+	for _, kv := range base {
+		name, value, _ := strings.Cut(kv, "=")
+		set(name, value)
+	}
+	if cmdEnv != nil {
+		for _, v := range cmdEnv.Variables {
+			if v.Type != "" && v.Type != "VALUE" {
+				return nil, fmt.Errorf("environment variable %q: type %q is not supported", v.Name, v.Type)
+			}
+			if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") || strings.ContainsRune(v.Value, 0) {
+				return nil, fmt.Errorf("environment variable %q: invalid", v.Name)
+			}
+			set(v.Name, v.Value)
+		}
+	}
+	if err := checkEnvEntries("environment entry", extra); err != nil {
+		return nil, err
+	}
+	for _, kv := range extra {
+		name, value, _ := strings.Cut(kv, "=")
+		set(name, value)
+	}
+	return env, nil
+}
+
+// checkEnvEntries rejects entries that are not "NAME=value"; what names them in the error.
+func checkEnvEntries(what string, entries []string) error {
+	for _, kv := range entries {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || strings.ContainsRune(kv, 0) {
+			return fmt.Errorf("%s %q is not NAME=value", what, kv)
+		}
+	}
+	return nil
+}
+
+// taskUser names the user a task runs as: its command's, else imageUser (the user of
+// the task's image, if it has one), else its framework's; empty means the agent's own.
+func taskUser(spec LaunchSpec, imageUser string) string {
+	switch {
+	case spec.Command.User != nil && *spec.Command.User != "":
+		return *spec.Command.User
+	case imageUser != "":
+		return imageUser
+	}
+	return spec.FrameworkUser
+}
+
+// hostUser resolves the host user a task runs as, and the variables that name it (HOME,
+// USER, LOGNAME). It returns a nil credential, and no variables, for the empty name and
+// for the agent's own user, which need no switch.
+func hostUser(name string) (*taskCredential, []string, error) {
+	if name == "" {
+		return nil, nil, nil
+	}
+	cred, home, err := lookupUser(name)
+	if err != nil || cred == nil {
+		return nil, nil, err
+	}
+	return cred, []string{"HOME=" + home, "USER=" + name, "LOGNAME=" + name}, nil
+}
+
+// lookupUser resolves the user a task should run as. It returns a nil credential when that
+// is the agent's own user, which needs no switch.
+func lookupUser(name string) (*taskCredential, string, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, "", fmt.Errorf("user %q: %w", name, err)
+	}
+	if u.Uid == strconv.Itoa(os.Getuid()) {
+		return nil, "", nil
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, "", fmt.Errorf("user %q: uid %q: %w", name, u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, "", fmt.Errorf("user %q: gid %q: %w", name, u.Gid, err)
+	}
+	cred := &taskCredential{UID: uint32(uid), GID: uint32(gid)}
+	groups, err := u.GroupIds()
+	if err != nil {
+		return nil, "", fmt.Errorf("user %q: groups: %w", name, err)
+	}
+	for _, g := range groups {
+		id, err := strconv.ParseUint(g, 10, 32)
+		if err != nil {
+			return nil, "", fmt.Errorf("user %q: group %q: %w", name, g, err)
+		}
+		cred.Groups = append(cred.Groups, uint32(id))
+	}
+	return cred, u.HomeDir, nil
+}
+
+// prepareSandbox gives the sandbox, and the output files the supervisor appends to, to the task's
+// user, as Mesos does, so the task can write there.
+func prepareSandbox(sandbox, stdout, stderr string, cred *taskCredential) error {
+	for _, path := range []string{stdout, stderr} {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", path, err)
+		}
+		f.Close()
+	}
+	err := filepath.WalkDir(sandbox, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, int(cred.UID), int(cred.GID))
+	})
+	if err != nil {
+		return fmt.Errorf("give sandbox to uid %d: %w", cred.UID, err)
+	}
+	return nil
+}
