@@ -81,6 +81,9 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "agent work directory: checkpoint and sandboxes (default: <data-dir>/agent)")
 		fs.IntVar(&cfg.AgentPort, "agent-port", cfg.AgentPort, "agent HTTP port (sandbox files)")
 	}
+	if role != roleMaster {
+		fs.StringVar(&cfg.Containerizer, "containerizer", cfg.Containerizer, "how tasks run: runc (isolated; needs root) or process (plain processes); default runc when root")
+	}
 	fs.IntVar(&cfg.DNSPort, "dns-port", cfg.DNSPort, "DNS port for the cluster domain, UDP and TCP (-1: no DNS server)")
 	if role != roleUp {
 		fs.StringVar(&cfg.DNSDomain, "dns-domain", cfg.DNSDomain, "cluster DNS domain (names like web.marathon.<domain>)")

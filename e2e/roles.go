@@ -53,9 +53,10 @@ func (c *Cluster) StartMasters(n int) []*Host {
 // StartAgents adds n more agent hosts (a1, a2, … numbered on from earlier calls) and starts
 // an agent on each, joined to every master:
 //
-//	atoll agent --name aK --bind IP --join MASTER-IPS --data-dir DIR
+//	atoll agent --name aK --bind IP --join MASTER-IPS --data-dir DIR --containerizer process
 //
-// plus WithAgentArgs. It needs StartMasters first and returns at once; see WaitForAgents.
+// plus WithAgentArgs. Tasks are plain processes: the harness ends hosts with SIGKILL, which
+// would leave runc containers' cgroups behind; the isolate package tests runc. It needs StartMasters first and returns at once; see WaitForAgents.
 func (c *Cluster) StartAgents(n int) []*Host {
 	c.t.Helper()
 	masters := c.Masters()
@@ -75,7 +76,7 @@ func (c *Cluster) StartAgents(n int) []*Host {
 	c.agents = append(c.agents, hosts...)
 	c.mu.Unlock()
 	for _, h := range hosts {
-		args := []string{"agent", "--name", h.name, "--bind", h.IP(), "--join", strings.Join(ips, ","), "--data-dir", h.DataDir()}
+		args := []string{"agent", "--name", h.name, "--bind", h.IP(), "--join", strings.Join(ips, ","), "--data-dir", h.DataDir(), "--containerizer", "process"}
 		h.Start(append(args, c.opts.agentArgs...)...)
 	}
 	return hosts

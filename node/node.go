@@ -57,6 +57,10 @@ type Config struct {
 	// RaftFailureTimeout is how long masters go without hearing from the leader before
 	// electing another (a dead leader is replaced within about twice this).
 	RaftFailureTimeout time.Duration
+	// Containerizer runs the agent's tasks: "runc" (namespaces and cgroups, images; needs
+	// root), "process" (plain processes, no isolation) or "" for runc when root, else
+	// process.
+	Containerizer string
 	// DNSPort is where the node answers DNS for the cluster domain (UDP and TCP, on
 	// BindAddr); 0 picks a free port, -1 runs no DNS server.
 	DNSPort int
@@ -122,6 +126,12 @@ func DevConfig() Config {
 	return c
 }
 
+// The containerizers an agent can run tasks with.
+const (
+	ContainerizerRunc    = "runc"
+	ContainerizerProcess = "process"
+)
+
 // devDNSPort is the DNS port of `atoll up`, and of nodes not run as root.
 const devDNSPort = 8053
 
@@ -158,6 +168,11 @@ func (c Config) Validate() error {
 	}
 	if !c.Master && len(c.Join) == 0 {
 		return errors.New("join: an agent needs --join with the address of any node")
+	}
+	switch c.Containerizer {
+	case "", ContainerizerRunc, ContainerizerProcess:
+	default:
+		return fmt.Errorf("containerizer: %q, want %s or %s", c.Containerizer, ContainerizerRunc, ContainerizerProcess)
 	}
 	if c.DNSPort < -1 || c.DNSPort > 65535 {
 		return fmt.Errorf("dns-port: %d is not a port (-1: no DNS server)", c.DNSPort)

@@ -23,6 +23,8 @@ import (
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/dns"
 	"github.com/atoll/atoll/isolate"
+	"github.com/atoll/atoll/isolate/fetch"
+	"github.com/atoll/atoll/isolate/image"
 	"github.com/atoll/atoll/node/agent"
 	"github.com/atoll/atoll/node/master"
 )
@@ -411,15 +413,65 @@ func startAgent(cfg Config, adv string, members *Membership, localAPI string) (*
 		}
 		return apis
 	}
-	c, err := isolate.NewProcess(isolate.ProcessConfig{
-		Logger:   cfg.Logger.With("component", "isolate"),
-		StateDir: filepath.Join(ac.WorkDir, "containers"),
-	})
+	c, err := newContainerizer(cfg, ac.WorkDir)
 	if err != nil {
-		return nil, fmt.Errorf("containerizer: %w", err)
+		return nil, err
 	}
 	ac.Containerizer = c
+	fc := fetch.DefaultConfig(filepath.Join(ac.WorkDir, "fetch-cache"))
+	if ac.Fetcher, err = fetch.New(fc, cfg.Logger.With("component", "fetch")); err != nil {
+		return nil, fmt.Errorf("fetcher: %w", err)
+	}
 	return agent.New(ac)
+}
+
+// newContainerizer makes the agent's containerizer: runc when asked, or by default when
+// the node runs as root; else plain processes, saying so.
+func newContainerizer(cfg Config, workDir string) (isolate.Containerizer, error) {
+	log := cfg.Logger.With("component", "isolate")
+	kind := cfg.Containerizer
+	if kind == "" {
+		kind = ContainerizerProcess
+		if os.Geteuid() == 0 {
+			kind = ContainerizerRunc
+		}
+	}
+	if kind == ContainerizerProcess {
+		if cfg.Containerizer == "" {
+			log.Warn("not running as root: tasks run as plain processes, without namespaces, cgroup limits or images (run as root for the runc containerizer)")
+		}
+		c, err := isolate.NewProcess(isolate.ProcessConfig{Logger: log, StateDir: filepath.Join(workDir, "containers")})
+		if err != nil {
+			return nil, fmt.Errorf("process containerizer: %w", err)
+		}
+		return c, nil
+	}
+	store, err := image.New(image.DefaultConfig(filepath.Join(workDir, "images")), cfg.Logger.With("component", "image"))
+	if err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
+	}
+	rc := isolate.DefaultRuncConfig()
+	rc.Logger = log
+	rc.StateDir = filepath.Join(workDir, "runc")
+	rc.Images = isolate.ImageRootFS{Store: store}
+	// Tasks on the host's filesystem see neither the node's state nor other sandboxes.
+	rc.HiddenPaths = []string{cfg.DataDir}
+	if !within(cfg.DataDir, workDir) {
+		rc.HiddenPaths = append(rc.HiddenPaths, workDir)
+	}
+	c, err := isolate.NewRunc(rc)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("runc containerizer: %w (--containerizer process runs tasks without isolation)", err)
+	}
+	log.Info("tasks run in runc containers", "state_dir", rc.StateDir)
+	return c, nil
+}
+
+// within reports whether path is dir or below it.
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // waitReady waits until m (if any) knows a leader and a (if any) has an id — and, with

@@ -8,6 +8,7 @@ import (
 
 	"github.com/atoll/atoll/alloc"
 	"github.com/atoll/atoll/isolate"
+	"github.com/atoll/atoll/isolate/fetch"
 )
 
 // Config configures an agent. DefaultConfig gives production values; TestAgent tightens the
@@ -42,6 +43,9 @@ type Config struct {
 
 	// Containerizer launches, watches and kills the task containers. Required.
 	Containerizer isolate.Containerizer
+	// Fetcher downloads a task's CommandInfo.uris into its sandbox before it launches;
+	// nil fails tasks that have uris.
+	Fetcher *fetch.Fetcher
 
 	// Logger receives the agent's logs; nil discards them.
 	Logger *slog.Logger

@@ -8,7 +8,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The process containerizer re-executes this test binary as each task's supervisor.
+	// The containerizers re-execute this test binary as each runc container's init and
+	// shim, and as the process containerizer's supervisor.
+	isolate.RunContainerInitIfRequested()
 	isolate.RunShimIfRequested()
 	os.Exit(m.Run())
 }

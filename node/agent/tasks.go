@@ -93,8 +93,9 @@ func (a *Agent) launchSpecLocked(rec *taskRecord) (isolate.LaunchSpec, error) {
 		return isolate.LaunchSpec{}, errors.New("task has no command")
 	case task.Command.IsShell() && (task.Command.Value == nil || *task.Command.Value == ""):
 		return isolate.LaunchSpec{}, errors.New("shell command has no value")
-	case !task.Command.IsShell() && (task.Command.Value == nil || *task.Command.Value == ""):
-		return isolate.LaunchSpec{}, errors.New("command has no executable (value)")
+	case !task.Command.IsShell() && (task.Command.Value == nil || *task.Command.Value == "") && !hasImage(task.Container):
+		// An image's entrypoint runs when the command names no executable.
+		return isolate.LaunchSpec{}, errors.New("command has no executable (value) and the task no image")
 	}
 	resources, err := alloc.FromProto(task.Resources)
 	if err != nil {
@@ -110,6 +111,8 @@ func (a *Agent) launchSpecLocked(rec *taskRecord) (isolate.LaunchSpec, error) {
 		Sandbox:     rec.Sandbox,
 		Command:     *task.Command,
 		Container:   task.Container,
+		// Tasks run as the framework's user unless the command or the image says otherwise.
+		FrameworkUser: rec.Framework.User,
 		Env: taskEnv(taskEnvInput{
 			sandbox:     rec.Sandbox,
 			taskID:      task.TaskID.Value,
@@ -121,6 +124,11 @@ func (a *Agent) launchSpecLocked(rec *taskRecord) (isolate.LaunchSpec, error) {
 		CPUs:  resources.Scalar(alloc.CPUs),
 		MemMB: resources.Scalar(alloc.Mem),
 	}, nil
+}
+
+// hasImage reports whether the container runs an image (Mesos or Docker).
+func hasImage(c *api.ContainerInfo) bool {
+	return c != nil && (c.Mesos != nil && c.Mesos.Image != nil || c.Docker != nil && c.Docker.Image != "")
 }
 
 // runTask launches t's container, reports TASK_RUNNING, and watches it to its end.
@@ -174,6 +182,14 @@ func (a *Agent) runTask(t *task) {
 func (a *Agent) launchContainer(spec isolate.LaunchSpec) (isolate.State, error) {
 	if err := os.MkdirAll(spec.Sandbox, 0o755); err != nil {
 		return isolate.State{}, fmt.Errorf("create sandbox: %w", err)
+	}
+	if uris := spec.Command.URIs; len(uris) > 0 {
+		if a.cfg.Fetcher == nil {
+			return isolate.State{}, errors.New("the task has uris, but this agent has no fetcher")
+		}
+		if _, err := a.cfg.Fetcher.Fetch(a.stopCtx, spec.Sandbox, uris); err != nil {
+			return isolate.State{}, fmt.Errorf("fetch uris: %w", err)
+		}
 	}
 	state, err := a.cfg.Containerizer.Launch(a.stopCtx, spec)
 	if err != nil {

@@ -1,0 +1,165 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/isolate"
+)
+
+// requireRoot skips a test that needs root, except under CI=true, where it fails.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("runc containers need root, and CI=true runs every privileged test")
+	}
+	t.Skip("runc containers need root")
+}
+
+// withRunc gives the agent the runc containerizer, its state in the work dir and its
+// containers' cgroups under a parent of the test's own, removed at the end.
+func withRunc(t *testing.T, workDir string) func(*Config) {
+	parent := fmt.Sprintf("/atoll-agent-test-%d", os.Getpid())
+	// Registered before the agent's own cleanup, so it runs after the agent stopped.
+	t.Cleanup(func() {
+		for _, root := range cgroupRoots(t) {
+			if err := os.Remove(filepath.Join(root, parent)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("cgroup %s left behind: %v", filepath.Join(root, parent), err)
+			}
+		}
+	})
+	return func(c *Config) {
+		rc := isolate.DefaultRuncConfig()
+		rc.StateDir = filepath.Join(workDir, "runc")
+		rc.CgroupParent = parent
+		rc.HiddenPaths = []string{workDir}
+		rc.Logger = c.Logger
+		r, err := isolate.NewRunc(rc)
+		if err != nil {
+			t.Fatalf("runc containerizer: %v", err)
+		}
+		c.Containerizer = r
+	}
+}
+
+// cgroupRoots lists the mounted cgroup hierarchies (v1 controllers, or the v2 root).
+func cgroupRoots(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/sys/fs/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := []string{"/sys/fs/cgroup"}
+	for _, e := range entries {
+		if e.IsDir() {
+			roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
+		}
+	}
+	return roots
+}
+
+// TestRuncTasksSurviveAgentRestart: five tasks in runc containers keep running while the
+// agent process is replaced; the new agent re-registers listing them, with the same
+// container pids, redelivers the update that was not acknowledged, and reports each
+// task's end when it comes. Killing one with a grace period ends it TASK_KILLED.
+func TestRuncTasksSurviveAgentRestart(t *testing.T) {
+	requireRoot(t)
+	peer := newProtocolPeer(t)
+	workDir := t.TempDir()
+	first := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir))
+	peer.nextSubscribe()
+	ids := []string{"r0", "r1", "r2", "r3", "r4"}
+	for _, id := range ids {
+		peer.send(launchEvent(id, "while [ ! -e /mnt/mesos/sandbox/release ]; do sleep 0.05; done; echo done"))
+	}
+	pids := map[string]uint32{}
+	var unacked api.AgentCallUpdate
+	for len(pids) < len(ids) {
+		u := peer.nextUpdate()
+		if u.Status.State != api.TaskRunning {
+			t.Fatalf("update %s %s (%s), want TASK_RUNNING", u.Status.TaskID.Value, u.Status.State, u.Status.Message)
+		}
+		id := u.Status.TaskID.Value
+		if _, seen := pids[id]; seen {
+			continue // a resend
+		}
+		pids[id] = u.Status.ContainerStatus.ExecutorPID
+		if id == "r4" {
+			unacked = u // left unacknowledged across the restart
+			continue
+		}
+		peer.ack(u)
+	}
+	waitUntil(t, "four acknowledgements", func() bool {
+		pending := 0
+		for _, task := range first.Tasks() {
+			pending += task.PendingUpdates
+		}
+		return pending == 1
+	})
+	sandboxes := map[string]string{}
+	for _, task := range first.Tasks() {
+		sandboxes[task.TaskID] = task.Sandbox
+	}
+	shutdown(t, first, false)
+	for id, pid := range pids {
+		if err := syscall.Kill(int(pid), 0); err != nil {
+			t.Fatalf("task %s (pid %d) did not outlive the agent: %v", id, pid, err)
+		}
+	}
+
+	second := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir))
+	sub := peer.nextSubscribe()
+	var listed []string
+	for _, task := range sub.Tasks {
+		if task.State != api.TaskRunning {
+			t.Errorf("re-registration lists %s in %s, want TASK_RUNNING", task.Task.TaskID.Value, task.State)
+		}
+		listed = append(listed, task.Task.TaskID.Value)
+	}
+	slices.Sort(listed)
+	if !slices.Equal(listed, ids) {
+		t.Fatalf("re-registration lists %q, want %q", listed, ids)
+	}
+	redelivered := peer.nextUpdate()
+	if !bytes.Equal(redelivered.Status.UUID, unacked.Status.UUID) || redelivered.Status.ContainerStatus.ExecutorPID != pids["r4"] {
+		t.Fatalf("after the restart the agent sent %+v, want r4's unacknowledged TASK_RUNNING", redelivered.Status)
+	}
+	peer.ack(redelivered)
+
+	peer.send(killEvent("r0", 0))
+	for _, id := range ids[1:] {
+		if err := os.WriteFile(filepath.Join(sandboxes[id], "release"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ended := map[string]api.TaskState{}
+	for len(ended) < len(ids) {
+		u := peer.nextUpdate()
+		if bytes.Equal(u.Status.UUID, redelivered.Status.UUID) {
+			continue
+		}
+		ended[u.Status.TaskID.Value] = u.Status.State
+		peer.ack(u)
+	}
+	want := map[string]api.TaskState{"r0": api.TaskKilled, "r1": api.TaskFinished, "r2": api.TaskFinished, "r3": api.TaskFinished, "r4": api.TaskFinished}
+	if fmt.Sprint(ended) != fmt.Sprint(want) {
+		t.Fatalf("tasks ended %v, want %v", ended, want)
+	}
+	for _, id := range ids[1:] {
+		if out, err := os.ReadFile(filepath.Join(sandboxes[id], "stdout")); err != nil || string(out) != "done\n" {
+			t.Errorf("task %s stdout = %q, %v; want \"done\\n\"", id, out, err)
+		}
+	}
+	waitUntil(t, "every task forgotten", func() bool { return len(second.Tasks()) == 0 })
+}
