@@ -174,8 +174,10 @@ up() {
 				--bootstrap-expect "$masters" --data-dir "$dir/data/$name"
 			;;
 		a*)
+			# Plain processes: `down` ends hosts with SIGKILL, which would leave runc
+			# containers' cgroups behind.
 			start "$name" agent --name "$name" --bind "$host_ip" --join "$join" \
-				--data-dir "$dir/data/$name"
+				--data-dir "$dir/data/$name" --containerizer process
 			;;
 		esac
 	done
