@@ -3,20 +3,29 @@ package isolate
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/isolate/network"
 )
 
 // The test binary is re-executed as the process containerizer's supervisor, as the runc
@@ -346,4 +355,192 @@ func waitReaped(t testing.TB, pid int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Test bridges take /27s of 198.18.0.0/24 with the same per-slot locks (files in
+// $TMPDIR/atoll-e2e-slots) as isolate/network's tests and the e2e harness, so that no
+// two of them route one subnet to two bridges at once. Slot 0 is left to
+// scripts/netns-cluster.sh.
+const (
+	firstTestSlot  = 1
+	testSlots      = 8
+	testSlotPrefix = 27
+)
+
+// testSubnet locks a free /27 of 198.18.0.0/24 until the test ends.
+func testSubnet(t testing.TB) netip.Prefix {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), "atoll-e2e-slots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		for slot := firstTestSlot; slot < testSlots; slot++ {
+			subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(slot * 32)}), testSlotPrefix)
+			f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("slot-%d.lock", slot)), os.O_CREATE|os.O_RDWR, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+				f.Close()
+				continue
+			}
+			if subnetInUse(t, subnet) {
+				f.Close()
+				continue
+			}
+			t.Cleanup(func() { f.Close() })
+			return subnet
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no free /27 of 198.18.0.0/24 for two minutes")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// subnetInUse reports whether the root namespace has an address in subnet.
+func subnetInUse(t testing.TB, subnet netip.Prefix) bool {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if addr, ok := netip.AddrFromSlice(ipn.IP); ok && subnet.Contains(addr.Unmap()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// testNetworkConfig is a task network with a bridge and nftables table of its own on a
+// locked test subnet.
+func testNetworkConfig(t testing.TB) network.Config {
+	t.Helper()
+	requireRoot(t, "for network namespaces, links and nftables")
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	cfg := network.DefaultConfig()
+	cfg.Bridge = "at" + hex.EncodeToString(suffix)
+	cfg.Table = "atoll-test-" + hex.EncodeToString(suffix)
+	cfg.Subnet = testSubnet(t)
+	cfg.StateDir = t.TempDir()
+	cfg.IPForward = false // the host's forwarding is not the tests' to change
+	return cfg
+}
+
+// openTestBridge opens the task network cfg, as an agent does when it starts. When the
+// test ends, after its containers are destroyed, it checks that they left no endpoint
+// (no record, namespace, veth or port mapping rule), then tears the network down.
+func openTestBridge(t testing.TB, cfg network.Config) *network.Bridge {
+	t.Helper()
+	b, err := network.Open(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("open the task network: %v", err)
+	}
+	empty := takeNetworkSnapshot(t, cfg)
+	t.Cleanup(func() {
+		checkNetworkSnapshot(t, cfg, empty)
+		if err := b.Teardown(context.Background()); err != nil {
+			t.Errorf("tear the task network down: %v", err)
+		}
+	})
+	return b
+}
+
+// networkSnapshot is what a task network holds for its endpoints.
+type networkSnapshot struct {
+	// Files are the endpoints' records and namespaces in the state dir.
+	Files []string
+	// Ports are the links on the bridge, the endpoints' veths.
+	Ports []string
+	// Rules counts the nftables rules of the network's table.
+	Rules int
+}
+
+func takeNetworkSnapshot(t testing.TB, cfg network.Config) networkSnapshot {
+	t.Helper()
+	var s networkSnapshot
+	for _, dir := range []string{"endpoints", "netns"} {
+		entries, err := os.ReadDir(filepath.Join(cfg.StateDir, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			s.Files = append(s.Files, filepath.Join(dir, e.Name()))
+		}
+	}
+	s.Ports = bridgePorts(t, cfg.Bridge)
+	s.Rules = nftRules(t, cfg.Table)
+	return s
+}
+
+// checkNetworkSnapshot fails the test unless the task network holds what want says.
+func checkNetworkSnapshot(t testing.TB, cfg network.Config, want networkSnapshot) {
+	t.Helper()
+	if got := takeNetworkSnapshot(t, cfg); !reflect.DeepEqual(got, want) {
+		t.Errorf("task network holds %+v, want %+v", got, want)
+	}
+}
+
+// bridgePorts lists the links on the bridge.
+func bridgePorts(t testing.TB, bridge string) []string {
+	t.Helper()
+	br, err := netlink.LinkByName(bridge)
+	if err != nil {
+		t.Fatalf("bridge %s: %v", bridge, err)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			ports = append(ports, l.Attrs().Name)
+		}
+	}
+	return ports
+}
+
+// nftRules counts the rules in the chains of the ip table.
+func nftRules(t testing.TB, table string) int {
+	t.Helper()
+	conn, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range chains {
+		if c.Table.Name != table {
+			continue
+		}
+		rules, err := conn.GetRules(c.Table, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(rules)
+	}
+	return n
+}
+
+// freePort is a port nothing listens on at the moment on 127.0.0.1, for a host port.
+func freePort(t testing.TB) uint16 {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }

@@ -1,7 +1,8 @@
 // Package isolate runs tasks in isolated containers on an agent: the Containerizer seam,
 // the runc containerizer (libcontainer namespaces and cgroup limits, on the host's
-// filesystem or an OCI image's from isolate/image) and the plain-process containerizer,
-// the unprivileged fallback.
+// filesystem or an OCI image's from isolate/image, on the host's network or
+// isolate/network's bridge) and the plain-process containerizer, the unprivileged
+// fallback.
 package isolate
 
 import (
@@ -65,6 +66,10 @@ type State struct {
 	// StartTime guards PID against pid reuse: the task's start time in clock ticks since
 	// boot (field 22 of /proc/PID/stat).
 	StartTime uint64 `json:"start_time"`
+	// NetworkInfos are the container's addresses and port mappings on a network of its
+	// own (the runc containerizer's bridge), as TASK_RUNNING's container_status reports
+	// them; empty for a container on the host's network.
+	NetworkInfos []api.NetworkInfo `json:"network_infos,omitempty"`
 }
 
 // ExitStatus is how a container ended.

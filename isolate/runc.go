@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -19,7 +20,9 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 
+	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/isolate/image"
+	"github.com/atoll/atoll/isolate/network"
 )
 
 // RuncKind is State.Kind for containers of the runc containerizer.
@@ -78,6 +81,19 @@ type RuncConfig struct {
 	// not see, such as the agent's work dir with the other tasks' sandboxes; StateDir is
 	// always hidden. Each shows as an empty directory (or file).
 	HiddenPaths []string
+	// Network is the agent's bridge, which the containers of tasks that ask for bridge
+	// networking join (see Runc); nil fails their launch. It must serve this Runc alone:
+	// NewRunc removes the endpoints of containers that StateDir does not have.
+	Network *network.Bridge
+	// DNS are the nameservers, IP addresses, of the /etc/resolv.conf every container
+	// gets, and DNSSearch its search domains (which need DNS). Without DNS, containers on
+	// the host's filesystem see the host's /etc/resolv.conf and those with an image get a
+	// copy of it. Either way a container on the bridge, in a network namespace of its
+	// own, cannot reach a nameserver on loopback: it gets the bridge's gateway address
+	// (Network.Gateway()) instead, so a DNS server the agent runs on loopback must listen
+	// on the gateway address too.
+	DNS       []string
+	DNSSearch []string
 }
 
 // DefaultRuncConfig returns a config with no StateDir, which the caller must set. Logs are
@@ -104,14 +120,17 @@ func (c RuncConfig) Validate() error {
 			return fmt.Errorf("runc containerizer: hidden path %q is not absolute", path)
 		}
 	}
+	if err := checkDNS(c.DNS, c.DNSSearch); err != nil {
+		return fmt.Errorf("runc containerizer: %w", err)
+	}
 	return nil
 }
 
 // Runc is the runc containerizer: each task runs in a container made with libcontainer,
-// in its own mount, PID, IPC, UTS and cgroup namespaces (on the host's network), with
-// Docker's default capabilities, no new privileges, masked /proc paths, and cgroup limits
-// from its resources: cpu shares and a CFS quota from cpus, a memory limit (without swap)
-// from mem, and RuncConfig.PidsLimit. A memory limit that kills the task is reported as
+// in its own mount, PID, IPC, UTS and cgroup namespaces, with Docker's default
+// capabilities, no new privileges, masked /proc paths, and cgroup limits from its
+// resources: cpu shares and a CFS quota from cpus, a memory limit (without swap) from
+// mem, and RuncConfig.PidsLimit. A memory limit that kills the task is reported as
 // ExitStatus.OOMKilled. Every container sees its sandbox, writable, at SandboxMountPoint
 // (MESOS_SANDBOX). Needs root, cgroups (v1 or v2) and Linux 5.12 or later (recursive
 // read-only mounts).
@@ -126,6 +145,13 @@ func (c RuncConfig) Validate() error {
 // has none; the image's variables come first, the command's over them; the task runs in
 // the image's working directory, else the sandbox, as the user its command, else the
 // image, else its framework names, looked up in the image's /etc/passwd and /etc/group.
+//
+// A container is on the host's network unless its task asks for the agent's bridge
+// (RuncConfig.Network): Docker's network BRIDGE, with the DockerInfo's port mappings, or a
+// network_info named BridgeNetwork, with its own, as Marathon sends for networks mode
+// "container/bridge". It then runs in a network namespace of its own with an address on
+// the bridge, which State.NetworkInfos reports with the port mappings; Destroy takes the
+// endpoint down. Its /etc/resolv.conf is as RuncConfig.DNS says.
 //
 // Each container has a shim: this binary re-executed (see RunContainerInitIfRequested)
 // in a session of its own, the parent of the container's init. It outlives the agent,
@@ -144,6 +170,9 @@ type Runc struct {
 	pidsLimit    int64
 	images       RootFS
 	hidden       []string // HiddenPaths and StateDir, cleaned
+	network      *network.Bridge
+	dns          []string
+	dnsSearch    []string
 	// bootID is the current boot's; containers recorded under another are gone.
 	bootID string
 	// containers is closed by Release.
@@ -167,7 +196,11 @@ type runcContainer struct {
 	rebooted bool
 }
 
-// NewRunc returns a runc containerizer that keeps its records in cfg.StateDir.
+// NewRunc returns a runc containerizer that keeps its records in cfg.StateDir. With a
+// cfg.Network, it first reconciles the bridge with StateDir: the endpoints of containers
+// that started and were not destroyed stay, put back on the bridge if need be, and the
+// others go (those of destroyed containers, of launches an earlier agent process did not
+// finish, of other users of the bridge).
 func NewRunc(cfg RuncConfig) (*Runc, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -197,6 +230,9 @@ func NewRunc(cfg RuncConfig) (*Runc, error) {
 		pidsLimit:    pidsLimit,
 		images:       cfg.Images,
 		hidden:       []string{stateDir},
+		network:      cfg.Network,
+		dns:          slices.Clone(cfg.DNS),
+		dnsSearch:    slices.Clone(cfg.DNSSearch),
 	}
 	r.containers = newContainerTable[*runcContainer](logger, cleanupTimeout, r.Destroy)
 	for _, path := range cfg.HiddenPaths {
@@ -209,6 +245,9 @@ func NewRunc(cfg RuncConfig) (*Runc, error) {
 	}
 	if r.bootID, err = readBootID(); err != nil {
 		return nil, fmt.Errorf("runc containerizer: %w", err)
+	}
+	if r.network != nil {
+		r.recoverNetwork()
 	}
 	return r, nil
 }
@@ -243,12 +282,15 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	if err := checkRuncID(spec.ContainerID); err != nil {
 		return State{}, err
 	}
-	hasImage, err := checkRuncContainer(spec.Container)
+	req, err := checkRuncContainer(spec.Container)
 	if err != nil {
 		return State{}, err
 	}
-	if hasImage && r.images == nil {
+	if req.image && r.images == nil {
 		return State{}, errors.New("the container has an image and the runc containerizer has no image store")
+	}
+	if req.bridge && r.network == nil {
+		return State{}, errBridgeDisabled
 	}
 	if err := checkResources(spec.CPUs, spec.MemMB); err != nil {
 		return State{}, err
@@ -276,7 +318,7 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		if err := r.cleanup(ctx, id, hasImage, false); err != nil {
+		if err := r.cleanup(ctx, id, req, false); err != nil {
 			r.logger.Warn("clean up after a failed launch", "container", id, "err", err)
 		}
 	}()
@@ -290,7 +332,7 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 		params.Hostname = spec.Container.Hostname
 	}
 	var imageConfig *image.ImageConfig
-	if hasImage {
+	if req.image {
 		rootfs, config, err := r.images.Prepare(ctx, spec)
 		if err != nil {
 			return State{}, fmt.Errorf("prepare the image's root filesystem: %w", err)
@@ -316,17 +358,34 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 			return State{}, err
 		}
 	}
+	resolvConf, err := r.resolvConf(req.image, req.bridge)
+	if err != nil {
+		return State{}, err
+	}
+	if resolvConf != nil {
+		params.ResolvConf = filepath.Join(dir, runcResolvConf)
+		if err := os.WriteFile(params.ResolvConf, resolvConf, 0o644); err != nil {
+			return State{}, fmt.Errorf("write the container's resolv.conf: %w", err)
+		}
+	}
+	var networks []api.NetworkInfo
+	if req.bridge {
+		if params.NetNS, networks, err = r.joinBridge(ctx, id, req.portMappings); err != nil {
+			return State{}, err
+		}
+	}
 	shimSpec := runcShimSpec{
 		ID:      id,
 		Root:    r.libcontainerRoot(),
 		Config:  runcConfig(params),
 		Process: process,
-		Image:   hasImage,
+		Image:   req.image,
+		Bridge:  req.bridge,
 	}
 	if err := writeRecord(dir, runcSpecFile, shimSpec); err != nil {
 		return State{}, fmt.Errorf("write the container's spec: %w", err)
 	}
-	c, err := r.startShim(ctx, spec, dir)
+	c, err := r.startShim(ctx, spec, dir, networks)
 	if err != nil {
 		return State{}, err
 	}
@@ -341,8 +400,9 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 
 // startShim starts the container's shim and waits for its report. It returns the
 // container, registered and watched, once it runs; if ctx ended first, the container is
-// registered as abandoned, to be killed and destroyed, and returned so.
-func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string) (*runcContainer, error) {
+// registered as abandoned, to be killed and destroyed, and returned so. networks are the
+// container's State.NetworkInfos.
+func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string, networks []api.NetworkInfo) (*runcContainer, error) {
 	specFile, err := os.Open(filepath.Join(dir, runcSpecFile))
 	if err != nil {
 		return nil, err
@@ -389,10 +449,11 @@ func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string) (*run
 	}
 	c := &runcContainer{
 		containerEntry: newContainerEntry(State{
-			ContainerID: spec.ContainerID,
-			Kind:        RuncKind,
-			Sandbox:     spec.Sandbox,
-			ShimPID:     cmd.Process.Pid,
+			ContainerID:  spec.ContainerID,
+			Kind:         RuncKind,
+			Sandbox:      spec.Sandbox,
+			ShimPID:      cmd.Process.Pid,
+			NetworkInfos: networks,
 		}),
 		dir:   dir,
 		shim:  os.NewFile(uintptr(pidfd), "pidfd"),
@@ -567,7 +628,8 @@ func (r *Runc) requestKill(c *runcContainer, deadline time.Time) error {
 // with the same StateDir. A container whose shim still runs is watched until it exits;
 // one that ended meanwhile reports its recorded status at once; one whose shim died
 // without recording its exit is killed and reported as failed; one from before the host
-// rebooted is reported gone, and its pids, anybody's now, are left alone. Containers
+// rebooted is reported gone, and its pids, anybody's now, are left alone; one running
+// that joined the bridge and lost its endpoint there (see NewRunc) is killed. Containers
 // already known are left alone. Errors for individual containers are joined; the others
 // are recovered regardless.
 func (r *Runc) Recover(ctx context.Context, states []State) error {
@@ -612,14 +674,19 @@ func (r *Runc) recoverOne(st State) error {
 		return fmt.Errorf("the checkpoint's pid %d (started at %d) is not the recorded %d (started at %d)",
 			st.PID, st.StartTime, rec.PID, rec.StartTime)
 	}
+	spec, err := readRecord(dir, runcSpecFile, parseRuncShimSpec)
+	if err != nil {
+		return err
+	}
 	c := &runcContainer{
 		containerEntry: newContainerEntry(State{
-			ContainerID: id,
-			Kind:        RuncKind,
-			Sandbox:     st.Sandbox,
-			PID:         rec.PID,
-			ShimPID:     rec.ShimPID,
-			StartTime:   rec.StartTime,
+			ContainerID:  id,
+			Kind:         RuncKind,
+			Sandbox:      st.Sandbox,
+			PID:          rec.PID,
+			ShimPID:      rec.ShimPID,
+			StartTime:    rec.StartTime,
+			NetworkInfos: st.NetworkInfos,
 		}),
 		dir:      dir,
 		rebooted: rec.BootID != r.bootID,
@@ -637,6 +704,7 @@ func (r *Runc) recoverOne(st State) error {
 		} else {
 			c.shim = shim
 			go r.watch(c, shim)
+			r.killIfCutOff(c, spec)
 		}
 	}
 	r.containers.add(c)
@@ -644,30 +712,58 @@ func (r *Runc) recoverOne(st State) error {
 	return nil
 }
 
+// killIfCutOff kills a recovered container that joined the bridge and has no endpoint
+// there any more: NewRunc found it incomplete (its veth gone, say) and took it down. The
+// task would run on without a network, reported running.
+func (r *Runc) killIfCutOff(c *runcContainer, spec runcShimSpec) {
+	if !spec.Bridge || r.network == nil {
+		return
+	}
+	_, err := r.network.Endpoint(spec.ID)
+	if err == nil {
+		return
+	}
+	r.logger.Warn("killing a recovered container that lost its endpoint on the bridge", "container", spec.ID, "reason", err)
+	if err := r.requestKill(c, time.Now()); err != nil {
+		r.logger.Error("cannot kill a container that lost its endpoint on the bridge", "container", spec.ID, "err", err)
+	}
+}
+
 // Destroy releases what is left of an exited container: its cgroups, libcontainer's
-// state, its records and root's mount points, and its image's root filesystem; the
-// sandbox stays. A running container is an error: kill it and wait for it first.
+// state, its records and root's mount points, its endpoint on the bridge and its image's
+// root filesystem; the sandbox stays. A running container is an error: kill it and wait
+// for it first.
 func (r *Runc) Destroy(ctx context.Context, containerID string) error {
 	return r.containers.destroy(containerID, func(c *runcContainer) error {
-		return r.cleanup(ctx, containerID, false, c.rebooted)
+		return r.cleanup(ctx, containerID, runcRequest{}, c.rebooted)
 	})
 }
 
 // cleanup removes everything a container left: its cgroups and libcontainer state
 // (after killing what still runs in them, unless the container is from an earlier boot),
-// its image's root filesystem and its directory. Its spec says whether it ran an image;
-// hasImage says so for a launch that failed before the spec was written.
-func (r *Runc) cleanup(ctx context.Context, id string, hasImage, rebooted bool) error {
+// its endpoint on the bridge, its image's root filesystem and its directory. Its spec
+// says whether it joined the bridge and ran an image; req says so for a launch that
+// failed before the spec was written.
+func (r *Runc) cleanup(ctx context.Context, id string, req runcRequest, rebooted bool) error {
 	dir := r.containerDir(id)
+	hasImage, bridge := req.image, req.bridge
 	spec, err := readRecord(dir, runcSpecFile, parseRuncShimSpec)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return err
 	default:
-		hasImage = hasImage || spec.Image
+		hasImage, bridge = hasImage || spec.Image, bridge || spec.Bridge
 		if err := r.destroyContainer(ctx, spec, rebooted); err != nil {
 			return err
+		}
+	}
+	if bridge && r.network == nil {
+		return errors.New("the container joined the bridge network and the runc containerizer has no bridge to take its endpoint down")
+	}
+	if bridge {
+		if err := r.network.Detach(ctx, id); err != nil {
+			return fmt.Errorf("leave the bridge network: %w", err)
 		}
 	}
 	if hasImage && r.images == nil {

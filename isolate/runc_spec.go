@@ -20,6 +20,7 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/isolate/image"
+	"github.com/atoll/atoll/isolate/network"
 )
 
 // SandboxMountPoint is where a runc container sees its sandbox, and the value of its
@@ -96,6 +97,8 @@ type runcShimSpec struct {
 	Process runcProcess     `json:"process"`
 	// Image says that Config.Rootfs is an image's, which Destroy releases.
 	Image bool `json:"image,omitempty"`
+	// Bridge says that the container joined the bridge network, which Destroy leaves.
+	Bridge bool `json:"bridge,omitempty"`
 }
 
 // parseRuncShimSpec decodes and checks a runcSpecFile.
@@ -132,34 +135,43 @@ func checkRuncID(id string) error {
 	return nil
 }
 
-// checkRuncContainer rejects container settings the runc containerizer cannot honour yet.
-// It reports whether the container runs an image.
-func checkRuncContainer(ci *api.ContainerInfo) (hasImage bool, err error) {
+// runcRequest is what a task's ContainerInfo asks of the runc containerizer.
+type runcRequest struct {
+	// image says the container runs an image.
+	image bool
+	// bridge says the container joins the agent's bridge, with portMappings.
+	bridge       bool
+	portMappings []network.PortMapping
+}
+
+// checkRuncContainer reads what a task's container asks for, and rejects the settings
+// the runc containerizer cannot honour yet.
+func checkRuncContainer(ci *api.ContainerInfo) (runcRequest, error) {
 	if ci == nil {
-		return false, nil
+		return runcRequest{}, nil
 	}
 	if len(ci.Volumes) > 0 {
-		return false, errors.New("the runc containerizer cannot mount volumes")
+		return runcRequest{}, errors.New("the runc containerizer cannot mount volumes")
 	}
-	for _, n := range ci.NetworkInfos {
-		if n.Name != "" {
-			return false, fmt.Errorf("the runc containerizer cannot join network %q", n.Name)
-		}
+	var req runcRequest
+	var err error
+	if req.bridge, req.portMappings, err = containerNetwork(ci); err != nil {
+		return runcRequest{}, err
 	}
 	if d := ci.Docker; d != nil {
 		switch {
 		case d.Image == "":
-			return false, errors.New("docker: image is required")
-		case d.Network != "" && d.Network != "HOST":
-			return false, fmt.Errorf("docker: network %q is not supported: containers share the host's network", d.Network)
+			return runcRequest{}, errors.New("docker: image is required")
 		case d.Privileged:
-			return false, errors.New("docker: privileged containers are not supported")
+			return runcRequest{}, errors.New("docker: privileged containers are not supported")
 		case len(d.Parameters) > 0:
-			return false, errors.New("docker: parameters are not supported")
+			return runcRequest{}, errors.New("docker: parameters are not supported")
 		}
-		return true, nil
+		req.image = true
+		return req, nil
 	}
-	return ci.Mesos != nil && ci.Mesos.Image != nil, nil
+	req.image = ci.Mesos != nil && ci.Mesos.Image != nil
+	return req, nil
 }
 
 // checkResources rejects limits that are not numbers a cgroup can take.
@@ -281,26 +293,45 @@ type runcConfigParams struct {
 	// relative to the cgroups of whoever creates the container.
 	CgroupPath string
 	Resources  *cgroups.Resources
+	// NetNS is the network namespace the container joins, its endpoint's on the bridge;
+	// empty for the host's network.
+	NetNS string
+	// ResolvConf is a file shown, read-only, as the container's /etc/resolv.conf; empty
+	// for none.
+	ResolvConf string
 }
 
 // runcConfig is the libcontainer configuration of a container: its own mount, PID, IPC,
-// UTS and cgroup namespaces (the host's network), Docker's default capabilities, no new
-// privileges, masked and read-only /proc paths, the default devices, and cgroup limits.
+// UTS and cgroup namespaces (and the host's network, or the one at NetNS), Docker's
+// default capabilities, no new privileges, masked and read-only /proc paths, the default
+// devices, and cgroup limits.
 func runcConfig(p runcConfigParams) *configs.Config {
 	mounts := slices.Concat(p.HostMounts, containerMounts(p.Sandbox))
+	if p.ResolvConf != "" {
+		mounts = append(mounts, &configs.Mount{
+			Source:      p.ResolvConf,
+			Destination: containerResolvConf,
+			Device:      "bind",
+			Flags:       unix.MS_BIND | unix.MS_RDONLY | mountNoExec,
+		})
+	}
+	namespaces := configs.Namespaces{
+		{Type: configs.NEWNS},
+		{Type: configs.NEWPID},
+		{Type: configs.NEWIPC},
+		{Type: configs.NEWUTS},
+		{Type: configs.NEWCGROUP},
+	}
+	if p.NetNS != "" {
+		namespaces = append(namespaces, configs.Namespace{Type: configs.NEWNET, Path: p.NetNS})
+	}
 	return &configs.Config{
 		Rootfs:     p.Rootfs,
 		Readonlyfs: p.ReadonlyRoot,
 		Mounts:     mounts,
 		Devices:    specconv.AllowedDevices,
 		Hostname:   p.Hostname,
-		Namespaces: configs.Namespaces{
-			{Type: configs.NEWNS},
-			{Type: configs.NEWPID},
-			{Type: configs.NEWIPC},
-			{Type: configs.NEWUTS},
-			{Type: configs.NEWCGROUP},
-		},
+		Namespaces: namespaces,
 		Capabilities: &configs.Capabilities{
 			Bounding:  defaultCapabilities,
 			Effective: defaultCapabilities,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/isolate/image"
+	"github.com/atoll/atoll/isolate/network"
 )
 
 func TestCgroupResources(t *testing.T) {
@@ -109,22 +110,108 @@ func TestCheckRuncID(t *testing.T) {
 
 func TestCheckRuncContainer(t *testing.T) {
 	image := &api.Image{Type: "DOCKER", Docker: &api.ImageDocker{Name: "busybox"}}
+	docker := func(network string, mappings ...api.DockerPortMapping) *api.DockerInfo {
+		return &api.DockerInfo{Image: "busybox", Network: network, PortMappings: mappings}
+	}
+	web := []network.PortMapping{{HostPort: 31000, ContainerPort: 80, Protocol: network.TCP}}
 	tests := []struct {
-		name      string
-		ci        *api.ContainerInfo
-		wantImage bool
-		wantErr   string
+		name    string
+		ci      *api.ContainerInfo
+		want    runcRequest
+		wantErr string
 	}{
 		{name: "none"},
 		{name: "hostname only", ci: &api.ContainerInfo{Type: "MESOS", Hostname: "h"}},
-		{name: "mesos image", ci: &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: image}}, wantImage: true},
-		{name: "docker image", ci: &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Network: "HOST"}}, wantImage: true},
+		{name: "mesos image", ci: &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: image}}, want: runcRequest{image: true}},
+		{name: "docker image", ci: &api.ContainerInfo{Type: "DOCKER", Docker: docker("HOST")}, want: runcRequest{image: true}},
+		{name: "docker default network", ci: &api.ContainerInfo{Type: "DOCKER", Docker: docker("")}, want: runcRequest{image: true}},
 		{name: "docker without image", ci: &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{}}, wantErr: "docker: image is required"},
 		{
-			name:    "docker bridge network",
-			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Network: "BRIDGE"}},
-			wantErr: `docker: network "BRIDGE" is not supported: containers share the host's network`,
+			name: "docker bridge network",
+			ci:   &api.ContainerInfo{Type: "DOCKER", Docker: docker("BRIDGE", api.DockerPortMapping{HostPort: 31000, ContainerPort: 80})},
+			want: runcRequest{image: true, bridge: true, portMappings: web},
 		},
+		{
+			name: "docker bridge network, tcp and udp",
+			ci:   &api.ContainerInfo{Type: "DOCKER", Docker: docker("BRIDGE", api.DockerPortMapping{HostPort: 31000, ContainerPort: 53, Protocol: "udp,tcp"})},
+			want: runcRequest{image: true, bridge: true, portMappings: []network.PortMapping{
+				{HostPort: 31000, ContainerPort: 53, Protocol: network.UDP}, {HostPort: 31000, ContainerPort: 53, Protocol: network.TCP}}},
+		},
+		{
+			name: "docker bridge network without port mappings",
+			ci:   &api.ContainerInfo{Type: "DOCKER", Docker: docker("BRIDGE")},
+			want: runcRequest{image: true, bridge: true, portMappings: []network.PortMapping{}},
+		},
+		{
+			name:    "docker bridge network with an invalid port mapping",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: docker("BRIDGE", api.DockerPortMapping{HostPort: 31000, ContainerPort: 80}, api.DockerPortMapping{HostPort: 0, ContainerPort: 81})},
+			wantErr: `docker: invalid port mapping 1 (host port 0, container port 81, protocol ""): host port 0 is out of range 1-65535`,
+		},
+		{
+			name:    "docker port mappings on the host network",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: docker("HOST", api.DockerPortMapping{HostPort: 31000, ContainerPort: 80})},
+			wantErr: "docker: port mappings need network BRIDGE",
+		},
+		{
+			name:    "docker none network",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: docker("NONE")},
+			wantErr: `docker: network "NONE" is not supported: use HOST or BRIDGE`,
+		},
+		{
+			name:    "docker user network without a network_info",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: docker("USER")},
+			wantErr: `docker: network USER needs a network_info naming the network, and only "mesos-bridge", the agent's bridge, is supported`,
+		},
+		{
+			name: "docker user network naming the bridge",
+			ci: &api.ContainerInfo{Type: "DOCKER", Docker: docker("USER"), NetworkInfos: []api.NetworkInfo{
+				{Name: BridgeNetwork, PortMappings: []api.PortMapping{{HostPort: 31000, ContainerPort: 80, Protocol: "tcp"}}}}},
+			want: runcRequest{image: true, bridge: true, portMappings: web},
+		},
+		{
+			name:    "docker user network naming another network",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: docker("USER"), NetworkInfos: []api.NetworkInfo{{Name: "overlay"}}},
+			wantErr: `the runc containerizer cannot join network "overlay": only "mesos-bridge", the agent's bridge`,
+		},
+		{
+			name:    "docker host network and the bridge",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: docker("HOST"), NetworkInfos: []api.NetworkInfo{{Name: BridgeNetwork}}},
+			wantErr: `docker: network HOST conflicts with network "mesos-bridge" in network_infos`,
+		},
+		{
+			name: "docker port mappings in two places",
+			ci: &api.ContainerInfo{Type: "DOCKER", Docker: docker("BRIDGE", api.DockerPortMapping{HostPort: 31000, ContainerPort: 80}),
+				NetworkInfos: []api.NetworkInfo{{Name: BridgeNetwork, PortMappings: []api.PortMapping{{HostPort: 31001, ContainerPort: 80}}}}},
+			wantErr: `docker: port mappings are given both here and in network "mesos-bridge": give them once`,
+		},
+		{
+			name: "mesos bridge network, as Marathon sends for container/bridge",
+			ci: &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{
+				{Name: BridgeNetwork, PortMappings: []api.PortMapping{{HostPort: 31000, ContainerPort: 80, Protocol: "tcp"}}}}},
+			want: runcRequest{bridge: true, portMappings: web},
+		},
+		{
+			name: "mesos bridge network with an image",
+			ci:   &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: image}, NetworkInfos: []api.NetworkInfo{{Name: BridgeNetwork}}},
+			want: runcRequest{image: true, bridge: true, portMappings: []network.PortMapping{}},
+		},
+		{
+			name: "mesos bridge network with a port mapped twice",
+			ci: &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{Name: BridgeNetwork, PortMappings: []api.PortMapping{
+				{HostPort: 31000, ContainerPort: 80}, {HostPort: 31000, ContainerPort: 81}}}}},
+			wantErr: `network mesos-bridge: invalid port mapping 1 (host port 31000, container port 81, protocol ""): host port 31000/tcp is already mapped by mapping 0`,
+		},
+		{
+			name:    "bridge network joined twice",
+			ci:      &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{Name: BridgeNetwork}, {Name: BridgeNetwork}}},
+			wantErr: `network_infos 1: network "mesos-bridge" is joined twice`,
+		},
+		{
+			name:    "port mappings on an unnamed network",
+			ci:      &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{PortMappings: []api.PortMapping{{HostPort: 31000, ContainerPort: 80}}}}},
+			wantErr: `network_infos 0: port mappings need network "mesos-bridge"`,
+		},
+		{name: "unnamed network", ci: &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{}}}},
 		{
 			name:    "privileged",
 			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Privileged: true}},
@@ -139,14 +226,17 @@ func TestCheckRuncContainer(t *testing.T) {
 		{
 			name:    "named network",
 			ci:      &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{Name: "overlay"}}},
-			wantErr: `the runc containerizer cannot join network "overlay"`,
+			wantErr: `the runc containerizer cannot join network "overlay": only "mesos-bridge", the agent's bridge`,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			image, err := checkRuncContainer(tc.ci)
-			if got := errString(err); got != tc.wantErr || image != tc.wantImage {
-				t.Errorf("checkRuncContainer = %v, %q; want %v, %q", image, got, tc.wantImage, tc.wantErr)
+			got, err := checkRuncContainer(tc.ci)
+			if errString(err) != tc.wantErr || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("checkRuncContainer = %+v, %q; want %+v, %q", got, errString(err), tc.want, tc.wantErr)
+			}
+			if err != nil && strings.Contains(tc.wantErr, "port mapping ") && !errors.Is(err, network.ErrInvalidPortMapping) {
+				t.Errorf("error %v does not wrap ErrInvalidPortMapping", err)
 			}
 		})
 	}
@@ -584,6 +674,35 @@ func TestRuncConfig(t *testing.T) {
 	}
 }
 
+// A container on the bridge joins its endpoint's namespace, and one with a resolv.conf of
+// its own sees it, read-only, over the image's or the host's.
+func TestRuncConfigNetwork(t *testing.T) {
+	cfg := runcConfig(runcConfigParams{
+		Rootfs:     "/images/c",
+		Sandbox:    "/var/sandbox",
+		CgroupPath: "/atoll/c",
+		Resources:  cgroupResources(1, 64, 4096),
+		NetNS:      "/network/netns/c",
+		ResolvConf: "/state/containers/c/resolv.conf",
+	})
+	wantNamespaces := configs.Namespaces{
+		{Type: configs.NEWNS}, {Type: configs.NEWPID}, {Type: configs.NEWIPC}, {Type: configs.NEWUTS}, {Type: configs.NEWCGROUP},
+		{Type: configs.NEWNET, Path: "/network/netns/c"},
+	}
+	if !reflect.DeepEqual(cfg.Namespaces, wantNamespaces) {
+		t.Errorf("namespaces = %+v, want %+v", cfg.Namespaces, wantNamespaces)
+	}
+	wantResolv := &configs.Mount{
+		Source:      "/state/containers/c/resolv.conf",
+		Destination: "/etc/resolv.conf",
+		Device:      "bind",
+		Flags:       unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC,
+	}
+	if last := cfg.Mounts[len(cfg.Mounts)-1]; !reflect.DeepEqual(last, wantResolv) {
+		t.Errorf("last mount = %+v, want %+v", last, wantResolv)
+	}
+}
+
 func TestPrepareHostView(t *testing.T) {
 	rootfs := t.TempDir()
 	mounts, err := prepareHostView(rootfs)
@@ -672,6 +791,24 @@ func TestRuncConfigValidate(t *testing.T) {
 	cfg.HiddenPaths = []string{"/srv", "work"}
 	if err := cfg.Validate(); errString(err) != `runc containerizer: hidden path "work" is not absolute` {
 		t.Errorf("Validate with a relative hidden path = %v", err)
+	}
+	cfg.HiddenPaths = nil
+	for _, tc := range []struct {
+		dns, search []string
+		wantErr     string
+	}{
+		{dns: []string{"198.18.0.53", "::1", "fe80::1%eth0"}, search: []string{"mesos", "marathon.mesos"}},
+		{dns: []string{"dns.example"}, wantErr: `runc containerizer: DNS nameserver "dns.example" is not an IP address`},
+		{dns: []string{"198.18.0.53:53"}, wantErr: `runc containerizer: DNS nameserver "198.18.0.53:53" is not an IP address`},
+		{search: []string{"mesos"}, wantErr: "runc containerizer: DNS search domains need DNS nameservers"},
+		{dns: []string{"127.0.0.1"}, search: []string{"a b"}, wantErr: `runc containerizer: DNS search domain "a b": want 1 to 253 characters, no white space, "#" or ";"`},
+		{dns: []string{"127.0.0.1"}, search: []string{""}, wantErr: `runc containerizer: DNS search domain "": want 1 to 253 characters, no white space, "#" or ";"`},
+		{dns: []string{"127.0.0.1"}, search: []string{"a\nnameserver 1.2.3.4"}, wantErr: `runc containerizer: DNS search domain "a\nnameserver 1.2.3.4": want 1 to 253 characters, no white space, "#" or ";"`},
+	} {
+		cfg.DNS, cfg.DNSSearch = tc.dns, tc.search
+		if err := cfg.Validate(); errString(err) != tc.wantErr {
+			t.Errorf("Validate with DNS %q, search %q = %v, want %q", tc.dns, tc.search, err, tc.wantErr)
+		}
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -355,8 +357,13 @@ func TestRuncNamespaces(t *testing.T) {
 	r := newTestRunc(t, t.TempDir())
 	spec := shellSpec(t, "exec sleep 1000")
 	st := runcLaunch(t, r, spec)
+	// This thread's namespaces are the test's: the main thread's (/proc/self) may be in
+	// another network namespace, having made one for a bridge endpoint and then been
+	// parked for good, as Go does with a locked main thread whose goroutine ended.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for _, ns := range []string{"mnt", "pid", "ipc", "uts", "cgroup", "net"} {
-		host, err := os.Readlink("/proc/self/ns/" + ns)
+		host, err := os.Readlink("/proc/thread-self/ns/" + ns)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -689,7 +696,7 @@ func TestRuncRecover(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.state != l.state {
+		if !reflect.DeepEqual(c.state, l.state) {
 			t.Errorf("recovered state %+v, want %+v", c.state, l.state)
 		}
 		if started, err := readStartTime(l.state.PID); err != nil || started != l.state.StartTime {

@@ -23,16 +23,33 @@ func createNetNS(path string) error {
 	}
 	done := make(chan error, 1)
 	go func() {
-		// The thread moves to the new namespace and never comes back: the goroutine ends
-		// without unlocking it, so the runtime ends the thread instead of reusing it.
+		// The thread enters the new namespace only long enough to bind-mount it, then
+		// returns to its own. Were it left there, the runtime could not end it if it were
+		// the main thread, which would then run the program inside the task's namespace.
 		runtime.LockOSThread()
+		own, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("open the thread's netns: %w", err)
+			return
+		}
+		defer own.Close()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			done <- fmt.Errorf("unshare: %w", err)
 			return
 		}
 		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
-			done <- fmt.Errorf("bind-mount %s: %w", self, err)
+		mountErr := unix.Mount(self, path, "none", unix.MS_BIND, "")
+		if err := unix.Setns(int(own.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Still in the new namespace: leave the thread locked, so the runtime ends it
+			// with this goroutine rather than reusing it.
+			done <- errors.Join(mountErr, fmt.Errorf("return to the thread's netns: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		if mountErr != nil {
+			done <- fmt.Errorf("bind-mount %s: %w", self, mountErr)
 			return
 		}
 		done <- nil

@@ -474,3 +474,36 @@ func TestOpenIPForward(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCreateNetNSLeavesNoThreadBehind: making a namespace never leaves one of the
+// program's threads in it — not even the main thread, which the runtime cannot end — so
+// the process's own network namespace (/proc/self is the main thread) stays the host's.
+func TestCreateNetNSLeavesNoThreadBehind(t *testing.T) {
+	requireRoot(t)
+	host, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for i := range 50 {
+		path := filepath.Join(dir, fmt.Sprint("ns", i))
+		if err := createNetNS(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := removeNetNS(path); err != nil {
+			t.Fatal(err)
+		}
+		if now, err := os.Readlink("/proc/self/ns/net"); err != nil || now != host {
+			t.Fatalf("after namespace %d the process is in %s (%v), want the host's %s", i, now, err, host)
+		}
+	}
+	threads, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, th := range threads {
+		if ns, err := os.Readlink(filepath.Join("/proc/self/task", th.Name(), "ns/net")); err == nil && ns != host {
+			t.Errorf("thread %s is in %s, want the host's %s", th.Name(), ns, host)
+		}
+	}
+}
