@@ -2,8 +2,12 @@ package dns
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"runtime"
+	"slices"
 	"testing"
+	"time"
 
 	mdns "github.com/miekg/dns"
 
@@ -13,22 +17,132 @@ import (
 // The benchmarks use a cluster of 10,000 tasks (100 apps of 100 tasks on 1,000 agents),
 // the size the lead compares against unbound.
 
-func benchCluster(b *testing.B) *Cluster {
-	b.Helper()
+func benchCluster(t testing.TB) *Cluster {
+	t.Helper()
 	return bigApps(100, 100, 1000)
 }
 
-// BenchmarkBuildRecords: building the record set and answer table of 10,000 tasks, what
-// every batch of events costs.
+// BenchmarkBuildRecords: building the whole record set of 10,000 tasks, what the HTTP
+// API's /v1/enumerate costs after a change.
 func BenchmarkBuildRecords(b *testing.B) {
 	c := benchCluster(b)
 	b.ReportAllocs()
 	var recs *Records
 	for b.Loop() {
 		recs = BuildRecords(c, nil, testZone)
-		newTable(recs)
 	}
 	b.ReportMetric(float64(len(recs.RRs)), "records")
+}
+
+// BenchmarkIndexCluster: indexing the records of 10,000 tasks and publishing their first
+// answer table, what a SUBSCRIBED (a new connection to a master) costs.
+func BenchmarkIndexCluster(b *testing.B) {
+	c := benchCluster(b)
+	b.ReportAllocs()
+	var ix *recordIndex
+	for b.Loop() {
+		ix = newRecordIndex(c, nil, "mesos.", 60, testZone.NSAddr)
+		ix.publish(1)
+	}
+	b.ReportMetric(float64(ix.count), "records")
+}
+
+// BenchmarkApplyEvent: one task event applied to the 10,000 tasks through the watcher's
+// path (Cluster.Apply, the index update, the table swap), alternately taking a task's
+// names away (TASK_KILLING) and giving them back (TASK_RUNNING). Each task is one of 100
+// of its app, so the app's shared names (100 A and SRV records) are remade every time.
+func BenchmarkApplyEvent(b *testing.B) {
+	s := serveCluster(b, benchCluster(b), nil, discardLogs)
+	none := make(chan *api.OperatorEvent)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		state := api.TaskKilling
+		if i%2 == 1 {
+			state = api.TaskRunning
+		}
+		task := fmt.Sprintf("task-%d-%d", i/2%100, i/200%100)
+		s.apply(taskUpdate("fw", task, state), none)
+		i++
+	}
+}
+
+// BenchmarkApplyToAnswer: the time from a TASK_RUNNING event of a new task reaching the
+// watcher's apply until a UDP query of the task's name answers, for new tasks one after
+// the other in the 10,000-task cluster. Reports the 50th and 99th percentiles.
+func BenchmarkApplyToAnswer(b *testing.B) {
+	s := serveCluster(b, benchCluster(b), nil, discardLogs)
+	client := &mdns.Client{Net: "udp", Timeout: 2 * time.Second}
+	conn, err := client.Dial(s.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	none := make(chan *api.OperatorEvent)
+	var latencies []time.Duration
+	i := 0
+	for b.Loop() {
+		name := fmt.Sprintf("fresh-%d", i)
+		ev := &api.OperatorEvent{Type: api.OpEventTaskAdded, TaskAdded: &api.OpTaskAdded{Task: api.Task{
+			Name: name, TaskID: api.TaskID{Value: name + ".1"}, FrameworkID: api.FrameworkID{Value: "fw"},
+			AgentID: api.AgentID{Value: fmt.Sprintf("agent-%d-S%d", i%1000, i%1000)}, State: api.TaskRunning}}}
+		req := new(mdns.Msg)
+		req.SetQuestion(name+".marathon.mesos.", mdns.TypeA)
+		start := time.Now()
+		s.apply(ev, none)
+		resp, _, err := client.ExchangeWithConn(req, conn)
+		if err != nil || len(resp.Answer) != 1 {
+			b.Fatalf("%s: %v, %v; want one answer", name, resp, err)
+		}
+		latencies = append(latencies, time.Since(start))
+		i++
+	}
+	reportPercentiles(b, latencies)
+}
+
+// reportPercentiles reports the 50th and 99th percentiles of ds in milliseconds.
+func reportPercentiles(b *testing.B, ds []time.Duration) {
+	b.Helper()
+	if len(ds) == 0 {
+		return
+	}
+	slices.Sort(ds)
+	at := func(p float64) float64 { return float64(ds[int(p*float64(len(ds)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(at(0.50), "p50-ms")
+	b.ReportMetric(at(0.99), "p99-ms")
+}
+
+// BenchmarkMemory: the heap the records of 10,000 tasks take (the index and its answer
+// table; the cluster state they are made from is not counted), measured as the growth of
+// the live heap (HeapAlloc after a GC) and of the heap in use (HeapInuse) across building
+// them, in all and per 10,000 records.
+func BenchmarkMemory(b *testing.B) {
+	c := benchCluster(b)
+	var inuse, live, records float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		ix := newRecordIndex(c, nil, "mesos.", 60, testZone.NSAddr)
+		ix.publish(1)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		inuse = float64(after.HeapInuse) - float64(before.HeapInuse)
+		live = float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		records = float64(ix.count)
+		runtime.KeepAlive(ix)
+	}
+	b.ReportMetric(inuse/1e6, "heap-inuse-MB")
+	b.ReportMetric(live/1e6, "heap-live-MB")
+	b.ReportMetric(inuse/records*1e4/1e6, "inuse-MB/10k-records")
+	b.ReportMetric(records, "records")
+}
+
+func discardLogs(c *Config) { c.Logger = slog.New(slog.DiscardHandler) }
+
+func taskUpdate(framework, task string, state api.TaskState) *api.OperatorEvent {
+	return &api.OperatorEvent{Type: api.OpEventTaskUpdated, TaskUpdated: &api.OpTaskUpdated{
+		FrameworkID: api.FrameworkID{Value: framework}, Status: api.TaskStatus{TaskID: api.TaskID{Value: task}, State: state}, State: state}}
 }
 
 // BenchmarkServeDNS: the answer path alone (no sockets), for an A query of an app with

@@ -11,12 +11,25 @@ import (
 // Cluster is the part of the cluster state DNS names are made from: the masters, and the
 // agents, frameworks and live tasks the leader's operator API reports. NewCluster builds it
 // from a GET_STATE (the SUBSCRIBED event), Apply keeps it current with the stream's deltas.
-// It is not safe for concurrent use.
+// It remembers what changed since the record index last looked (see takeChanges), so the
+// answer table is updated by the difference. It is not safe for concurrent use.
 type Cluster struct {
 	masters    []Master
 	agents     map[string]Agent
 	frameworks map[string]Framework
 	tasks      map[taskKey]*Task
+	changed    changes
+}
+
+// changes are the parts of a Cluster changed since the last takeChanges.
+type changes struct {
+	// all is set when everything may have changed (a new cluster, SUBSCRIBED); the other
+	// fields are then not kept.
+	all        bool
+	masters    bool
+	agents     map[string]struct{}
+	frameworks map[string]struct{}
+	tasks      map[taskKey]struct{}
 }
 
 // Master is one master.
@@ -73,7 +86,8 @@ type taskKey struct{ frameworkID, taskID string }
 // NewCluster builds the cluster from the masters and a GET_STATE; st may be nil (no agents,
 // frameworks or tasks known yet). Completed tasks are left out: they never have names.
 func NewCluster(masters []Master, st *api.GetState) *Cluster {
-	c := &Cluster{masters: masters, agents: map[string]Agent{}, frameworks: map[string]Framework{}, tasks: map[taskKey]*Task{}}
+	c := &Cluster{masters: masters, agents: map[string]Agent{}, frameworks: map[string]Framework{}, tasks: map[taskKey]*Task{},
+		changed: changes{all: true}}
 	if st == nil {
 		return c
 	}
@@ -99,7 +113,10 @@ func NewCluster(masters []Master, st *api.GetState) *Cluster {
 }
 
 // SetMasters replaces the masters.
-func (c *Cluster) SetMasters(masters []Master) { c.masters = masters }
+func (c *Cluster) SetMasters(masters []Master) {
+	c.masters = masters
+	c.changed.masters = true
+}
 
 // Masters returns the masters.
 func (c *Cluster) Masters() []Master { return c.masters }
@@ -134,6 +151,7 @@ func (c *Cluster) Apply(ev *api.OperatorEvent) bool {
 			return false
 		}
 		delete(c.agents, ev.AgentRemoved.AgentID.Value)
+		c.markAgent(ev.AgentRemoved.AgentID.Value)
 	case api.OpEventFrameworkAdded, api.OpEventFrameworkUpdated:
 		changed := ev.FrameworkAdded
 		if ev.Type == api.OpEventFrameworkUpdated {
@@ -149,9 +167,11 @@ func (c *Cluster) Apply(ev *api.OperatorEvent) bool {
 		}
 		id := ev.FrameworkRemoved.FrameworkInfo.ID.Value
 		delete(c.frameworks, id)
+		c.markFramework(id)
 		for k := range c.tasks {
 			if k.frameworkID == id {
 				delete(c.tasks, k)
+				c.markTask(k)
 			}
 		}
 	default:
@@ -165,6 +185,7 @@ func (c *Cluster) putAgent(a api.AgentState) {
 		return
 	}
 	c.agents[a.AgentInfo.ID.Value] = Agent{ID: a.AgentInfo.ID.Value, Hostname: a.AgentInfo.Hostname, IP: agentIP(a)}
+	c.markAgent(a.AgentInfo.ID.Value)
 }
 
 // agentIP is the address in the agent's pid ("slave(1)@10.0.0.5:5051"), else its hostname
@@ -188,6 +209,7 @@ func (c *Cluster) putFramework(info api.FrameworkInfo) {
 		return
 	}
 	c.frameworks[info.ID.Value] = Framework{ID: info.ID.Value, Name: info.Name, Hostname: info.Hostname}
+	c.markFramework(info.ID.Value)
 }
 
 func (c *Cluster) putTask(t api.Task) {
@@ -195,6 +217,7 @@ func (c *Cluster) putTask(t api.Task) {
 	if key.frameworkID == "" || key.taskID == "" {
 		return
 	}
+	c.markTask(key)
 	if t.State.Terminal() {
 		delete(c.tasks, key)
 		return
@@ -231,6 +254,7 @@ func (c *Cluster) updateTask(u *api.OpTaskUpdated) bool {
 	if !ok {
 		return false
 	}
+	c.markTask(key)
 	if u.State.Terminal() {
 		delete(c.tasks, key)
 		return true
@@ -238,6 +262,57 @@ func (c *Cluster) updateTask(u *api.OpTaskUpdated) bool {
 	t.State = u.State
 	t.observe(u.Status)
 	return true
+}
+
+func (c *Cluster) markAgent(id string) {
+	if !c.changed.all {
+		c.changed.agents = markKey(c.changed.agents, id)
+	}
+}
+
+func (c *Cluster) markFramework(id string) {
+	if !c.changed.all {
+		c.changed.frameworks = markKey(c.changed.frameworks, id)
+	}
+}
+
+func (c *Cluster) markTask(key taskKey) {
+	if !c.changed.all {
+		c.changed.tasks = markKey(c.changed.tasks, key)
+	}
+}
+
+// markKey adds key to set, making the set when it is the first.
+func markKey[K comparable](set map[K]struct{}, key K) map[K]struct{} {
+	if set == nil {
+		set = map[K]struct{}{}
+	}
+	set[key] = struct{}{}
+	return set
+}
+
+// takeChanges returns what changed since it was last called, and starts over.
+func (c *Cluster) takeChanges() changes {
+	ch := c.changed
+	c.changed = changes{}
+	return ch
+}
+
+// hostAddrs maps agent hostnames to their addresses, for frameworks named by hostname;
+// of agents sharing a hostname, the one with the lowest id counts.
+func (c *Cluster) hostAddrs() map[string]netip.Addr {
+	byHost := map[string]netip.Addr{}
+	owner := map[string]string{}
+	for id, a := range c.agents {
+		if !a.IP.IsValid() {
+			continue
+		}
+		if have, ok := owner[a.Hostname]; !ok || id < have {
+			owner[a.Hostname] = id
+			byHost[a.Hostname] = a.IP
+		}
+	}
+	return byHost
 }
 
 // observe takes what a status says about health and addresses.

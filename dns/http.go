@@ -3,7 +3,6 @@ package dns
 import (
 	"encoding/json"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -98,8 +97,8 @@ func (s *Server) httpHosts(w http.ResponseWriter, r *http.Request) {
 	t := s.table.Load()
 	host := mdns.Fqdn(strings.ToLower(r.PathValue("host")))
 	out := []HostRecord{}
-	if set := t.names[host]; set != nil {
-		for _, rr := range slices.Concat(set.a, set.aaaa) {
+	if set := t.lookup(host); set != nil {
+		for _, rr := range set.addrs() {
 			out = append(out, HostRecord{Host: host, IP: addrOf(rr)})
 		}
 	}
@@ -119,13 +118,13 @@ func (s *Server) httpServices(w http.ResponseWriter, r *http.Request) {
 	t := s.table.Load()
 	service := mdns.Fqdn(strings.ToLower(r.PathValue("service")))
 	out := []ServiceRecord{}
-	if set := t.names[service]; set != nil {
-		for _, rr := range set.srv {
+	if set := t.lookup(service); set != nil {
+		for _, rr := range set.records(mdns.TypeSRV) {
 			srv := rr.(*mdns.SRV)
 			port := strconv.Itoa(int(srv.Port))
 			var addrs []mdns.RR
-			if target := t.names[srv.Target]; target != nil {
-				addrs = slices.Concat(target.a, target.aaaa)
+			if target := t.lookup(srv.Target); target != nil {
+				addrs = target.addrs()
 			}
 			if len(addrs) == 0 {
 				out = append(out, ServiceRecord{Service: service, Host: srv.Target, Port: port})
@@ -166,7 +165,7 @@ type EnumRecord struct {
 
 func (s *Server) httpEnumerate(w http.ResponseWriter, _ *http.Request) {
 	out := Enumeration{Frameworks: []EnumFramework{}}
-	for _, tr := range s.table.Load().records.Tasks {
+	for _, tr := range s.Records().Tasks {
 		if n := len(out.Frameworks); n == 0 || out.Frameworks[n-1].Name != tr.Framework {
 			out.Frameworks = append(out.Frameworks, EnumFramework{Name: tr.Framework, Tasks: []EnumTask{}})
 		}

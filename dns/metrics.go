@@ -31,7 +31,7 @@ type metrics struct {
 	records      prometheus.Gauge
 	stale        prometheus.Gauge
 	lastSync     prometheus.Gauge
-	rebuilds     prometheus.Counter
+	swaps        prometheus.Counter
 	buildSeconds prometheus.Histogram
 	reconnects   prometheus.Counter
 }
@@ -47,9 +47,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 while no master's event stream is followed and the last known records are served."}),
 		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "atoll_dns_last_event_timestamp_seconds",
 			Help: "When the last event (or heartbeat) arrived from the master, in seconds since the epoch."}),
-		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{Name: "atoll_dns_record_sets_total", Help: "Record sets built and swapped in."}),
+		swaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "atoll_dns_record_sets_total", Help: "Answer tables with changed records swapped in."}),
 		buildSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "atoll_dns_record_set_build_seconds",
-			Help: "Time to build a record set and its answer table.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+			Help: "Time to apply a batch of changes to the records and swap in the answer table.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "atoll_dns_stream_connects_total", Help: "Connection attempts to a master's event stream."}),
 	}
 	for i, name := range outcomeNames {
@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.stale.Set(1)
 	if reg != nil {
-		for _, c := range []prometheus.Collector{queries, m.truncated, m.upstreamErrs, m.records, m.stale, m.lastSync, m.rebuilds, m.buildSeconds, m.reconnects} {
+		for _, c := range []prometheus.Collector{queries, m.truncated, m.upstreamErrs, m.records, m.stale, m.lastSync, m.swaps, m.buildSeconds, m.reconnects} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -58,9 +58,6 @@ type Records struct {
 	Tasks []TaskRecords
 	// Skipped says which names could not be made, and why.
 	Skipped []string
-
-	// names indexes RRs by name for the answer table.
-	names map[string]*rrset
 }
 
 // TaskRecords are the records one task has.
@@ -89,77 +86,85 @@ type TaskRecords struct {
 //   - PTR for masters, agents, containers with their own address, and VIPs.
 //
 // Only RUNNING tasks are published, and of those with a health check only healthy ones.
+//
+// The server answers from an index kept current unit by unit (see recordIndex) and
+// builds the whole set only for the HTTP API's listings; both make their records with the
+// same units, and the index must always hold exactly this set.
 func BuildRecords(c *Cluster, vips []VIP, z Zone) *Records {
 	domain := mdns.Fqdn(strings.ToLower(z.Domain))
-	b := &builder{ttl: z.TTL, serial: z.Serial, names: map[string]*rrset{}}
-	ns := "ns1." + domain
-	for _, apex := range []string{domain, VIPZone + "."} {
-		b.add(apex, rrData{rrtype: mdns.TypeSOA, target: ns})
-		b.add(apex, rrData{rrtype: mdns.TypeNS, target: ns})
+	m := &merger{ttl: z.TTL, made: map[addition]mdns.RR{}}
+	m.merge(zoneUnit(domain, z.Serial, z.NSAddr), nil)
+	m.merge(mastersUnit(c.masters, domain), nil)
+	for _, id := range slices.Sorted(maps.Keys(c.agents)) {
+		m.merge(agentUnit(c.agents[id], domain), nil)
 	}
-	if z.NSAddr.IsValid() {
-		b.addAddr(ns, z.NSAddr)
+	byHost := c.hostAddrs()
+	for _, id := range slices.Sorted(maps.Keys(c.frameworks)) {
+		m.merge(frameworkUnit(c.frameworks[id], byHost, domain), nil)
 	}
-	b.masters(c.masters, domain)
-	b.agents(c, domain)
-	b.frameworks(c, domain)
-	b.taskRecords(c, domain)
-	b.vips(vips)
-	return b.finish()
+	keys := slices.SortedFunc(maps.Keys(c.tasks), func(x, y taskKey) int {
+		return cmp.Or(cmp.Compare(x.frameworkID, y.frameworkID), cmp.Compare(x.taskID, y.taskID))
+	})
+	var listed []*taskUnit
+	for _, k := range keys {
+		switch u := newTaskUnit(c, c.tasks[k], domain); {
+		case u.orphan:
+			m.merge(&u.unit, nil)
+		case u.listed:
+			listed = append(listed, u)
+		}
+	}
+	slices.SortFunc(listed, compareTaskUnits)
+	var tasks []TaskRecords
+	for _, u := range listed {
+		tr := TaskRecords{Framework: u.framework, Name: u.name, ID: u.id}
+		m.merge(&u.unit, &tr.RRs)
+		if len(tr.RRs) > 0 {
+			tasks = append(tasks, tr)
+		}
+	}
+	m.merge(vipsUnit(vips), nil)
+	return &Records{RRs: m.rrs, Tasks: tasks, Skipped: m.skipped}
+}
+
+// merger puts units together into one record set, each record once.
+type merger struct {
+	ttl     uint32
+	made    map[addition]mdns.RR
+	rrs     []mdns.RR
+	skipped []string
+}
+
+// merge adds u's records and skipped names; taskRRs, when not nil, receives every record
+// of u, those made by earlier units included.
+func (m *merger) merge(u *unit, taskRRs *[]mdns.RR) {
+	for _, a := range u.adds {
+		rr := m.made[a]
+		if rr == nil {
+			rr = newRR(a.name, a.data, m.ttl)
+			m.made[a] = rr
+			m.rrs = append(m.rrs, rr)
+		}
+		if taskRRs != nil {
+			*taskRRs = append(*taskRRs, rr)
+		}
+	}
+	m.skipped = append(m.skipped, u.skipped...)
 }
 
 // rrData tells the records of one name and type apart.
 type rrData struct {
 	rrtype uint16
+	port   uint16
+	// serial is the SOA's: a new serial is a new record.
+	serial uint32
 	addr   netip.Addr
 	target string
-	port   uint16
-}
-
-// linearDedup is how many records a name holds before its duplicates are found through a
-// map rather than by a scan.
-const linearDedup = 32
-
-type builder struct {
-	ttl     uint32
-	serial  uint32
-	names   map[string]*rrset
-	rrs     []mdns.RR
-	tasks   []TaskRecords
-	cur     *TaskRecords
-	skipped []string
-}
-
-func (b *builder) skip(format string, args ...any) {
-	b.skipped = append(b.skipped, fmt.Sprintf(format, args...))
-}
-
-// add records the record of name with data once (made by newRR only then), and with the
-// task whose records are being made.
-func (b *builder) add(name string, data rrData) {
-	if len(name) > maxName {
-		b.skip("%s: name longer than 253 characters", name)
-		return
-	}
-	set := b.names[name]
-	if set == nil {
-		set = &rrset{}
-		b.names[name] = set
-	}
-	rr := set.find(data)
-	if rr == nil {
-		rr = b.newRR(name, data)
-		set.insert(data, rr)
-		b.rrs = append(b.rrs, rr)
-	}
-	if b.cur != nil {
-		b.cur.RRs = append(b.cur.RRs, rr)
-	}
 }
 
 // newRR makes the record of name with data.
-func (b *builder) newRR(name string, d rrData) mdns.RR {
-	h := mdns.RR_Header{Name: name, Rrtype: d.rrtype, Class: mdns.ClassINET, Ttl: b.ttl}
+func newRR(name string, d rrData, ttl uint32) mdns.RR {
+	h := mdns.RR_Header{Name: name, Rrtype: d.rrtype, Class: mdns.ClassINET, Ttl: ttl}
 	switch d.rrtype {
 	case mdns.TypeA:
 		return &mdns.A{Hdr: h, A: d.addr.AsSlice()}
@@ -172,132 +177,180 @@ func (b *builder) newRR(name string, d rrData) mdns.RR {
 	case mdns.TypeNS:
 		return &mdns.NS{Hdr: h, Ns: d.target}
 	}
-	return &mdns.SOA{Hdr: h, Ns: d.target, Mbox: "root." + d.target, Serial: b.serial,
+	return &mdns.SOA{Hdr: h, Ns: d.target, Mbox: "root." + d.target, Serial: d.serial,
 		Refresh: soaRefresh, Retry: soaRetry, Expire: soaExpire, Minttl: soaMinTTL}
 }
 
-// addAddr adds an A or AAAA record, as ip's family says.
-func (b *builder) addAddr(name string, ip netip.Addr) {
-	if ip.Is4() {
-		b.add(name, rrData{rrtype: mdns.TypeA, addr: ip})
+// unit is what one part of the cluster adds to the record set — the zone, the masters,
+// an agent, a framework, a task or the VIPs —, in the order BuildRecords adds it, and the
+// names it could not make. A change remakes only the units it touches.
+type unit struct {
+	adds    []addition
+	skipped []string
+}
+
+// addition is one record: its name and data.
+type addition struct {
+	name string
+	data rrData
+}
+
+func (u *unit) skip(format string, args ...any) {
+	u.skipped = append(u.skipped, fmt.Sprintf(format, args...))
+}
+
+// add adds the record of name with data, unless the name is too long.
+func (u *unit) add(name string, data rrData) {
+	if len(name) > maxName {
+		u.skip("%s: name longer than 253 characters", name)
 		return
 	}
-	b.add(name, rrData{rrtype: mdns.TypeAAAA, addr: ip})
+	u.adds = append(u.adds, addition{name, data})
 }
 
-func (b *builder) addSRV(name, target string, port uint16) {
-	b.add(name, rrData{rrtype: mdns.TypeSRV, target: target, port: port})
+// addAddr adds an A or AAAA record, as ip's family says. A record holds no zone (as
+// fe80::1%eth0 has): it is dropped.
+func (u *unit) addAddr(name string, ip netip.Addr) {
+	ip = ip.WithZone("")
+	if ip.Is4() {
+		u.add(name, rrData{rrtype: mdns.TypeA, addr: ip})
+		return
+	}
+	u.add(name, rrData{rrtype: mdns.TypeAAAA, addr: ip})
 }
 
-func (b *builder) addPTR(ip netip.Addr, target string) {
+func (u *unit) addSRV(name, target string, port uint16) {
+	u.add(name, rrData{rrtype: mdns.TypeSRV, target: target, port: port})
+}
+
+func (u *unit) addPTR(ip netip.Addr, target string) {
 	name, err := mdns.ReverseAddr(ip.String())
 	if err != nil {
-		b.skip("PTR for %s: %v", ip, err)
+		u.skip("PTR for %s: %v", ip, err)
 		return
 	}
-	b.add(name, rrData{rrtype: mdns.TypePTR, target: target})
+	u.add(name, rrData{rrtype: mdns.TypePTR, target: target})
 }
 
-func (b *builder) masters(masters []Master, domain string) {
+// zoneUnit is the zones' own records: SOA and NS at the domain and at VIPZone, and the
+// name server's address.
+func zoneUnit(domain string, serial uint32, nsAddr netip.Addr) *unit {
+	u := &unit{}
+	ns := "ns1." + domain
+	for _, apex := range zoneApexes(domain) {
+		u.add(apex, rrData{rrtype: mdns.TypeSOA, target: ns, serial: serial})
+		u.add(apex, rrData{rrtype: mdns.TypeNS, target: ns})
+	}
+	if nsAddr.IsValid() {
+		u.addAddr(ns, nsAddr)
+	}
+	return u
+}
+
+// zoneApexes are the names of the zones answered with authority.
+func zoneApexes(domain string) []string { return []string{domain, VIPZone + "."} }
+
+func mastersUnit(masters []Master, domain string) *unit {
+	u := &unit{}
 	sorted := slices.SortedFunc(slices.Values(masters), func(x, y Master) int { return cmp.Compare(x.ID, y.ID) })
 	for i, m := range sorted {
 		if !m.IP.IsValid() {
-			b.skip("master %s: no address", m.ID)
+			u.skip("master %s: no address", m.ID)
 			continue
 		}
 		name := fmt.Sprintf("master%d.%s", i, domain)
-		b.addAddr("master."+domain, m.IP)
-		b.addAddr(name, m.IP)
-		b.addPTR(m.IP, name)
+		u.addAddr("master."+domain, m.IP)
+		u.addAddr(name, m.IP)
+		u.addPTR(m.IP, name)
 		if m.Leader {
-			b.addAddr("leader."+domain, m.IP)
+			u.addAddr("leader."+domain, m.IP)
 			if m.APIPort != 0 {
-				b.addSRV("_leader._tcp."+domain, "leader."+domain, m.APIPort)
+				u.addSRV("_leader._tcp."+domain, "leader."+domain, m.APIPort)
 			}
 		}
 	}
+	return u
 }
 
-func (b *builder) agents(c *Cluster, domain string) {
-	for _, id := range slices.Sorted(maps.Keys(c.agents)) {
-		a := c.agents[id]
-		if !a.IP.IsValid() {
-			b.skip("agent %s: no address in its pid or hostname %q", a.ID, a.Hostname)
-			continue
-		}
-		b.addAddr("slave."+domain, a.IP)
-		b.addAddr("agent."+domain, a.IP)
-		if host := label(a.Hostname, maxLabel); host != "" {
-			name := host + ".agent." + domain
-			b.addAddr(name, a.IP)
-			b.addPTR(a.IP, name)
-		}
+func agentUnit(a Agent, domain string) *unit {
+	u := &unit{}
+	if !a.IP.IsValid() {
+		u.skip("agent %s: no address in its pid or hostname %q", a.ID, a.Hostname)
+		return u
 	}
+	u.addAddr("slave."+domain, a.IP)
+	u.addAddr("agent."+domain, a.IP)
+	if host := label(a.Hostname, maxLabel); host != "" {
+		name := host + ".agent." + domain
+		u.addAddr(name, a.IP)
+		u.addPTR(a.IP, name)
+	}
+	return u
 }
 
-func (b *builder) frameworks(c *Cluster, domain string) {
-	byHost := map[string]netip.Addr{}
-	for _, a := range c.agents {
-		if a.IP.IsValid() {
-			byHost[a.Hostname] = a.IP
-		}
+// frameworkUnit is <framework>.<domain>, when the framework's hostname is an address or
+// an agent's hostname (byHost, see Cluster.hostAddrs).
+func frameworkUnit(f Framework, byHost map[string]netip.Addr, domain string) *unit {
+	u := &unit{}
+	name := label(f.Name, maxLabel)
+	if name == "" || f.Hostname == "" {
+		return u
 	}
-	for _, id := range slices.Sorted(maps.Keys(c.frameworks)) {
-		f := c.frameworks[id]
-		name := label(f.Name, maxLabel)
-		if name == "" || f.Hostname == "" {
-			continue
-		}
-		ip, err := netip.ParseAddr(f.Hostname)
-		if err != nil {
-			ip = byHost[f.Hostname]
-		}
-		if ip.IsValid() {
-			b.addAddr(name+"."+domain, ip.Unmap())
-		}
+	ip, err := netip.ParseAddr(f.Hostname)
+	if err != nil {
+		ip = byHost[f.Hostname]
 	}
+	if ip.IsValid() {
+		u.addAddr(name+"."+domain, ip.Unmap())
+	}
+	return u
 }
 
-func (b *builder) taskRecords(c *Cluster, domain string) {
-	type named struct {
-		framework string
-		task      *Task
+// taskUnit is one task's unit, with what orders it among the others and what it was made
+// from (its framework and agent: a change to either remakes it).
+type taskUnit struct {
+	unit
+	// framework is its framework's name; tasks are ordered by it, then name, then id.
+	framework   string
+	name, id    string
+	frameworkID string
+	agentID     string
+	// listed is set for a published task of a known framework: it is in Records.Tasks
+	// when it has records.
+	listed bool
+	// orphan is set for a published task whose framework is unknown.
+	orphan bool
+}
+
+// compareTaskUnits orders tasks as Records.Tasks lists them.
+func compareTaskUnits(x, y *taskUnit) int {
+	return cmp.Or(cmp.Compare(x.framework, y.framework), cmp.Compare(x.name, y.name), cmp.Compare(x.id, y.id),
+		cmp.Compare(x.frameworkID, y.frameworkID))
+}
+
+// newTaskUnit makes task t's unit: its records when it is published.
+func newTaskUnit(c *Cluster, t *Task, domain string) *taskUnit {
+	u := &taskUnit{name: t.Name, id: t.ID, frameworkID: t.FrameworkID, agentID: t.AgentID}
+	if !t.published() {
+		return u
 	}
-	keys := slices.SortedFunc(maps.Keys(c.tasks), func(x, y taskKey) int {
-		return cmp.Or(cmp.Compare(x.frameworkID, y.frameworkID), cmp.Compare(x.taskID, y.taskID))
-	})
-	var live []named
-	for _, k := range keys {
-		t := c.tasks[k]
-		if !t.published() {
-			continue
-		}
-		f, ok := c.frameworks[t.FrameworkID]
-		if !ok {
-			b.skip("task %s: framework %s unknown", t.ID, t.FrameworkID)
-			continue
-		}
-		live = append(live, named{f.Name, t})
+	f, ok := c.frameworks[t.FrameworkID]
+	if !ok {
+		u.orphan = true
+		u.skip("task %s: framework %s unknown", t.ID, t.FrameworkID)
+		return u
 	}
-	slices.SortFunc(live, func(x, y named) int {
-		return cmp.Or(cmp.Compare(x.framework, y.framework), cmp.Compare(x.task.Name, y.task.Name), cmp.Compare(x.task.ID, y.task.ID))
-	})
-	for _, n := range live {
-		b.tasks = append(b.tasks, TaskRecords{Framework: n.framework, Name: n.task.Name, ID: n.task.ID})
-		b.cur = &b.tasks[len(b.tasks)-1]
-		b.task(c, n.task, n.framework, domain)
-		if len(b.cur.RRs) == 0 {
-			b.tasks = b.tasks[:len(b.tasks)-1]
-		}
-		b.cur = nil
-	}
+	u.listed = true
+	u.framework = f.Name
+	u.task(c, t, f.Name, domain)
+	return u
 }
 
 // task adds one published task's records.
-func (b *builder) task(c *Cluster, t *Task, framework, domain string) {
+func (u *unit) task(c *Cluster, t *Task, framework, domain string) {
 	fw := label(framework, maxLabel)
 	if fw == "" {
-		b.skip("task %s: framework name %q has no letters or digits", t.ID, framework)
+		u.skip("task %s: framework name %q has no letters or digits", t.ID, framework)
 		return
 	}
 	hostIP := c.agents[t.AgentID].IP
@@ -306,7 +359,7 @@ func (b *builder) task(c *Cluster, t *Task, framework, domain string) {
 		ips = []netip.Addr{hostIP}
 	}
 	if len(ips) == 0 {
-		b.skip("task %s: no container address, and no address known for agent %s", t.ID, t.AgentID)
+		u.skip("task %s: no container address, and no address known for agent %s", t.ID, t.AgentID)
 		return
 	}
 	names := []string{taskLabel(t.Name)}
@@ -317,7 +370,7 @@ func (b *builder) task(c *Cluster, t *Task, framework, domain string) {
 		names = names[1:]
 	}
 	if len(names) == 0 {
-		b.skip("task %s: name %q has no letters or digits", t.ID, t.Name)
+		u.skip("task %s: name %q has no letters or digits", t.ID, t.Name)
 		return
 	}
 	type discoveryPort struct {
@@ -329,33 +382,33 @@ func (b *builder) task(c *Cluster, t *Task, framework, domain string) {
 	for _, p := range t.DiscoveryPorts {
 		proto := strings.ToLower(cmp.Or(p.Protocol, "tcp"))
 		if proto != "tcp" && proto != "udp" || p.Number == 0 || p.Number > 65535 {
-			b.skip("task %s: discovery port %d/%s is not a TCP or UDP port", t.ID, p.Number, p.Protocol)
+			u.skip("task %s: discovery port %d/%s is not a TCP or UDP port", t.ID, p.Number, p.Protocol)
 			continue
 		}
 		discovery = append(discovery, discoveryPort{uint16(p.Number), proto, label(p.Name, maxLabel-1)})
 	}
 	hash, tail := taskHash(t.ID), agentTail(t.AgentID)
 	fwDomain, slaveDomain := fw+"."+domain, fw+".slave."+domain
-	ports := b.hostPorts(t)
+	ports := u.hostPorts(t)
 	for i, name := range names {
 		canonical := canonicalLabel(name, hash, tail)
 		byName, byCanonical := name+"."+fwDomain, canonical+"."+fwDomain
 		for _, ip := range ips {
-			b.addAddr(byName, ip)
-			b.addAddr(byCanonical, ip)
+			u.addAddr(byName, ip)
+			u.addAddr(byCanonical, ip)
 		}
 		if i == 0 {
 			for _, ip := range t.IPs {
 				if ip != hostIP {
-					b.addPTR(ip, byCanonical)
+					u.addPTR(ip, byCanonical)
 				}
 			}
 		}
 		service := srvLabel(name)
 		if hostIP.IsValid() {
 			onAgent := canonical + "." + slaveDomain
-			b.addAddr(name+"."+slaveDomain, hostIP)
-			b.addAddr(onAgent, hostIP)
+			u.addAddr(name+"."+slaveDomain, hostIP)
+			u.addAddr(onAgent, hostIP)
 			if len(ports) > 0 {
 				srvNames := []string{service + "._tcp." + slaveDomain, service + "._udp." + slaveDomain}
 				if len(t.DiscoveryPorts) == 0 {
@@ -363,23 +416,23 @@ func (b *builder) task(c *Cluster, t *Task, framework, domain string) {
 				}
 				for _, port := range ports {
 					for _, srvName := range srvNames {
-						b.addSRV(srvName, onAgent, port)
+						u.addSRV(srvName, onAgent, port)
 					}
 				}
 			}
 		}
 		for _, p := range discovery {
 			srvName := service + "._" + p.proto + "." + fwDomain
-			b.addSRV(srvName, byCanonical, p.number)
+			u.addSRV(srvName, byCanonical, p.number)
 			if p.name != "" {
-				b.addSRV("_"+p.name+"."+srvName, byCanonical, p.number)
+				u.addSRV("_"+p.name+"."+srvName, byCanonical, p.number)
 			}
 		}
 	}
 }
 
 // hostPorts lists a task's host ports, at most maxTaskPorts of them.
-func (b *builder) hostPorts(t *Task) []uint16 {
+func (u *unit) hostPorts(t *Task) []uint16 {
 	var ports []uint16
 	for _, r := range t.Ports {
 		for p := r.Begin; p <= r.End && p <= 65535; p++ {
@@ -387,7 +440,7 @@ func (b *builder) hostPorts(t *Task) []uint16 {
 				continue
 			}
 			if len(ports) == maxTaskPorts {
-				b.skip("task %s: only its first %d host ports are published", t.ID, maxTaskPorts)
+				u.skip("task %s: only its first %d host ports are published", t.ID, maxTaskPorts)
 				return ports
 			}
 			ports = append(ports, uint16(p))
@@ -396,22 +449,20 @@ func (b *builder) hostPorts(t *Task) []uint16 {
 	return ports
 }
 
-func (b *builder) vips(vips []VIP) {
+func vipsUnit(vips []VIP) *unit {
+	u := &unit{}
 	sorted := slices.SortedFunc(slices.Values(vips), func(x, y VIP) int {
 		return cmp.Or(cmp.Compare(x.Name, y.Name), x.IP.Compare(y.IP))
 	})
 	for _, v := range sorted {
 		l := vipLabel(v.Name)
 		if l == "" || !v.IP.IsValid() {
-			b.skip("VIP %q %s: no name or no address", v.Name, v.IP)
+			u.skip("VIP %q %s: no name or no address", v.Name, v.IP)
 			continue
 		}
 		name := l + ".marathon." + VIPZone + "."
-		b.addAddr(name, v.IP.Unmap())
-		b.addPTR(v.IP.Unmap(), name)
+		u.addAddr(name, v.IP.Unmap())
+		u.addPTR(v.IP.Unmap(), name)
 	}
-}
-
-func (b *builder) finish() *Records {
-	return &Records{RRs: b.rrs, Tasks: b.tasks, Skipped: b.skipped, names: b.names}
+	return u
 }

@@ -1,7 +1,8 @@
 // Package dns is the DNS server for the cluster domain that runs in every Atoll node: it
 // follows the leading master's operator event stream, keeps Mesos-DNS's names (and PTR
-// records, which Mesos-DNS never had) in an immutable answer table swapped on every
-// change, forwards every other name to upstream resolvers, and serves Mesos-DNS's HTTP API.
+// records, which Mesos-DNS never had) in an immutable answer table that each change
+// replaces by copying only what it touched, forwards every other name to upstream
+// resolvers, and serves Mesos-DNS's HTTP API.
 package dns
 
 import (
@@ -40,11 +41,16 @@ type Server struct {
 	stale   atomic.Bool
 	replies sync.Pool
 
-	// mu guards what a record set is built from, and serializes builds.
+	// mu guards what the records are made from and the index that makes them, and
+	// serializes updates.
 	mu      sync.Mutex
 	cluster *Cluster
 	vips    []VIP
 	serial  uint32
+	index   *recordIndex
+	// records is the whole record set for Records, made when first asked for after a
+	// change.
+	records *Records
 
 	closeOnce sync.Once
 }
@@ -85,7 +91,9 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.rebuild()
+	s.mu.Lock()
+	s.refreshLocked()
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -154,30 +162,46 @@ func (s *Server) SetVIPs(vips []VIP) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.vips = append([]VIP(nil), vips...)
-	s.rebuildLocked()
+	s.index.setVIPs(s.vips)
+	s.refreshLocked()
 }
 
-// Records returns the record set being served.
-func (s *Server) Records() *Records { return s.table.Load().records }
-
-func (s *Server) rebuild() {
+// Records returns the record set being served. It is made whole from the cluster state
+// on the first call after a change (the answers themselves are kept current change by
+// change), so it costs as much as the cluster is big; the HTTP API's /v1/enumerate uses it.
+func (s *Server) Records() *Records {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rebuildLocked()
+	if s.records == nil {
+		s.records = BuildRecords(s.cluster, s.vips, Zone{Domain: s.domain, TTL: s.cfg.TTL, Serial: s.serial, NSAddr: s.nsAddr})
+	}
+	return s.records
 }
 
-// rebuildLocked builds the record set of the current cluster and VIPs and swaps it in.
-func (s *Server) rebuildLocked() {
+// refreshLocked applies what changed in the cluster since the last call to the record
+// index, and swaps in its table when any answer changed. A new cluster (SUBSCRIBED) gets
+// a new index.
+func (s *Server) refreshLocked() {
 	start := time.Now()
-	s.serial = max(s.serial+1, uint32(start.Unix()))
-	recs := BuildRecords(s.cluster, s.vips, Zone{Domain: s.domain, TTL: s.cfg.TTL, Serial: s.serial, NSAddr: s.nsAddr})
-	s.table.Store(newTable(recs))
-	s.metrics.records.Set(float64(len(recs.RRs)))
-	s.metrics.rebuilds.Inc()
-	s.metrics.buildSeconds.Observe(time.Since(start).Seconds())
-	for _, msg := range recs.Skipped {
+	ch := s.cluster.takeChanges()
+	fresh := s.index == nil || ch.all
+	if fresh {
+		s.index = newRecordIndex(s.cluster, s.vips, s.domain, s.cfg.TTL, s.nsAddr)
+	} else {
+		s.index.update(s.cluster, ch)
+	}
+	s.records = nil
+	for _, msg := range s.index.takeSkipped() {
 		s.log.Debug("record skipped", "why", msg)
 	}
+	if !fresh && !s.index.changed() {
+		return
+	}
+	s.serial = max(s.serial+1, uint32(start.Unix()))
+	s.table.Store(s.index.publish(s.serial))
+	s.metrics.records.Set(float64(s.index.count))
+	s.metrics.swaps.Inc()
+	s.metrics.buildSeconds.Observe(time.Since(start).Seconds())
 }
 
 // maxQuerySize is the read buffer of a UDP query: a question with EDNS0 options is far
@@ -363,14 +387,16 @@ func (s *Server) respond(r *reply, req *mdns.Msg) outcome {
 	}
 	name := strings.ToLower(q.Name)
 	t := s.table.Load()
-	set := t.names[name]
+	set := t.lookup(name)
 	z := t.zoneOf(name)
 	if z == nil {
 		// Reverse names of cluster addresses are ours; everything else is upstream's.
-		if set != nil && len(set.ptr) > 0 && (q.Qtype == mdns.TypePTR || q.Qtype == mdns.TypeANY) {
-			msg.Authoritative = true
-			s.fill(msg, set.ptr, nil)
-			return outAnswer
+		if set != nil && (q.Qtype == mdns.TypePTR || q.Qtype == mdns.TypeANY) {
+			if ptr := set.records(mdns.TypePTR); len(ptr) > 0 {
+				msg.Authoritative = true
+				s.fill(msg, ptr, nil)
+				return outAnswer
+			}
 		}
 		if len(s.upstreams) == 0 {
 			msg.Rcode = mdns.RcodeRefused

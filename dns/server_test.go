@@ -24,7 +24,7 @@ func serveCluster(t testing.TB, c *Cluster, vips []VIP, opts ...func(*Config)) *
 	s.mu.Lock()
 	s.cluster = c
 	s.vips = vips
-	s.rebuildLocked()
+	s.refreshLocked()
 	s.mu.Unlock()
 	return s
 }

@@ -28,8 +28,8 @@ const defaultHeartbeat = 15 * time.Second
 // went silent (a master that hung, or a network that drops packets without resetting).
 const missedHeartbeats = 3
 
-// maxBatch bounds how many queued events are applied before one rebuild, so a burst is
-// one record set rather than thousands, yet the table never lags far behind.
+// maxBatch bounds how many queued events are applied before the table is swapped, so a
+// burst is one new table rather than thousands, yet the table never lags far behind.
 const maxBatch = 4096
 
 // Gossip tags of master nodes (node.TagID, node.TagAPI and node.TagRole; node imports this
@@ -138,7 +138,7 @@ func (s *Server) follow(ctx context.Context, target string) (bool, error) {
 	}
 	s.mu.Lock()
 	s.cluster = NewCluster(masters, first.Subscribed.GetState)
-	s.rebuildLocked()
+	s.refreshLocked()
 	s.mu.Unlock()
 	s.stale.Store(false)
 	s.metrics.stale.Set(0)
@@ -187,7 +187,7 @@ func (s *Server) follow(ctx context.Context, target string) (bool, error) {
 }
 
 // apply applies ev and every event already queued behind it (up to maxBatch), then
-// rebuilds the records once if any changed a name.
+// updates the records once if any could have changed a name.
 func (s *Server) apply(ev *api.OperatorEvent, queued <-chan *api.OperatorEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,7 +202,7 @@ drain:
 		}
 	}
 	if changed {
-		s.rebuildLocked()
+		s.refreshLocked()
 	}
 }
 
@@ -220,7 +220,7 @@ func (s *Server) setMasters(ms []Master) {
 		return
 	}
 	s.cluster.SetMasters(ms)
-	s.rebuildLocked()
+	s.refreshLocked()
 }
 
 // askTimeout bounds each question to another master about its own id.

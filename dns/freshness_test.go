@@ -1,0 +1,236 @@
+package dns_test
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/dns"
+	"github.com/atoll/atoll/node/agent"
+	"github.com/atoll/atoll/node/master"
+)
+
+// freshnessBurst is how many tasks BenchmarkFreshness launches at once.
+const freshnessBurst = 1000
+
+// launchTimeout bounds the wait for a whole burst to run: a thousand processes take a
+// while on a loaded 2-core machine.
+const launchTimeout = 5 * time.Minute
+
+// BenchmarkFreshness: a real master and agent on loopback, a DNS server following the
+// master's event stream, and a framework that launches 1,000 `sleep 60` tasks in one
+// ACCEPT. For each task it measures the time from its TASK_RUNNING until its name
+// (fresh-<n>.marathon.mesos.) answers a UDP query: from the agent's timestamp on the
+// status (the whole path: agent, master, Raft, event stream, record update) and from the
+// moment the framework received the update. Reports the 50th and 99th percentiles and the
+// worst, in milliseconds.
+//
+//	go test -run XXX -bench Freshness -benchtime 1x ./dns
+func BenchmarkFreshness(b *testing.B) {
+	quiet := slog.New(slog.DiscardHandler)
+	ms := master.NewTestServer(b, func(c *master.Config) { c.Logger = quiet })
+	agent.TestAgent(b, ms.Masters, func(c *agent.Config) {
+		c.Resources = "cpus:64;mem:65536;disk:10000;ports:[31000-31100]"
+		c.Logger = quiet
+		// Production resend timing: the tests' 200 ms would resend every update whose
+		// acknowledgement is merely queued behind the burst.
+		c.UpdateRetryInitial, c.UpdateRetryMax = agent.DefaultConfig().UpdateRetryInitial, agent.DefaultConfig().UpdateRetryMax
+	})
+	s := dns.TestServer(b, func(c *dns.Config) {
+		c.Masters = ms.Masters
+		c.Logger = quiet
+	})
+	waitFor(b, s, "slave.mesos.", mdns.TypeA, []string{"127.0.0.1"})
+	sched := subscribe(b, ms.URL)
+
+	var fromRunning, fromFramework []time.Duration
+	burst := 0
+	for b.Loop() {
+		r, f := freshnessRound(b, s, sched, burst)
+		fromRunning, fromFramework = append(fromRunning, r...), append(fromFramework, f...)
+		burst++
+	}
+	for _, m := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"running", fromRunning}, {"framework", fromFramework}} {
+		slices.Sort(m.ds)
+		at := func(p float64) float64 { return float64(m.ds[int(p*float64(len(m.ds)-1))]) / float64(time.Millisecond) }
+		b.ReportMetric(at(0.50), "p50-ms-from-"+m.name)
+		b.ReportMetric(at(0.99), "p99-ms-from-"+m.name)
+		b.ReportMetric(at(1), "max-ms-from-"+m.name)
+	}
+}
+
+// running is a task's TASK_RUNNING: when the agent stamped it and when the framework got
+// it.
+type running struct {
+	name             string
+	stamped, arrived time.Time
+}
+
+// freshnessRound launches one burst of tasks and returns, for each, how long its name
+// took to answer after its TASK_RUNNING was stamped and after it reached the framework.
+func freshnessRound(b *testing.B, s *dns.Server, sched *scheduler, burst int) (fromRunning, fromFramework []time.Duration) {
+	b.Helper()
+	offer := sched.waitEvent("offers", func(ev *api.Event) bool { return ev.Type == api.EventOffers }).Offers.Offers[0]
+	sleep := "sleep 60"
+	var infos []api.TaskInfo
+	for i := range freshnessBurst {
+		name := fmt.Sprintf("fresh-%d-%d", burst, i)
+		infos = append(infos, api.TaskInfo{Name: name, TaskID: api.TaskID{Value: name}, AgentID: offer.AgentID,
+			Resources: []api.Resource{scalar("cpus", 0.01), scalar("mem", 8)}, Command: &api.CommandInfo{Value: &sleep}})
+	}
+	if err := sched.stream.Accept(sched.ctx, []api.OfferID{offer.ID}, []api.OfferOperation{{
+		Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: infos}}}, nil); err != nil {
+		b.Fatalf("accept: %v", err)
+	}
+
+	queue := make(chan running, freshnessBurst)
+	stop := make(chan struct{})
+	polled := make(chan []answeredAt, 1)
+	go func() { polled <- pollNames(b, s, queue, stop) }()
+	finished := false
+	defer func() {
+		if !finished { // the benchmark failed: the poller must not outlive it
+			close(stop)
+			<-polled
+		}
+	}()
+	timeout := time.After(launchTimeout)
+	for seen := 0; seen < freshnessBurst; {
+		select {
+		case ev, ok := <-sched.events:
+			if !ok {
+				b.Fatalf("scheduler stream ended after %d of %d tasks ran", seen, freshnessBurst)
+			}
+			if ev.Type != api.EventUpdate {
+				continue
+			}
+			st := ev.Update.Status
+			arrived := time.Now()
+			if len(st.UUID) > 0 {
+				if err := sched.stream.Acknowledge(sched.ctx, st); err != nil {
+					b.Fatalf("acknowledge: %v", err)
+				}
+			}
+			if st.State != api.TaskRunning {
+				continue
+			}
+			secs, frac := math.Modf(st.Timestamp)
+			queue <- running{name: st.TaskID.Value + ".marathon.mesos.", stamped: time.Unix(int64(secs), int64(frac*1e9)), arrived: arrived}
+			seen++
+		case <-timeout:
+			b.Fatalf("only %d of %d tasks running after %v", seen, freshnessBurst, launchTimeout)
+		}
+	}
+	close(queue)
+	answered := <-polled
+	finished = true
+	for _, a := range answered {
+		fromRunning = append(fromRunning, a.at.Sub(a.stamped))
+		fromFramework = append(fromFramework, a.at.Sub(a.arrived))
+	}
+	if len(fromRunning) != freshnessBurst {
+		b.Fatalf("%d names answered, want %d", len(fromRunning), freshnessBurst)
+	}
+	return fromRunning, fromFramework
+}
+
+// answeredAt is when a task's name first answered.
+type answeredAt struct {
+	running
+	at time.Time
+}
+
+// pollWait is how long pollNames waits for answers after asking for every pending name.
+const pollWait = 2 * time.Millisecond
+
+// pollNames asks for every name from queue that has not answered yet, all at once on one
+// UDP socket, then takes the answers that came within pollWait (matched by name, so a
+// late one counts in the next round), and again until each name answered an A record.
+// It returns when the queue is closed and every name answered, failing the benchmark for
+// a name that did not within waitTimeout, or as soon as stop is closed.
+func pollNames(b *testing.B, s *dns.Server, queue <-chan running, stop <-chan struct{}) []answeredAt {
+	conn, err := net.Dial("udp", s.Addr().String())
+	if err != nil {
+		b.Error(err)
+		return nil
+	}
+	defer conn.Close()
+	pending := map[string]running{}
+	var out []answeredAt
+	buf := make([]byte, 4096)
+	open := true
+	for open || len(pending) > 0 {
+		if len(pending) == 0 {
+			select {
+			case r, ok := <-queue:
+				if !ok {
+					return out
+				}
+				pending[r.name] = r
+			case <-stop:
+				return out
+			}
+		}
+		select {
+		case <-stop:
+			return out
+		default:
+		}
+	drain:
+		for open {
+			select {
+			case r, ok := <-queue:
+				if !ok {
+					open = false
+					break drain
+				}
+				pending[r.name] = r
+			default:
+				break drain
+			}
+		}
+		for name, r := range pending {
+			if time.Since(r.arrived) > waitTimeout {
+				b.Errorf("%s: no answer %v after its TASK_RUNNING", name, waitTimeout)
+				delete(pending, name)
+				continue
+			}
+			req := new(mdns.Msg)
+			req.SetQuestion(name, mdns.TypeA)
+			packed, err := req.Pack()
+			if err == nil {
+				_, err = conn.Write(packed)
+			}
+			if err != nil {
+				b.Errorf("ask for %s: %v", name, err)
+				return out
+			}
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(pollWait))
+		for len(pending) > 0 {
+			n, err := conn.Read(buf)
+			if err != nil {
+				break
+			}
+			resp := new(mdns.Msg)
+			if resp.Unpack(buf[:n]) != nil || len(resp.Question) != 1 || len(resp.Answer) == 0 {
+				continue
+			}
+			if r, ok := pending[resp.Question[0].Name]; ok {
+				out = append(out, answeredAt{r, time.Now()})
+				delete(pending, r.name)
+			}
+		}
+	}
+	return out
+}
