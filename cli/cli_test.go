@@ -168,6 +168,7 @@ func TestDaemonConfigErrors(t *testing.T) {
 		{roleUp, []string{"--raft-failure-timeout", "1s"}, "unknown flag: --raft-failure-timeout"},
 		{roleAgent, []string{"--join", "x", "--containerizer", "docker"}, `containerizer: "docker", want runc or process`},
 		{roleMaster, []string{"--containerizer", "runc"}, "unknown flag: --containerizer"},
+		{roleAgent, []string{"--join", "x", "--bridge-subnet", "10.0.0.0/30"}, `bridge-subnet: "10.0.0.0/30", want an IPv4 prefix of /29 or larger, like 10.251.0.0/20`},
 		{roleUp, []string{"--dns-port", "-2"}, "dns-port: -2 is not a port (-1: no DNS server)"},
 		{roleMaster, []string{"--resources", "cpus:1"}, "unknown flag: --resources"},
 		{roleAgent, nil, "join: an agent needs --join with the address of any node"},

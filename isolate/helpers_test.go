@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/isolate/network"
+	"github.com/atoll/atoll/isolate/network/nettest"
 )
 
 // The test binary is re-executed as the process containerizer's supervisor, as the runc
@@ -357,66 +357,6 @@ func waitReaped(t testing.TB, pid int) {
 	}
 }
 
-// Test bridges take /27s of 198.18.0.0/24 with the same per-slot locks (files in
-// $TMPDIR/atoll-e2e-slots) as isolate/network's tests and the e2e harness, so that no
-// two of them route one subnet to two bridges at once. Slot 0 is left to
-// scripts/netns-cluster.sh.
-const (
-	firstTestSlot  = 1
-	testSlots      = 8
-	testSlotPrefix = 27
-)
-
-// testSubnet locks a free /27 of 198.18.0.0/24 until the test ends.
-func testSubnet(t testing.TB) netip.Prefix {
-	t.Helper()
-	dir := filepath.Join(os.TempDir(), "atoll-e2e-slots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		for slot := firstTestSlot; slot < testSlots; slot++ {
-			subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(slot * 32)}), testSlotPrefix)
-			f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("slot-%d.lock", slot)), os.O_CREATE|os.O_RDWR, 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-				f.Close()
-				continue
-			}
-			if subnetInUse(t, subnet) {
-				f.Close()
-				continue
-			}
-			t.Cleanup(func() { f.Close() })
-			return subnet
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no free /27 of 198.18.0.0/24 for two minutes")
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-// subnetInUse reports whether the root namespace has an address in subnet.
-func subnetInUse(t testing.TB, subnet netip.Prefix) bool {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok {
-			if addr, ok := netip.AddrFromSlice(ipn.IP); ok && subnet.Contains(addr.Unmap()) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // testNetworkConfig is a task network with a bridge and nftables table of its own on a
 // locked test subnet.
 func testNetworkConfig(t testing.TB) network.Config {
@@ -429,7 +369,7 @@ func testNetworkConfig(t testing.TB) network.Config {
 	cfg := network.DefaultConfig()
 	cfg.Bridge = "at" + hex.EncodeToString(suffix)
 	cfg.Table = "atoll-test-" + hex.EncodeToString(suffix)
-	cfg.Subnet = testSubnet(t)
+	cfg.Subnet = nettest.Subnet(t)
 	cfg.StateDir = t.TempDir()
 	cfg.IPForward = false // the host's forwarding is not the tests' to change
 	return cfg

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -61,6 +62,10 @@ type Config struct {
 	// root), "process" (plain processes, no isolation) or "" for runc when root, else
 	// process.
 	Containerizer string
+	// BridgeSubnet is the agent's subnet for tasks on the bridge network (Docker BRIDGE,
+	// Marathon container/bridge), on the atoll0 bridge; empty turns bridge networking off
+	// (such tasks fail). Only the runc containerizer has it.
+	BridgeSubnet string
 	// DNSPort is where the node answers DNS for the cluster domain (UDP and TCP, on
 	// BindAddr); 0 picks a free port, -1 runs no DNS server.
 	DNSPort int
@@ -102,10 +107,11 @@ func DefaultConfig() Config {
 		// 30 ms: a dead leader is replaced within about a second.
 		RaftFailureTimeout: 300 * time.Millisecond,
 		// Port 53 needs root (CAP_NET_BIND_SERVICE); a node run by a user answers on 8053.
-		DNSPort:   defaultDNSPort(),
-		DNSDomain: "mesos",
-		DNSTTL:    60,
-		Logger:    slog.Default(),
+		BridgeSubnet: "10.251.0.0/20",
+		DNSPort:      defaultDNSPort(),
+		DNSDomain:    "mesos",
+		DNSTTL:       60,
+		Logger:       slog.Default(),
 	}
 }
 
@@ -123,6 +129,8 @@ func DevConfig() Config {
 	// in the Raft configuration.
 	c.GossipPort, c.AgentPort = 0, 0
 	c.DNSPort = devDNSPort
+	// A laptop's one-process cluster leaves the host's networking alone.
+	c.BridgeSubnet = ""
 	return c
 }
 
@@ -173,6 +181,11 @@ func (c Config) Validate() error {
 	case "", ContainerizerRunc, ContainerizerProcess:
 	default:
 		return fmt.Errorf("containerizer: %q, want %s or %s", c.Containerizer, ContainerizerRunc, ContainerizerProcess)
+	}
+	if c.BridgeSubnet != "" {
+		if p, err := netip.ParsePrefix(c.BridgeSubnet); err != nil || !p.Addr().Is4() || p.Bits() > 29 {
+			return fmt.Errorf("bridge-subnet: %q, want an IPv4 prefix of /29 or larger, like 10.251.0.0/20", c.BridgeSubnet)
+		}
 	}
 	if c.DNSPort < -1 || c.DNSPort > 65535 {
 		return fmt.Errorf("dns-port: %d is not a port (-1: no DNS server)", c.DNSPort)

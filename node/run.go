@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,6 +26,7 @@ import (
 	"github.com/atoll/atoll/isolate"
 	"github.com/atoll/atoll/isolate/fetch"
 	"github.com/atoll/atoll/isolate/image"
+	"github.com/atoll/atoll/isolate/network"
 	"github.com/atoll/atoll/node/agent"
 	"github.com/atoll/atoll/node/master"
 )
@@ -413,7 +415,7 @@ func startAgent(cfg Config, adv string, members *Membership, localAPI string) (*
 		}
 		return apis
 	}
-	c, err := newContainerizer(cfg, ac.WorkDir)
+	c, err := newContainerizer(cfg, ac.WorkDir, adv)
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +429,7 @@ func startAgent(cfg Config, adv string, members *Membership, localAPI string) (*
 
 // newContainerizer makes the agent's containerizer: runc when asked, or by default when
 // the node runs as root; else plain processes, saying so.
-func newContainerizer(cfg Config, workDir string) (isolate.Containerizer, error) {
+func newContainerizer(cfg Config, workDir, adv string) (isolate.Containerizer, error) {
 	log := cfg.Logger.With("component", "isolate")
 	kind := cfg.Containerizer
 	if kind == "" {
@@ -459,6 +461,21 @@ func newContainerizer(cfg Config, workDir string) (isolate.Containerizer, error)
 	if !within(cfg.DataDir, workDir) {
 		rc.HiddenPaths = append(rc.HiddenPaths, workDir)
 	}
+	// Tasks resolve through this node's DNS when it is where resolv.conf can name it.
+	if cfg.DNSPort == 53 {
+		rc.DNS = []string{dnsAddrForTasks(cfg.BindAddr, adv)}
+	}
+	if cfg.BridgeSubnet != "" {
+		nc := network.DefaultConfig()
+		nc.Subnet = netip.MustParsePrefix(cfg.BridgeSubnet)
+		nc.StateDir = filepath.Join(workDir, "network")
+		bridge, err := network.Open(context.Background(), nc, cfg.Logger.With("component", "network"))
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("bridge network %s on %s: %w (--bridge-subnet '' turns bridge networking off)", nc.Bridge, nc.Subnet, err)
+		}
+		rc.Network = bridge
+	}
 	c, err := isolate.NewRunc(rc)
 	if err != nil {
 		store.Close()
@@ -466,6 +483,18 @@ func newContainerizer(cfg Config, workDir string) (isolate.Containerizer, error)
 	}
 	log.Info("tasks run in runc containers", "state_dir", rc.StateDir)
 	return c, nil
+}
+
+// dnsAddrForTasks is the address tasks reach this node's DNS at: its bind address, or
+// loopback when it listens on every address (bridge tasks get the bridge's gateway).
+func dnsAddrForTasks(bind, adv string) string {
+	if ip, err := netip.ParseAddr(bind); err == nil && !ip.IsUnspecified() {
+		return bind
+	}
+	if adv != "" {
+		return adv
+	}
+	return "127.0.0.1"
 }
 
 // within reports whether path is dir or below it.

@@ -86,6 +86,8 @@ func loopbackConfig(t *testing.T, name string) Config {
 	cfg.APIPort, cfg.AgentPort, cfg.RaftPort, cfg.GossipPort, cfg.DNSPort = 0, 0, 0, 0, 0
 	cfg.Dev = true
 	cfg.KillTasksOnExit = true
+	// In-process nodes on loopback: plain processes, and the host's networking untouched.
+	cfg.Containerizer, cfg.BridgeSubnet = ContainerizerProcess, ""
 	cfg.Resources = "cpus:2;mem:2048;disk:1000;ports:[31000-31010]"
 	cfg.Logger = agent.TestLogger(t)
 	return cfg

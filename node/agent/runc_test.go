@@ -2,8 +2,10 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/isolate"
+	"github.com/atoll/atoll/isolate/network"
+	"github.com/atoll/atoll/isolate/network/nettest"
 )
 
 // requireRoot skips a test that needs root, except under CI=true, where it fails.
@@ -27,8 +31,9 @@ func requireRoot(t *testing.T) {
 }
 
 // withRunc gives the agent the runc containerizer, its state in the work dir and its
-// containers' cgroups under a parent of the test's own, removed at the end.
-func withRunc(t *testing.T, workDir string) func(*Config) {
+// containers' cgroups under a parent of the test's own, removed at the end; bridge, if
+// not nil, is its task network.
+func withRunc(t *testing.T, workDir string, bridge *network.Bridge) func(*Config) {
 	parent := fmt.Sprintf("/atoll-agent-test-%d", os.Getpid())
 	// Registered before the agent's own cleanup, so it runs after the agent stopped.
 	t.Cleanup(func() {
@@ -43,6 +48,7 @@ func withRunc(t *testing.T, workDir string) func(*Config) {
 		rc.StateDir = filepath.Join(workDir, "runc")
 		rc.CgroupParent = parent
 		rc.HiddenPaths = []string{workDir}
+		rc.Network = bridge
 		rc.Logger = c.Logger
 		r, err := isolate.NewRunc(rc)
 		if err != nil {
@@ -76,7 +82,7 @@ func TestRuncTasksSurviveAgentRestart(t *testing.T) {
 	requireRoot(t)
 	peer := newProtocolPeer(t)
 	workDir := t.TempDir()
-	first := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir))
+	first := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir, nil))
 	peer.nextSubscribe()
 	ids := []string{"r0", "r1", "r2", "r3", "r4"}
 	for _, id := range ids {
@@ -118,7 +124,7 @@ func TestRuncTasksSurviveAgentRestart(t *testing.T) {
 		}
 	}
 
-	second := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir))
+	second := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir, nil))
 	sub := peer.nextSubscribe()
 	var listed []string
 	for _, task := range sub.Tasks {
@@ -162,4 +168,57 @@ func TestRuncTasksSurviveAgentRestart(t *testing.T) {
 		}
 	}
 	waitUntil(t, "every task forgotten", func() bool { return len(second.Tasks()) == 0 })
+}
+
+// TestRuncBridgeTaskReportsItsAddress: a task on the bridge network (Marathon's
+// container/bridge: a network_info named mesos-bridge) reports in TASK_RUNNING its own
+// address on the agent's bridge, not the agent's, with its port mapping.
+func TestRuncBridgeTaskReportsItsAddress(t *testing.T) {
+	requireRoot(t)
+	suffix := fmt.Sprintf("%x", os.Getpid()%0xffffff)
+	nc := network.DefaultConfig()
+	nc.Bridge, nc.Table = "atb"+suffix, "atoll-agent-test-"+suffix
+	nc.Subnet = nettest.Subnet(t)
+	nc.StateDir = t.TempDir()
+	nc.IPForward = false
+	bridge, err := network.Open(context.Background(), nc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := bridge.Teardown(context.Background()); err != nil {
+			t.Errorf("tear the bridge down: %v", err)
+		}
+	})
+	peer := newProtocolPeer(t)
+	workDir := t.TempDir()
+	a := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir, bridge))
+	peer.nextSubscribe()
+	ev := launchEvent("web", "sleep 60")
+	ev.Launch.Task.Container = &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{
+		Name: isolate.BridgeNetwork, PortMappings: []api.PortMapping{{HostPort: 31000, ContainerPort: 8080, Protocol: "tcp"}},
+	}}}
+	peer.send(ev)
+	running := peer.nextUpdate()
+	wantUpdate(t, running, "web", api.TaskRunning)
+	infos := running.Status.ContainerStatus.NetworkInfos
+	if len(infos) != 1 || len(infos[0].IPAddresses) != 1 {
+		t.Fatalf("TASK_RUNNING network infos %+v, want the task's one address", infos)
+	}
+	ip, err := netip.ParseAddr(infos[0].IPAddresses[0].IPAddress)
+	if err != nil || !nc.Subnet.Contains(ip) || ip == bridge.Gateway() {
+		t.Fatalf("TASK_RUNNING address %q, want one in the bridge's %s", infos[0].IPAddresses[0].IPAddress, nc.Subnet)
+	}
+	if pm := infos[0].PortMappings; len(pm) != 1 || pm[0].HostPort != 31000 || pm[0].ContainerPort != 8080 {
+		t.Fatalf("TASK_RUNNING port mappings %+v, want 31000→8080", pm)
+	}
+	peer.ack(running)
+	peer.send(killEvent("web", 0))
+	killed := peer.nextUpdate()
+	for killed.Status.State == api.TaskRunning {
+		killed = peer.nextUpdate()
+	}
+	wantUpdate(t, killed, "web", api.TaskKilled)
+	peer.ack(killed)
+	waitUntil(t, "the task forgotten", func() bool { return len(a.Tasks()) == 0 })
 }

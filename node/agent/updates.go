@@ -61,10 +61,15 @@ func (a *Agent) updateLocked(t *task, rec taskRecord, status api.TaskStatus) boo
 	if rec.Container != nil && status.ContainerStatus == nil {
 		// The task's own process: the supervisor (ShimPID) is shared by every task.
 		pid := rec.Container.PID
+		// A task on the host's network has the agent's address; one on the bridge its own.
+		networks := rec.Container.NetworkInfos
+		if len(networks) == 0 {
+			networks = []api.NetworkInfo{{IPAddresses: []api.IPAddress{{IPAddress: a.ip}}}}
+		}
 		status.ContainerStatus = &api.ContainerStatus{
 			ContainerID:  &api.ContainerID{Value: rec.ContainerID},
 			ExecutorPID:  uint32(pid),
-			NetworkInfos: []api.NetworkInfo{{IPAddresses: []api.IPAddress{{IPAddress: a.ip}}}},
+			NetworkInfos: networks,
 		}
 	}
 	if rec.Sandbox != "" {
