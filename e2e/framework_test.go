@@ -645,19 +645,24 @@ func localView(ctx context.Context, h *Host) masterView {
 	return fetchView(ctx, http.DefaultClient, h)
 }
 
-// waitFollows waits up to timeout until h's own view names leader as the leader and h
-// does not claim to lead.
-func waitFollows(t testing.TB, h, leader *Host, timeout time.Duration) {
+// waitFollows waits up to timeout until h's own view names the cluster's current leader
+// (normally leader, unless another election followed) and h does not claim to lead.
+func waitFollows(t testing.TB, c *Cluster, h, leader *Host, timeout time.Duration) {
 	t.Helper()
-	want := "master@" + leader.Addr(APIPort)
 	deadline := time.Now().Add(timeout)
 	for {
+		current := leader
+		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+		if l, err := c.Leader(ctx); err == nil {
+			current = l
+		}
+		cancel()
 		v := localView(context.Background(), h)
-		if v.err == nil && v.leader == want && !v.self {
+		if v.err == nil && v.leader == "master@"+current.Addr(APIPort) && !v.self && current != h {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s does not follow %s within %v: leader %q, self %t, err %v", h.Name(), leader.Name(), timeout, v.leader, v.self, v.err)
+			t.Fatalf("%s does not follow the leader (%s, elected after %s) within %v: leader %q, self %t, err %v", h.Name(), current.Name(), leader.Name(), timeout, v.leader, v.self, v.err)
 		}
 		time.Sleep(pollInterval)
 	}

@@ -70,7 +70,7 @@ func TestLeaderKillsKeepTasks(t *testing.T) {
 		if err := leader.Proc().Restart(); err != nil {
 			t.Fatal(err)
 		}
-		waitFollows(t, leader, next, DefaultWaitTimeout)
+		waitFollows(t, c, leader, next, DefaultWaitTimeout)
 		c.WaitForAgents(2)
 	}
 	recordFigure(t, "leader_kill_to_write_p50", milliseconds(percentile(toWrite, 50)), "ms", len(toWrite))
@@ -225,7 +225,7 @@ func TestLeaderPartition(t *testing.T) {
 	if leader == old {
 		t.Fatalf("%s, behind the others, leads after the heal", old.Name())
 	}
-	waitFollows(t, old, leader, DefaultWaitTimeout)
+	waitFollows(t, c, old, leader, DefaultWaitTimeout)
 	peers, err := c.Client(old).RaftPeers(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -408,7 +408,7 @@ func TestWritesSurviveLeaderKills(t *testing.T) {
 		if err := leader.Proc().Restart(); err != nil {
 			t.Fatal(err)
 		}
-		waitFollows(t, leader, next, DefaultWaitTimeout)
+		waitFollows(t, c, leader, next, DefaultWaitTimeout)
 		t.Logf("kill %d: %s killed, %s leads; %d writes acknowledged so far", kill, leader.Name(), next.Name(), ledger.writes())
 	}
 	ledger.waitWrites(t, ledger.writes(), 3, "after the last kill")
