@@ -33,6 +33,9 @@ const maxLines = 150
 
 var privileged = regexp.MustCompile(`(?i)privilege|root`)
 
+// testLine matches what a test itself reported (t.Log, t.Error): "    name_test.go:12: …".
+var testLine = regexp.MustCompile(`^\s+[\w.-]+_test\.go:\d+: `)
+
 type key struct{ pkg, test string }
 
 type report struct {
@@ -136,7 +139,14 @@ func (r *report) print(w io.Writer, strictSkips bool) bool {
 		fmt.Fprintf(w, "\n== FAIL %s %s\n", k.pkg, k.test)
 		lines := r.output[k]
 		if len(lines) > maxLines {
-			fmt.Fprintf(w, "(first %d of %d lines left out)\n", len(lines)-maxLines, len(lines))
+			left := lines[:len(lines)-maxLines]
+			fmt.Fprintf(w, "(first %d of %d lines left out; the test's own lines among them:)\n", len(left), len(lines))
+			for _, l := range left {
+				if testLine.MatchString(l) && !strings.Contains(l, "level=") {
+					fmt.Fprintln(w, l)
+				}
+			}
+			fmt.Fprintln(w, "(the last lines:)")
 			lines = lines[len(lines)-maxLines:]
 		}
 		for _, l := range lines {

@@ -99,3 +99,23 @@ func FuzzRead(f *testing.F) {
 		r.print(&bytes.Buffer{}, true)
 	})
 }
+
+// TestLongFailureKeepsAssertions: when a failed test's output is too long to show whole,
+// the lines the test itself reported are shown from the part left out.
+func TestLongFailureKeepsAssertions(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"Action":"output","Package":"a","Test":"TestLong","Output":"    long_test.go:7: want 1, got 2\n"}` + "\n")
+	for range maxLines + 10 {
+		b.WriteString(`{"Action":"output","Package":"a","Test":"TestLong","Output":"        a dumped log line\n"}` + "\n")
+	}
+	b.WriteString(`{"Action":"fail","Package":"a","Test":"TestLong"}` + "\n")
+	r, err := read(strings.NewReader(b.String()), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r.print(&out, false)
+	if !strings.Contains(out.String(), "the test's own lines among them:)\n    long_test.go:7: want 1, got 2\n(the last lines:)\n") {
+		t.Errorf("report lacks the left-out assertion:\n%s", out.String())
+	}
+}
