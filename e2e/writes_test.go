@@ -367,7 +367,7 @@ func (w *churner) update(ctx context.Context, c *churnConn, st api.TaskStatus) e
 
 // TestWritesSurviveLeaderKills: three workers keep writing through the scheduler API —
 // frameworks subscribe (and resubscribe after failures), launch tasks, kill some and tear
-// down — while the leading master is SIGKILLed leaderKills (20) times, each restarted before the
+// down — while the leading master is SIGKILLed writeKills (10) times, each restarted before the
 // next kill, with writes acknowledged in between. Afterwards every write that was
 // acknowledged with a 2xx is in the leader's state: every framework that got SUBSCRIBED is
 // listed, every one torn down is among the completed frameworks and has no live task,
@@ -398,7 +398,7 @@ func TestWritesSurviveLeaderKills(t *testing.T) {
 		wg.Go(func() { w.run(ctx) })
 	}
 
-	for kill := 1; kill <= leaderKills; kill++ {
+	for kill := 1; kill <= writeKills; kill++ {
 		ledger.waitWrites(t, ledger.writes(), 5, fmt.Sprintf("before kill %d", kill))
 		leader := leaderWithin(t, c, DefaultWaitTimeout)
 		if err := leader.Proc().Kill(); err != nil {
