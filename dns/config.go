@@ -28,7 +28,9 @@ type Config struct {
 	// port that is the same for both.
 	Listen string
 	// UDPSockets is how many UDP sockets share the port (SO_REUSEPORT), so the kernel
-	// spreads queries over that many reading goroutines.
+	// spreads queries over that many goroutines, each reading and answering its socket's
+	// queries in batches. The kernel hands each query to one of them at random, so a few
+	// busy clients keep them all busy too.
 	UDPSockets int
 	// UDPSize is the largest UDP answer the server sends (and advertises in EDNS0); a
 	// client asking for more gets this, one asking for less (or without EDNS0, 512) gets

@@ -33,13 +33,15 @@ type Server struct {
 	upstreams []string
 	metrics   *metrics
 
-	udp  []net.PacketConn
+	udp  []*net.UDPConn
 	tcp  net.Listener
 	addr netip.AddrPort
 
 	table   atomic.Pointer[table]
 	stale   atomic.Bool
 	replies sync.Pool
+	// forwards are the goroutines answering UDP queries from upstreams.
+	forwards sync.WaitGroup
 
 	// mu guards what the records are made from and the index that makes them, and
 	// serializes updates.
@@ -106,6 +108,9 @@ func (s *Server) bind() error {
 		if err == nil {
 			s.udp, s.tcp = udp, tcp
 			s.addr = tcp.Addr().(*net.TCPAddr).AddrPort()
+			if err := spreadAtRandom(udp); err != nil {
+				s.log.Warn("UDP queries spread over the sockets by client address and port", "err", err)
+			}
 			return nil
 		}
 		lastErr = err
@@ -116,15 +121,20 @@ func (s *Server) bind() error {
 	return fmt.Errorf("dns listen %s: %w", s.cfg.Listen, lastErr)
 }
 
-func bindPort(host, port string, sockets int) ([]net.PacketConn, net.Listener, error) {
+func bindPort(host, port string, sockets int) ([]*net.UDPConn, net.Listener, error) {
+	ip, err := netip.ParseAddr(host)
+	everyAddr := host == "" || err == nil && ip.IsUnspecified()
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var optErr error
 		err := c.Control(func(fd uintptr) {
 			optErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			if everyAddr && optErr == nil {
+				optErr = setPktinfo(int(fd))
+			}
 		})
 		return errors.Join(err, optErr)
 	}}
-	var udp []net.PacketConn
+	var udp []*net.UDPConn
 	closeAll := func() {
 		for _, c := range udp {
 			c.Close()
@@ -136,7 +146,7 @@ func bindPort(host, port string, sockets int) ([]net.PacketConn, net.Listener, e
 			closeAll()
 			return nil, nil, err
 		}
-		udp = append(udp, pc)
+		udp = append(udp, pc.(*net.UDPConn))
 		port = fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port)
 	}
 	// TCP without SO_REUSEPORT: a second server on the same port fails here instead of
@@ -147,6 +157,49 @@ func bindPort(host, port string, sockets int) ([]net.PacketConn, net.Listener, e
 		return nil, nil, err
 	}
 	return udp, tcp, nil
+}
+
+// skfAdRandom is where a classic BPF program loads a random number from:
+// SKF_AD_OFF + SKF_AD_RANDOM (linux/filter.h), as the uint32 an instruction holds.
+const skfAdRandom = 1<<32 - 0x1000 + 56
+
+// spreadAtRandom makes the kernel hand each UDP query to one of the port's sockets at
+// random (a classic BPF program for the SO_REUSEPORT group), instead of by the hash of
+// both ends' addresses and ports, which leaves sockets idle when a few clients send most
+// queries (a resolver in front of the server, a load generator). Queries are
+// independent and every socket answers from the same address and port, so no client
+// needs all its queries on one socket.
+func spreadAtRandom(udp []*net.UDPConn) error {
+	if len(udp) < 2 {
+		return nil
+	}
+	prog := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfAdRandom},
+		{Code: unix.BPF_ALU | unix.BPF_MOD | unix.BPF_K, K: uint32(len(udp))},
+		{Code: unix.BPF_RET | unix.BPF_A},
+	}
+	raw, err := udp[0].SyscallConn()
+	if err != nil {
+		return err
+	}
+	var optErr error
+	err = raw.Control(func(fd uintptr) {
+		optErr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF,
+			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
+	})
+	return errors.Join(err, optErr)
+}
+
+// setPktinfo asks for the address each datagram was sent to, so a socket listening on
+// every address answers from that one (see udpLoop). A socket is of one family, or
+// dual-stack: it takes one of the options, or both.
+func setPktinfo(fd int) error {
+	err4 := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+	err6 := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+	if err4 != nil && err6 != nil {
+		return fmt.Errorf("ask for datagrams' destination addresses: %w", err4)
+	}
+	return nil
 }
 
 // Addr is the address the server answers on (UDP and TCP).
@@ -205,47 +258,44 @@ func (s *Server) refreshLocked() {
 }
 
 // maxQuerySize is the read buffer of a UDP query: a question with EDNS0 options is far
-// smaller, and each query in flight holds one.
+// smaller, and each UDP socket holds udpBatch of them.
 const maxQuerySize = 4096
 
 // Run serves queries until ctx ends, following the masters' event stream when
-// Config.Masters is set, then closes the sockets.
+// Config.Masters is set, then closes the sockets. Each UDP socket is served by a
+// udpLoop, TCP by miekg/dns's server.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var servers []*mdns.Server
-	for _, pc := range s.udp {
-		servers = append(servers, &mdns.Server{PacketConn: pc, Handler: s, UDPSize: maxQuerySize})
-	}
-	servers = append(servers, &mdns.Server{Listener: s.tcp, Handler: s,
-		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
-	errc := make(chan error, len(servers))
-	var wg sync.WaitGroup
-	shutdown := func(started []*mdns.Server) {
-		shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-		defer stop()
-		for _, srv := range started {
-			_ = srv.ShutdownContext(shutdownCtx)
+	tcp := &mdns.Server{Listener: s.tcp, Handler: s,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}
+	errc := make(chan error, 1+len(s.udp))
+	var serving sync.WaitGroup
+	started := make(chan struct{})
+	tcp.NotifyStartedFunc = func() { close(started) }
+	serving.Go(func() {
+		if err := tcp.ActivateAndServe(); err != nil {
+			errc <- err
 		}
-		wg.Wait()
+	})
+	select {
+	case <-started:
+	case err := <-errc:
+		serving.Wait()
+		return fmt.Errorf("dns serve: %w", err)
 	}
-	for i, srv := range servers {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.ActivateAndServe(); err != nil {
+	for _, pc := range s.udp {
+		l, err := newUDPLoop(s, pc)
+		if err != nil {
+			errc <- err
+			break
+		}
+		serving.Go(func() {
+			if err := l.serve(ctx); err != nil {
 				errc <- err
 			}
-		}()
-		select {
-		case <-started:
-		case err := <-errc:
-			shutdown(servers[:i])
-			return fmt.Errorf("dns serve: %w", err)
-		}
+		})
 	}
 	s.log.Info("dns serving", "addr", s.addr.String(), "domain", s.domain, "upstreams", s.upstreams)
 	watched := make(chan struct{})
@@ -265,7 +315,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	cancel()
 	<-watched
-	shutdown(servers)
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	_ = tcp.ShutdownContext(shutdownCtx)
+	s.Close()
+	serving.Wait()
+	// The UDP exchanges with upstreams end with ctx.
+	s.forwards.Wait()
 	return err
 }
 
@@ -281,7 +337,7 @@ func (s *Server) Close() {
 	})
 }
 
-// reply is a pooled answer: its slices keep their capacity from query to query.
+// reply is an answer being made: its slices keep their capacity from query to query.
 type reply struct {
 	msg      mdns.Msg
 	question [1]mdns.Question
@@ -292,31 +348,22 @@ type reply struct {
 // maxPooledBuf keeps a rare huge answer's buffer from staying in the pool.
 const maxPooledBuf = 16 << 10
 
-// ServeDNS answers one query (mdns.Handler).
+// ServeDNS answers one query (mdns.Handler); the server's TCP connections are served
+// through it.
 func (s *Server) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 	_, tcp := w.LocalAddr().(*net.TCPAddr)
 	r := s.replies.Get().(*reply)
 	defer s.putReply(r)
-	out := s.respond(r, req)
-	if out == outForwarded {
-		s.forward(w, req, tcp)
-		return
-	}
-	s.metrics.queries[out].Inc()
-	msg := &r.msg
 	size := mdns.MaxMsgSize
 	if !tcp {
 		size = s.udpSize(req)
 	}
-	if msg.Len() > size {
-		msg.Truncate(size)
-		if msg.Truncated {
-			s.metrics.truncated.Inc()
-		}
+	packed, out := s.answer(r, req, size, r.buf)
+	if out == outForwarded {
+		s.forward(context.Background(), w, req, tcp)
+		return
 	}
-	packed, err := msg.PackBuffer(r.buf[:cap(r.buf)])
-	if err != nil {
-		s.log.Warn("pack answer", "question", req.Question, "err", err)
+	if packed == nil {
 		return
 	}
 	if cap(packed) <= maxPooledBuf {
@@ -325,14 +372,44 @@ func (s *Server) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 	_, _ = w.Write(packed)
 }
 
+// answer makes the answer to req in r, cut to size bytes (with TC set when it had to
+// be), and packs it into buf (grown when too small). It returns outForwarded, and no
+// answer, when req is for an upstream; nil when the answer cannot be packed.
+func (s *Server) answer(r *reply, req *mdns.Msg, size int, buf []byte) ([]byte, outcome) {
+	out := s.respond(r, req)
+	if out == outForwarded {
+		return nil, out
+	}
+	s.metrics.queries[out].Inc()
+	msg := &r.msg
+	if msg.Len() > size {
+		msg.Truncate(size)
+		if msg.Truncated {
+			s.metrics.truncated.Inc()
+		}
+	}
+	packed, err := msg.PackBuffer(buf[:cap(buf)])
+	if err != nil {
+		s.log.Warn("pack answer", "question", req.Question, "err", err)
+		return nil, out
+	}
+	return packed, out
+}
+
 func (s *Server) putReply(r *reply) {
-	r.msg.Answer = clear0(r.msg.Answer)
-	r.msg.Ns = clear0(r.msg.Ns)
-	r.msg.Extra = clear0(r.msg.Extra)
+	r.reset()
 	s.replies.Put(r)
 }
 
-// clear0 empties rrs, dropping its references so pooled replies hold no old tables.
+// reset empties r's sections, dropping their references so a reply kept for the next
+// query holds no old tables.
+func (r *reply) reset() {
+	r.msg.Answer = clear0(r.msg.Answer)
+	r.msg.Ns = clear0(r.msg.Ns)
+	r.msg.Extra = clear0(r.msg.Extra)
+}
+
+// clear0 empties rrs, dropping its references.
 func clear0(rrs []mdns.RR) []mdns.RR {
 	clear(rrs)
 	return rrs[:0]
@@ -432,15 +509,23 @@ func (s *Server) fill(msg *mdns.Msg, answer, extra []mdns.RR) {
 	msg.Extra = append(msg.Extra, extra...)
 }
 
+// msgWriter sends one answer to the client that asked.
+type msgWriter interface {
+	WriteMsg(*mdns.Msg) error
+}
+
 // forward sends req to the upstreams in turn and relays the first answer; SERVFAIL when
-// none answers in time.
-func (s *Server) forward(w mdns.ResponseWriter, req *mdns.Msg, tcp bool) {
+// none answers in time. It gives up without an answer when ctx ends.
+func (s *Server) forward(ctx context.Context, w msgWriter, req *mdns.Msg, tcp bool) {
 	client := &mdns.Client{Net: "udp", Timeout: s.cfg.UpstreamTimeout}
 	if tcp {
 		client.Net = "tcp"
 	}
 	for _, upstream := range s.upstreams {
-		resp, _, err := client.Exchange(req, upstream)
+		resp, _, err := client.ExchangeContext(ctx, req, upstream)
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			s.metrics.upstreamErrs.Inc()
 			s.log.Debug("upstream failed", "upstream", upstream, "name", req.Question[0].Name, "err", err)
@@ -461,4 +546,7 @@ func (s *Server) forward(w mdns.ResponseWriter, req *mdns.Msg, tcp bool) {
 	_ = w.WriteMsg(fail)
 }
 
-var _ mdns.Handler = (*Server)(nil)
+var (
+	_ mdns.Handler = (*Server)(nil)
+	_ msgWriter    = (*udpWriter)(nil)
+)

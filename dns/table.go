@@ -3,6 +3,7 @@ package dns
 import (
 	"hash/maphash"
 	"strings"
+	"sync/atomic"
 
 	mdns "github.com/miekg/dns"
 )
@@ -53,6 +54,9 @@ type rrset struct {
 	// srvExtra and nsExtra are the addresses of the SRV and NS targets, for the
 	// additional section.
 	srvExtra, nsExtra []mdns.RR
+	// wire is the records in wire format, made when the name is first asked for over
+	// UDP (see answerWire).
+	wire atomic.Pointer[rrsetWire]
 }
 
 // rrsetTypes are the types a name has records of, in the order ANY answers them.
@@ -60,14 +64,20 @@ var rrsetTypes = [...]uint16{mdns.TypeSOA, mdns.TypeNS, mdns.TypeA, mdns.TypeAAA
 
 // records returns the records of qtype, one of rrsetTypes.
 func (set *rrset) records(qtype uint16) []mdns.RR {
-	start := uint32(0)
+	start, end := set.span(qtype)
+	return set.all[start:end:end]
+}
+
+// span returns where the records of qtype are in all; empty when qtype is not one of
+// rrsetTypes.
+func (set *rrset) span(qtype uint16) (start, end uint32) {
 	for i, t := range rrsetTypes {
 		if t == qtype {
-			return set.all[start:set.ends[i]:set.ends[i]]
+			return start, set.ends[i]
 		}
 		start = set.ends[i]
 	}
-	return nil
+	return 0, 0
 }
 
 // addrs returns the A and AAAA records (next to each other in all: after SOA and NS).

@@ -2,11 +2,12 @@
 // It makes the state of -apps Marathon apps of -per-app tasks each on -agents agents,
 // plays a master to Atoll's DNS server — the operator event stream with a SUBSCRIBED
 // holding the whole state, then heartbeats, and the Raft peers for the leader's names — so
-// the records arrive the way they do in a cluster, and serves them on -listen until
-// killed. Once they are served it writes to -out the dnsperf query files of the in-domain
-// A and SRV names (a.queries, srv.queries; without the few names whose answers hold more
-// than maxQueryRecords records, such as slave.mesos. with every agent) and the records of
-// the cluster domain as unbound local-data (unbound-records.conf), and prints "ready".
+// the records arrive the way they do in a cluster, and serves them on -listen (UDP on
+// -udp-sockets sockets, by default the default config's number) until killed. Once they
+// are served it writes to -out the dnsperf query files of the in-domain A and SRV names
+// (a.queries, srv.queries; without the few names whose answers hold more than
+// maxQueryRecords records, such as slave.mesos. with every agent) and the records of the
+// cluster domain as unbound local-data (unbound-records.conf), and prints "ready".
 package main
 
 import (
@@ -38,8 +39,9 @@ func main() {
 	perApp := flag.Int("per-app", 5, "tasks of each app")
 	agents := flag.Int("agents", 1000, "agents the tasks are spread over")
 	out := flag.String("out", "", "directory for the query files and unbound's records (empty: none)")
+	sockets := flag.Int("udp-sockets", dns.DefaultConfig().UDPSockets, "UDP sockets sharing the port (SO_REUSEPORT), each served by a goroutine")
 	flag.Parse()
-	if err := run(*listen, *apps, *perApp, *agents, *out); err != nil {
+	if err := run(*listen, *apps, *perApp, *agents, *sockets, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "dnsfixture:", err)
 		os.Exit(1)
 	}
@@ -48,7 +50,7 @@ func main() {
 // syncTimeout bounds the wait for the DNS server's first SUBSCRIBED.
 const syncTimeout = time.Minute
 
-func run(listen string, apps, perApp, agents int, out string) error {
+func run(listen string, apps, perApp, agents, sockets int, out string) error {
 	if apps < 1 || perApp < 1 || agents < 1 || agents > 250*250 {
 		return fmt.Errorf("want at least one app, task and agent, and at most %d agents", 250*250)
 	}
@@ -66,6 +68,7 @@ func run(listen string, apps, perApp, agents int, out string) error {
 
 	cfg := dns.DefaultConfig()
 	cfg.Listen = listen
+	cfg.UDPSockets = sockets
 	cfg.ResolvConf = ""
 	cfg.NSAddr = "127.0.0.1"
 	cfg.Masters = func() []string { return []string{masterURL} }
