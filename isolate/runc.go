@@ -2,6 +2,7 @@ package isolate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,9 +60,10 @@ type RootFS interface {
 type RuncConfig struct {
 	// Logger receives the containerizer's logs; nil discards them.
 	Logger *slog.Logger
-	// StateDir holds what outlives the agent: for each container its records, its shim's
-	// log and its root's mount points, and libcontainer's state. Required; the agent
-	// passes work_dir/runc. It is created if missing.
+	// StateDir holds what outlives the agent: for each container its records and its
+	// shim's log, libcontainer's state, and the roots of the containers on the host's
+	// filesystem, mount points and symlinks that they share. Required; the agent passes
+	// work_dir/runc. It is created if missing.
 	StateDir string
 	// Executable is the binary re-executed as each container's shim and init. Its main
 	// (or the test binary) must call RunContainerInitIfRequested first thing. Empty means
@@ -177,6 +179,15 @@ type Runc struct {
 	bootID string
 	// containers is closed by Release.
 	containers *containerTable[*runcContainer]
+
+	// spareMu guards spare, a shim started ahead of the next launch, which then does not
+	// wait for a shim to start (for the Go runtime's and the packages' initialization,
+	// a good part of a launch); spareStarting says one is being started, spareClosed
+	// that Release discarded the spare.
+	spareMu       sync.Mutex
+	spare         *runcShimProcess
+	spareStarting bool
+	spareClosed   bool
 }
 
 var _ Containerizer = (*Runc)(nil)
@@ -238,10 +249,13 @@ func NewRunc(cfg RuncConfig) (*Runc, error) {
 	for _, path := range cfg.HiddenPaths {
 		r.hidden = append(r.hidden, filepath.Clean(path))
 	}
-	for _, dir := range []string{r.containersDir(), r.libcontainerRoot()} {
+	for _, dir := range []string{r.containersDir(), r.libcontainerRoot(), r.hostRootsDir()} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("runc containerizer: create state dir: %w", err)
 		}
+	}
+	if err := removeHostRootTemps(r.hostRootsDir()); err != nil {
+		return nil, fmt.Errorf("runc containerizer: remove unfinished host roots: %w", err)
 	}
 	if r.bootID, err = readBootID(); err != nil {
 		return nil, fmt.Errorf("runc containerizer: %w", err)
@@ -254,6 +268,7 @@ func NewRunc(cfg RuncConfig) (*Runc, error) {
 
 func (r *Runc) containersDir() string    { return filepath.Join(r.stateDir, "containers") }
 func (r *Runc) libcontainerRoot() string { return filepath.Join(r.stateDir, "libcontainer") }
+func (r *Runc) hostRootsDir() string     { return filepath.Join(r.stateDir, "hostroots") }
 func (r *Runc) containerDir(id string) string {
 	return filepath.Join(r.containersDir(), id)
 }
@@ -339,13 +354,9 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 		}
 		params.Rootfs, imageConfig = rootfs, &config
 	} else {
-		params.Rootfs = filepath.Join(dir, runcRootfsDir)
 		params.ReadonlyRoot = true
 		params.Hidden = r.hidden
-		if err := os.Mkdir(params.Rootfs, 0o755); err != nil {
-			return State{}, fmt.Errorf("create the container's root: %w", err)
-		}
-		if params.HostMounts, err = prepareHostView(params.Rootfs); err != nil {
+		if params.Rootfs, params.HostMounts, err = prepareHostRoot(r.hostRootsDir()); err != nil {
 			return State{}, err
 		}
 	}
@@ -382,10 +393,14 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 		Image:   req.image,
 		Bridge:  req.bridge,
 	}
-	if err := writeRecord(dir, runcSpecFile, shimSpec); err != nil {
+	specData, err := json.Marshal(shimSpec)
+	if err != nil {
+		return State{}, fmt.Errorf("encode the container's spec: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, runcSpecFile), specData); err != nil {
 		return State{}, fmt.Errorf("write the container's spec: %w", err)
 	}
-	c, err := r.startShim(ctx, spec, dir, networks)
+	c, err := r.startShim(ctx, spec, dir, specData, networks)
 	if err != nil {
 		return State{}, err
 	}
@@ -398,55 +413,20 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	return c.state, nil
 }
 
-// startShim starts the container's shim and waits for its report. It returns the
-// container, registered and watched, once it runs; if ctx ended first, the container is
-// registered as abandoned, to be killed and destroyed, and returned so. networks are the
-// container's State.NetworkInfos.
-func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string, networks []api.NetworkInfo) (*runcContainer, error) {
-	specFile, err := os.Open(filepath.Join(dir, runcSpecFile))
+// startShim hands the container to a shim, the spare if there is one, and waits for its
+// report. It returns the container, registered and watched, once it runs; if ctx ended
+// first, the container is registered as abandoned, to be killed and destroyed, and
+// returned so. specData is the container's spec, encoded; networks are its
+// State.NetworkInfos.
+func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string, specData []byte, networks []api.NetworkInfo) (*runcContainer, error) {
+	shim, err := r.shimFor(dir, specData)
 	if err != nil {
 		return nil, err
 	}
-	defer specFile.Close()
-	logFile, err := os.OpenFile(filepath.Join(dir, runcShimLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open the shim's log: %w", err)
-	}
-	defer logFile.Close()
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("shim report pipe: %w", err)
-	}
-	defer readyR.Close()
-	pidfd := -1
-	cmd := &exec.Cmd{
-		Path:       r.executable,
-		Args:       []string{runcShimName, dir},
-		Env:        append(goRuntimeEnv(os.Environ()), runcShimEnv+"="+dir),
-		Dir:        "/",
-		Stderr:     logFile,
-		ExtraFiles: []*os.File{readyW, specFile}, // descriptors 3 and 4
-		// A session of its own: the agent's exit, or a Ctrl-C on the agent's terminal,
-		// must not reach the shim or its container.
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
-	}
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		return nil, fmt.Errorf("start the shim: %w", err)
-	}
-	if pidfd < 0 {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, errors.New("start the shim: no pidfd (Linux 5.3 or later is needed)")
-	}
-	// Non-blocking, it is polled by the runtime rather than holding a thread.
-	if err := unix.SetNonblock(pidfd, true); err != nil {
-		unix.Close(pidfd)
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, fmt.Errorf("start the shim: %w", err)
-	}
+	defer shim.ready.Close()
+	// The next launch's shim starts once this one's container runs, not to slow it down.
+	defer r.replenishSpare()
+	cmd := shim.cmd
 	c := &runcContainer{
 		containerEntry: newContainerEntry(State{
 			ContainerID:  spec.ContainerID,
@@ -456,13 +436,12 @@ func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string, netwo
 			NetworkInfos: networks,
 		}),
 		dir:   dir,
-		shim:  os.NewFile(uintptr(pidfd), "pidfd"),
+		shim:  shim.pidfd,
 		child: cmd,
 	}
-
 	reported := make(chan runcReady, 1)
 	go func() {
-		data, err := io.ReadAll(io.LimitReader(readyR, 64<<10))
+		data, err := io.ReadAll(io.LimitReader(shim.ready, 64<<10))
 		msg, parseErr := parseRuncReady(data)
 		switch {
 		case err != nil:
@@ -477,9 +456,8 @@ func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string, netwo
 	select {
 	case msg := <-reported:
 		if msg.Error != "" {
-			// The shim exits at once after reporting a failure.
-			c.shim.Close()
-			cmd.Wait()
+			// It has destroyed what it created, or the cleanup will.
+			shim.discard()
 			return nil, errors.New(msg.Error)
 		}
 		c.state.PID, c.state.StartTime = msg.PID, msg.StartTime
@@ -494,6 +472,148 @@ func (r *Runc) startShim(ctx context.Context, spec LaunchSpec, dir string, netwo
 		}
 	}
 	return c, nil
+}
+
+// runcShimProcess is a shim that waits for its container: it reads the container's
+// directory and spec from input, until EOF, and reports on ready (runcReady).
+type runcShimProcess struct {
+	cmd   *exec.Cmd
+	pidfd *os.File
+	input *os.File
+	ready *os.File
+}
+
+// startShimProcess starts a shim, in a session of its own, with args; its stderr is
+// log, or nothing for nil, until it opens its container's log.
+func (r *Runc) startShimProcess(args []string, log *os.File) (*runcShimProcess, error) {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("shim report pipe: %w", err)
+	}
+	defer readyW.Close()
+	inputR, inputW, err := os.Pipe()
+	if err != nil {
+		readyR.Close()
+		return nil, fmt.Errorf("shim input pipe: %w", err)
+	}
+	defer inputR.Close()
+	pidfd := -1
+	cmd := &exec.Cmd{
+		Path:       r.executable,
+		Args:       args,
+		Env:        append(goRuntimeEnv(os.Environ()), runcShimEnv+"=1"),
+		Dir:        "/",
+		ExtraFiles: []*os.File{readyW, inputR}, // descriptors 3 and 4
+		// A session of its own: the agent's exit, or a Ctrl-C on the agent's terminal,
+		// must not reach the shim or its container.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
+	}
+	if log != nil {
+		cmd.Stderr = log
+	}
+	err = cmd.Start()
+	if err == nil && pidfd < 0 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		err = errors.New("no pidfd (Linux 5.3 or later is needed)")
+	}
+	if err == nil {
+		// Non-blocking, it is polled by the runtime rather than holding a thread.
+		if err = unix.SetNonblock(pidfd, true); err != nil {
+			unix.Close(pidfd)
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+	if err != nil {
+		readyR.Close()
+		inputW.Close()
+		return nil, fmt.Errorf("start the shim: %w", err)
+	}
+	return &runcShimProcess{cmd: cmd, pidfd: os.NewFile(uintptr(pidfd), "pidfd"), input: inputW, ready: readyR}, nil
+}
+
+// handOff gives the shim its container: the container's directory and its spec, encoded.
+func (p *runcShimProcess) handOff(dir string, specData []byte) error {
+	_, err := p.input.Write(slices.Concat([]byte(dir), []byte{0}, specData))
+	if closeErr := p.input.Close(); err == nil {
+		err = closeErr
+	}
+	return err
+}
+
+// discard kills and reaps a shim that has no container, or failed to start it.
+func (p *runcShimProcess) discard() {
+	if raw, err := p.pidfd.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) {
+			unix.PidfdSendSignal(int(fd), unix.SIGKILL, nil, 0)
+			// Wait uses a duplicate of the pidfd: non-blocking, it would fail rather than
+			// wait for the exit.
+			unix.SetNonblock(int(fd), false)
+		})
+	}
+	p.input.Close()
+	p.ready.Close()
+	p.pidfd.Close()
+	// Killed, it exited with an error.
+	p.cmd.Wait()
+}
+
+// shimFor returns a shim for the container in dir, handed its directory and spec: the
+// spare, or a new one.
+func (r *Runc) shimFor(dir string, specData []byte) (*runcShimProcess, error) {
+	r.spareMu.Lock()
+	spare := r.spare
+	r.spare = nil
+	r.spareMu.Unlock()
+	if spare != nil {
+		err := spare.handOff(dir, specData)
+		if err == nil {
+			return spare, nil
+		}
+		r.logger.Warn("the spare shim is gone; starting another", "err", err)
+		spare.discard()
+	}
+	log, err := os.OpenFile(filepath.Join(dir, runcShimLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the shim's log: %w", err)
+	}
+	defer log.Close()
+	// Its directory in its arguments shows in ps which container it serves; a spare's
+	// cannot.
+	shim, err := r.startShimProcess([]string{runcShimName, dir}, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := shim.handOff(dir, specData); err != nil {
+		shim.discard()
+		return nil, fmt.Errorf("hand the shim its container: %w", err)
+	}
+	return shim, nil
+}
+
+// replenishSpare starts a spare shim, unless there is one or Release discarded it.
+func (r *Runc) replenishSpare() {
+	r.spareMu.Lock()
+	defer r.spareMu.Unlock()
+	if r.spare != nil || r.spareStarting || r.spareClosed {
+		return
+	}
+	r.spareStarting = true
+	go func() {
+		shim, err := r.startShimProcess([]string{runcShimName}, nil)
+		r.spareMu.Lock()
+		defer r.spareMu.Unlock()
+		r.spareStarting = false
+		switch {
+		case err != nil:
+			r.logger.Warn("cannot start a spare shim", "err", err)
+		case r.spareClosed:
+			shim.discard()
+		default:
+			r.spare = shim
+		}
+	}()
 }
 
 // watch waits for the container's shim to exit, reaps it if this process started it, and
@@ -730,9 +850,9 @@ func (r *Runc) killIfCutOff(c *runcContainer, spec runcShimSpec) {
 }
 
 // Destroy releases what is left of an exited container: its cgroups, libcontainer's
-// state, its records and root's mount points, its endpoint on the bridge and its image's
-// root filesystem; the sandbox stays. A running container is an error: kill it and wait
-// for it first.
+// state, its records, its endpoint on the bridge and its image's root filesystem; the
+// sandbox stays, and so does the root of the host's view, which containers share. A
+// running container is an error: kill it and wait for it first.
 func (r *Runc) Destroy(ctx context.Context, containerID string) error {
 	return r.containers.destroy(containerID, func(c *runcContainer) error {
 		return r.cleanup(ctx, containerID, runcRequest{}, c.rebooted)
@@ -828,10 +948,11 @@ func (r *Runc) destroyContainer(ctx context.Context, spec runcShimSpec, rebooted
 	return nil
 }
 
-// removeContainerDir removes a container's directory. Its root is removed without
-// following anything: it should hold only mount points, empty outside the container,
-// and symlinks, and anything else there means a mount leaked to the host, whose files
-// must not be deleted.
+// removeContainerDir removes a container's directory. A container on the host's
+// filesystem launched before the roots were shared (see prepareHostRoot) has its own
+// there, removed without following anything: it should hold only mount points, empty
+// outside the container, and symlinks, and anything else there means a mount leaked to
+// the host, whose files must not be deleted.
 func removeContainerDir(dir string) error {
 	if err := removeMountPoints(filepath.Join(dir, runcRootfsDir)); err != nil {
 		return err
@@ -878,6 +999,13 @@ func removeMountPoints(path string) error {
 func (r *Runc) Release(ctx context.Context, tasksKilled bool) error {
 	if !r.containers.close() {
 		return nil
+	}
+	r.spareMu.Lock()
+	spare := r.spare
+	r.spare, r.spareClosed = nil, true
+	r.spareMu.Unlock()
+	if spare != nil {
+		spare.discard()
 	}
 	for _, c := range r.containers.all() {
 		if c.child != nil {

@@ -2,6 +2,7 @@ package isolate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -75,11 +76,7 @@ func BenchmarkRuncLaunch(b *testing.B) {
 			b.Skip("no runc command to compare with: apt-get install runc")
 		}
 		bundle := b.TempDir()
-		rootfs := filepath.Join(bundle, "rootfs")
-		if err := os.Mkdir(rootfs, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		hostMounts, err := prepareHostView(rootfs)
+		rootfs, hostMounts, err := prepareHostRoot(bundle)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -131,6 +128,90 @@ func BenchmarkRuncLaunch(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+}
+
+// concurrentLaunches is how many containers BenchmarkRuncLaunchConcurrent launches at
+// once.
+const concurrentLaunches = 100
+
+// BenchmarkRuncLaunchConcurrent measures launches of concurrentLaunches containers at
+// once, in rounds: all-running-ms is a round's time from the launch requests to the last
+// launch's return, with every task running, and an op is one launch (b.N launches make
+// b.N/concurrentLaunches rounds, at least one). Killing and destroying the containers
+// after each round is not measured.
+func BenchmarkRuncLaunchConcurrent(b *testing.B) {
+	r := newTestRunc(b, b.TempDir(), func(c *RuncConfig) {
+		c.Logger = slog.New(slog.DiscardHandler)
+	})
+	sandbox := b.TempDir()
+	ctx := context.Background()
+	rounds := max(b.N/concurrentLaunches, 1)
+	var total time.Duration
+	b.ResetTimer()
+	for round := range rounds {
+		launched := make(chan string, concurrentLaunches)
+		failed := make(chan error, concurrentLaunches)
+		start := time.Now()
+		for i := range concurrentLaunches {
+			spec := LaunchSpec{
+				ContainerID: fmt.Sprintf("bench-%d-%d", round, i),
+				Sandbox:     sandbox,
+				Command:     api.CommandInfo{Value: ptr(benchScript)},
+				CPUs:        1,
+				MemMB:       64,
+			}
+			go func() {
+				if _, err := r.Launch(ctx, spec); err != nil {
+					failed <- err
+					return
+				}
+				launched <- spec.ContainerID
+			}()
+		}
+		var ids []string
+		var errs []error
+		for range concurrentLaunches {
+			select {
+			case id := <-launched:
+				ids = append(ids, id)
+			case err := <-failed:
+				errs = append(errs, err)
+			}
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		stopContainers(b, r, ids)
+		if len(errs) > 0 {
+			b.Fatal(errors.Join(errs...))
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total)/float64(rounds*concurrentLaunches), "ns/op")
+	b.ReportMetric(float64(total)/float64(rounds)/float64(time.Millisecond), "all-running-ms")
+}
+
+// stopContainers kills, waits for and destroys the containers, all at once.
+func stopContainers(b *testing.B, r *Runc, ids []string) {
+	b.Helper()
+	ctx := context.Background()
+	errs := make(chan error, len(ids))
+	for _, id := range ids {
+		go func() {
+			err := r.Kill(ctx, id, 0)
+			if err == nil {
+				_, err = r.Wait(ctx, id)
+			}
+			if err == nil {
+				err = r.Destroy(ctx, id)
+			}
+			errs <- err
+		}()
+	}
+	for range ids {
+		if err := <-errs; err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // reportPercentiles reports the p50 and p99 of the launch times, in milliseconds.

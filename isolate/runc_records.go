@@ -25,8 +25,8 @@ const (
 	runcKillFile = "kill.json"
 	// runcShimLog is the shim's stderr: its own logs and libcontainer's.
 	runcShimLog = "shim.log"
-	// runcRootfsDir is the root of a container on the host's filesystem: mount points
-	// and the host's top-level symlinks, nothing else.
+	// runcRootfsDir was the root of a container on the host's filesystem, before they
+	// shared one (see prepareHostRoot): mount points and the host's top-level symlinks.
 	runcRootfsDir = "rootfs"
 )
 

@@ -1,6 +1,7 @@
 package isolate
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -22,18 +24,21 @@ import (
 )
 
 // runcShimEnv, when set in a process's environment, makes RunContainerInitIfRequested run
-// the shim for the container directory it names.
+// a shim.
 const runcShimEnv = "ATOLL_RUNC_SHIM"
 
-// runcShimName is the shim's argv[0], followed by its container directory, so that ps
-// shows what it is and for which container.
+// runcShimName is the shim's argv[0], so that ps shows what it is. A shim started for a
+// container has the container's directory as its argument; a spare, started before its
+// container was known (see Runc), has none.
 const runcShimName = "atoll-runc-shim"
 
 // The descriptors a shim inherits besides its standard ones: the write end of a pipe on
-// which it reports the container running (runcReady), and its spec (runcShimSpec).
+// which it reports the container running (runcReady), and the read end of one that gives
+// it its container: the container's directory, a NUL and its spec (runcShimSpec), until
+// EOF. EOF without a container, when the agent discards a spare or exits, makes it exit.
 const (
 	runcReadyFD = 3
-	runcSpecFD  = 4
+	runcInputFD = 4
 )
 
 // libcontainerInitArg is the argument libcontainer re-executes this binary with to make
@@ -52,8 +57,8 @@ func RunContainerInitIfRequested() {
 	if len(os.Args) > 1 && os.Args[1] == libcontainerInitArg && os.Getenv(libcontainerInitEnv) != "" {
 		libcontainer.Init()
 	}
-	if dir := os.Getenv(runcShimEnv); dir != "" {
-		os.Exit(runRuncShim(dir))
+	if os.Getenv(runcShimEnv) != "" {
+		os.Exit(runRuncShim())
 	}
 }
 
@@ -76,20 +81,44 @@ type runcShim struct {
 	killer   *time.Timer
 }
 
-// runRuncShim starts the container whose directory is dir, reports it running to the
-// agent, and supervises it until it ends. It returns the shim's exit code.
-func runRuncShim(dir string) int {
+// runRuncShim waits for its container, starts it, reports it running to the agent, and
+// supervises it until it ends. It returns the shim's exit code.
+func runRuncShim() int {
+	closeInherited()
+	syscall.CloseOnExec(runcReadyFD)
+	syscall.CloseOnExec(runcInputFD)
+	warmJSON()
+	ready := os.NewFile(runcReadyFD, "ready")
+	input := os.NewFile(runcInputFD, "input")
+	data, err := io.ReadAll(input)
+	input.Close()
+	if err == nil && len(data) == 0 {
+		// A spare the agent discarded, or whose agent exited.
+		return 0
+	}
 	// Kill requests may come as soon as the agent hears from the shim, or earlier if the
 	// agent gives up on the launch. Caught rather than ignored, the other signals revert
 	// to their defaults in the container on exec.
 	signals := make(chan os.Signal, 8)
 	signal.Notify(signals, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	closeInherited()
-	syscall.CloseOnExec(runcReadyFD)
-	syscall.CloseOnExec(runcSpecFD)
+	var s *runcShim
+	var msg runcReady
+	dir, specData, ok := bytes.Cut(data, []byte{0})
+	switch {
+	case err != nil:
+		msg = runcReady{Error: fmt.Sprintf("read the container: %v", err)}
+	case !ok:
+		msg = runcReady{Error: "the container's directory has no end"}
+	default:
+		err = openShimLog(string(dir))
+		if err != nil {
+			msg = runcReady{Error: err.Error()}
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("shim", os.Getpid())
-	ready := os.NewFile(runcReadyFD, "ready")
-	s, msg := startRuncShim(logger, dir)
+	if msg.Error == "" {
+		s, msg = startRuncShim(logger, string(dir), specData)
+	}
 	if data, err := json.Marshal(msg); err != nil {
 		logger.Error("encode the report to the agent", "err", err)
 	} else if _, err := ready.Write(data); err != nil {
@@ -105,11 +134,34 @@ func runRuncShim(dir string) int {
 	return s.supervise(signals)
 }
 
-// startRuncShim creates and starts the container. It returns nil and the error to report
-// if it could not, having destroyed whatever it created.
-func startRuncShim(logger *slog.Logger, dir string) (*runcShim, runcReady) {
+// warmJSON builds encoding/json's codecs for the container's spec, which the shim decodes,
+// and for libcontainer's state, which libcontainer encodes while it starts the container:
+// a spare builds them before its launch comes.
+func warmJSON() {
+	json.Marshal(runcShimSpec{})
+	json.Marshal(libcontainer.State{})
+}
+
+// openShimLog makes the shim's log in the container's directory its stderr, where its
+// own logs and libcontainer's go. A shim started for its container already has it there.
+func openShimLog(dir string) error {
+	log, err := os.OpenFile(filepath.Join(dir, runcShimLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open the shim's log: %w", err)
+	}
+	defer log.Close()
+	if err := unix.Dup3(int(log.Fd()), 2, 0); err != nil {
+		return fmt.Errorf("open the shim's log: %w", err)
+	}
+	return nil
+}
+
+// startRuncShim creates and starts the container whose directory is dir and spec
+// specData. It returns nil and the error to report if it could not, having destroyed
+// whatever it created.
+func startRuncShim(logger *slog.Logger, dir string, specData []byte) (*runcShim, runcReady) {
 	s := &runcShim{logger: logger, dir: dir}
-	if err := s.start(); err != nil {
+	if err := s.start(specData); err != nil {
 		return nil, runcReady{Error: err.Error()}
 	}
 	state, err := s.container.State()
@@ -124,15 +176,10 @@ func startRuncShim(logger *slog.Logger, dir string) (*runcShim, runcReady) {
 	return s, runcReady{PID: state.InitProcessPid, StartTime: state.InitProcessStartTime}
 }
 
-// start reads the spec and runs the container's init.
-func (s *runcShim) start() error {
-	specFile := os.NewFile(runcSpecFD, "spec")
-	data, err := io.ReadAll(specFile)
-	specFile.Close()
-	if err != nil {
-		return fmt.Errorf("read spec: %w", err)
-	}
-	if s.spec, err = parseRuncShimSpec(data); err != nil {
+// start decodes the spec and runs the container's init.
+func (s *runcShim) start(specData []byte) error {
+	var err error
+	if s.spec, err = parseRuncShimSpec(specData); err != nil {
 		return err
 	}
 	p := s.spec.Process

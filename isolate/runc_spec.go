@@ -1,6 +1,8 @@
 package isolate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -247,16 +249,24 @@ func readOnlyBind(path string) *configs.Mount {
 	}
 }
 
-// prepareHostView makes rootfs, an empty directory, the root of a read-only view of the
-// host's filesystem: the host's top-level symlinks are copied into it (merged /usr's
-// /bin -> usr/bin, say), and the returned mounts show each top-level directory, except
-// hostViewSkipped, read-only. Other top-level files are left out.
-func prepareHostView(rootfs string) ([]*configs.Mount, error) {
+// hostView is the host's top level as a container on the host's filesystem sees it:
+// each directory, except hostViewSkipped, shown read-only at the same place, and each
+// symlink copied (merged /usr's /bin -> usr/bin, say). Other top-level files are left out.
+type hostView struct {
+	dirs  []string
+	links []hostLink
+}
+
+// hostLink is a top-level symlink of the host.
+type hostLink struct{ name, target string }
+
+// readHostView reads the host's top level.
+func readHostView() (hostView, error) {
 	entries, err := os.ReadDir("/")
 	if err != nil {
-		return nil, fmt.Errorf("list the host's root directory: %w", err)
+		return hostView{}, fmt.Errorf("list the host's root directory: %w", err)
 	}
-	var mounts []*configs.Mount
+	var v hostView
 	for _, e := range entries {
 		name := e.Name()
 		switch {
@@ -264,24 +274,115 @@ func prepareHostView(rootfs string) ([]*configs.Mount, error) {
 		case e.Type()&os.ModeSymlink != 0:
 			target, err := os.Readlink("/" + name)
 			if err != nil {
-				return nil, fmt.Errorf("host view: %w", err)
+				return hostView{}, fmt.Errorf("host view: %w", err)
 			}
-			if err := os.Symlink(target, filepath.Join(rootfs, name)); err != nil {
-				return nil, fmt.Errorf("host view: %w", err)
-			}
+			v.links = append(v.links, hostLink{name, target})
 		case e.IsDir():
-			mounts = append(mounts, readOnlyBind("/"+name))
+			v.dirs = append(v.dirs, name)
 		}
 	}
-	return mounts, nil
+	return v, nil
+}
+
+// mounts show the view's directories read-only.
+func (v hostView) mounts() []*configs.Mount {
+	mounts := make([]*configs.Mount, 0, len(v.dirs))
+	for _, name := range v.dirs {
+		mounts = append(mounts, readOnlyBind("/"+name))
+	}
+	return mounts
+}
+
+// id names the view: views with the same directories and symlinks have the same id.
+func (v hostView) id() string {
+	h := sha256.New()
+	for _, name := range v.dirs {
+		fmt.Fprintf(h, "d %q\n", name)
+	}
+	for _, l := range v.links {
+		fmt.Fprintf(h, "l %q %q\n", l.name, l.target)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// prepareHostRoot returns the root, in dir, of a read-only view of the host's
+// filesystem, and the mounts that show the host's top-level directories in it. Containers
+// with the same view share one root, made by the first launch: it holds the host's
+// top-level symlinks, and the mount points libcontainer makes in it, which exist after
+// the first container (a fresh root would cost each launch's init a dozen directories,
+// slow to create on ext4 while the last container's are being deleted). No task can
+// change it: it is read-only in every container. A root is never changed or removed,
+// since its containers would see that: when the host gains or loses a top-level
+// directory or symlink, later containers get a new root, named by the new view's id.
+func prepareHostRoot(dir string) (rootfs string, mounts []*configs.Mount, err error) {
+	v, err := readHostView()
+	if err != nil {
+		return "", nil, err
+	}
+	rootfs = filepath.Join(dir, v.id())
+	if fi, err := os.Lstat(rootfs); err == nil && fi.IsDir() {
+		return rootfs, v.mounts(), nil
+	}
+	// Made aside and renamed into place, so that a root is complete once it exists.
+	tmp, err := os.MkdirTemp(dir, hostRootTempPrefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("host view: %w", err)
+	}
+	if err := v.populate(tmp); err != nil {
+		return "", nil, fmt.Errorf("host view: make %s: %w", rootfs, errors.Join(err, removeMountPoints(tmp)))
+	}
+	switch err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, rootfs, unix.RENAME_NOREPLACE); {
+	case errors.Is(err, unix.EEXIST):
+		// A concurrent launch made it first.
+		if err := removeMountPoints(tmp); err != nil {
+			return "", nil, fmt.Errorf("host view: %w", err)
+		}
+	case err != nil:
+		return "", nil, fmt.Errorf("host view: make %s: %w", rootfs, errors.Join(err, removeMountPoints(tmp)))
+	}
+	return rootfs, v.mounts(), nil
+}
+
+// populate makes rootfs, an empty directory, the view's root: readable by all, with
+// the view's symlinks.
+func (v hostView) populate(rootfs string) error {
+	if err := os.Chmod(rootfs, 0o755); err != nil {
+		return err
+	}
+	for _, l := range v.links {
+		if err := os.Symlink(l.target, filepath.Join(rootfs, l.name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostRootTempPrefix starts the names of host roots being made.
+const hostRootTempPrefix = ".tmp-"
+
+// removeHostRootTemps removes the host roots an earlier agent process did not finish
+// making, in dir.
+func removeHostRootTemps(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), hostRootTempPrefix) {
+			if err := removeMountPoints(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // runcConfigParams is what a container's libcontainer configuration is made from.
 type runcConfigParams struct {
-	// Rootfs is the container's root: an image's root filesystem, or a directory that
-	// prepareHostView made the host's view.
+	// Rootfs is the container's root: an image's root filesystem, or prepareHostRoot's
+	// root of the host's view.
 	Rootfs string
-	// HostMounts are prepareHostView's mounts; with them the root is read-only.
+	// HostMounts are prepareHostRoot's mounts; with them the root is read-only.
 	HostMounts []*configs.Mount
 	// ReadonlyRoot makes Rootfs itself read-only.
 	ReadonlyRoot bool

@@ -703,9 +703,9 @@ func TestRuncConfigNetwork(t *testing.T) {
 	}
 }
 
-func TestPrepareHostView(t *testing.T) {
-	rootfs := t.TempDir()
-	mounts, err := prepareHostView(rootfs)
+func TestPrepareHostRoot(t *testing.T) {
+	dir := t.TempDir()
+	rootfs, mounts, err := prepareHostRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -720,22 +720,129 @@ func TestPrepareHostView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var wantLinks []string
 	for _, e := range entries {
 		path := "/" + e.Name()
 		switch {
+		case hostViewSkipped[e.Name()]:
 		case e.Type()&os.ModeSymlink != 0:
+			wantLinks = append(wantLinks, e.Name())
 			want, _ := os.Readlink(path)
 			if got, err := os.Readlink(filepath.Join(rootfs, e.Name())); err != nil || got != want {
 				t.Errorf("symlink %s -> %q (%v) in the view, want -> %q", path, got, err, want)
 			}
 		case e.IsDir():
-			if bound[path] == hostViewSkipped[e.Name()] {
-				t.Errorf("host directory %s: bound %v, skipped %v", path, bound[path], hostViewSkipped[e.Name()])
+			if !bound[path] {
+				t.Errorf("host directory %s is not bound", path)
 			}
 		}
 	}
 	if !bound["/usr"] || !bound["/etc"] || bound["/proc"] || bound["/tmp"] {
 		t.Errorf("bound %v, want /usr and /etc and not /proc or /tmp", bound)
+	}
+	if got := dirNames(t, rootfs); !slices.Equal(got, wantLinks) {
+		t.Errorf("root holds %q, want the host's symlinks %q", got, wantLinks)
+	}
+	if fi, err := os.Stat(rootfs); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("root: %v, %v; want mode 0755", fi, err)
+	}
+
+	// Later launches, concurrent ones too, share the root.
+	roots := make(chan string, 8)
+	for range cap(roots) {
+		go func() {
+			again, againMounts, err := prepareHostRoot(dir)
+			if err != nil || !reflect.DeepEqual(againMounts, mounts) {
+				t.Errorf("prepareHostRoot again = %v, mounts %v; want %v", err, againMounts, mounts)
+			}
+			roots <- again
+		}()
+	}
+	for range cap(roots) {
+		if got := <-roots; got != rootfs {
+			t.Errorf("prepareHostRoot again = %s, want %s", got, rootfs)
+		}
+	}
+
+	fresh := t.TempDir()
+	for range cap(roots) {
+		go func() {
+			root, _, err := prepareHostRoot(fresh)
+			if err != nil {
+				t.Errorf("concurrent prepareHostRoot: %v", err)
+			}
+			roots <- root
+		}()
+	}
+	for range cap(roots) {
+		if got, want := <-roots, filepath.Join(fresh, filepath.Base(rootfs)); got != want {
+			t.Errorf("concurrent prepareHostRoot = %s, want %s", got, want)
+		}
+	}
+	if got, want := dirNames(t, fresh), []string{filepath.Base(rootfs)}; !slices.Equal(got, want) {
+		t.Errorf("after concurrent makes the dir holds %q, want %q", got, want)
+	}
+}
+
+// dirNames lists the names in dir.
+func dirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestHostViewID(t *testing.T) {
+	views := []hostView{
+		{},
+		{dirs: []string{"usr"}},
+		{dirs: []string{"usr", "etc"}},
+		{dirs: []string{"usr"}, links: []hostLink{{"bin", "usr/bin"}}},
+		{dirs: []string{"usr"}, links: []hostLink{{"bin", "usr/sbin"}}},
+		{dirs: []string{"usr"}, links: []hostLink{{"sbin", "usr/bin"}}},
+		{links: []hostLink{{"usr", "bin"}}},
+		{dirs: []string{"usr\"\nd \"etc"}},
+	}
+	seen := make(map[string]int)
+	for i, v := range views {
+		id := v.id()
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Errorf("view %d: id %q is not 32 hex digits", i, id)
+		}
+		if again := (hostView{dirs: slices.Clone(v.dirs), links: slices.Clone(v.links)}).id(); again != id {
+			t.Errorf("view %d: id %q, then %q", i, id, again)
+		}
+		if j, ok := seen[id]; ok {
+			t.Errorf("views %d and %d have the same id %q", j, i, id)
+		}
+		seen[id] = i
+	}
+}
+
+func TestRemoveHostRootTemps(t *testing.T) {
+	dir := t.TempDir()
+	rootfs, _, err := prepareHostRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unfinished := filepath.Join(dir, hostRootTempPrefix+"123")
+	if err := os.MkdirAll(filepath.Join(unfinished, "usr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("usr/bin", filepath.Join(unfinished, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeHostRootTemps(dir); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dirNames(t, dir), []string{filepath.Base(rootfs)}; !slices.Equal(got, want) {
+		t.Errorf("host roots after removing the unfinished = %q, want %q", got, want)
 	}
 }
 

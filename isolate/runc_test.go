@@ -210,6 +210,7 @@ func TestRuncLaunch(t *testing.T) {
 		t.Fatal(err)
 	}
 	maskedScript, maskedWant := maskedPathsCheck(t)
+	topLevel := hostTopLevel(t)
 	tests := []struct {
 		name   string
 		script string
@@ -237,6 +238,11 @@ func TestRuncLaunch(t *testing.T) {
 				if touch $path 2>/dev/null; then echo $path writable; else echo $path read-only; fi
 			done; test -e /bin/sh && echo host sh`,
 			stdout: "/x read-only\n/usr/x read-only\n/etc/x read-only\n/run/x read-only\n/tmp/x writable\nhost sh\n",
+		},
+		{
+			name:   "root holds the host's top-level directories and symlinks and the mount points",
+			script: `ls -A / | LC_ALL=C sort`,
+			stdout: topLevel,
 		},
 		{
 			name:   "default capabilities and no new privileges",
@@ -328,6 +334,25 @@ func TestRuncLaunch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hostTopLevel is what `ls -A /` prints, sorted, in a container on the host's
+// filesystem: the host's top-level directories and symlinks, except hostViewSkipped, and
+// the mount points of the container's own /dev, /mnt (for the sandbox), /proc, /sys and
+// /tmp.
+func hostTopLevel(t testing.TB) string {
+	t.Helper()
+	v, err := readHostView()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"dev", "mnt", "proc", "sys", "tmp"}
+	names = append(names, v.dirs...)
+	for _, l := range v.links {
+		names = append(names, l.name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, "\n") + "\n"
 }
 
 // maskedPathsCheck returns a script that prints the size of each masked path this host
@@ -587,6 +612,126 @@ func checkNothingLeft(t testing.TB, r *Runc) {
 		if strings.Contains(line, r.stateDir) {
 			t.Errorf("mount left behind: %s", line)
 		}
+	}
+}
+
+func TestRuncSharesHostRoot(t *testing.T) {
+	r := newTestRunc(t, t.TempDir())
+	specs := []LaunchSpec{shellSpec(t, "exec sleep 1000"), shellSpec(t, "exec sleep 1000")}
+	cgroupPaths := make([]map[string]string, len(specs))
+	for i, spec := range specs {
+		runcLaunch(t, r, spec)
+		cgroupPaths[i] = runcCgroupPaths(t, r, spec.ContainerID)
+	}
+	roots := dirNames(t, r.hostRootsDir())
+	if len(roots) != 1 {
+		t.Fatalf("host roots %q, want one", roots)
+	}
+	root := filepath.Join(r.hostRootsDir(), roots[0])
+	for _, spec := range specs {
+		recorded, err := readRecord(r.containerDir(spec.ContainerID), runcSpecFile, parseRuncShimSpec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recorded.Config.Rootfs != root {
+			t.Errorf("container %s has root %s, want the shared %s", spec.ContainerID, recorded.Config.Rootfs, root)
+		}
+	}
+	inRoot := dirNames(t, root)
+	for i, spec := range specs {
+		if err := r.Kill(context.Background(), spec.ContainerID, 0); err != nil {
+			t.Fatal(err)
+		}
+		waitExit(t, r, spec.ContainerID)
+		runcDestroy(t, r, spec, cgroupPaths[i])
+	}
+	checkNothingLeft(t, r)
+	if got := dirNames(t, root); !slices.Equal(got, inRoot) {
+		t.Errorf("after Destroy the shared root holds %q, want %q as before", got, inRoot)
+	}
+}
+
+func TestRuncSpareShim(t *testing.T) {
+	r := newTestRunc(t, t.TempDir())
+	first := shellSpec(t, "exec sleep 1000")
+	firstState := runcLaunch(t, r, first)
+	wantArgs := runcShimName + "\x00" + r.containerDir(first.ContainerID) + "\x00"
+	if got := readFile(t, fmt.Sprintf("/proc/%d/cmdline", firstState.ShimPID)); got != wantArgs {
+		t.Errorf("first shim's arguments %q, want %q", got, wantArgs)
+	}
+
+	// The next launch gets the shim started meanwhile.
+	spare := waitForSpare(t, r)
+	if got, want := readFile(t, fmt.Sprintf("/proc/%d/cmdline", spare)), runcShimName+"\x00"; got != want {
+		t.Errorf("spare's arguments %q, want %q", got, want)
+	}
+	second := shellSpec(t, "echo second")
+	if st := runcLaunch(t, r, second); st.ShimPID != spare {
+		t.Errorf("second launch's shim %d, want the spare %d", st.ShimPID, spare)
+	}
+	if got := waitExit(t, r, second.ContainerID); got != (ExitStatus{Message: "exited with status 0"}) {
+		t.Errorf("second container: %+v", got)
+	}
+	if got := readFile(t, filepath.Join(second.Sandbox, "stdout")); got != "second\n" {
+		t.Errorf("second container's stdout %q", got)
+	}
+	if log := readFile(t, filepath.Join(r.containerDir(second.ContainerID), runcShimLog)); !strings.Contains(log, "container running") {
+		t.Errorf("the spare did not log to its container's shim log: %q", log)
+	}
+
+	// A dead spare is reaped and replaced by a new shim.
+	dead := waitForSpare(t, r)
+	if err := unix.Kill(dead, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r.spareMu.Lock()
+	deadPidfd := r.spare.pidfd
+	r.spareMu.Unlock()
+	// Readable once every thread has exited and the spare's end of its input is closed.
+	if err := waitReadable(deadPidfd); err != nil {
+		t.Fatal(err)
+	}
+	third := shellSpec(t, "exec sleep 1000")
+	if st := runcLaunch(t, r, third); st.ShimPID == dead {
+		t.Errorf("third launch got the dead spare %d", dead)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", dead)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dead spare %d was not reaped: %v", dead, err)
+	}
+
+	// Release stops the spare.
+	last := waitForSpare(t, r)
+	for _, spec := range []LaunchSpec{first, second, third} {
+		paths := runcCgroupPaths(t, r, spec.ContainerID)
+		if err := r.Kill(context.Background(), spec.ContainerID, 0); err != nil {
+			t.Fatal(err)
+		}
+		waitExit(t, r, spec.ContainerID)
+		runcDestroy(t, r, spec, paths)
+	}
+	if err := r.Release(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", last)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the spare %d outlived Release: %q, %v", last, stat, err)
+	}
+}
+
+// waitForSpare waits for r to have a spare shim and returns its pid.
+func waitForSpare(t testing.TB, r *Runc) int {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		r.spareMu.Lock()
+		spare := r.spare
+		r.spareMu.Unlock()
+		if spare != nil {
+			return spare.cmd.Process.Pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no spare shim")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
