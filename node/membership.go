@@ -365,6 +365,10 @@ func (m *Membership) serfConfig(cfg MembershipConfig) *serf.Config {
 	ml := memberlist.DefaultLANConfig()
 	if cfg.Dev {
 		ml = memberlist.DefaultLocalConfig()
+		// A gossiped change that a loaded machine drops (a tag update, say) reaches
+		// everyone at the next full state exchange: every few seconds on loopback, not
+		// every 15.
+		ml.PushPullInterval = 3 * time.Second
 	}
 	ml.BindAddr = cfg.BindAddr
 	ml.BindPort = cfg.Port

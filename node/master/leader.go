@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/atoll/atoll/alloc"
@@ -27,6 +28,8 @@ type leaderState struct {
 	term      uint64
 
 	allocTrigger chan struct{}
+	// services counts the leader services running for this term.
+	services sync.WaitGroup
 }
 
 // offer is an outstanding offer.
@@ -110,6 +113,9 @@ func (m *Master) becomeLeader(ctx context.Context) {
 		ls.alloc.AddUsed(t.FrameworkID, t.AgentID, t.Role, r)
 	}
 	m.leader = ls
+	for _, s := range m.services {
+		m.startServiceLocked(ls, s)
+	}
 	m.leaderDone = make(chan struct{})
 	done := m.leaderDone
 	agents, frameworks := len(ls.agents), len(ls.frameworks)
@@ -153,6 +159,7 @@ func (m *Master) stepDown(why string) {
 		}
 	}
 	<-done
+	ls.services.Wait()
 }
 
 // leaderLoop runs allocation passes (on events, batched, and periodically), heartbeats and

@@ -81,6 +81,9 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Logger receives the master's logs.
 	Logger *slog.Logger
+	// Extensions are called by New, in order, to plug the built-in frameworks in: they
+	// register leader services and routes (AddLeaderService, Handle).
+	Extensions []func(*Master)
 }
 
 // DefaultConfig is the production preset.
@@ -150,6 +153,7 @@ type Master struct {
 	leader     *leaderState
 	runCtx     context.Context
 	leaderDone chan struct{}
+	builtinState
 }
 
 // New opens the master's Raft state (recovering whatever is on disk) without serving yet.
@@ -188,6 +192,9 @@ func New(cfg Config) (*Master, error) {
 		return nil, fmt.Errorf("open raft: %w", err)
 	}
 	m.raft = r
+	for _, extend := range cfg.Extensions {
+		extend(m)
+	}
 	if cfg.BootstrapSelf && !r.HasState() {
 		if err := r.BootstrapSelf(); err != nil {
 			r.Close()
@@ -293,5 +300,10 @@ func (m *Master) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", m.metrics.handler())
+	m.mu.Lock()
+	for _, r := range m.routes {
+		mux.Handle(r.pattern, r.handler)
+	}
+	m.mu.Unlock()
 	return mux
 }

@@ -42,6 +42,8 @@ func (w *writer) apply(req any) error {
 		return w.updateTaskStatuses(req.Updates)
 	case *RemoveTasksRequest:
 		return w.removeTasks(req.Keys)
+	case *WriteKVRequest:
+		return w.writeKV(req)
 	}
 	return fmt.Errorf("%w: no handler for %T", ErrBadCommand, req)
 }

@@ -24,6 +24,7 @@ const (
 	AddTasksType                              // AddTasksRequest
 	UpdateTaskStatusesType                    // UpdateTaskStatusesRequest
 	RemoveTasksType                           // RemoveTasksRequest
+	WriteKVType                               // WriteKVRequest
 )
 
 var messageTypeNames = [...]string{
@@ -35,6 +36,7 @@ var messageTypeNames = [...]string{
 	AddTasksType:           "AddTasks",
 	UpdateTaskStatusesType: "UpdateTaskStatuses",
 	RemoveTasksType:        "RemoveTasks",
+	WriteKVType:            "WriteKV",
 }
 
 func (t MessageType) String() string {
@@ -154,6 +156,8 @@ func newRequest(t MessageType) (any, error) {
 		return &UpdateTaskStatusesRequest{}, nil
 	case RemoveTasksType:
 		return &RemoveTasksRequest{}, nil
+	case WriteKVType:
+		return &WriteKVRequest{}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown message type %d", ErrBadCommand, uint8(t))
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
@@ -23,6 +24,7 @@ func sampleCommands() []command {
 		{AddTasksType, &AddTasksRequest{Tasks: []Task{task}}},
 		{UpdateTaskStatusesType, &UpdateTaskStatusesRequest{Updates: []TaskStatusUpdate{statusUpdate("f1", "t1", testStatus(api.TaskFinished, 2))}}},
 		{RemoveTasksType, &RemoveTasksRequest{Keys: []TaskKey{{"f1", "t1"}}}},
+		{WriteKVType, &WriteKVRequest{Namespace: "apps", Puts: []KVPut{{Key: "/a", Value: json.RawMessage(`{"id":"/a"}`)}}, Deletes: []string{"/b"}, DeletePrefixes: []string{"/c/"}}},
 	}
 }
 

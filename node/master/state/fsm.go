@@ -69,6 +69,10 @@ const (
 	TaskRemoved
 	// Restored says the whole store was replaced from a snapshot: subscribers must resync.
 	Restored
+	// KVWritten carries a key-value entry as written.
+	KVWritten
+	// KVDeleted carries a key-value entry as it was before it was deleted.
+	KVDeleted
 )
 
 var changeKindNames = [...]string{
@@ -82,6 +86,8 @@ var changeKindNames = [...]string{
 	TaskUpdated:      "TaskUpdated",
 	TaskRemoved:      "TaskRemoved",
 	Restored:         "Restored",
+	KVWritten:        "KVWritten",
+	KVDeleted:        "KVDeleted",
 }
 
 func (k ChangeKind) String() string {
@@ -100,6 +106,8 @@ type Change struct {
 	Task      *Task
 	// Status is the status that a TaskUpdated applied, as stored (without Data).
 	Status *api.TaskStatus
+	// KV is the entry a KVWritten or KVDeleted names.
+	KV *KVEntry
 	// Index is the Raft index of the command (or of the snapshot, for Restored).
 	Index uint64
 }

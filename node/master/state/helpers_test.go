@@ -178,6 +178,7 @@ type contents struct {
 	Frameworks []*Framework
 	Tasks      []*Task
 	Completed  []*Task
+	KV         []*KVEntry
 	LastIndex  uint64
 }
 
@@ -188,6 +189,7 @@ func dump(s *Store) contents {
 		Frameworks: snap.Frameworks(),
 		Tasks:      snap.Tasks(),
 		Completed:  snap.CompletedTasks(),
+		KV:         append(snap.KVList("apps", ""), snap.KVList("jobs", "")...),
 		LastIndex:  snap.LastIndex(),
 	}
 }

@@ -83,7 +83,7 @@ func TestRaftRestoreSnapshotRejectsWhatTheFSMWouldNot(t *testing.T) {
 		{"not json", 1, "PK\x03\x04", "restore snapshot: invalid snapshot: read header: invalid character 'P' looking for beginning of value"},
 		{"fsm version", 1, `{"version":2,"last_index":1}`, "restore snapshot: invalid snapshot: snapshot version 2, want 1"},
 		{"bad record", 1, header + "\n" + `{"agent":{"id":""}}`, "restore snapshot: invalid snapshot: record 1: insert into agents: object missing primary index"},
-		{"truncated", 1, good[:len(good)-20], "restore snapshot: invalid snapshot: read record 9: unexpected EOF"},
+		{"truncated", 1, good[:len(good)-20], "restore snapshot: invalid snapshot: read record 12: unexpected EOF"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ const (
 	tableTasks      = "tasks"
 	tableCompleted  = "completed"
 	tableMeta       = "meta"
+	tableKV         = "kv"
 
 	indexID        = "id"
 	indexAgent     = "agent"
@@ -41,6 +42,9 @@ func schema() *memdb.DBSchema {
 		tableCompleted: {Name: tableCompleted, Indexes: map[string]*memdb.IndexSchema{
 			indexID:        {Name: indexID, Unique: true, Indexer: seqIndex{}},
 			indexFramework: {Name: indexFramework, Indexer: stringIndex[*completedTask](func(c *completedTask) string { return c.Task.FrameworkID })},
+		}},
+		tableKV: {Name: tableKV, Indexes: map[string]*memdb.IndexSchema{
+			indexID: {Name: indexID, Unique: true, Indexer: kvKeyIndex{}},
 		}},
 		tableMeta: {Name: tableMeta, Indexes: map[string]*memdb.IndexSchema{
 			indexID: {Name: indexID, Unique: true, Indexer: singletonIndex{}},

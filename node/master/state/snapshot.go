@@ -28,6 +28,7 @@ type snapshotRecord struct {
 	Framework *Framework     `json:"framework,omitempty"`
 	Task      *Task          `json:"task,omitempty"`
 	Completed *completedTask `json:"completed,omitempty"`
+	KV        *KVEntry       `json:"kv,omitempty"`
 }
 
 // fsmSnapshot is a point-in-time read transaction; Persist may run concurrently with Apply.
@@ -82,6 +83,11 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 	for _, completed := range all[*completedTask](s.txn, tableCompleted, indexID) {
 		if err := enc.Encode(snapshotRecord{Completed: completed}); err != nil {
 			return fmt.Errorf("write completed task %s: %w", completed.Task.ID, err)
+		}
+	}
+	for _, entry := range all[*KVEntry](s.txn, tableKV, indexID) {
+		if err := enc.Encode(snapshotRecord{KV: entry}); err != nil {
+			return fmt.Errorf("write key %s/%s: %w", entry.Namespace, entry.Key, err)
 		}
 	}
 	if err := buffered.Flush(); err != nil {
@@ -162,6 +168,9 @@ func insertSnapshotRecord(txn *memdb.Txn, record *snapshotRecord) error {
 			return errors.New("completed record without a task")
 		}
 		table, obj, set = tableCompleted, record.Completed, set+1
+	}
+	if record.KV != nil {
+		table, obj, set = tableKV, record.KV, set+1
 	}
 	if set != 1 {
 		return fmt.Errorf("holds %d records, want 1", set)

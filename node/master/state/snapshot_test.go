@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"reflect"
 	"strings"
@@ -46,6 +47,8 @@ func populatedFSM(t testing.TB, cfg FSMConfig) *FSM {
 			statusUpdate("f1", "t-data", running),
 		}}},
 		command{RemoveFrameworkType, RemoveFrameworkRequest{FrameworkID: "f2", Time: t0.Add(time.Hour)}},
+		command{WriteKVType, WriteKVRequest{Namespace: "apps", Puts: []KVPut{{Key: "/a", Value: json.RawMessage(`{"id":"/a"}`)}, {Key: "/b", Value: json.RawMessage(`[1,2]`)}}}},
+		command{WriteKVType, WriteKVRequest{Namespace: "jobs", Puts: []KVPut{{Key: "j", Value: json.RawMessage(`"x"`)}}}},
 	)
 	return fsm
 }
@@ -82,12 +85,12 @@ func persist(t testing.TB, fsm *FSM) []byte {
 func TestSnapshotRestore(t *testing.T) {
 	source := populatedFSM(t, FSMConfig{Logger: testLogger(t), MaxCompletedTasks: 10, MaxCompletedFrameworks: 10})
 	want := dump(source.Store())
-	if len(want.Agents) != 2 || len(want.Frameworks) != 2 || len(want.Tasks) != 2 || len(want.Completed) != 3 {
+	if len(want.Agents) != 2 || len(want.Frameworks) != 2 || len(want.Tasks) != 2 || len(want.Completed) != 3 || len(want.KV) != 3 {
 		t.Fatalf("fixture does not cover every table: %s", toJSON(t, want))
 	}
 	data := persist(t, source)
 	// Applying after the snapshot was taken does not leak into it.
-	applyAll(t, source, 8, command{RemoveAgentType, RemoveAgentRequest{AgentID: "a1"}})
+	applyAll(t, source, 10, command{RemoveAgentType, RemoveAgentRequest{AgentID: "a1"}})
 
 	restored := NewFSM(testLogger(t))
 	applyAll(t, restored, 1, command{RegisterAgentType, RegisterAgentRequest{Agent: testAgent("stale")}})
@@ -97,12 +100,12 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatalf("restore: %v", err)
 	}
 	assertContents(t, dump(restored.Store()), want)
-	if wantChanges := []Change{{Kind: Restored, Index: 7}}; !reflect.DeepEqual(changes, wantChanges) {
+	if wantChanges := []Change{{Kind: Restored, Index: 9}}; !reflect.DeepEqual(changes, wantChanges) {
 		t.Errorf("changes %+v, want %+v", changes, wantChanges)
 	}
 
 	// The ring continues after a restore: the next completed task goes last.
-	applyAll(t, restored, 8, command{AddTasksType, AddTasksRequest{Tasks: []Task{{FrameworkID: "f1", AgentID: "a1", ID: "late", State: api.TaskFinished}}}})
+	applyAll(t, restored, 10, command{AddTasksType, AddTasksRequest{Tasks: []Task{{FrameworkID: "f1", AgentID: "a1", ID: "late", State: api.TaskFinished}}}})
 	completed := restored.Store().CompletedTasks()
 	if got := completed[len(completed)-1].ID; len(completed) != 4 || got != "late" {
 		t.Errorf("after restore the ring has %d tasks ending in %q, want 4 ending in late", len(completed), got)
