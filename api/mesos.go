@@ -520,6 +520,7 @@ const (
 	ReasonAgentDisconnected        StatusReason = "REASON_AGENT_DISCONNECTED"
 	ReasonAgentRestarted           StatusReason = "REASON_AGENT_RESTARTED"
 	ReasonReconciliation           StatusReason = "REASON_RECONCILIATION"
+	ReasonTaskHealthCheckUpdated   StatusReason = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
 	ReasonTaskInvalid              StatusReason = "REASON_TASK_INVALID"
 	ReasonTaskKilledDuringLaunch   StatusReason = "REASON_TASK_KILLED_DURING_LAUNCH"
 	ReasonTaskUnknown              StatusReason = "REASON_TASK_UNKNOWN"

@@ -28,6 +28,7 @@ import (
 	"github.com/atoll/atoll/isolate/image"
 	"github.com/atoll/atoll/isolate/network"
 	"github.com/atoll/atoll/node/agent"
+	"github.com/atoll/atoll/frameworks/services"
 	"github.com/atoll/atoll/node/master"
 )
 
@@ -296,6 +297,9 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 		// One process on a laptop: frameworks and agents are local, so failures show fast.
 		mc.HeartbeatInterval = 5 * time.Second
 	}
+	mc.Extensions = append(mc.Extensions, func(m *master.Master) {
+		services.Attach(m, services.Config{Logger: cfg.Logger})
+	})
 	m, err := master.New(mc)
 	if err != nil {
 		return nil, err

@@ -98,6 +98,9 @@ type TaskView struct {
 	Sandbox     string
 	// PendingUpdates counts checkpointed updates not yet acknowledged.
 	PendingUpdates int
+	// Healthy is the health last reported for the task; nil while it has no health check
+	// or its check has not concluded yet.
+	Healthy *bool
 }
 
 // New opens (or creates) the agent's work dir and checkpoint, detects its resources and
@@ -278,6 +281,10 @@ func (a *Agent) Tasks() []TaskView {
 	defer a.mu.Unlock()
 	views := make([]TaskView, 0, len(a.tasks))
 	for _, t := range a.tasks {
+		var healthy *bool
+		if t.rec.Healthy != nil {
+			healthy = new(*t.rec.Healthy)
+		}
 		views = append(views, TaskView{
 			FrameworkID:    t.rec.FrameworkID,
 			TaskID:         t.rec.Task.TaskID.Value,
@@ -285,6 +292,7 @@ func (a *Agent) Tasks() []TaskView {
 			ContainerID:    t.rec.ContainerID,
 			Sandbox:        t.rec.Sandbox,
 			PendingUpdates: len(t.queue),
+			Healthy:        healthy,
 		})
 	}
 	slices.SortFunc(views, func(x, y TaskView) int {

@@ -229,6 +229,8 @@ func TestFailedTasks(t *testing.T) {
 	badCommand.Launch.Task.Command = &api.CommandInfo{Shell: &no, Value: &missing}
 	executorTask := launchEvent("executor", "true")
 	executorTask.Launch.Task.Executor = &api.ExecutorInfo{ExecutorID: api.ExecutorID{Value: "e"}}
+	badHealthCheck := launchEvent("bad-health-check", "sleep 60")
+	badHealthCheck.Launch.Task.HealthCheck = &api.HealthCheck{Type: "HTTP", HTTP: &api.HTTPHealthCheck{Port: 8080, Path: "health"}}
 
 	tests := []struct {
 		name    string
@@ -244,6 +246,8 @@ func TestFailedTasks(t *testing.T) {
 			message: "Command exited with status 3", source: api.SourceExecutor},
 		{name: "custom executor", event: executorTask, states: []api.TaskState{api.TaskError},
 			reason: api.ReasonTaskInvalid, message: "custom executors are not supported; give the task a command", source: api.SourceAgent},
+		{name: "invalid health check", event: badHealthCheck, states: []api.TaskState{api.TaskError},
+			reason: api.ReasonTaskInvalid, message: `health_check.http.path: "health" does not start with /`, source: api.SourceAgent},
 		{name: "kill of an unknown task", event: killEvent("ghost", time.Second), states: []api.TaskState{api.TaskLost},
 			reason: api.ReasonTaskUnknown, message: "task is unknown to this agent", source: api.SourceAgent},
 	}

@@ -53,6 +53,15 @@ type taskRecord struct {
 	// Unknown marks a record made only to carry the TASK_LOST answer to a KILL of a task
 	// this agent never had.
 	Unknown bool `json:"unknown,omitempty"`
+	// Started is when the container was launched: a restarted agent counts the health
+	// check's delay and grace period from it.
+	Started time.Time `json:"started,omitzero"`
+	// Healthy is the health last reported for the task; nil until its health check first
+	// concluded.
+	Healthy *bool `json:"healthy,omitempty"`
+	// UnhealthyKill, set when the agent kills the task for failing its health check, says
+	// why; the terminal update carries it.
+	UnhealthyKill string `json:"unhealthy_kill,omitempty"`
 }
 
 func (r *taskRecord) key() string { return taskKey(r.FrameworkID, r.Task.TaskID.Value) }

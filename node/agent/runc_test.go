@@ -11,6 +11,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/isolate"
@@ -170,11 +171,9 @@ func TestRuncTasksSurviveAgentRestart(t *testing.T) {
 	waitUntil(t, "every task forgotten", func() bool { return len(second.Tasks()) == 0 })
 }
 
-// TestRuncBridgeTaskReportsItsAddress: a task on the bridge network (Marathon's
-// container/bridge: a network_info named mesos-bridge) reports in TASK_RUNNING its own
-// address on the agent's bridge, not the agent's, with its port mapping.
-func TestRuncBridgeTaskReportsItsAddress(t *testing.T) {
-	requireRoot(t)
+// testBridge opens a task bridge network for the test, torn down when it ends.
+func testBridge(t *testing.T) (*network.Bridge, network.Config) {
+	t.Helper()
 	suffix := fmt.Sprintf("%x", os.Getpid()%0xffffff)
 	nc := network.DefaultConfig()
 	nc.Bridge, nc.Table = "atb"+suffix, "atoll-agent-test-"+suffix
@@ -190,6 +189,15 @@ func TestRuncBridgeTaskReportsItsAddress(t *testing.T) {
 			t.Errorf("tear the bridge down: %v", err)
 		}
 	})
+	return bridge, nc
+}
+
+// TestRuncBridgeTaskReportsItsAddress: a task on the bridge network (Marathon's
+// container/bridge: a network_info named mesos-bridge) reports in TASK_RUNNING its own
+// address on the agent's bridge, not the agent's, with its port mapping.
+func TestRuncBridgeTaskReportsItsAddress(t *testing.T) {
+	requireRoot(t)
+	bridge, nc := testBridge(t)
 	peer := newProtocolPeer(t)
 	workDir := t.TempDir()
 	a := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir, bridge))
@@ -219,6 +227,53 @@ func TestRuncBridgeTaskReportsItsAddress(t *testing.T) {
 		killed = peer.nextUpdate()
 	}
 	wantUpdate(t, killed, "web", api.TaskKilled)
+	peer.ack(killed)
+	waitUntil(t, "the task forgotten", func() bool { return len(a.Tasks()) == 0 })
+}
+
+// TestRuncHealthCheckOnBridge: the HTTP check of a task on the bridge network reaches
+// the task at its own address and container port (busybox httpd serving the sandbox), and
+// a failing check gets the container killed.
+func TestRuncHealthCheckOnBridge(t *testing.T) {
+	requireRoot(t)
+	const busybox = "/bin/busybox"
+	if _, err := os.Stat(busybox); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the task's HTTP server is %s (Debian's busybox-static): %v", busybox, err)
+		}
+		t.Skipf("the task's HTTP server is %s (Debian's busybox-static): %v", busybox, err)
+	}
+	bridge, _ := testBridge(t)
+	peer := newProtocolPeer(t)
+	workDir := t.TempDir()
+	a := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir, bridge))
+	peer.nextSubscribe()
+	updates := newUpdateStream(peer)
+	ev := launchEvent("web", "echo ok > health; exec "+busybox+" httpd -f -p 8080 -h .")
+	ev.Launch.Task.Container = &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{Name: isolate.BridgeNetwork}}}
+	ev.Launch.Task.HealthCheck = fastHealthCheck(healthHTTP, 1)
+	ev.Launch.Task.HealthCheck.HTTP = &api.HTTPHealthCheck{Port: 8080, Path: "/health"}
+	ev.Launch.Task.KillPolicy = &api.KillPolicy{GracePeriod: &api.DurationInfo{Nanoseconds: int64(500 * time.Millisecond)}}
+	peer.send(ev)
+	running := updates.next(t)
+	wantUpdate(t, running, "web", api.TaskRunning)
+	ip := running.Status.ContainerStatus.NetworkInfos[0].IPAddresses[0].IPAddress
+	peer.ack(running)
+	healthy := updates.next(t)
+	wantHealth(t, healthy, "web", true, "")
+	peer.ack(healthy)
+
+	if err := os.Remove(filepath.Join(a.Tasks()[0].Sandbox, "health")); err != nil {
+		t.Fatal(err)
+	}
+	failure := "HTTP GET http://" + ip + ":8080/health: 404 Not Found"
+	unhealthy := updates.next(t)
+	wantHealth(t, unhealthy, "web", false, failure)
+	peer.ack(unhealthy)
+	killed := updates.next(t)
+	// As the container's init, httpd may ignore SIGTERM and die of the SIGKILL after the
+	// grace period.
+	wantUnhealthyKill(t, killed, "web", 1, failure, "")
 	peer.ack(killed)
 	waitUntil(t, "the task forgotten", func() bool { return len(a.Tasks()) == 0 })
 }

@@ -105,6 +105,11 @@ func (a *Agent) launchSpecLocked(rec *taskRecord) (isolate.LaunchSpec, error) {
 	if err != nil {
 		return isolate.LaunchSpec{}, fmt.Errorf("resources: %w", err)
 	}
+	if task.HealthCheck != nil {
+		if _, err := parseHealthCheck(task.HealthCheck); err != nil {
+			return isolate.LaunchSpec{}, err
+		}
+	}
 	return isolate.LaunchSpec{
 		ContainerID: rec.ContainerID,
 		TaskID:      task.TaskID.Value,
@@ -169,8 +174,9 @@ func (a *Agent) runTask(t *task) {
 		return
 	}
 	rec := t.rec
-	rec.Container = &state
+	rec.Container, rec.Started = &state, time.Now()
 	a.updateLocked(t, rec, api.TaskStatus{State: api.TaskRunning, Source: api.SourceExecutor})
+	a.startHealthCheckLocked(t)
 	killing, grace := t.rec.Killing, a.killGraceLocked(t, nil)
 	a.mu.Unlock()
 	if killing {
@@ -214,6 +220,9 @@ func (a *Agent) watch(t *task, containerID string, recovered bool) {
 		status = api.TaskStatus{State: api.TaskFailed, Source: api.SourceAgent, Reason: api.ReasonExecutorTerminated, Message: "container lost: " + err.Error()}
 	default:
 		status = terminalStatus(exit, t.rec.Killing)
+		if t.rec.UnhealthyKill != "" {
+			status = unhealthyKillStatus(status, t.rec.UnhealthyKill)
+		}
 	}
 	a.updateLocked(t, t.rec, status)
 }
@@ -413,6 +422,7 @@ func (a *Agent) recoverContainers(ctx context.Context) {
 				}
 				a.watch(t, containerID, true)
 			}()
+			a.startHealthCheckLocked(t)
 		}
 	}
 	if len(states) > 0 {

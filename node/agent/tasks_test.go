@@ -87,6 +87,8 @@ func TestLaunchSpecValidation(t *testing.T) {
 		{name: "no executable", task: api.TaskInfo{Command: &api.CommandInfo{Shell: &no}}, wantErr: "command has no executable (value)"},
 		{name: "bad resources", task: api.TaskInfo{Command: cmd("x"), Resources: []api.Resource{{Name: "cpus", Type: api.Ranges}}}, wantErr: "resources: "},
 		{name: "bad ports", task: api.TaskInfo{Command: cmd("x"), Resources: []api.Resource{portsResource(api.ValueRange{Begin: 1, End: 70000})}}, wantErr: "resources: "},
+		{name: "bad health check", task: api.TaskInfo{Command: cmd("x"), HealthCheck: &api.HealthCheck{Type: "TCP", TCP: &api.TCPHealthCheck{Port: 70000}}},
+			wantErr: "health_check.tcp.port: 70000 is not a port (1-65535)"},
 	}
 	a := &Agent{cfg: Config{Hostname: "h"}}
 	for _, tt := range tests {

@@ -104,3 +104,6 @@ type builtinState struct {
 	inProcessOnce sync.Once
 	inProcess     *api.Client
 }
+
+// APIURL is this master's API base URL.
+func (m *Master) APIURL() string { return m.cfg.APIURL }

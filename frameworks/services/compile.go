@@ -1,0 +1,255 @@
+package services
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/api/marathon"
+	"github.com/atoll/atoll/frameworks/services/placement"
+)
+
+// bridgeNetwork is the network name the agents' containerizer gives its bridge.
+const bridgeNetwork = "mesos-bridge"
+
+// compile makes an app's scheduling spec. The app is normalised and valid; what is left
+// to refuse is what the scheduler cannot express (a constraint placement rejects).
+func compile(app *marathon.App) (*appSpec, error) {
+	s := &appSpec{
+		id:             app.ID,
+		version:        app.Version,
+		configVersion:  app.Version,
+		instances:      app.Instances,
+		checked:        len(app.HealthChecks) > 0,
+		minHealthy:     app.UpgradeStrategy.MinimumHealthCapacity,
+		maxOver:        app.UpgradeStrategy.MaximumOverCapacity,
+		oldestFirst:    app.KillSelection == "OLDEST_FIRST",
+		backoff:        time.Duration(app.BackoffSeconds) * time.Second,
+		backoffFactor:  app.BackoffFactor,
+		maxLaunchDelay: time.Duration(app.MaxLaunchDelaySeconds) * time.Second,
+	}
+	if app.VersionInfo != nil && app.VersionInfo.LastConfigChangeAt != "" {
+		s.configVersion = app.VersionInfo.LastConfigChangeAt
+	}
+	role := app.Role
+	if role == "" {
+		role = "*"
+	}
+	s.req = placement.Requirements{
+		CPUs:          app.Cpus,
+		MemMB:         app.Mem,
+		DiskMB:        app.Disk,
+		GPUs:          float64(app.Gpus),
+		Role:          role,
+		AcceptedRoles: app.AcceptedResourceRoles,
+	}
+	for i, c := range app.Constraints {
+		parsed, err := placement.ParseConstraint([]string(c))
+		if err != nil {
+			return nil, fmt.Errorf("constraints[%d]: %w", i, err)
+		}
+		s.req.Constraints = append(s.req.Constraints, parsed)
+	}
+	bridge := usesBridge(app)
+	if bridge {
+		// A mapping with a host port takes one from the offer: any for 0, else that one.
+		s.req.RequirePorts = true
+		for _, pm := range app.Container.PortMappings {
+			if pm.HostPort == nil {
+				continue
+			}
+			s.req.Ports = append(s.req.Ports, placement.Port{Name: pm.Name, Port: uint32(*pm.HostPort)})
+			s.portNames = append(s.portNames, pm.Name)
+			s.servicePorts = append(s.servicePorts, uint32(pm.ServicePort))
+		}
+	} else {
+		s.req.RequirePorts = app.RequirePorts
+		for _, pd := range app.PortDefinitions {
+			port := placement.Port{Name: pd.Name}
+			if app.RequirePorts {
+				port.Port = uint32(pd.Port)
+			}
+			s.req.Ports = append(s.req.Ports, port)
+			s.portNames = append(s.portNames, pd.Name)
+			s.servicePorts = append(s.servicePorts, uint32(pd.Port))
+		}
+	}
+	s.template = api.TaskInfo{Name: taskName(app.ID)}
+	cmd := &api.CommandInfo{}
+	switch {
+	case app.Cmd != "":
+		cmd.Value = &app.Cmd
+	case len(app.Args) > 0:
+		shell := false
+		cmd.Shell = &shell
+		if app.Container == nil || app.Container.Docker == nil {
+			cmd.Value = &app.Args[0]
+			cmd.Arguments = slices.Clone(app.Args)
+		} else {
+			// With an image, args are the arguments of its entrypoint.
+			cmd.Arguments = slices.Clone(app.Args)
+		}
+	default:
+		shell := false
+		cmd.Shell = &shell
+	}
+	if app.User != "" {
+		cmd.User = &app.User
+	}
+	names := make([]string, 0, len(app.Env))
+	for name := range app.Env {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if len(names) > 0 {
+		env := &api.Environment{}
+		for _, name := range names {
+			env.Variables = append(env.Variables, api.EnvironmentVariable{Name: name, Value: app.Env[name].Value})
+		}
+		cmd.Environment = env
+	}
+	for _, f := range app.Fetch {
+		extract := f.Extract
+		cmd.URIs = append(cmd.URIs, api.CommandURI{Value: f.URI, Executable: f.Executable, Extract: &extract, Cache: f.Cache, OutputFile: f.DestPath})
+	}
+	s.template.Command = cmd
+	if app.Container != nil || bridge {
+		s.template.Container = containerInfo(app, bridge)
+	}
+	if len(app.Labels) > 0 {
+		keys := make([]string, 0, len(app.Labels))
+		for k := range app.Labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		labels := &api.Labels{}
+		for _, k := range keys {
+			labels.Labels = append(labels.Labels, api.Label{Key: k, Value: app.Labels[k]})
+		}
+		s.template.Labels = labels
+	}
+	if app.TaskKillGracePeriodSeconds != nil {
+		s.template.KillPolicy = &api.KillPolicy{GracePeriod: &api.DurationInfo{Nanoseconds: int64(*app.TaskKillGracePeriodSeconds) * int64(time.Second)}}
+	}
+	if len(app.HealthChecks) > 0 {
+		// Mesos runs one check per task: the first. Marathon's own checks for the others
+		// have no agent-side equivalent, so they are not run (the app is checked by its
+		// first).
+		hc := app.HealthChecks[0]
+		s.health = &healthSpec{check: hc, portIndex: -1, bridge: bridge}
+		if hc.PortIndex != nil {
+			s.health.portIndex = *hc.PortIndex
+		}
+	}
+	return s, nil
+}
+
+// usesBridge says the app's tasks join the agent's bridge network.
+func usesBridge(app *marathon.App) bool {
+	for _, n := range app.Networks {
+		if n.Mode == marathon.NetworkBridge {
+			return true
+		}
+	}
+	return false
+}
+
+// taskName is Marathon's task name for an app: its path segments, last first, joined by
+// dots (/grp/web → web.grp), which Mesos-DNS turns into names.
+func taskName(appID string) string {
+	segments := strings.Split(strings.Trim(appID, "/"), "/")
+	slices.Reverse(segments)
+	return strings.Join(segments, ".")
+}
+
+// containerInfo turns an app's container and networks into the Mesos container.
+func containerInfo(app *marathon.App, bridge bool) *api.ContainerInfo {
+	c := &api.ContainerInfo{Type: "MESOS"}
+	mc := app.Container
+	if mc != nil {
+		for _, v := range mc.Volumes {
+			c.Volumes = append(c.Volumes, api.Volume{ContainerPath: v.ContainerPath, HostPath: v.HostPath, Mode: v.Mode})
+		}
+		if mc.Docker != nil && mc.Docker.Image != "" {
+			if mc.Type == marathon.ContainerDocker {
+				c.Type = "DOCKER"
+				c.Docker = &api.DockerInfo{Image: mc.Docker.Image, ForcePullImage: mc.Docker.ForcePullImage}
+			} else {
+				cached := !mc.Docker.ForcePullImage
+				c.Mesos = &api.MesosInfo{Image: &api.Image{Type: "DOCKER", Docker: &api.ImageDocker{Name: mc.Docker.Image}, Cached: &cached}}
+			}
+		}
+	}
+	if bridge {
+		n := api.NetworkInfo{Name: bridgeNetwork}
+		for _, pm := range mc.PortMappings {
+			if pm.HostPort == nil {
+				continue
+			}
+			n.PortMappings = append(n.PortMappings, api.PortMapping{ContainerPort: uint32(pm.ContainerPort), Protocol: pm.Protocol})
+		}
+		c.NetworkInfos = []api.NetworkInfo{n}
+	}
+	return c
+}
+
+// healthSpec is an app's health check, made a Mesos check per task (its port is the
+// task's).
+type healthSpec struct {
+	check marathon.HealthCheck
+	// portIndex picks the task's port, -1 when the check names its port.
+	portIndex int
+	// bridge checks the container's port at the container's address.
+	bridge bool
+}
+
+// mesosCheck returns the check for a task with these host ports; containerPorts are the
+// app's port mappings' container ports, for bridge tasks.
+func (h *healthSpec) mesosCheck(hostPorts, containerPorts []uint32) *api.HealthCheck {
+	hc := h.check
+	seconds := func(n int) *float64 { v := float64(n); return &v }
+	failures := uint32(hc.MaxConsecutiveFailures)
+	out := &api.HealthCheck{
+		DelaySeconds:       seconds(hc.DelaySeconds),
+		IntervalSeconds:    seconds(hc.IntervalSeconds),
+		TimeoutSeconds:     seconds(hc.TimeoutSeconds),
+		GracePeriodSeconds: seconds(hc.GracePeriodSeconds),
+	}
+	if failures == 0 {
+		// Marathon's 0 never kills; Mesos's 0 would kill at the first failure.
+		failures = math.MaxUint32
+	}
+	out.ConsecutiveFailures = &failures
+	var port uint32
+	switch {
+	case hc.Port != nil:
+		port = uint32(*hc.Port)
+	case h.bridge && h.portIndex >= 0 && h.portIndex < len(containerPorts) && containerPorts[h.portIndex] != 0:
+		port = containerPorts[h.portIndex]
+	case h.portIndex >= 0 && h.portIndex < len(hostPorts):
+		port = hostPorts[h.portIndex]
+	}
+	switch hc.Protocol {
+	case marathon.HealthCommand:
+		value := ""
+		if hc.Command != nil {
+			value = hc.Command.Value
+		}
+		out.Type = "COMMAND"
+		out.Command = &api.CommandInfo{Value: &value}
+	case marathon.HealthTCP, marathon.HealthMesosTCP:
+		out.Type = "TCP"
+		out.TCP = &api.TCPHealthCheck{Port: port}
+	default:
+		scheme := "http"
+		if hc.Protocol == marathon.HealthHTTPS || hc.Protocol == marathon.HealthMesosHTTPS {
+			scheme = "https"
+		}
+		out.Type = "HTTP"
+		out.HTTP = &api.HTTPHealthCheck{Scheme: scheme, Port: port, Path: hc.Path}
+	}
+	return out
+}

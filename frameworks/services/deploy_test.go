@@ -1,0 +1,185 @@
+package services_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestRollingUpgradeKeepsCapacity upgrades an app of 4 instances with
+// minimumHealthCapacity 1 and maximumOverCapacity 0.5: on every status change the app
+// keeps at least 4 running tasks and never runs more than 6.
+func TestRollingUpgradeKeepsCapacity(t *testing.T) {
+	c := newCluster(t, 1)
+	c.mustCall(http.StatusCreated, "POST", "/v2/apps", `{"id": "/roll", "cmd": "exec sleep 1000", "cpus": 0.1, "mem": 16, "instances": 4,
+		"upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 0.5}}`, nil)
+	before := c.waitDeployed("/roll", 4, false)
+	events := c.events("status_update_event", "deployment_success")
+	running := map[string]string{} // task id → version
+	for _, task := range before.App.Tasks {
+		running[task.ID] = task.Version
+	}
+	var reply struct {
+		DeploymentID string `json:"deploymentId"`
+	}
+	c.mustCall(http.StatusOK, "PUT", "/v2/apps/roll", `{"cmd": "exec sleep 1001"}`, &reply)
+	var newVersion string
+	for {
+		ev := nextEvent(t, events, "")
+		if ev.Type == "deployment_success" {
+			if ev.Data["id"] == reply.DeploymentID {
+				break
+			}
+			continue
+		}
+		if ev.Type != "status_update_event" {
+			continue
+		}
+		id, state := ev.Data["taskId"].(string), ev.Data["taskStatus"].(string)
+		switch state {
+		case "TASK_RUNNING":
+			running[id] = ev.Data["version"].(string)
+			if running[id] != before.App.Tasks[0].Version {
+				newVersion = running[id]
+			}
+		case "TASK_KILLED", "TASK_FAILED", "TASK_FINISHED", "TASK_LOST", "TASK_ERROR":
+			delete(running, id)
+		}
+		if len(running) < 4 || len(running) > 6 {
+			t.Fatalf("after %s of %s, %d tasks run, want 4 to 6: %v", state, id, len(running), running)
+		}
+	}
+	after := c.waitDeployed("/roll", 4, false)
+	for _, task := range after.App.Tasks {
+		if task.Version != newVersion || newVersion == "" {
+			t.Errorf("task %s runs version %s, want the new %q", task.ID, task.Version, newVersion)
+		}
+		for _, old := range before.App.Tasks {
+			if old.ID == task.ID {
+				t.Errorf("old task %s survived the upgrade", task.ID)
+			}
+		}
+	}
+}
+
+// TestLockedAppAndRollback: an app whose new version cannot be placed keeps its
+// deployment; changes answer 409 unless forced; rolling back returns the old version.
+func TestLockedAppAndRollback(t *testing.T) {
+	c := newCluster(t, 1)
+	c.mustCall(http.StatusCreated, "POST", "/v2/apps", `{"id": "/locked", "cmd": "exec sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2}`, nil)
+	v1 := c.waitDeployed("/locked", 2, false)
+	var stuck struct {
+		DeploymentID string `json:"deploymentId"`
+	}
+	c.mustCall(http.StatusOK, "PUT", "/v2/apps/locked", `{"cpus": 100}`, &stuck)
+
+	status, body := c.call("PUT", "/v2/apps/locked", `{"instances": 3}`, nil)
+	want := fmt.Sprintf(`{"message":"App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/%s'.","deployments":[{"id":"%s"}]}`, stuck.DeploymentID, stuck.DeploymentID)
+	if status != http.StatusConflict || strings.TrimSpace(string(body)) != want {
+		t.Errorf("PUT on a locked app = %d %s, want 409 %s", status, body, want)
+	}
+	status, _ = c.call("DELETE", "/v2/apps/locked", nil, nil)
+	if status != http.StatusConflict {
+		t.Errorf("DELETE on a locked app = %d, want 409", status)
+	}
+
+	// The queue says why: no offer has 100 cpus.
+	var queue struct {
+		Queue []struct {
+			Count   int `json:"count"`
+			Summary struct {
+				RejectSummaryLastOffers []struct {
+					Reason   string `json:"reason"`
+					Declined int    `json:"declined"`
+				} `json:"rejectSummaryLastOffers"`
+			} `json:"processedOffersSummary"`
+		} `json:"queue"`
+	}
+	eventually(t, "the queue names insufficient cpus", func() error {
+		c.mustCall(http.StatusOK, "GET", "/v2/queue", nil, &queue)
+		if len(queue.Queue) != 1 {
+			return fmt.Errorf("queue %+v", queue)
+		}
+		for _, r := range queue.Queue[0].Summary.RejectSummaryLastOffers {
+			if r.Reason == "InsufficientCpus" && r.Declined > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("queue %+v", queue)
+	})
+
+	var rollback struct {
+		DeploymentID string `json:"deploymentId"`
+	}
+	c.mustCall(http.StatusOK, "DELETE", "/v2/deployments/"+stuck.DeploymentID, nil, &rollback)
+	if rollback.DeploymentID == "" || rollback.DeploymentID == stuck.DeploymentID {
+		t.Fatalf("rollback deployment %q", rollback.DeploymentID)
+	}
+	v := c.waitDeployed("/locked", 2, false)
+	var def struct {
+		Cpus float64 `json:"cpus"`
+	}
+	c.mustCall(http.StatusOK, "GET", "/v2/apps/locked", nil, &struct {
+		App *struct {
+			Cpus *float64 `json:"cpus"`
+		} `json:"app"`
+	}{App: &struct {
+		Cpus *float64 `json:"cpus"`
+	}{Cpus: &def.Cpus}})
+	if def.Cpus != 0.1 {
+		t.Errorf("after rollback cpus = %v, want 0.1", def.Cpus)
+	}
+	// The old tasks kept running throughout: the stuck version never replaced them.
+	for i, task := range v.App.Tasks {
+		if task.ID != v1.App.Tasks[i].ID {
+			t.Errorf("task %d is %s, want the original %s", i, task.ID, v1.App.Tasks[i].ID)
+		}
+	}
+
+	// A forced change overrides a deployment in progress.
+	c.mustCall(http.StatusOK, "PUT", "/v2/apps/locked", `{"cpus": 100}`, nil)
+	c.mustCall(http.StatusOK, "PUT", "/v2/apps/locked?force=true", `{"cpus": 0.2}`, nil)
+	c.waitDeployed("/locked", 2, false)
+}
+
+// TestUniqueHostnameConstraint places one instance per agent and leaves the fourth
+// waiting, with the reason in the queue.
+func TestUniqueHostnameConstraint(t *testing.T) {
+	c := newCluster(t, 3)
+	c.mustCall(http.StatusCreated, "POST", "/v2/apps", `{"id": "/uniq", "cmd": "exec sleep 1000", "cpus": 0.1, "mem": 16, "instances": 4, "constraints": [["hostname", "UNIQUE"]]}`, nil)
+	var queue struct {
+		Queue []struct {
+			Count   int `json:"count"`
+			Summary struct {
+				RejectSummaryLastOffers []struct {
+					Reason   string `json:"reason"`
+					Declined int    `json:"declined"`
+				} `json:"rejectSummaryLastOffers"`
+			} `json:"processedOffersSummary"`
+		} `json:"queue"`
+	}
+	eventually(t, "three running, one waiting on the constraint", func() error {
+		v := c.app("/uniq")
+		if v.App.TasksRunning != 3 {
+			return fmt.Errorf("%d running", v.App.TasksRunning)
+		}
+		hosts := map[string]bool{}
+		for _, task := range v.App.Tasks {
+			hosts[task.Host] = true
+		}
+		if len(hosts) != 3 {
+			return fmt.Errorf("tasks on hosts %v", hosts)
+		}
+		c.mustCall(http.StatusOK, "GET", "/v2/queue", nil, &queue)
+		if len(queue.Queue) != 1 || queue.Queue[0].Count != 1 {
+			return fmt.Errorf("queue %+v", queue)
+		}
+		for _, r := range queue.Queue[0].Summary.RejectSummaryLastOffers {
+			if r.Reason == "UnfulfilledConstraint" && r.Declined > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("queue %+v", queue)
+	})
+}
