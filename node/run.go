@@ -23,12 +23,12 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/dns"
+	"github.com/atoll/atoll/frameworks/services"
 	"github.com/atoll/atoll/isolate"
 	"github.com/atoll/atoll/isolate/fetch"
 	"github.com/atoll/atoll/isolate/image"
 	"github.com/atoll/atoll/isolate/network"
 	"github.com/atoll/atoll/node/agent"
-	"github.com/atoll/atoll/frameworks/services"
 	"github.com/atoll/atoll/node/master"
 )
 
