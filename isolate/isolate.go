@@ -31,7 +31,7 @@ type LaunchSpec struct {
 	TaskID string
 	// Sandbox is the task's directory, already created by the agent, and its working
 	// directory unless its image names one; the task's stdout and stderr go to
-	// Sandbox/stdout and Sandbox/stderr.
+	// Sandbox/stdout and Sandbox/stderr, rotated to stdout.1 … (see LogRotation).
 	Sandbox string
 	// Command is what runs: through /bin/sh -c when Command.IsShell(), else Value with
 	// Arguments as argv. In a container with an image, a command without a value runs

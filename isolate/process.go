@@ -40,13 +40,17 @@ type ProcessConfig struct {
 	// SupervisorIdleTimeout is how long the supervisor stays up with no container to run
 	// and no agent connected. Zero means DefaultSupervisorIdleTimeout.
 	SupervisorIdleTimeout time.Duration
+	// TaskLogs rotates the tasks' stdout and stderr files; its zero settings mean the
+	// defaults. It applies to tasks launched from then on.
+	TaskLogs LogRotation
 }
 
 // DefaultProcessConfig returns a config with no StateDir, which the caller must set. Logs
 // are discarded, since the containerizer's errors reach the agent as return values, and
 // the supervisor is the running binary, which in production is Atoll itself. An idle
 // supervisor lingers for ten seconds: long enough for a quickly restarted agent to find
-// it, short enough that one left behind by a stopped agent soon goes.
+// it, short enough that one left behind by a stopped agent soon goes. Task logs rotate at
+// DefaultLogMaxSize, DefaultLogKeep of them kept (the zero TaskLogs).
 func DefaultProcessConfig() ProcessConfig {
 	return ProcessConfig{
 		Logger:                slog.New(slog.DiscardHandler),
@@ -61,6 +65,9 @@ func (c ProcessConfig) Validate() error {
 		return errors.New("process containerizer: StateDir is required")
 	case c.SupervisorIdleTimeout < 0:
 		return fmt.Errorf("process containerizer: SupervisorIdleTimeout must not be negative, got %v", c.SupervisorIdleTimeout)
+	}
+	if err := c.TaskLogs.validate(); err != nil {
+		return fmt.Errorf("process containerizer: TaskLogs: %w", err)
 	}
 	return nil
 }
@@ -79,7 +86,14 @@ func (c ProcessConfig) Validate() error {
 // It exits when asked to through StopSupervisor, once it has run no container and served
 // no agent for SupervisorIdleTimeout, or when StateDir is removed (killing its tasks).
 //
-// Should the supervisor die, its tasks run on, unsupervised; it cannot give them a
+// The tasks' stdout and stderr are pipes that the supervisor copies to the sandbox's
+// files, rotated as ProcessConfig.TaskLogs says. A task's exit is reported once its
+// output is copied to the end; should a process the task started in a process group of
+// its own still hold the pipes, a second after the task exited, and what that process
+// writes afterwards is lost.
+//
+// Should the supervisor die, its tasks run on, unsupervised (until they write to stdout
+// or stderr, whose pipes died with it: SIGPIPE ends them); it cannot give them a
 // parent-death signal, since Linux ties that to the forking thread. Whoever notices
 // first, the connected Process (whose connection breaks) or a later Recover or Kill, kills
 // each such task's process group, after checking the task's pid against its start time,
@@ -95,6 +109,7 @@ type Process struct {
 	stateDir    string
 	executable  string
 	idleTimeout time.Duration
+	taskLogs    LogRotation
 
 	// containers is closed by Close.
 	containers *containerTable[*containerEntry]
@@ -139,6 +154,7 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 		stateDir:    stateDir,
 		executable:  executable,
 		idleTimeout: idleTimeout,
+		taskLogs:    cfg.TaskLogs,
 	}
 	p.containers = newContainerTable[*containerEntry](logger, connectTimeout, p.Destroy)
 	return p, nil
@@ -179,6 +195,7 @@ func (p *Process) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
+	task.LogMaxSize, task.LogKeep = p.taskLogs.MaxSize, p.taskLogs.Keep
 	sc, err := p.connect(ctx, true)
 	if err != nil {
 		return State{}, err

@@ -979,4 +979,17 @@ func TestProcessConfigValidate(t *testing.T) {
 	if fi, err := os.Stat(cfg.StateDir); err != nil || !fi.IsDir() {
 		t.Errorf("state dir not created: %v", err)
 	}
+	for _, tc := range []struct {
+		logs    LogRotation
+		wantErr string
+	}{
+		{logs: LogRotation{MaxSize: 1, Keep: 1}},
+		{logs: LogRotation{MaxSize: -1}, wantErr: "process containerizer: TaskLogs: max size must not be negative, got -1"},
+		{logs: LogRotation{Keep: -1}, wantErr: "process containerizer: TaskLogs: keep must not be negative, got -1"},
+	} {
+		cfg.TaskLogs = tc.logs
+		if err := cfg.Validate(); errString(err) != tc.wantErr {
+			t.Errorf("Validate with TaskLogs %+v = %v, want %q", tc.logs, err, tc.wantErr)
+		}
+	}
 }

@@ -70,6 +70,10 @@ type taskSpec struct {
 	// Stdout and Stderr are files the task's output is appended to.
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
+	// LogMaxSize and LogKeep rotate those files (LogRotation); zero means the defaults,
+	// and is left out, so that a supervisor that predates them still takes the launch.
+	LogMaxSize int64 `json:"log_max_size,omitempty"`
+	LogKeep    int   `json:"log_keep,omitempty"`
 	// Credential, when set, is the user the task runs as.
 	Credential *taskCredential `json:"credential,omitempty"`
 }
@@ -173,6 +177,9 @@ func (s *taskSpec) check() error {
 		return errors.New("task has no argv")
 	case !filepath.IsAbs(s.Dir) || !filepath.IsAbs(s.Stdout) || !filepath.IsAbs(s.Stderr):
 		return fmt.Errorf("task paths %q, %q, %q are not all absolute", s.Dir, s.Stdout, s.Stderr)
+	}
+	if err := (LogRotation{MaxSize: s.LogMaxSize, Keep: s.LogKeep}).validate(); err != nil {
+		return fmt.Errorf("task logs: %w", err)
 	}
 	for _, kv := range s.Env {
 		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {

@@ -35,6 +35,15 @@ func TestDecodeRequest(t *testing.T) {
 			}},
 		},
 		{
+			name: "launch with its logs' rotation",
+			line: `{"id":3,"op":"launch","launch":{"container_id":"c1","path":"run","args":["run"],"env":null,` +
+				`"dir":"/sb","stdout":"/sb/o","stderr":"/sb/e","log_max_size":65536,"log_keep":2}}`,
+			want: request{ID: 3, Op: opLaunch, Launch: &taskSpec{
+				ContainerID: "c1", Path: "run", Args: []string{"run"}, Dir: "/sb", Stdout: "/sb/o", Stderr: "/sb/e",
+				LogMaxSize: 65536, LogKeep: 2,
+			}},
+		},
+		{
 			name: "kill",
 			line: `{"id":4,"op":"kill","container_id":"c1","deadline_unix_nano":1700000000123456789}`,
 			want: request{ID: 4, Op: opKill, ContainerID: "c1", DeadlineUnixNano: 1700000000123456789},
@@ -72,6 +81,16 @@ func TestDecodeRequest(t *testing.T) {
 			name:    "task with a relative sandbox",
 			line:    `{"id":1,"op":"launch","launch":{"container_id":"c1","path":"x","args":["x"],"env":[],"dir":"sb","stdout":"/sb/o","stderr":"/sb/e"}}`,
 			wantErr: `request 1: task paths "sb", "/sb/o", "/sb/e" are not all absolute`,
+		},
+		{
+			name:    "task with a negative log size",
+			line:    `{"id":1,"op":"launch","launch":{"container_id":"c1","path":"x","args":["x"],"env":[],"dir":"/sb","stdout":"/sb/o","stderr":"/sb/e","log_max_size":-1}}`,
+			wantErr: "request 1: task logs: max size must not be negative, got -1",
+		},
+		{
+			name:    "task with a negative log count",
+			line:    `{"id":1,"op":"launch","launch":{"container_id":"c1","path":"x","args":["x"],"env":[],"dir":"/sb","stdout":"/sb/o","stderr":"/sb/e","log_keep":-2}}`,
+			wantErr: "request 1: task logs: keep must not be negative, got -2",
 		},
 		{
 			name:    "task with a bad environment",

@@ -96,6 +96,9 @@ type RuncConfig struct {
 	// on the gateway address too.
 	DNS       []string
 	DNSSearch []string
+	// TaskLogs rotates the tasks' stdout and stderr files; its zero settings mean the
+	// defaults. It applies to containers launched from then on.
+	TaskLogs LogRotation
 }
 
 // DefaultRuncConfig returns a config with no StateDir, which the caller must set. Logs are
@@ -103,7 +106,8 @@ type RuncConfig struct {
 // containers' cgroups go to /atoll, outside the agent's own: a service manager stopping
 // the agent must not take its containers along, and on cgroup v2 a cgroup that holds the
 // agent cannot have limited children. 4096 processes are more than any task needs, and
-// few enough that a fork bomb cannot starve the host.
+// few enough that a fork bomb cannot starve the host. Task logs rotate at
+// DefaultLogMaxSize, DefaultLogKeep of them kept (the zero TaskLogs).
 func DefaultRuncConfig() RuncConfig {
 	return RuncConfig{
 		Logger:       slog.New(slog.DiscardHandler),
@@ -124,6 +128,9 @@ func (c RuncConfig) Validate() error {
 	}
 	if err := checkDNS(c.DNS, c.DNSSearch); err != nil {
 		return fmt.Errorf("runc containerizer: %w", err)
+	}
+	if err := c.TaskLogs.validate(); err != nil {
+		return fmt.Errorf("runc containerizer: TaskLogs: %w", err)
 	}
 	return nil
 }
@@ -161,7 +168,13 @@ func (c RuncConfig) Validate() error {
 // ended, so that a restarted agent's Recover finds the containers still running and
 // learns how the others ended. Containers from before a reboot are reported gone.
 // Should a shim die, its container runs on until the agent notices, kills it and reports
-// it failed.
+// it failed (or until the task writes to stdout or stderr, whose pipes died with the
+// shim: SIGPIPE ends it).
+//
+// The task's stdout and stderr are pipes that the shim copies to the sandbox's files,
+// rotated as RuncConfig.TaskLogs says. The container's exit is reported once its output
+// is copied to the end: the init's exit ends every process of the container, and with
+// them the pipes' write ends.
 //
 // Runc is safe for concurrent use.
 type Runc struct {
@@ -175,6 +188,7 @@ type Runc struct {
 	network      *network.Bridge
 	dns          []string
 	dnsSearch    []string
+	taskLogs     LogRotation
 	// bootID is the current boot's; containers recorded under another are gone.
 	bootID string
 	// containers is closed by Release.
@@ -244,6 +258,7 @@ func NewRunc(cfg RuncConfig) (*Runc, error) {
 		network:      cfg.Network,
 		dns:          slices.Clone(cfg.DNS),
 		dnsSearch:    slices.Clone(cfg.DNSSearch),
+		taskLogs:     cfg.TaskLogs,
 	}
 	r.containers = newContainerTable[*runcContainer](logger, cleanupTimeout, r.Destroy)
 	for _, path := range cfg.HiddenPaths {
@@ -364,6 +379,7 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
+	process.LogMaxSize, process.LogKeep = r.taskLogs.MaxSize, r.taskLogs.Keep
 	if cred != nil {
 		if err := prepareSandbox(spec.Sandbox, process.Stdout, process.Stderr, cred); err != nil {
 			return State{}, err

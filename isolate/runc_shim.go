@@ -62,16 +62,18 @@ func RunContainerInitIfRequested() {
 	}
 }
 
-// runcShim is the parent of one container's init, from its start to its end: it carries
-// out the agent's kill requests, reaps the init and records how the container ended. It
-// runs in a session of its own, so it outlives the agent. It leaves the container's
-// cgroups and libcontainer state for Destroy, so that they can still be read.
+// runcShim is the parent of one container's init, from its start to its end: it copies
+// the container's output to the sandbox, carries out the agent's kill requests, reaps the
+// init and records how the container ended. It runs in a session of its own, so it
+// outlives the agent. It leaves the container's cgroups and libcontainer state for
+// Destroy, so that they can still be read.
 type runcShim struct {
 	logger    *slog.Logger
 	dir       string
 	spec      runcShimSpec
 	container *libcontainer.Container
 	process   *libcontainer.Process
+	output    *taskOutput
 	// cgroupPaths are the container's cgroups, one for each hierarchy.
 	cgroupPaths map[string]string
 
@@ -176,25 +178,21 @@ func startRuncShim(logger *slog.Logger, dir string, specData []byte) (*runcShim,
 	return s, runcReady{PID: state.InitProcessPid, StartTime: state.InitProcessStartTime}
 }
 
-// start decodes the spec and runs the container's init.
+// start decodes the spec and runs the container's init, its output going through pipes
+// to the sandbox's files (see taskOutput).
 func (s *runcShim) start(specData []byte) error {
 	var err error
 	if s.spec, err = parseRuncShimSpec(specData); err != nil {
 		return err
 	}
 	p := s.spec.Process
-	stdout, err := os.OpenFile(p.Stdout, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	output, err := newTaskOutput(s.logger, p.Stdout, p.Stderr, LogRotation{MaxSize: p.LogMaxSize, Keep: p.LogKeep})
 	if err != nil {
-		return fmt.Errorf("open stdout: %w", err)
+		return err
 	}
-	defer stdout.Close()
-	stderr, err := os.OpenFile(p.Stderr, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return fmt.Errorf("open stderr: %w", err)
-	}
-	defer stderr.Close()
 	s.container, err = libcontainer.Create(s.spec.Root, s.spec.ID, s.spec.Config)
 	if err != nil {
+		output.close()
 		return fmt.Errorf("create container: %w", err)
 	}
 	s.process = &libcontainer.Process{
@@ -204,16 +202,19 @@ func (s *runcShim) start(specData []byte) error {
 		UID:              p.UID,
 		GID:              p.GID,
 		AdditionalGroups: p.Groups,
-		Stdout:           stdout,
-		Stderr:           stderr,
+		Stdout:           output.stdout,
+		Stderr:           output.stderr,
 		Init:             true,
 	}
 	if err := s.container.Run(s.process); err != nil {
+		output.close()
 		if destroyErr := s.container.Destroy(); destroyErr != nil {
 			s.logger.Warn("destroy the container that did not start", "err", destroyErr)
 		}
 		return err
 	}
+	output.start()
+	s.output = output
 	return nil
 }
 
@@ -244,14 +245,16 @@ func (s *runcShim) abort() {
 	if _, err := s.process.Wait(); err != nil {
 		s.logger.Warn("reap the container", "err", err)
 	}
+	s.output.drain(outputDrainGrace)
 	if err := s.container.Destroy(); err != nil {
 		s.logger.Warn("destroy the container", "err", err)
 	}
 }
 
 // supervise carries out kill requests, and forwards other signals sent to the shim to
-// the container's init, until the init exits; then it records how the container ended
-// and returns the shim's exit code.
+// the container's init, until the init exits; then, once the container's output is
+// copied to the end, it records how the container ended and returns the shim's exit
+// code.
 func (s *runcShim) supervise(signals <-chan os.Signal) int {
 	exited := make(chan *os.ProcessState, 1)
 	go func() {
@@ -276,6 +279,7 @@ func (s *runcShim) supervise(signals <-chan os.Signal) int {
 			s.signal(unix.SIGKILL)
 		case state := <-exited:
 			s.killer.Stop()
+			s.output.drain(outputDrainGrace)
 			status := s.exitStatus(state)
 			if err := writeRecord(s.dir, runcExitFile, runcExitRecord{statusRecord: recordOf(status), OOMKilled: status.OOMKilled}); err != nil {
 				s.logger.Error("record the container's exit", "err", err)

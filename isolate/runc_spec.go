@@ -87,6 +87,9 @@ type runcProcess struct {
 	// Stdout and Stderr are host paths the task's output is appended to.
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
+	// LogMaxSize and LogKeep rotate those files (LogRotation); zero means the defaults.
+	LogMaxSize int64 `json:"log_max_size,omitempty"`
+	LogKeep    int   `json:"log_keep,omitempty"`
 }
 
 // runcShimSpec is everything a shim needs to create and run one container. The agent
@@ -117,6 +120,9 @@ func parseRuncShimSpec(data []byte) (runcShimSpec, error) {
 	}
 	if len(spec.Process.Args) == 0 {
 		return runcShimSpec{}, errors.New("the container's spec has no command")
+	}
+	if err := (LogRotation{MaxSize: spec.Process.LogMaxSize, Keep: spec.Process.LogKeep}).validate(); err != nil {
+		return runcShimSpec{}, fmt.Errorf("the container's spec: task logs: %w", err)
 	}
 	return spec, nil
 }

@@ -917,6 +917,20 @@ func TestRuncConfigValidate(t *testing.T) {
 			t.Errorf("Validate with DNS %q, search %q = %v, want %q", tc.dns, tc.search, err, tc.wantErr)
 		}
 	}
+	cfg.DNS, cfg.DNSSearch = nil, nil
+	for _, tc := range []struct {
+		logs    LogRotation
+		wantErr string
+	}{
+		{logs: LogRotation{MaxSize: 1, Keep: 1}},
+		{logs: LogRotation{MaxSize: -1}, wantErr: "runc containerizer: TaskLogs: max size must not be negative, got -1"},
+		{logs: LogRotation{Keep: -1}, wantErr: "runc containerizer: TaskLogs: keep must not be negative, got -1"},
+	} {
+		cfg.TaskLogs = tc.logs
+		if err := cfg.Validate(); errString(err) != tc.wantErr {
+			t.Errorf("Validate with TaskLogs %+v = %v, want %q", tc.logs, err, tc.wantErr)
+		}
+	}
 }
 
 func TestParseRuncRecords(t *testing.T) {
@@ -1000,6 +1014,11 @@ func TestParseRuncRecords(t *testing.T) {
 			name: "spec with a bad id", parse: anyParser(parseRuncShimSpec),
 			data: `{"id":"../x"}`, wantErr: `the container's spec: container id "../x": only ASCII letters, digits and "_+-." are allowed`,
 		},
+		{
+			name: "spec with a negative log size", parse: anyParser(parseRuncShimSpec),
+			data:    `{"id":"c","root":"/r","config":{"cgroups":{}},"process":{"args":["true"],"env":null,"cwd":"/","uid":0,"gid":0,"stdout":"","stderr":"","log_max_size":-5}}`,
+			wantErr: "the container's spec: task logs: max size must not be negative, got -5",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1026,7 +1045,8 @@ func TestRuncShimSpecRoundTrip(t *testing.T) {
 		Config: runcConfig(runcConfigParams{
 			Rootfs: "/r", Sandbox: "/s", CgroupPath: "/atoll/c", Resources: cgroupResources(1, 64, 4096),
 		}),
-		Process: runcProcess{Args: []string{"true"}, Cwd: SandboxMountPoint, Stdout: "/s/stdout", Stderr: "/s/stderr"},
+		Process: runcProcess{Args: []string{"true"}, Cwd: SandboxMountPoint, Stdout: "/s/stdout", Stderr: "/s/stderr",
+			LogMaxSize: 1 << 20, LogKeep: 3},
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {
@@ -1075,7 +1095,8 @@ func FuzzParseRuncRecords(f *testing.F) {
 			t.Errorf("ready message accepted: %+v", msg)
 		}
 		if spec, err := parseRuncShimSpec(data); err == nil {
-			if checkRuncID(spec.ID) != nil || spec.Config == nil || spec.Config.Cgroups == nil || len(spec.Process.Args) == 0 {
+			if checkRuncID(spec.ID) != nil || spec.Config == nil || spec.Config.Cgroups == nil || len(spec.Process.Args) == 0 ||
+				spec.Process.LogMaxSize < 0 || spec.Process.LogKeep < 0 {
 				t.Errorf("spec accepted: %+v", spec)
 			}
 		}

@@ -110,8 +110,9 @@ func closeInherited() {
 }
 
 // supervisor is the parent of every task of one StateDir: it starts them on the agent's
-// request, carries out kill requests, reaps them and records their exits. It lives in a
-// session of its own, so the agent's exit or a Ctrl-C on its terminal does not reach it.
+// request, copies their output to their sandboxes, carries out kill requests, reaps them
+// and records their exits. It lives in a session of its own, so the agent's exit or a
+// Ctrl-C on its terminal does not reach it.
 type supervisor struct {
 	logger      *slog.Logger
 	stateDir    string
@@ -459,6 +460,7 @@ type task struct {
 	// mu is held while the task starts, so that signals wait for its pid.
 	mu        sync.Mutex
 	cmd       *exec.Cmd
+	output    *taskOutput
 	pid       int // 0 until started
 	startTime uint64
 	// exited is set once the task has exited; its pid is about to be reaped and must not
@@ -488,7 +490,7 @@ func (s *supervisor) launch(spec *taskSpec) (*task, *os.File, error) {
 	s.idleSince = time.Time{}
 	s.mu.Unlock()
 
-	pidfd, err := t.start(spec, s.devNull)
+	pidfd, err := t.start(spec, s.devNull, s.logger)
 	if err != nil {
 		s.mu.Lock()
 		delete(s.tasks, t.id)
@@ -506,21 +508,15 @@ func (s *supervisor) launch(spec *taskSpec) (*task, *os.File, error) {
 }
 
 // start forks the task in a process group of its own, so that it and its children can be
-// signalled together, with its output appended to the sandbox's files. There is no
-// parent-death signal: it would fire when the forking thread, not the supervisor, exits,
-// and locking a thread per task costs too much. Tasks whose supervisor dies run on until
-// the agent notices and kills them (see Process).
-func (t *task) start(spec *taskSpec, devNull *os.File) (*os.File, error) {
-	stdout, err := os.OpenFile(spec.Stdout, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+// signalled together, with its output going through pipes to the sandbox's files (see
+// taskOutput). There is no parent-death signal: it would fire when the forking thread,
+// not the supervisor, exits, and locking a thread per task costs too much. Tasks whose
+// supervisor dies run on until the agent notices and kills them (see Process).
+func (t *task) start(spec *taskSpec, devNull *os.File, logger *slog.Logger) (*os.File, error) {
+	output, err := newTaskOutput(logger, spec.Stdout, spec.Stderr, LogRotation{MaxSize: spec.LogMaxSize, Keep: spec.LogKeep})
 	if err != nil {
-		return nil, fmt.Errorf("open stdout: %w", err)
+		return nil, err
 	}
-	defer stdout.Close()
-	stderr, err := os.OpenFile(spec.Stderr, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open stderr: %w", err)
-	}
-	defer stderr.Close()
 	pidfd := -1
 	attr := &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd}
 	if c := spec.Credential; c != nil {
@@ -532,16 +528,18 @@ func (t *task) start(spec *taskSpec, devNull *os.File) (*os.File, error) {
 		Env:         spec.Env,
 		Dir:         spec.Dir,
 		Stdin:       devNull,
-		Stdout:      stdout,
-		Stderr:      stderr,
+		Stdout:      output.stdout,
+		Stderr:      output.stderr,
 		SysProcAttr: attr,
 	}
 	before, beforeErr := bootTicks()
 	if err := cmd.Start(); err != nil {
+		output.close()
 		return nil, fmt.Errorf("start task: %w", err)
 	}
 	after, afterErr := bootTicks()
-	t.cmd, t.pid = cmd, cmd.Process.Pid
+	output.start()
+	t.cmd, t.pid, t.output = cmd, cmd.Process.Pid, output
 	// The kernel stamps the task's start time at fork, on the boot-time clock: when the
 	// clock showed the same tick before and after, that tick is the start time, and
 	// reading it from /proc, which costs more than the rest of the launch's own work, is
@@ -560,6 +558,7 @@ func (t *task) start(spec *taskSpec, devNull *os.File) (*os.File, error) {
 	if err != nil {
 		signalGroup(t.pid, unix.SIGKILL)
 		cmd.Wait()
+		output.drain(outputDrainGrace)
 		if pidfd >= 0 {
 			unix.Close(pidfd)
 		}
@@ -569,8 +568,9 @@ func (t *task) start(spec *taskSpec, devNull *os.File) (*os.File, error) {
 	return os.NewFile(uintptr(pidfd), "pidfd"), nil
 }
 
-// watch waits for the task to exit, sweeps up whatever it left running, reaps it, records
-// its exit in the journal and tells every connected agent.
+// watch waits for the task to exit, sweeps up whatever it left running, reaps it, copies
+// the rest of its output, records its exit in the journal and tells every connected
+// agent: whoever learns of the exit finds the task's output complete.
 func (s *supervisor) watch(t *task, pidfd *os.File) {
 	// Until it is reaped below, the task's pid, which is also its process group id,
 	// cannot be reused.
@@ -594,6 +594,7 @@ func (s *supervisor) watch(t *task, pidfd *os.File) {
 	if t.cmd.ProcessState != nil {
 		status = recordOf(exitStatusOf(t.cmd.ProcessState.Sys().(syscall.WaitStatus)))
 	}
+	t.output.drain(outputDrainGrace)
 	// Recorded before the task leaves the running ones, so that a query finds it in one
 	// or the other.
 	if err := s.journal.exited(t.id, status); err != nil {

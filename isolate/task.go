@@ -170,8 +170,8 @@ func lookupUser(name string) (*taskCredential, string, error) {
 	return cred, u.HomeDir, nil
 }
 
-// prepareSandbox gives the sandbox, and the output files the supervisor appends to, to the task's
-// user, as Mesos does, so the task can write there.
+// prepareSandbox gives the sandbox, and the output files, to the task's user, as Mesos
+// does, so the task can write there; the output files' rotations keep their owner.
 func prepareSandbox(sandbox, stdout, stderr string, cred *taskCredential) error {
 	for _, path := range []string{stdout, stderr} {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
