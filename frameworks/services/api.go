@@ -325,7 +325,6 @@ func (s *Service) listApps(w http.ResponseWriter, r *http.Request) error {
 	if err := s.lockReady(); err != nil {
 		return err
 	}
-	defer s.mu.Unlock()
 	ids := make([]string, 0, len(s.apps))
 	for id, a := range s.apps {
 		if idFilter != "" && !strings.Contains(strings.ToLower(id), strings.ToLower(idFilter)) {
@@ -344,77 +343,138 @@ func (s *Service) listApps(w http.ResponseWriter, r *http.Request) error {
 	if embed["apps.tasks"] {
 		tasks = s.instancesByApp()
 	}
-	apps := make([]map[string]any, 0, len(ids))
+	apps := make([]json.RawMessage, 0, len(ids))
+	locks := s.deploymentsByApp()
 	for _, id := range ids {
-		apps = append(apps, s.appJSONWith(s.apps[id], embed, tasks))
+		apps = append(apps, s.appJSONWith(s.apps[id], embed, tasks, locks))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"apps": apps})
-	return nil
+	// Written once the scheduler may go on, as they are: encoding/json would check and
+	// copy every app's bytes again.
+	s.mu.Unlock()
+	size := 16
+	for _, a := range apps {
+		size += len(a) + 1
+	}
+	out := make([]byte, 0, size)
+	out = append(out, `{"apps":[`...)
+	for i, a := range apps {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, a...)
+	}
+	out = append(out, "]}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	_, err = w.Write(out)
+	return err
 }
 
 // instancesByApp groups the live instances by app. s.mu is held.
 func (s *Service) instancesByApp() map[string][]*instance {
-	out := map[string][]*instance{}
-	for _, in := range s.instances {
-		out[in.appID] = append(out[in.appID], in)
+	out := make(map[string][]*instance, len(s.byApp))
+	for id, m := range s.byApp {
+		ins := make([]*instance, 0, len(m))
+		for _, in := range m {
+			ins = append(ins, in)
+		}
+		out[id] = ins
 	}
 	return out
 }
 
 // appJSON is an app as /v2/apps shows it, with the counts and what embed asks for.
 // s.mu is held.
-func (s *Service) appJSON(a *app, embed map[string]bool) map[string]any {
-	return s.appJSONWith(a, embed, nil)
+func (s *Service) appJSON(a *app, embed map[string]bool) json.RawMessage {
+	return s.appJSONWith(a, embed, nil, nil)
 }
 
-func (s *Service) appJSONWith(a *app, embed map[string]bool, byApp map[string][]*instance) map[string]any {
-	out := map[string]any{}
-	data, _ := json.Marshal(a.def)
-	_ = json.Unmarshal(data, &out)
+// appJSONWith is appJSON with the instances grouped by app (instancesByApp) and the
+// deployments locking each app (deploymentsByApp), or nil to look them up. It splices the counts and embedded parts into the definition's cached
+// JSON: listing a thousand apps encodes only what changes.
+func (s *Service) appJSONWith(a *app, embed map[string]bool, byApp map[string][]*instance, locks map[string][]deploymentRef) json.RawMessage {
+	if a.defJSON == nil {
+		a.defJSON, _ = json.Marshal(a.def)
+	}
 	var ins []*instance
 	if byApp != nil {
 		ins = byApp[a.spec.id]
 	} else {
-		for _, in := range s.instances {
-			if in.appID == a.spec.id {
-				ins = append(ins, in)
-			}
+		for _, in := range s.byApp[a.spec.id] {
+			ins = append(ins, in)
 		}
 	}
-	staged, running, healthy, unhealthy := 0, 0, 0, 0
+	var counts struct {
+		Staged    int `json:"tasksStaged"`
+		Running   int `json:"tasksRunning"`
+		Healthy   int `json:"tasksHealthy"`
+		Unhealthy int `json:"tasksUnhealthy"`
+		// Deployments lock the app.
+		Deployments []deploymentRef `json:"deployments"`
+		Tasks       []taskOut       `json:"tasks,omitempty"`
+		LastFailure *taskFailure    `json:"lastTaskFailure,omitempty"`
+	}
 	for _, in := range ins {
 		switch {
 		case in.state == api.TaskStaging || in.state == api.TaskStarting:
-			staged++
+			counts.Staged++
 		case in.running():
-			running++
+			counts.Running++
 			if in.healthy != nil {
 				if *in.healthy {
-					healthy++
+					counts.Healthy++
 				} else {
-					unhealthy++
+					counts.Unhealthy++
 				}
 			}
 		}
 	}
-	out["tasksStaged"], out["tasksRunning"], out["tasksHealthy"], out["tasksUnhealthy"] = staged, running, healthy, unhealthy
-	deployments := []map[string]string{}
-	for _, d := range s.lockingDeployments([]string{a.spec.id}) {
-		deployments = append(deployments, map[string]string{"id": d.ID})
+	if locks == nil {
+		locks = s.deploymentsByApp()
 	}
-	out["deployments"] = deployments
+	counts.Deployments = locks[a.spec.id]
+	if counts.Deployments == nil {
+		counts.Deployments = []deploymentRef{}
+	}
 	if embed["apps.tasks"] {
-		tasks := make([]map[string]any, 0, len(ins))
 		sortInstances(ins)
+		counts.Tasks = make([]taskOut, 0, len(ins))
 		for _, in := range ins {
-			tasks = append(tasks, taskJSON(in, a))
+			counts.Tasks = append(counts.Tasks, taskJSON(in, a))
 		}
-		out["tasks"] = tasks
 	}
-	if embed["apps.lastTaskFailure"] && a.lastFailure != nil {
-		out["lastTaskFailure"] = a.lastFailure
+	if embed["apps.lastTaskFailure"] {
+		counts.LastFailure = a.lastFailure
+	}
+	extra, _ := json.Marshal(&counts)
+	out := make([]byte, 0, len(a.defJSON)+len(extra))
+	out = append(out, a.defJSON[:len(a.defJSON)-1]...)
+	if len(a.defJSON) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, extra[1:]...)
+	if embed["apps.tasks"] && len(ins) == 0 {
+		// omitempty dropped an empty list that was asked for.
+		out = append(out[:len(out)-1], []byte(`,"tasks":[]}`)...)
 	}
 	return out
+}
+
+// deploymentsByApp maps each app to the deployments changing it. s.mu is held.
+func (s *Service) deploymentsByApp() map[string][]deploymentRef {
+	out := map[string][]deploymentRef{}
+	for _, d := range s.deployments {
+		for _, id := range d.apps() {
+			if refs := out[id]; len(refs) == 0 || refs[len(refs)-1].ID != d.ID {
+				out[id] = append(refs, deploymentRef{d.ID})
+			}
+		}
+	}
+	return out
+}
+
+// deploymentRef names a deployment.
+type deploymentRef struct {
+	ID string `json:"id"`
 }
 
 // sortInstances orders instances by staging time, then id.
@@ -427,58 +487,86 @@ func sortInstances(ins []*instance) {
 	})
 }
 
+// taskOut is a task as Marathon shows it.
+type taskOut struct {
+	ID                 string              `json:"id"`
+	AppID              string              `json:"appId"`
+	Host               string              `json:"host"`
+	SlaveID            string              `json:"slaveId"`
+	State              string              `json:"state"`
+	IPAddresses        []ipAddressOut      `json:"ipAddresses"`
+	Ports              []uint32            `json:"ports"`
+	ServicePorts       []uint32            `json:"servicePorts"`
+	StagedAt           string              `json:"stagedAt"`
+	StartedAt          string              `json:"startedAt,omitempty"`
+	Version            string              `json:"version"`
+	LocalVolumes       []struct{}          `json:"localVolumes"`
+	HealthCheckResults []healthCheckResult `json:"healthCheckResults,omitempty"`
+}
+
+type ipAddressOut struct {
+	IPAddress string `json:"ipAddress"`
+	Protocol  string `json:"protocol"`
+}
+
+// healthCheckResult is a task's health as Marathon shows it.
+type healthCheckResult struct {
+	Alive               bool    `json:"alive"`
+	ConsecutiveFailures int     `json:"consecutiveFailures"`
+	TaskID              string  `json:"taskId"`
+	InstanceID          string  `json:"instanceId"`
+	FirstSuccess        *string `json:"firstSuccess"`
+	LastSuccess         *string `json:"lastSuccess"`
+	LastFailure         *string `json:"lastFailure"`
+	LastFailureCause    *string `json:"lastFailureCause"`
+}
+
 // taskJSON is a task as Marathon shows it.
-func taskJSON(in *instance, a *app) map[string]any {
-	ips := []map[string]string{}
+func taskJSON(in *instance, a *app) taskOut {
+	out := taskOut{
+		ID:           in.taskID,
+		AppID:        in.appID,
+		Host:         in.hostname,
+		SlaveID:      in.agentID,
+		State:        string(in.state),
+		IPAddresses:  make([]ipAddressOut, 0, len(in.ips)),
+		Ports:        in.hostPorts,
+		ServicePorts: in.servicePorts,
+		StagedAt:     marathon.Timestamp(in.stagedAt),
+		Version:      in.version,
+		LocalVolumes: []struct{}{},
+	}
 	for _, ip := range in.ips {
-		ips = append(ips, map[string]string{"ipAddress": ip, "protocol": "IPv4"})
+		out.IPAddresses = append(out.IPAddresses, ipAddressOut{ip, "IPv4"})
 	}
-	ports := in.hostPorts
-	if ports == nil {
-		ports = []uint32{}
+	if out.Ports == nil {
+		out.Ports = []uint32{}
 	}
-	servicePorts := in.servicePorts
-	if servicePorts == nil && a != nil {
-		servicePorts = a.spec.servicePorts
+	if out.ServicePorts == nil && a != nil {
+		out.ServicePorts = a.spec.servicePorts
 	}
-	if servicePorts == nil {
-		servicePorts = []uint32{}
-	}
-	out := map[string]any{
-		"id":           in.taskID,
-		"appId":        in.appID,
-		"host":         in.hostname,
-		"slaveId":      in.agentID,
-		"state":        string(in.state),
-		"ipAddresses":  ips,
-		"ports":        ports,
-		"servicePorts": servicePorts,
-		"stagedAt":     marathon.Timestamp(in.stagedAt),
-		"version":      in.version,
-		"localVolumes": []any{},
+	if out.ServicePorts == nil {
+		out.ServicePorts = []uint32{}
 	}
 	if !in.startedAt.IsZero() {
-		out["startedAt"] = marathon.Timestamp(in.startedAt)
+		out.StartedAt = marathon.Timestamp(in.startedAt)
 	}
 	if a != nil && a.spec.checked {
-		result := map[string]any{
-			"alive":               in.healthy != nil && *in.healthy,
-			"consecutiveFailures": in.consecutiveFailures,
-			"taskId":              in.taskID,
-			"instanceId":          in.taskID,
-			"firstSuccess":        nil,
-			"lastSuccess":         nil,
-			"lastFailure":         nil,
-			"lastFailureCause":    nil,
+		result := healthCheckResult{
+			Alive:               in.healthy != nil && *in.healthy,
+			ConsecutiveFailures: in.consecutiveFailures,
+			TaskID:              in.taskID,
+			InstanceID:          in.taskID,
 		}
 		if !in.lastSuccess.IsZero() {
-			result["lastSuccess"] = marathon.Timestamp(in.lastSuccess)
+			ts := marathon.Timestamp(in.lastSuccess)
+			result.LastSuccess = &ts
 		}
 		if !in.lastFailure.IsZero() {
-			result["lastFailure"] = marathon.Timestamp(in.lastFailure)
-			result["lastFailureCause"] = in.lastFailureCause
+			ts, cause := marathon.Timestamp(in.lastFailure), in.lastFailureCause
+			result.LastFailure, result.LastFailureCause = &ts, &cause
 		}
-		out["healthCheckResults"] = []any{result}
+		out.HealthCheckResults = []healthCheckResult{result}
 	}
 	return out
 }
@@ -749,10 +837,8 @@ func (s *Service) appTasks(w http.ResponseWriter, r *http.Request, id, taskID st
 			return httpError(http.StatusMethodNotAllowed, "GET of one task: use /v2/apps%s/tasks", id)
 		}
 		var ins []*instance
-		for _, in := range s.instances {
-			if in.appID == id {
-				ins = append(ins, in)
-			}
+		for _, in := range s.byApp[id] {
+			ins = append(ins, in)
 		}
 		sortInstances(ins)
 		if strings.Contains(r.Header.Get("Accept"), "text/plain") {
@@ -762,7 +848,7 @@ func (s *Service) appTasks(w http.ResponseWriter, r *http.Request, id, taskID st
 			}
 			return nil
 		}
-		tasks := make([]map[string]any, 0, len(ins))
+		tasks := make([]taskOut, 0, len(ins))
 		for _, in := range ins {
 			tasks = append(tasks, taskJSON(in, a))
 		}
@@ -771,8 +857,8 @@ func (s *Service) appTasks(w http.ResponseWriter, r *http.Request, id, taskID st
 	case http.MethodDelete:
 		var ids []string
 		host := r.URL.Query().Get("host")
-		for _, in := range s.instances {
-			if in.appID != id || !in.live() {
+		for _, in := range s.byApp[id] {
+			if !in.live() {
 				continue
 			}
 			if (taskID == "" && (host == "" || in.hostname == host)) || in.taskID == taskID {
@@ -791,7 +877,7 @@ func (s *Service) appTasks(w http.ResponseWriter, r *http.Request, id, taskID st
 // else they are replaced. s.mu is held.
 func (s *Service) killTasks(w http.ResponseWriter, r *http.Request, ids []string) error {
 	scale := r.URL.Query().Get("scale") == "true"
-	killed := []map[string]any{}
+	killed := []taskOut{}
 	shrink := map[string]int{}
 	for _, id := range ids {
 		in := s.instances[id]
@@ -842,7 +928,7 @@ func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	sortInstances(ins)
-	tasks := make([]map[string]any, 0, len(ins))
+	tasks := make([]taskOut, 0, len(ins))
 	for _, in := range ins {
 		tasks = append(tasks, taskJSON(in, s.apps[in.appID]))
 	}

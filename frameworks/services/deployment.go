@@ -103,8 +103,8 @@ func (s *Service) activeApps() map[string]*stepState {
 // version and is healthy, there are as many as it should have, and none is still being
 // killed. A stopped app is done when nothing of it runs.
 func (s *Service) appDone(id string, stop bool) bool {
-	for _, in := range s.instances {
-		if in.appID == id && in.live() && (stop || in.killing) {
+	for _, in := range s.byApp[id] {
+		if in.live() && (stop || in.killing) {
 			return false
 		}
 	}
@@ -388,7 +388,7 @@ func (s *Service) start(ctx context.Context, p *plan, override []*deployment) (*
 			a = &app{summary: placement.NewSummary(summaryAgents)}
 			s.apps[id] = a
 		}
-		a.def, a.spec = p.targets[id], spec
+		a.def, a.spec, a.defJSON = p.targets[id], spec, nil
 		a.failures, a.delayUntil = 0, time.Time{}
 	}
 	s.trimVersions(ctx, p.targets)

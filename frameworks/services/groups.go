@@ -66,7 +66,7 @@ func (s *Service) groupIDs(stored map[string]*groupRecord) map[string]bool {
 }
 
 // groupJSON is a group as /v2/groups shows it. s.mu is held.
-func (s *Service) groupJSON(id string, stored map[string]*groupRecord, ids map[string]bool, embedApps, embedGroups bool, byApp map[string][]*instance) map[string]any {
+func (s *Service) groupJSON(id string, stored map[string]*groupRecord, ids map[string]bool, embedApps, embedGroups bool, byApp map[string][]*instance, locks map[string][]deploymentRef) map[string]any {
 	out := map[string]any{"id": id, "dependencies": []string{}, "version": "", "pods": []any{}}
 	if g := stored[id]; g != nil {
 		out["dependencies"], out["version"] = g.Dependencies, g.Version
@@ -82,9 +82,9 @@ func (s *Service) groupJSON(id string, stored map[string]*groupRecord, ids map[s
 			}
 		}
 		slices.Sort(appIDs)
-		apps := make([]map[string]any, 0, len(appIDs))
+		apps := make([]json.RawMessage, 0, len(appIDs))
 		for _, appID := range appIDs {
-			apps = append(apps, s.appJSONWith(s.apps[appID], nil, byApp))
+			apps = append(apps, s.appJSONWith(s.apps[appID], nil, byApp, locks))
 		}
 		out["apps"] = apps
 	}
@@ -98,7 +98,7 @@ func (s *Service) groupJSON(id string, stored map[string]*groupRecord, ids map[s
 		slices.Sort(subIDs)
 		subs := make([]map[string]any, 0, len(subIDs))
 		for _, sub := range subIDs {
-			subs = append(subs, s.groupJSON(sub, stored, ids, embedApps, embedGroups, byApp))
+			subs = append(subs, s.groupJSON(sub, stored, ids, embedApps, embedGroups, byApp, locks))
 		}
 		out["groups"] = subs
 	}
@@ -141,7 +141,7 @@ func (s *Service) getGroup(w http.ResponseWriter, r *http.Request, id string) er
 	if !ids[id] {
 		return groupNotFound(id)
 	}
-	writeJSON(w, http.StatusOK, s.groupJSON(id, stored, ids, embedApps, embedGroups, s.instancesByApp()))
+	writeJSON(w, http.StatusOK, s.groupJSON(id, stored, ids, embedApps, embedGroups, s.instancesByApp(), s.deploymentsByApp()))
 	return nil
 }
 

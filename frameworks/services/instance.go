@@ -49,6 +49,28 @@ type instance struct {
 	consecutiveFailures      int
 }
 
+// addInstance records an instance. s.mu is held.
+func (s *Service) addInstance(in *instance) {
+	s.instances[in.taskID] = in
+	m := s.byApp[in.appID]
+	if m == nil {
+		m = map[string]*instance{}
+		s.byApp[in.appID] = m
+	}
+	m[in.taskID] = in
+}
+
+// removeInstance forgets an instance. s.mu is held.
+func (s *Service) removeInstance(in *instance) {
+	delete(s.instances, in.taskID)
+	if m := s.byApp[in.appID]; m != nil {
+		delete(m, in.taskID)
+		if len(m) == 0 {
+			delete(s.byApp, in.appID)
+		}
+	}
+}
+
 // newTaskID returns an id for a new task of the app: Marathon's form, the app id with
 // its slashes as underscores, a dot, a uuid.
 func newTaskID(appID string) string {

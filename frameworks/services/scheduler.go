@@ -165,8 +165,8 @@ func (s *Service) converge(a *app, deploying bool) {
 // being killed.
 func (s *Service) liveInstances(appID string) []*instance {
 	var out []*instance
-	for _, in := range s.instances {
-		if in.appID == appID && in.live() && !in.killing {
+	for _, in := range s.byApp[appID] {
+		if in.live() && !in.killing {
 			out = append(out, in)
 		}
 	}
@@ -233,7 +233,7 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 				taskID := newTaskID(a.spec.id)
 				task := a.spec.taskInfo(taskID, offer.AgentID.Value, &claims[j])
 				tasks = append(tasks, task)
-				s.instances[taskID] = &instance{
+				s.addInstance(&instance{
 					taskID:       taskID,
 					appID:        a.spec.id,
 					version:      a.spec.configVersion,
@@ -244,7 +244,7 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 					servicePorts: a.spec.servicePorts,
 					state:        api.TaskStaging,
 					stagedAt:     now,
-				}
+				})
 				a.toLaunch--
 				remaining.Resources = subtract(remaining.Resources, claims[j].Resources)
 			}
@@ -354,7 +354,7 @@ func (s *Service) update(ctx context.Context, st *api.TaskStatus) error {
 			}
 		}
 		if st.State.Terminal() {
-			delete(s.instances, in.taskID)
+			s.removeInstance(in)
 		}
 	} else if !st.State.Terminal() && st.AgentID != nil {
 		// A task of no app: left from an app deleted while the framework was away.

@@ -85,6 +85,9 @@ func versionKey(id, version string) string  { return versionPrefix(id) + version
 func deploymentKey(id string) string        { return "deployment/" + id }
 func parseAppKey(key string) (string, bool) { return strings.CutPrefix(key, "app/") }
 
+// maxEventsPerPass bounds the events taken between two passes.
+const maxEventsPerPass = 1000
+
 // maxVersions is how many versions of an app are kept.
 const maxVersions = 50
 
@@ -107,6 +110,8 @@ type Service struct {
 	apps        map[string]*app
 	deployments []*deployment
 	instances   map[string]*instance
+	// byApp indexes instances by app id.
+	byApp map[string]map[string]*instance
 	// stream is the term's subscription, nil between terms.
 	stream *api.SchedulerStream
 	// suppressed says offers are suppressed (no app waits).
@@ -119,6 +124,8 @@ type Service struct {
 type app struct {
 	def  *marathon.App
 	spec *appSpec
+	// defJSON is def encoded, made when first shown.
+	defJSON []byte
 	// toLaunch is how many instances the latest pass asked for.
 	toLaunch int
 	// failures in a row and the time before which no instance is launched.
@@ -264,7 +271,11 @@ func (s *Service) load() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.frameworkID, s.apps, s.deployments, s.instances = frameworkID, apps, deployments, instances
+	s.frameworkID, s.apps, s.deployments = frameworkID, apps, deployments
+	s.instances, s.byApp = map[string]*instance{}, map[string]map[string]*instance{}
+	for _, in := range instances {
+		s.addInstance(in)
+	}
 	s.kills = map[string]string{}
 	s.ready = true
 	s.log.Info("services state loaded", "apps", len(apps), "deployments", len(deployments), "tasks", len(instances))
@@ -323,6 +334,22 @@ func (s *Service) runStream(ctx context.Context) error {
 			}
 			if err := s.handleEvent(ctx, stream, ev); err != nil {
 				return err
+			}
+			// Take whatever else has arrived before the next pass: one pass for a burst
+			// of updates, not one each.
+		drain:
+			for range maxEventsPerPass {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						return <-readErr
+					}
+					if err := s.handleEvent(ctx, stream, ev); err != nil {
+						return err
+					}
+				default:
+					break drain
+				}
 			}
 		case <-s.wake:
 		case <-ticker.C:
