@@ -84,6 +84,8 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	if role != roleMaster {
 		fs.StringVar(&cfg.Containerizer, "containerizer", cfg.Containerizer, "how tasks run: runc (isolated; needs root) or process (plain processes); default runc when root")
 		fs.StringVar(&cfg.BridgeSubnet, "bridge-subnet", cfg.BridgeSubnet, "subnet of the atoll0 bridge for tasks on the bridge network (runc only; '' turns it off)")
+		fs.Int64Var(&cfg.TaskLogMaxSize, "log-max-size", cfg.TaskLogMaxSize, "bytes at which a task's stdout and stderr rotate (0: 10 MiB)")
+		fs.IntVar(&cfg.TaskLogKeep, "log-keep", cfg.TaskLogKeep, "rotated files kept of each task's stdout and stderr (0: 5)")
 	}
 	fs.IntVar(&cfg.DNSPort, "dns-port", cfg.DNSPort, "DNS port for the cluster domain, UDP and TCP (-1: no DNS server)")
 	if role != roleUp {

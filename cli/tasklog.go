@@ -118,7 +118,25 @@ func (a *app) copyTaskLog(ctx context.Context, client *api.Client, loc taskLog, 
 		if n > 0 {
 			continue // drain before waiting
 		}
-		if !follow || ended {
+		if !follow {
+			return nil
+		}
+		// A file shorter than what was read has been rotated: the rest of the old one is
+		// in file.1, and the new one starts at 0. (Two rotations between polls would lose
+		// the middle file: the poll is far quicker than a rotation's worth of output at
+		// any rate a terminal can show.)
+		if size, err := agentFileSize(ctx, loc.agentURL, filePath); err == nil && size < offset {
+			for {
+				n, err := readAgentFile(ctx, loc.agentURL, filePath+".1", offset, a.stdout)
+				if err != nil || n == 0 {
+					break
+				}
+				offset += n
+			}
+			offset = 0
+			continue
+		}
+		if ended {
 			return nil
 		}
 		select {
@@ -147,6 +165,32 @@ func taskState(ctx context.Context, client *api.Client, task api.Task) (api.Task
 		}
 	}
 	return "", fmt.Errorf("task %s is gone", task.TaskID.Value)
+}
+
+// agentFileSize asks the agent for a file's size (/files/read without an offset).
+func agentFileSize(ctx context.Context, agentURL, filePath string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	q := url.Values{"path": {filePath}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, agentURL+"/files/read?"+q.Encode(), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("size of %s: %s", filePath, resp.Status)
+	}
+	var chunk struct {
+		Offset int64 `json:"offset"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&chunk); err != nil {
+		return 0, err
+	}
+	return chunk.Offset, nil
 }
 
 // readAgentFile writes one chunk of the file from offset to w through the agent's

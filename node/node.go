@@ -66,6 +66,10 @@ type Config struct {
 	// Marathon container/bridge), on the atoll0 bridge; empty turns bridge networking off
 	// (such tasks fail). Only the runc containerizer has it.
 	BridgeSubnet string
+	// TaskLogMaxSize is the size in bytes at which a task's stdout and stderr rotate, and
+	// TaskLogKeep how many rotated files each keeps; 0 takes isolate's defaults (10 MiB, 5).
+	TaskLogMaxSize int64
+	TaskLogKeep    int
 	// DNSPort is where the node answers DNS for the cluster domain (UDP and TCP, on
 	// BindAddr); 0 picks a free port, -1 runs no DNS server.
 	DNSPort int
@@ -164,6 +168,9 @@ func defaultStateDir() string {
 func (c Config) Validate() error {
 	if !c.Master && !c.Agent {
 		return errors.New("no role: run at least a master or an agent")
+	}
+	if c.TaskLogMaxSize < 0 || c.TaskLogKeep < 0 {
+		return fmt.Errorf("task logs: --log-max-size %d and --log-keep %d must not be negative", c.TaskLogMaxSize, c.TaskLogKeep)
 	}
 	if c.Name == "" {
 		return errors.New("name: empty (set --name or the hostname)")

@@ -446,7 +446,7 @@ func newContainerizer(cfg Config, workDir, adv string) (isolate.Containerizer, e
 		if cfg.Containerizer == "" {
 			log.Warn("not running as root: tasks run as plain processes, without namespaces, cgroup limits or images (run as root for the runc containerizer)")
 		}
-		c, err := isolate.NewProcess(isolate.ProcessConfig{Logger: log, StateDir: filepath.Join(workDir, "containers")})
+		c, err := isolate.NewProcess(isolate.ProcessConfig{Logger: log, StateDir: filepath.Join(workDir, "containers"), TaskLogs: isolate.LogRotation{MaxSize: cfg.TaskLogMaxSize, Keep: cfg.TaskLogKeep}})
 		if err != nil {
 			return nil, fmt.Errorf("process containerizer: %w", err)
 		}
@@ -459,6 +459,7 @@ func newContainerizer(cfg Config, workDir, adv string) (isolate.Containerizer, e
 	rc := isolate.DefaultRuncConfig()
 	rc.Logger = log
 	rc.StateDir = filepath.Join(workDir, "runc")
+	rc.TaskLogs = isolate.LogRotation{MaxSize: cfg.TaskLogMaxSize, Keep: cfg.TaskLogKeep}
 	rc.Images = isolate.ImageRootFS{Store: store}
 	// Tasks on the host's filesystem see neither the node's state nor other sandboxes.
 	rc.HiddenPaths = []string{cfg.DataDir}

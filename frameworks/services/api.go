@@ -163,7 +163,7 @@ func (s *Service) createApp(w http.ResponseWriter, r *http.Request) error {
 	version := s.newVersion()
 	def.Version = version
 	def.VersionInfo = &marathon.VersionInfo{LastScalingAt: version, LastConfigChangeAt: version}
-	if err := s.assignServicePorts(def); err != nil {
+	if err := s.assignServicePorts(def, nil); err != nil {
 		return err
 	}
 	d, err := s.start(r.Context(), &plan{version: version, targets: map[string]*marathon.App{def.ID: def}}, s.lockingDeployments([]string{def.ID}))
@@ -201,15 +201,35 @@ func lockedError(ds []*deployment) error {
 }
 
 // assignServicePorts gives the app's ports that ask for service port 0 a free one from
-// the configured range, and refuses ports another app already has. s.mu is held.
-func (s *Service) assignServicePorts(def *marathon.App) error {
+// the configured range, and refuses ports another app already has. A port the app had
+// already keeps its number. batch are the apps changed with it, whose ports count as
+// theirs rather than as their current definitions'. s.mu is held.
+func (s *Service) assignServicePorts(def *marathon.App, batch map[string]*marathon.App) error {
+	if current := s.apps[def.ID]; current != nil {
+		had := servicePortsOf(current.def)
+		for i, p := range servicePortsOf(def) {
+			if *p == 0 && i < len(had) {
+				*p = *had[i]
+			}
+		}
+	}
 	used := map[int]string{}
 	for id, a := range s.apps {
-		if id == def.ID {
+		if _, changed := batch[id]; changed || id == def.ID {
 			continue
 		}
 		for _, p := range servicePortsOf(a.def) {
 			used[*p] = id
+		}
+	}
+	for id, other := range batch {
+		if id == def.ID || other == nil {
+			continue
+		}
+		for _, p := range servicePortsOf(other) {
+			if *p != 0 {
+				used[*p] = id
+			}
 		}
 	}
 	next := int(s.cfg.ServicePortsBegin)
@@ -674,15 +694,16 @@ func (s *Service) deploy(ctx context.Context, defs []*marathon.App, removed []st
 	version := s.newVersion()
 	p := &plan{version: version, targets: map[string]*marathon.App{}, restart: restart, dependencies: deps}
 	for _, def := range defs {
+		// Ports first: a port left 0 keeps the number the app had, so that it is no change.
+		if err := s.assignServicePorts(def, p.targets); err != nil {
+			return nil, err
+		}
 		def.Version = version
 		info := &marathon.VersionInfo{LastScalingAt: version, LastConfigChangeAt: version}
 		if current := s.apps[def.ID]; current != nil && current.def.VersionInfo != nil && !restart[def.ID] && !configChanged(current.def, def) {
 			info.LastConfigChangeAt = current.def.VersionInfo.LastConfigChangeAt
 		}
 		def.VersionInfo = info
-		if err := s.assignServicePorts(def); err != nil {
-			return nil, err
-		}
 		p.targets[def.ID] = def
 	}
 	for _, id := range removed {
@@ -1047,7 +1068,6 @@ func (s *Service) deleteDeployment(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.events.publish(s.deploymentEvent("deployment_failed", d))
 	s.events.publish(s.deploymentEvent("deployment_info", rollback))
 	w.Header().Set(deploymentHeader, rollback.ID)
 	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": rollback.ID, "version": rollback.Version})

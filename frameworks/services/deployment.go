@@ -381,6 +381,9 @@ func (s *Service) start(ctx context.Context, p *plan, override []*deployment) (*
 		return nil, err
 	}
 	s.deployments = slices.DeleteFunc(s.deployments, func(x *deployment) bool { return slices.Contains(override, x) })
+	for _, old := range override {
+		s.events.publish(s.deploymentEvent("deployment_failed", old))
+	}
 	s.deployments = append(s.deployments, d)
 	for id, spec := range specs {
 		a := s.apps[id]

@@ -250,6 +250,12 @@ func (s *Service) putGroup(w http.ResponseWriter, r *http.Request, id string) er
 	}
 	if r.URL.Query().Get("dryRun") == "true" {
 		p := s.groupPlan(defs, removed, deps, version)
+		for _, def := range defs {
+			// As a deployment would: a port left 0 keeps its number, and is no change.
+			if err := s.assignServicePorts(def, p.targets); err != nil {
+				return err
+			}
+		}
 		d := s.newDeployment(p)
 		writeJSON(w, http.StatusOK, map[string]any{"steps": s.deploymentJSON(d)["steps"]})
 		return nil

@@ -143,3 +143,42 @@ func TestRealGroupsPostAndListBack(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupServicePorts: apps created together get different service ports, and a group
+// update that only changes instances keeps them, so it scales rather than restarts.
+func TestGroupServicePorts(t *testing.T) {
+	c := newCluster(t, 1)
+	group := func(instances int) string {
+		return fmt.Sprintf(`{"id": "/ports", "apps": [
+			{"id": "a", "cmd": "exec sleep 1000", "cpus": 0.1, "mem": 16, "instances": %d},
+			{"id": "b", "cmd": "exec sleep 1000", "cpus": 0.1, "mem": 16, "instances": %d, "portDefinitions": [{"port": 0}, {"port": 0}]}]}`, instances, instances)
+	}
+	c.mustCall(http.StatusCreated, "POST", "/v2/groups", group(1), nil)
+	a := c.waitDeployed("/ports/a", 1, false)
+	b := c.waitDeployed("/ports/b", 1, false)
+	got := append(append([]uint32{}, a.App.Tasks[0].ServicePorts...), b.App.Tasks[0].ServicePorts...)
+	if want := []uint32{10000, 10001, 10002}; !reflect.DeepEqual(got, want) {
+		t.Errorf("service ports %v, want %v", got, want)
+	}
+	var plan struct {
+		Steps []struct {
+			Actions []struct {
+				Action string `json:"action"`
+				App    string `json:"app"`
+			} `json:"actions"`
+		} `json:"steps"`
+	}
+	c.mustCall(http.StatusOK, "PUT", "/v2/groups/ports?dryRun=true", group(2), &plan)
+	for _, step := range plan.Steps {
+		for _, action := range step.Actions {
+			if action.Action != "ScaleApplication" {
+				t.Errorf("changing instances plans %s of %s, want ScaleApplication", action.Action, action.App)
+			}
+		}
+	}
+	c.mustCall(http.StatusOK, "PUT", "/v2/groups/ports", group(2), nil)
+	after := c.waitDeployed("/ports/a", 2, false)
+	if after.App.Tasks[0].ID != a.App.Tasks[0].ID {
+		t.Errorf("scaling restarted the first task: %s, then %s", a.App.Tasks[0].ID, after.App.Tasks[0].ID)
+	}
+}
