@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRollingUpgradeKeepsCapacity upgrades an app of 4 instances with
@@ -182,4 +183,117 @@ func TestUniqueHostnameConstraint(t *testing.T) {
 		}
 		return fmt.Errorf("queue %+v", queue)
 	})
+}
+
+// TestRollingUpgradeWithHealthChecks upgrades 4 health-checked instances with
+// minimumHealthCapacity 0.5 and maximumOverCapacity 0: on every status and health change
+// at least 2 tasks are healthy and at most 4 run.
+func TestRollingUpgradeWithHealthChecks(t *testing.T) {
+	bb := busybox(t)
+	c := newCluster(t, 1)
+	app := func(page string) string {
+		return fmt.Sprintf(`{"id": "/hc", "cpus": 0.1, "mem": 16, "instances": 4,
+			"cmd": "echo %s > health; exec %s httpd -f -p $PORT0 -h .",
+			"upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0},
+			"healthChecks": [{"protocol": "MESOS_HTTP", "path": "/health", "gracePeriodSeconds": 30,
+				"intervalSeconds": 1, "timeoutSeconds": 2, "maxConsecutiveFailures": 3, "delaySeconds": 0}]}`, page, bb)
+	}
+	c.mustCall(http.StatusCreated, "POST", "/v2/apps", app("v1"), nil)
+	before := c.waitDeployed("/hc", 4, true)
+	events := c.events("status_update_event", "health_status_changed_event", "deployment_success")
+	running, healthy := map[string]bool{}, map[string]bool{}
+	for _, task := range before.App.Tasks {
+		running[task.ID], healthy[task.ID] = true, true
+	}
+	var reply struct {
+		DeploymentID string `json:"deploymentId"`
+	}
+	c.mustCall(http.StatusOK, "PUT", "/v2/apps/hc", app("v2"), &reply)
+	for {
+		ev := nextEvent(t, events, "")
+		id, _ := ev.Data["taskId"].(string)
+		switch ev.Type {
+		case "deployment_success":
+			if ev.Data["id"] != reply.DeploymentID {
+				continue
+			}
+		case "status_update_event":
+			switch state := ev.Data["taskStatus"]; state {
+			case "TASK_RUNNING":
+				running[id] = true
+			case "TASK_KILLED", "TASK_FAILED", "TASK_FINISHED", "TASK_LOST", "TASK_ERROR":
+				delete(running, id)
+				delete(healthy, id)
+			}
+		case "health_status_changed_event":
+			if ev.Data["alive"] == true {
+				healthy[id] = true
+			} else {
+				delete(healthy, id)
+			}
+		default:
+			continue
+		}
+		if len(healthy) < 2 || len(running) > 4 {
+			t.Fatalf("after %s of %s: %d healthy, %d running; want at least 2 healthy and at most 4 running", ev.Type, id, len(healthy), len(running))
+		}
+		if ev.Type == "deployment_success" {
+			break
+		}
+	}
+	after := c.waitDeployed("/hc", 4, true)
+	for _, task := range after.App.Tasks {
+		for _, old := range before.App.Tasks {
+			if old.ID == task.ID {
+				t.Errorf("old task %s survived the upgrade", task.ID)
+			}
+		}
+	}
+}
+
+// TestLaunchBackoff: a crash-looping app waits longer after each failure, up to its
+// maximum, the queue shows the delay and the last failure, and resetting the delay
+// relaunches at once.
+func TestLaunchBackoff(t *testing.T) {
+	c := newCluster(t, 1)
+	events := c.events("status_update_event")
+	c.mustCall(http.StatusCreated, "POST", "/v2/apps", `{"id": "/crash", "cmd": "exit 3", "cpus": 0.1, "mem": 16,
+		"backoffSeconds": 1, "backoffFactor": 2, "maxLaunchDelaySeconds": 3}`, nil)
+	// Failures come at growing intervals: 1 s, 2 s, then 3 s (the maximum).
+	var failedAt []time.Time
+	for len(failedAt) < 4 {
+		ev := nextEvent(t, events, "status_update_event")
+		if ev.Data["taskStatus"] == "TASK_FAILED" {
+			failedAt = append(failedAt, time.Now())
+		}
+	}
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second} {
+		if gap := failedAt[i+1].Sub(failedAt[i]); gap < want {
+			t.Errorf("failure %d came %v after the previous, want at least the delay %v", i+2, gap, want)
+		}
+	}
+	var queue struct {
+		Queue []struct {
+			Delay struct {
+				TimeLeftSeconds int  `json:"timeLeftSeconds"`
+				Overdue         bool `json:"overdue"`
+			} `json:"delay"`
+			LastTaskFailure struct {
+				State   string `json:"state"`
+				Message string `json:"message"`
+			} `json:"lastTaskFailure"`
+		} `json:"queue"`
+	}
+	c.mustCall(http.StatusOK, "GET", "/v2/queue", nil, &queue)
+	if len(queue.Queue) != 1 || queue.Queue[0].LastTaskFailure.State != "TASK_FAILED" {
+		t.Fatalf("queue %+v", queue)
+	}
+	if d := queue.Queue[0].Delay; d.Overdue || d.TimeLeftSeconds < 1 || d.TimeLeftSeconds > 3 {
+		t.Errorf("queue delay %+v, want 1-3 s left", d)
+	}
+	c.mustCall(http.StatusNoContent, "DELETE", "/v2/queue/crash/delay", nil, nil)
+	c.mustCall(http.StatusOK, "GET", "/v2/queue", nil, &queue)
+	if len(queue.Queue) == 1 && !queue.Queue[0].Delay.Overdue {
+		t.Errorf("after resetting the delay the queue says %+v", queue.Queue[0].Delay)
+	}
 }

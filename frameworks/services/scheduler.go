@@ -53,6 +53,9 @@ func (s *Service) pass(ctx context.Context) error {
 		default:
 			s.converge(a, false)
 		}
+		if a.failures > 0 && s.stableInstance(a, now) {
+			a.failures, a.delayUntil = 0, time.Time{}
+		}
 		if a.toLaunch > 0 && a.waitingSince.IsZero() {
 			a.waitingSince = now
 			a.summary = placement.NewSummary(summaryAgents)
@@ -159,6 +162,21 @@ func (s *Service) converge(a *app, deploying bool) {
 	}
 	room := maxCapacity - len(kept) - len(current)
 	a.toLaunch = max(min(n-len(current), room), 0)
+}
+
+// backoffReset is how long an instance must run (healthy, when checked) for its app's
+// launch delay to start over: a task that fails right after it starts keeps the delay
+// growing.
+const backoffReset = 10 * time.Second
+
+// stableInstance says one of the app's instances has run well for backoffReset.
+func (s *Service) stableInstance(a *app, now time.Time) bool {
+	for _, in := range s.byApp[a.spec.id] {
+		if in.healthyFor(a.spec.checked) && !in.startedAt.IsZero() && now.Sub(in.startedAt) >= backoffReset {
+			return true
+		}
+	}
+	return false
 }
 
 // liveInstances returns the app's instances that run or are starting, except those
@@ -349,8 +367,6 @@ func (s *Service) update(ctx context.Context, st *api.TaskStatus) error {
 					TaskID: in.taskID, State: string(st.State), Message: st.Message, Host: in.hostname,
 					Timestamp: marathon.Timestamp(s.now()), Version: in.version, AppID: in.appID, SlaveID: in.agentID,
 				}
-			case in.healthyFor(a.spec.checked):
-				a.failures, a.delayUntil = 0, time.Time{}
 			}
 		}
 		if st.State.Terminal() {
