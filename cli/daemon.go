@@ -62,6 +62,7 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	}
 	if role != roleAgent {
 		fs.IntVar(&cfg.APIPort, "api-port", cfg.APIPort, "master HTTP API port")
+		fs.IntVar(&cfg.MarathonPort, "marathon-port", cfg.MarathonPort, "also serve the master API (with Marathon's /v2) on this port, e.g. 8080 (0: off)")
 	}
 	if role != roleAgent {
 		fs.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "Raft transport port")

@@ -41,6 +41,9 @@ type Config struct {
 	// Raft transport; GossipPort serf's.
 	APIPort    int
 	AgentPort  int
+	// MarathonPort, when set, serves the master API on a second port too, for tools
+	// that expect Marathon on 8080.
+	MarathonPort int
 	RaftPort   int
 	GossipPort int
 	// Resources and Attributes are the agent's flags ('cpus:4;mem:8192;ports:[31000-32000]',

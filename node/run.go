@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	errc := make(chan error, 5)
 
 	// Listeners first, so port 0 resolves before gossip advertises the addresses.
-	var apiLn net.Listener
+	var apiLn, marathonLn net.Listener
 	tags := map[string]string{TagID: id, TagVersion: Version}
 	var roles []string
 	if cfg.Master {
@@ -88,6 +88,12 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		defer apiLn.Close()
 		info.APIURL = "http://" + net.JoinHostPort(adv, strconv.Itoa(apiLn.Addr().(*net.TCPAddr).Port))
 		tags[TagAPI] = info.APIURL
+		if cfg.MarathonPort != 0 {
+			if marathonLn, err = net.Listen("tcp", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.MarathonPort))); err != nil {
+				return fmt.Errorf("second API listener (--marathon-port): %w", err)
+			}
+			defer marathonLn.Close()
+		}
 	}
 	if cfg.Agent {
 		roles = append(roles, RoleAgent)
@@ -166,6 +172,15 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 				errc <- fmt.Errorf("master API: %w", err)
 			}
 		}()
+		if marathonLn != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := srv.Serve(marathonLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					errc <- fmt.Errorf("master API on the Marathon port: %w", err)
+				}
+			}()
+		}
 		go func() {
 			defer wg.Done()
 			if err := m.Run(ctx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -201,6 +202,42 @@ func TestNodeServesDNS(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s: %s %s, want 200 containing %s", path, resp.Status, body, want)
+		}
+	}
+}
+
+// TestMarathonPort: with --marathon-port the master API, Marathon's /v2 included, answers
+// on the second port as on the first.
+func TestMarathonPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cfg := loopbackConfig(t, "m")
+	cfg.Master, cfg.Agent, cfg.BootstrapExpect = true, false, 1
+	cfg.MarathonPort = port
+	info := runNode(t, cfg)
+	for _, base := range []string{info.APIURL, fmt.Sprintf("http://127.0.0.1:%d", port)} {
+		var body []byte
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(base + "/v2/apps")
+			if err == nil {
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s/v2/apps: %v %s", base, err, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if string(body) != "{\"apps\":[]}\n" {
+			t.Errorf("GET %s/v2/apps = %q", base, body)
 		}
 	}
 }
