@@ -39,13 +39,13 @@ type Config struct {
 	BootstrapExpect int
 	// APIPort is the master HTTP API port; AgentPort the agent's HTTP port; RaftPort the
 	// Raft transport; GossipPort serf's.
-	APIPort    int
-	AgentPort  int
+	APIPort   int
+	AgentPort int
 	// MarathonPort, when set, serves the master API on a second port too, for tools
 	// that expect Marathon on 8080.
 	MarathonPort int
-	RaftPort   int
-	GossipPort int
+	RaftPort     int
+	GossipPort   int
 	// Resources and Attributes are the agent's flags ('cpus:4;mem:8192;ports:[31000-32000]',
 	// 'rack:r1;zone:a'); anything not given is detected.
 	Resources  string
