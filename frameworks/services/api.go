@@ -989,7 +989,14 @@ func (s *Service) deploymentJSON(d *deployment) map[string]any {
 	current := []map[string]any{}
 	if d.Current < len(d.Steps) {
 		for _, a := range d.Steps[d.Current] {
-			current = append(current, map[string]any{"action": a.Action, "app": a.App, "readinessCheckResults": []any{}})
+			results := []readinessResult{}
+			for _, in := range s.byApp[a.App] {
+				if in.readiness != nil {
+					results = append(results, *in.readiness)
+				}
+			}
+			slices.SortFunc(results, func(x, y readinessResult) int { return strings.Compare(x.TaskID, y.TaskID) })
+			current = append(current, map[string]any{"action": a.Action, "app": a.App, "readinessCheckResults": results})
 		}
 	}
 	affected := d.apps()

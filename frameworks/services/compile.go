@@ -134,6 +134,7 @@ func compile(app *marathon.App) (*appSpec, error) {
 	if app.TaskKillGracePeriodSeconds != nil {
 		s.template.KillPolicy = &api.KillPolicy{GracePeriod: &api.DurationInfo{Nanoseconds: int64(*app.TaskKillGracePeriodSeconds) * int64(time.Second)}}
 	}
+	s.readiness = readinessOf(app, s.portNames)
 	if len(app.HealthChecks) > 0 {
 		// Mesos runs one check per task: the first. Marathon's own checks for the others
 		// have no agent-side equivalent, so they are not run (the app is checked by its

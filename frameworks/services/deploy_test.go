@@ -297,3 +297,46 @@ func TestLaunchBackoff(t *testing.T) {
 		t.Errorf("after resetting the delay the queue says %+v", queue.Queue[0].Delay)
 	}
 }
+
+// TestReadinessChecks: a deployment waits for new instances to answer their readiness
+// check, and shows the check's results meanwhile.
+func TestReadinessChecks(t *testing.T) {
+	bb := busybox(t)
+	c := newCluster(t, 1)
+	// The ready page appears 3 s after the task starts.
+	c.mustCall(http.StatusCreated, "POST", "/v2/apps", fmt.Sprintf(`{"id": "/ready", "cpus": 0.1, "mem": 16, "instances": 1,
+		"cmd": "(sleep 3; echo ok > ready) & exec %s httpd -f -p $PORT0 -h .",
+		"portDefinitions": [{"port": 0, "name": "http-api"}],
+		"readinessChecks": [{"name": "page", "path": "/ready", "portName": "http-api", "intervalSeconds": 2, "timeoutSeconds": 1, "preserveLastResponse": true}]}`, bb), nil)
+	var deployments []struct {
+		CurrentActions []struct {
+			App     string `json:"app"`
+			Results []struct {
+				Name         string `json:"name"`
+				Ready        bool   `json:"ready"`
+				LastResponse *struct {
+					Status int `json:"status"`
+				} `json:"lastResponse"`
+			} `json:"readinessCheckResults"`
+		} `json:"currentActions"`
+	}
+	eventually(t, "the deployment shows a failing readiness check", func() error {
+		c.mustCall(http.StatusOK, "GET", "/v2/deployments", nil, &deployments)
+		if len(deployments) != 1 || len(deployments[0].CurrentActions) != 1 || len(deployments[0].CurrentActions[0].Results) != 1 {
+			return fmt.Errorf("deployments %+v", deployments)
+		}
+		r := deployments[0].CurrentActions[0].Results[0]
+		if r.Name != "page" || r.Ready || r.LastResponse == nil || r.LastResponse.Status != http.StatusNotFound {
+			return fmt.Errorf("readiness result %+v", r)
+		}
+		return nil
+	})
+	c.waitDeployed("/ready", 1, false)
+	var queue struct {
+		Queue []any `json:"queue"`
+	}
+	c.mustCall(http.StatusOK, "GET", "/v2/queue", nil, &queue)
+	if len(queue.Queue) != 0 {
+		t.Errorf("queue after the deployment %v", queue.Queue)
+	}
+}

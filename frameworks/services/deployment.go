@@ -120,7 +120,7 @@ func (s *Service) appDone(id string, stop bool) bool {
 		return false
 	}
 	for _, in := range live {
-		if in.version != a.spec.configVersion || !in.healthyFor(a.spec.checked) {
+		if in.version != a.spec.configVersion || !in.healthyFor(a.spec.checked) || !in.ready(a.spec) {
 			return false
 		}
 	}

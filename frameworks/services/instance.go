@@ -47,6 +47,8 @@ type instance struct {
 	lastSuccess, lastFailure time.Time
 	lastFailureCause         string
 	consecutiveFailures      int
+	// readiness is its readiness probe, while its app deploys with a readiness check.
+	readiness *readinessResult
 }
 
 // addInstance records an instance. s.mu is held.

@@ -49,6 +49,7 @@ func (s *Service) pass(ctx context.Context) error {
 				s.killLocked(in)
 			}
 		case inDeployment:
+			s.probeReadiness(ctx, a)
 			s.converge(a, true)
 		default:
 			s.converge(a, false)
@@ -130,7 +131,7 @@ func (s *Service) converge(a *app, deploying bool) {
 	minHealthy, maxCapacity := spec.capacities(n)
 	healthyNew := 0
 	for _, in := range current {
-		if in.healthyFor(spec.checked) {
+		if in.healthyFor(spec.checked) && in.ready(spec) {
 			healthyNew++
 		}
 	}
@@ -370,6 +371,9 @@ func (s *Service) update(ctx context.Context, st *api.TaskStatus) error {
 			}
 		}
 		if st.State.Terminal() {
+			if in.readiness != nil && in.readiness.probing != nil {
+				in.readiness.probing()
+			}
 			s.removeInstance(in)
 		}
 	} else if !st.State.Terminal() && st.AgentID != nil {

@@ -33,6 +33,8 @@ type appSpec struct {
 	checked bool
 	// health is the check the agents run, nil for none.
 	health *healthSpec
+	// readiness is the framework's readiness check, nil for none.
+	readiness *readinessSpec
 	// minHealthy and maxOver are the upgrade strategy's capacities.
 	minHealthy, maxOver float64
 	oldestFirst         bool
