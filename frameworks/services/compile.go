@@ -135,6 +135,11 @@ func compile(app *marathon.App) (*appSpec, error) {
 		s.template.KillPolicy = &api.KillPolicy{GracePeriod: &api.DurationInfo{Nanoseconds: int64(*app.TaskKillGracePeriodSeconds) * int64(time.Second)}}
 	}
 	s.readiness = readinessOf(app, s.portNames)
+	if u := app.UnreachableStrategy; !u.Disabled {
+		s.replaceUnreachable = true
+		s.inactiveAfter = time.Duration(u.InactiveAfterSeconds) * time.Second
+		s.expungeAfter = time.Duration(u.ExpungeAfterSeconds) * time.Second
+	}
 	if len(app.HealthChecks) > 0 {
 		// Mesos runs one check per task: the first. Marathon's own checks for the others
 		// have no agent-side equivalent, so they are not run (the app is checked by its

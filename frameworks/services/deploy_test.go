@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/node/master"
 )
 
 // TestRollingUpgradeKeepsCapacity upgrades an app of 4 instances with
@@ -338,5 +341,48 @@ func TestReadinessChecks(t *testing.T) {
 	c.mustCall(http.StatusOK, "GET", "/v2/queue", nil, &queue)
 	if len(queue.Queue) != 0 {
 		t.Errorf("queue after the deployment %v", queue.Queue)
+	}
+}
+
+// TestUnreachableStrategy: when an agent stops answering, an app's tasks there are
+// replaced at once by default, and never with unreachableStrategy "disabled".
+func TestUnreachableStrategy(t *testing.T) {
+	c := newCluster(t, 0)
+	resources := []api.Resource{
+		{Name: "cpus", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 4}},
+		{Name: "mem", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 4096}},
+		{Name: "ports", Type: api.Ranges, Ranges: &api.ValueRanges{Range: []api.ValueRange{{Begin: 31000, End: 31100}}}},
+	}
+	doomed := master.StartSimulatedAgent(t, c.master.URL, "doomed", resources)
+	c.waitAgents(1)
+	c.mustCall(http.StatusCreated, "POST", "/v2/apps", `{"id": "/replaced", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2}`, nil)
+	c.mustCall(http.StatusCreated, "POST", "/v2/apps", `{"id": "/kept", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 2, "unreachableStrategy": "disabled"}`, nil)
+	c.waitDeployed("/replaced", 2, false)
+	c.waitDeployed("/kept", 2, false)
+	master.StartSimulatedAgent(t, c.master.URL, "spare", resources)
+	c.waitAgents(2)
+	doomed.Stop()
+	// The master takes the silent agent for unreachable after its agent timeout.
+	eventually(t, "the replaced app runs again on the spare agent", func() error {
+		v := c.app("/replaced")
+		onSpare := 0
+		for _, task := range v.App.Tasks {
+			if task.Host == "spare" && task.State == "TASK_RUNNING" {
+				onSpare++
+			}
+		}
+		if onSpare != 2 {
+			return fmt.Errorf("%d tasks running on spare: %+v", onSpare, v.App.Tasks)
+		}
+		return nil
+	})
+	v := c.app("/kept")
+	for _, task := range v.App.Tasks {
+		if task.Host != "doomed" || task.State != "TASK_UNREACHABLE" {
+			t.Errorf("kept app's task %s on %s is %s, want unreachable on doomed and not replaced", task.ID, task.Host, task.State)
+		}
+	}
+	if len(v.App.Tasks) != 2 {
+		t.Errorf("kept app has %d tasks, want its 2 unreachable ones", len(v.App.Tasks))
 	}
 }

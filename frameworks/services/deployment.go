@@ -104,7 +104,8 @@ func (s *Service) activeApps() map[string]*stepState {
 // killed. A stopped app is done when nothing of it runs.
 func (s *Service) appDone(id string, stop bool) bool {
 	for _, in := range s.byApp[id] {
-		if in.live() && (stop || in.killing) {
+		// An unreachable instance is not waited for: it is killed should it come back.
+		if in.live() && (stop || in.killing) && in.unreachableSince.IsZero() {
 			return false
 		}
 	}

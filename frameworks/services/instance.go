@@ -49,6 +49,10 @@ type instance struct {
 	consecutiveFailures      int
 	// readiness is its readiness probe, while its app deploys with a readiness check.
 	readiness *readinessResult
+	// unreachableSince is when its agent stopped answering, zero while it answers;
+	// expunged says it was unreachable too long and is killed should it come back.
+	unreachableSince time.Time
+	expunged         bool
 }
 
 // addInstance records an instance. s.mu is held.
@@ -127,6 +131,15 @@ func instanceFromTask(t *state.Task, agent *state.Agent) (*instance, bool) {
 // apply takes in a status update.
 func (in *instance) apply(st *api.TaskStatus) {
 	in.state = st.State
+	switch {
+	case st.State == api.TaskUnreachable && in.unreachableSince.IsZero():
+		in.unreachableSince = time.Now()
+		if st.UnreachableTime != nil {
+			in.unreachableSince = time.Unix(0, st.UnreachableTime.Nanoseconds)
+		}
+	case st.State != api.TaskUnreachable:
+		in.unreachableSince = time.Time{}
+	}
 	in.message = st.Message
 	at := time.Now()
 	if st.Timestamp > 0 {

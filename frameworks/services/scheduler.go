@@ -45,8 +45,10 @@ func (s *Service) pass(ctx context.Context) error {
 			a.toLaunch = 0
 		case inDeployment && step.stop:
 			a.toLaunch = 0
-			for _, in := range s.liveInstances(id) {
-				s.killLocked(in)
+			for _, in := range s.byApp[id] {
+				if in.live() && !in.killing {
+					s.killLocked(in)
+				}
 			}
 		case inDeployment:
 			s.probeReadiness(ctx, a)
@@ -68,6 +70,7 @@ func (s *Service) pass(ctx context.Context) error {
 		}
 	}
 	s.retryKills(now)
+	s.expungeUnreachable(now)
 	// Tasks of apps that no longer exist (deleted while this master was not leading).
 	for _, in := range s.instances {
 		if _, ok := s.apps[in.appID]; !ok && in.live() {
@@ -78,10 +81,12 @@ func (s *Service) pass(ctx context.Context) error {
 	}
 	kills := s.kills
 	s.kills = map[string]string{}
-	revive := waiting && s.suppressed
+	// Offers declined for long while nothing waited must come back now that something
+	// does, as must suppressed ones.
+	revive := waiting && (s.suppressed || s.declinedIdle)
 	suppress := !waiting && !s.suppressed
 	if revive {
-		s.suppressed = false
+		s.suppressed, s.declinedIdle = false, false
 	}
 	if suppress {
 		s.suppressed = true
@@ -181,15 +186,36 @@ func (s *Service) stableInstance(a *app, now time.Time) bool {
 }
 
 // liveInstances returns the app's instances that run or are starting, except those
-// being killed.
+// being killed, expunged, or unreachable for longer than the app lets them count.
 func (s *Service) liveInstances(appID string) []*instance {
 	var out []*instance
+	a := s.apps[appID]
+	now := s.now()
 	for _, in := range s.byApp[appID] {
-		if in.live() && !in.killing {
-			out = append(out, in)
+		if !in.live() || in.killing || in.expunged {
+			continue
 		}
+		if !in.unreachableSince.IsZero() && a != nil && a.spec.replaceUnreachable && now.Sub(in.unreachableSince) >= a.spec.inactiveAfter {
+			continue
+		}
+		out = append(out, in)
 	}
 	return out
+}
+
+// expungeUnreachable gives up on instances unreachable for longer than their app's
+// expungeAfter: they no longer count, and are killed if their agent comes back.
+// s.mu is held.
+func (s *Service) expungeUnreachable(now time.Time) {
+	for _, in := range s.instances {
+		a := s.apps[in.appID]
+		if in.expunged || in.unreachableSince.IsZero() || a == nil || !a.spec.replaceUnreachable {
+			continue
+		}
+		if now.Sub(in.unreachableSince) >= max(a.spec.expungeAfter, a.spec.inactiveAfter) {
+			in.expunged = true
+		}
+	}
 }
 
 // killLocked marks an instance killed and queues the kill. s.mu is held.
@@ -277,6 +303,8 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 	refuse := s.cfg.DeclineIdle
 	if len(waiting) > 0 {
 		refuse = s.cfg.DeclineUnfit
+	} else if len(declines) > 0 {
+		s.declinedIdle = true
 	}
 	s.mu.Unlock()
 
@@ -369,6 +397,9 @@ func (s *Service) update(ctx context.Context, st *api.TaskStatus) error {
 					Timestamp: marathon.Timestamp(s.now()), Version: in.version, AppID: in.appID, SlaveID: in.agentID,
 				}
 			}
+		}
+		if in.expunged && st.State == api.TaskRunning {
+			s.killLocked(in)
 		}
 		if st.State.Terminal() {
 			if in.readiness != nil && in.readiness.probing != nil {

@@ -114,8 +114,9 @@ type Service struct {
 	byApp map[string]map[string]*instance
 	// stream is the term's subscription, nil between terms.
 	stream *api.SchedulerStream
-	// suppressed says offers are suppressed (no app waits).
-	suppressed bool
+	// suppressed says offers are suppressed (no app waits); declinedIdle that offers were
+	// declined for long since the last revive.
+	suppressed, declinedIdle bool
 	// kills are task ids to kill, sent by the loop.
 	kills map[string]string // task id → agent id
 }
@@ -291,7 +292,9 @@ func (s *Service) runStream(ctx context.Context) error {
 		FailoverTimeout: s.cfg.FailoverTimeout.Seconds(),
 		Checkpoint:      true,
 		Roles:           []string{"*"},
-		Capabilities:    []api.FrameworkCapability{{Type: "MULTI_ROLE"}},
+		// Partition-aware: a task on an agent that stopped answering is UNREACHABLE, not
+		// LOST, and the app's unreachableStrategy says when it is replaced.
+		Capabilities: []api.FrameworkCapability{{Type: "MULTI_ROLE"}, {Type: api.CapabilityPartitionAware}},
 	}
 	if s.frameworkID != "" {
 		info.ID = &api.FrameworkID{Value: s.frameworkID}

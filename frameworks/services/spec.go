@@ -35,6 +35,11 @@ type appSpec struct {
 	health *healthSpec
 	// readiness is the framework's readiness check, nil for none.
 	readiness *readinessSpec
+	// unreachable is the unreachableStrategy: with replaceUnreachable, an instance
+	// unreachable for inactiveAfter no longer counts (a replacement launches), and one
+	// unreachable for expungeAfter is killed should it come back.
+	replaceUnreachable          bool
+	inactiveAfter, expungeAfter time.Duration
 	// minHealthy and maxOver are the upgrade strategy's capacities.
 	minHealthy, maxOver float64
 	oldestFirst         bool

@@ -20,6 +20,8 @@ import (
 // and its frameworks at sizes no real agent on one machine reaches.
 type SimulatedAgent struct {
 	ID string
+	// Stop ends the agent's stream and heartbeats, as if its host died.
+	Stop context.CancelFunc
 
 	master, stream string
 	http           *http.Client
@@ -31,7 +33,7 @@ func StartSimulatedAgent(t testing.TB, masterURL, hostname string, resources []a
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	a := &SimulatedAgent{master: masterURL, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	a := &SimulatedAgent{Stop: cancel, master: masterURL, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	call := api.AgentCall{Type: api.AgentSubscribe, Subscribe: &api.AgentCallSubscribe{
 		AgentInfo: api.AgentInfo{Hostname: hostname, Resources: resources},
 		Version:   "simulated",
