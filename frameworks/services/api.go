@@ -40,6 +40,7 @@ func (s *Service) routes(m *master.Master) {
 	}))
 	m.Handle("GET /v2/info", h(s.getInfo))
 	m.Handle("GET /v2/leader", h(s.getLeader))
+	m.Handle("DELETE /v2/leader", h(s.abdicate))
 	m.Handle("GET /v2/apps", h(s.listApps))
 	m.Handle("POST /v2/apps", h(s.createApp))
 	m.Handle("PUT /v2/apps", h(s.updateApps))
@@ -125,6 +126,16 @@ func (s *Service) leaderHostPort() string {
 
 func (s *Service) getLeader(w http.ResponseWriter, _ *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]string{"leader": s.leaderHostPort()})
+	return nil
+}
+
+// abdicate hands leadership to another master (Marathon's DELETE /v2/leader): the
+// framework then runs there.
+func (s *Service) abdicate(w http.ResponseWriter, _ *http.Request) error {
+	if err := s.m.Raft().LeadershipTransfer().Error(); err != nil {
+		return httpError(http.StatusServiceUnavailable, "cannot abdicate: %v (a single master has no one to hand leadership to)", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "Leadership abdicated"})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package services_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +81,39 @@ func TestFailoverDuringDeployment(t *testing.T) {
 	c.mustCall(http.StatusOK, "GET", "/v2/deployments", nil, &deployments)
 	if len(deployments) != 0 {
 		t.Errorf("deployments left: %v", deployments)
+	}
+}
+
+// TestAbdicate: DELETE /v2/leader hands leadership to another master, whose framework
+// then answers; a single master cannot abdicate.
+func TestAbdicate(t *testing.T) {
+	mc := master.NewTestCluster(t, 3, func(c *master.Config) {
+		c.Extensions = append(c.Extensions, func(m *master.Master) {
+			services.Attach(m, services.Config{Logger: c.Logger, TickInterval: 100 * time.Millisecond})
+		})
+	})
+	leader := mc.Leader()
+	c := &cluster{t: t, master: leader}
+	var reply map[string]string
+	c.mustCall(http.StatusOK, "DELETE", "/v2/leader", nil, &reply)
+	if reply["message"] != "Leadership abdicated" {
+		t.Errorf("DELETE /v2/leader = %v", reply)
+	}
+	next := mc.Leader()
+	if next == leader {
+		t.Fatalf("%s still leads after abdicating", leader.ID())
+	}
+	c.master = next
+	eventually(t, "the new leader's framework answers", func() error {
+		var l map[string]string
+		if status, body := c.call("GET", "/v2/leader", nil, &l); status != http.StatusOK || l["leader"] != strings.TrimPrefix(next.URL, "http://") {
+			return fmt.Errorf("GET /v2/leader = %d %s, want %s", status, body, next.URL)
+		}
+		return nil
+	})
+
+	single := newCluster(t, 0)
+	if status, body := single.call("DELETE", "/v2/leader", nil, nil); status != http.StatusServiceUnavailable {
+		t.Errorf("a single master abdicating = %d %s, want 503", status, body)
 	}
 }
