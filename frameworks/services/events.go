@@ -129,10 +129,18 @@ func healthEvent(in *instance, alive bool) event {
 	}}
 }
 
-// deploymentEvent is a deployment_* event with the deployment's plan.
+// deploymentEvent is a deployment_* event as Marathon sends them: the deployment's id
+// and plan (id, version, steps: the shape of /v2/deployments, with the affected apps and
+// current actions too), and for deployment_info and deployment_step_* the step in
+// question as currentStep.
 func (s *Service) deploymentEvent(typ string, d *deployment) event {
-	return event{Type: typ, Payload: map[string]any{
-		"id":   d.ID,
-		"plan": s.deploymentJSON(d),
-	}}
+	plan := s.deploymentJSON(d)
+	payload := map[string]any{"id": d.ID, "plan": plan}
+	if typ == "deployment_info" || typ == "deployment_step_success" || typ == "deployment_step_failure" {
+		steps, _ := plan["steps"].([]map[string]any)
+		if i := min(d.Current, len(steps)-1); i >= 0 {
+			payload["currentStep"] = steps[i]
+		}
+	}
+	return event{Type: typ, Payload: payload}
 }
