@@ -1,0 +1,163 @@
+package services
+
+import (
+	"math"
+	"reflect"
+	"testing"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/api/marathon"
+	"github.com/atoll/atoll/frameworks/services/placement"
+)
+
+// compiled decodes, normalises and compiles an app definition.
+func compiled(t *testing.T, def string) *appSpec {
+	t.Helper()
+	app, err := marathon.DecodeApp([]byte(def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marathon.Normalize(app, "/")
+	if verr := marathon.Validate(app); verr != nil {
+		t.Fatal(verr)
+	}
+	app.Version = "2026-01-02T03:04:05.000Z"
+	spec, err := compile(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+func envOf(task api.TaskInfo) map[string]string {
+	out := map[string]string{}
+	for _, v := range task.Command.Environment.Variables {
+		out[v.Name] = v.Value
+	}
+	return out
+}
+
+func TestTaskInfoHostNetworking(t *testing.T) {
+	spec := compiled(t, `{"id": "/shop/web", "cmd": "serve", "cpus": 0.5, "mem": 64, "env": {"MODE": "prod"},
+		"labels": {"HAPROXY_GROUP": "external"}, "taskKillGracePeriodSeconds": 7,
+		"portDefinitions": [{"port": 10005, "name": "http"}, {"port": 10006}],
+		"healthChecks": [{"protocol": "MESOS_HTTP", "path": "/health", "portIndex": 1, "maxConsecutiveFailures": 0}],
+		"fetch": [{"uri": "http://example/x.tgz"}]}`)
+	if spec.req.CPUs != 0.5 || spec.req.MemMB != 64 || spec.req.RequirePorts || len(spec.req.Ports) != 2 {
+		t.Errorf("requirements %+v", spec.req)
+	}
+	task := spec.taskInfo("shop_web.1", "agent-1", &placement.Claim{HostPorts: []uint32{31001, 31002}})
+	if task.Name != "web.shop" || task.TaskID.Value != "shop_web.1" || task.AgentID.Value != "agent-1" {
+		t.Errorf("task %s %s on %s", task.Name, task.TaskID.Value, task.AgentID.Value)
+	}
+	want := map[string]string{
+		"MODE": "prod", "PORT0": "31001", "PORT1": "31002", "PORT_HTTP": "31001", "PORT": "31001", "PORTS": "31001,31002",
+		"MARATHON_APP_ID": "/shop/web", "MARATHON_APP_VERSION": "2026-01-02T03:04:05.000Z", "MESOS_TASK_ID": "shop_web.1",
+	}
+	if got := envOf(task); !reflect.DeepEqual(got, want) {
+		t.Errorf("environment %v, want %v", got, want)
+	}
+	if *task.Command.Value != "serve" || len(task.Command.URIs) != 1 || !*task.Command.URIs[0].Extract {
+		t.Errorf("command %+v", task.Command)
+	}
+	hc := task.HealthCheck
+	if hc == nil || hc.Type != "HTTP" || hc.HTTP.Port != 31002 || hc.HTTP.Path != "/health" || *hc.ConsecutiveFailures != math.MaxUint32 {
+		t.Errorf("health check %+v (http %+v)", hc, hc.HTTP)
+	}
+	if task.KillPolicy == nil || task.KillPolicy.GracePeriod.Nanoseconds != 7e9 {
+		t.Errorf("kill policy %+v", task.KillPolicy)
+	}
+	labels := map[string]string{}
+	for _, l := range task.Labels.Labels {
+		labels[l.Key] = l.Value
+	}
+	if labels[labelAppID] != "/shop/web" || labels["HAPROXY_GROUP"] != "external" || labels[labelAppVersion] != spec.configVersion {
+		t.Errorf("labels %v", labels)
+	}
+	if !reflect.DeepEqual(spec.servicePorts, []uint32{10005, 10006}) {
+		t.Errorf("service ports %v", spec.servicePorts)
+	}
+	// The template is not changed by a launch.
+	if spec.template.Command.Environment != nil && len(spec.template.Command.Environment.Variables) != 1 {
+		t.Errorf("the template's environment grew: %v", spec.template.Command.Environment.Variables)
+	}
+}
+
+func TestTaskInfoBridge(t *testing.T) {
+	spec := compiled(t, `{"id": "/db", "cmd": "run", "networks": [{"mode": "container/bridge"}],
+		"container": {"type": "MESOS", "docker": {"image": "redis"}, "portMappings": [{"containerPort": 6379, "hostPort": 0, "name": "redis"}, {"containerPort": 0, "hostPort": 0}]},
+		"healthChecks": [{"protocol": "MESOS_TCP", "portIndex": 0}]}`)
+	if !spec.req.RequirePorts || len(spec.req.Ports) != 2 {
+		t.Errorf("requirements %+v", spec.req)
+	}
+	task := spec.taskInfo("db.1", "agent-1", &placement.Claim{HostPorts: []uint32{31005, 31006}})
+	c := task.Container
+	if c.Type != "MESOS" || c.Mesos == nil || c.Mesos.Image.Docker.Name != "redis" {
+		t.Errorf("container %+v", c)
+	}
+	wantMappings := []api.PortMapping{{HostPort: 31005, ContainerPort: 6379, Protocol: "tcp"}, {HostPort: 31006, ContainerPort: 31006, Protocol: "tcp"}}
+	if len(c.NetworkInfos) != 1 || c.NetworkInfos[0].Name != bridgeNetwork || !reflect.DeepEqual(c.NetworkInfos[0].PortMappings, wantMappings) {
+		t.Errorf("network infos %+v, want mappings %+v", c.NetworkInfos, wantMappings)
+	}
+	// A bridge task's check probes the container's port at its address.
+	if hc := task.HealthCheck; hc.Type != "TCP" || hc.TCP.Port != 6379 {
+		t.Errorf("health check %+v", hc)
+	}
+	if env := envOf(task); env["PORT_REDIS"] != "31005" || env["PORT0"] != "31005" {
+		t.Errorf("environment %v", env)
+	}
+	if spec.template.Container.NetworkInfos[0].PortMappings[0].HostPort != 0 {
+		t.Error("a launch changed the template's port mappings")
+	}
+}
+
+func TestTaskName(t *testing.T) {
+	for id, want := range map[string]string{"/web": "web", "/grp/web": "web.grp", "/a/b/c": "c.b.a"} {
+		if got := taskName(id); got != want {
+			t.Errorf("taskName(%s) = %s, want %s", id, got, want)
+		}
+	}
+}
+
+func TestLaunchDelay(t *testing.T) {
+	spec := compiled(t, `{"id": "/x", "cmd": "x", "backoffSeconds": 2, "backoffFactor": 3, "maxLaunchDelaySeconds": 20}`)
+	for failures, want := range map[int]float64{0: 0, 1: 2, 2: 6, 3: 18, 4: 20, 10: 20} {
+		if got := spec.launchDelay(failures).Seconds(); got != want {
+			t.Errorf("launchDelay(%d) = %vs, want %vs", failures, got, want)
+		}
+	}
+}
+
+func TestCapacities(t *testing.T) {
+	for _, tt := range []struct {
+		minHealthy, maxOver float64
+		n, wantMin, wantMax int
+	}{
+		{1, 1, 4, 4, 8}, {0.5, 0, 4, 2, 4}, {0.5, 0.25, 5, 3, 6}, {0, 0, 3, 0, 3},
+	} {
+		spec := &appSpec{minHealthy: tt.minHealthy, maxOver: tt.maxOver}
+		if gotMin, gotMax := spec.capacities(tt.n); gotMin != tt.wantMin || gotMax != tt.wantMax {
+			t.Errorf("capacities(%d) with {%v, %v} = %d, %d; want %d, %d", tt.n, tt.minHealthy, tt.maxOver, gotMin, gotMax, tt.wantMin, tt.wantMax)
+		}
+	}
+}
+
+func TestSubtract(t *testing.T) {
+	offered := []api.Resource{
+		{Name: "cpus", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 2}},
+		{Name: "mem", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 100}},
+		{Name: "ports", Type: api.Ranges, Ranges: &api.ValueRanges{Range: []api.ValueRange{{Begin: 31000, End: 31010}}}},
+	}
+	used := []api.Resource{
+		{Name: "cpus", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 2}},
+		{Name: "mem", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 40}},
+		{Name: "ports", Type: api.Ranges, Ranges: &api.ValueRanges{Range: []api.ValueRange{{Begin: 31000, End: 31000}, {Begin: 31005, End: 31006}}}},
+	}
+	want := []api.Resource{
+		{Name: "mem", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 60}},
+		{Name: "ports", Type: api.Ranges, Ranges: &api.ValueRanges{Range: []api.ValueRange{{Begin: 31001, End: 31004}, {Begin: 31007, End: 31010}}}},
+	}
+	if got := subtract(offered, used); !reflect.DeepEqual(got, want) {
+		t.Errorf("subtract = %+v, want %+v", got, want)
+	}
+}
