@@ -5,13 +5,14 @@
 // through the API from the test process, which reaches every host over the bridge.
 //
 // Nothing leaves the machine: the namespaces have no route but their /27 on the bridge, and
-// the harness enables no forwarding or NAT. Each cluster takes its own /27 of
+// the harness enables no forwarding or NAT (agents with runc containers do, in their own
+// namespaces, between their tasks' bridge and the /27). Each cluster takes its own /27 of
 // 198.18.0.0/24 (bridge B+1, hosts B+11 … B+30), locked against other test binaries, and
 // names everything it creates after its id (ae2e + owner pid + cluster number), so
 // parallel runs never collide and a later run removes what a crashed one left behind.
 //
-// The harness needs root, iproute2's ip and, for partitions, nft; NewCluster skips the test
-// when they are missing, and fails it under CI=true.
+// The harness needs root, iproute2's ip, for partitions nft and for runc agents mounted
+// cgroups; NewCluster skips the test when they are missing, and fails it under CI=true.
 package e2e
 
 import (
@@ -54,6 +55,7 @@ type options struct {
 	agentArgs   []string
 	waitTimeout time.Duration
 	partitions  bool
+	runc        bool
 }
 
 // WithBinary runs bin instead of $ATOLL_BIN or a freshly built binary.
@@ -112,6 +114,9 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 		opt(&o)
 	}
 	requirePrivileges(t, o.partitions)
+	if o.runc {
+		requireCgroups(t)
+	}
 	if err := sweepStale(); err != nil {
 		t.Logf("e2e: removing leftovers of earlier runs: %v", err)
 	}
@@ -346,8 +351,10 @@ func combined(cmd *exec.Cmd) (string, error) {
 	return string(out), nil
 }
 
-// Close kills every process in the cluster's namespaces, deletes the namespaces, links and
-// bridge, removes the temp dir and releases the address slot. It is idempotent, and
+// Close kills every process in the cluster's namespaces and in the cgroups of the runc
+// containers its agents recorded, deletes the namespaces (with what the agents made in
+// them: the atoll0 bridge, nftables tables, task veths), links, bridge and containers'
+// cgroups, removes the temp dir and releases the address slot. It is idempotent, and
 // removes whatever carries the cluster's id, whether or not the harness made it (a script
 // run under the test's name).
 func (c *Cluster) Close() error {

@@ -75,6 +75,23 @@ func (h *Host) Proc() *Proc {
 // dies and at Close.
 func (h *Host) Start(args ...string) *Proc {
 	h.c.t.Helper()
+	return h.start([]string{"ip", "netns", "exec", h.netns}, args)
+}
+
+// startWithCgroups is Start for a process that needs the machine's cgroup hierarchies
+// (an agent with the runc containerizer): ip netns exec mounts a sysfs of the namespace
+// on /sys, which hides /sys/fs/cgroup, so it enters the network namespace with nsenter
+// instead, in a mount namespace of its own (unshare) whose mounts, as under ip netns
+// exec, do not propagate back to the machine's.
+func (h *Host) startWithCgroups(args ...string) *Proc {
+	h.c.t.Helper()
+	return h.start([]string{"nsenter", "--net=" + filepath.Join(netnsDir, h.netns), "--", "unshare", "--mount", "--propagation", "slave", "--"}, args)
+}
+
+// start runs the atoll binary with args through enter, a command that runs its arguments
+// in the host's namespaces, replacing itself.
+func (h *Host) start(enter, args []string) *Proc {
+	h.c.t.Helper()
 	h.c.mu.Lock()
 	if h.c.closed {
 		h.c.mu.Unlock()
@@ -84,7 +101,7 @@ func (h *Host) Start(args ...string) *Proc {
 	if n := len(h.procs); n > 0 {
 		logName = fmt.Sprintf("%s-%d.log", h.name, n+1)
 	}
-	p := &Proc{host: h, args: append([]string(nil), args...), logPath: filepath.Join(h.dir, logName)}
+	p := &Proc{host: h, enter: enter, args: append([]string(nil), args...), logPath: filepath.Join(h.dir, logName)}
 	h.procs = append(h.procs, p)
 	h.c.mu.Unlock()
 	if err := p.start(); err != nil {

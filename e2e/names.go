@@ -245,8 +245,10 @@ func killNamespace(ns string) error {
 }
 
 // removeOwned removes every namespace (with its processes), root-namespace link and temp
-// dir for whose name owned says yes. Deleting a namespace takes its veth end with it, and
-// deleting the root end of a veth takes the other, so the order does not matter.
+// dir (with the runc containers its agents recorded) for whose name owned says yes.
+// Deleting a namespace takes its veth end with it, and deleting the root end of a veth
+// takes the other, so their order does not matter; the containers go after the
+// namespaces, whose processes include the containers' shims.
 func removeOwned(owned func(name string) bool) error {
 	var errs []error
 	nss, err := namespaces()
@@ -277,7 +279,8 @@ func removeOwned(owned func(name string) bool) error {
 	errs = append(errs, err)
 	for _, e := range entries {
 		if owned(e.Name()) {
-			errs = append(errs, os.RemoveAll(filepath.Join(os.TempDir(), e.Name())))
+			dir := filepath.Join(os.TempDir(), e.Name())
+			errs = append(errs, removeRuncContainers(dir), os.RemoveAll(dir))
 		}
 	}
 	return errors.Join(errs...)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,7 +52,9 @@ func startFromSpawner(cmd *exec.Cmd) error {
 // Proc, so a test can keep one handle across kills. Its methods are safe for concurrent
 // use and from any goroutine.
 type Proc struct {
-	host    *Host
+	host *Host
+	// enter runs its arguments (the binary and args) in the host's namespaces.
+	enter   []string
 	args    []string
 	logPath string
 
@@ -124,10 +127,11 @@ func (p *Proc) start() error {
 		event = "restarted"
 	}
 	fmt.Fprintf(log, "=== e2e: %s %s in %s: atoll %s\n", event, time.Now().Format(time.RFC3339Nano), p.host.netns, strings.Join(p.args, " "))
-	cmd := exec.Command("ip", append([]string{"netns", "exec", p.host.netns, p.host.c.bin}, p.args...)...)
+	argv := append(append(slices.Clone(p.enter), p.host.c.bin), p.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
-	// ip execs atoll in place, so the signal reaches atoll itself: nothing outlives a
-	// test binary that dies without cleaning up.
+	// ip (or nsenter and unshare) execs atoll in place, so the signal reaches atoll
+	// itself: nothing outlives a test binary that dies without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := startFromSpawner(cmd); err != nil {
 		return fmt.Errorf("start atoll %s: %w", strings.Join(p.args, " "), err)

@@ -55,8 +55,10 @@ func (c *Cluster) StartMasters(n int) []*Host {
 //
 //	atoll agent --name aK --bind IP --join MASTER-IPS --data-dir DIR --containerizer process
 //
-// plus WithAgentArgs. Tasks are plain processes: the harness ends hosts with SIGKILL, which
-// would leave runc containers' cgroups behind; the isolate package tests runc. It needs StartMasters first and returns at once; see WaitForAgents.
+// plus WithAgentArgs. Tasks are plain processes, quick to start on a loaded machine; under
+// WithRuncAgents they are runc containers instead (--containerizer runc --bridge-subnet
+// Host.BridgeSubnet), which Close kills and removes as it does the hosts. It needs
+// StartMasters first and returns at once; see WaitForAgents.
 func (c *Cluster) StartAgents(n int) []*Host {
 	c.t.Helper()
 	masters := c.Masters()
@@ -76,8 +78,12 @@ func (c *Cluster) StartAgents(n int) []*Host {
 	c.agents = append(c.agents, hosts...)
 	c.mu.Unlock()
 	for _, h := range hosts {
-		args := []string{"agent", "--name", h.name, "--bind", h.IP(), "--join", strings.Join(ips, ","), "--data-dir", h.DataDir(), "--containerizer", "process"}
-		h.Start(append(args, c.opts.agentArgs...)...)
+		args := []string{"agent", "--name", h.name, "--bind", h.IP(), "--join", strings.Join(ips, ","), "--data-dir", h.DataDir()}
+		if c.opts.runc {
+			h.startWithCgroups(slices.Concat(args, []string{"--containerizer", "runc", "--bridge-subnet", h.BridgeSubnet().String()}, c.opts.agentArgs)...)
+			continue
+		}
+		h.Start(slices.Concat(args, []string{"--containerizer", "process"}, c.opts.agentArgs)...)
 	}
 	return hosts
 }

@@ -57,6 +57,13 @@ func (s *Service) routes(m *master.Master) {
 	m.Handle("/v2/groups/{path...}", h(s.groupPath))
 }
 
+// writeDeployment answers a change with the deployment it started, as Marathon does:
+// {"deploymentId", "version"} and the Marathon-Deployment-Id header.
+func writeDeployment(w http.ResponseWriter, status int, d *deployment) {
+	w.Header().Set(deploymentHeader, d.ID)
+	writeJSON(w, status, map[string]string{"deploymentId": d.ID, "version": d.Version})
+}
+
 // writeError answers with Marathon's error body.
 func writeError(w http.ResponseWriter, err error) {
 	var me *marathon.Error
@@ -767,8 +774,7 @@ func (s *Service) updateApps(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set(deploymentHeader, d.ID)
-	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.ID, "version": d.Version})
+	writeDeployment(w, http.StatusOK, d)
 	return nil
 }
 
@@ -803,8 +809,7 @@ func (s *Service) deleteApp(w http.ResponseWriter, r *http.Request, id string) e
 		return err
 	}
 	s.events.publish(s.deploymentEvent("deployment_info", d))
-	w.Header().Set(deploymentHeader, d.ID)
-	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.ID, "version": d.Version})
+	writeDeployment(w, http.StatusOK, d)
 	return nil
 }
 
@@ -821,8 +826,7 @@ func (s *Service) restartApp(w http.ResponseWriter, r *http.Request, id string) 
 	if err != nil {
 		return err
 	}
-	w.Header().Set(deploymentHeader, d.ID)
-	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.ID, "version": d.Version})
+	writeDeployment(w, http.StatusOK, d)
 	return nil
 }
 
@@ -939,8 +943,7 @@ func (s *Service) killTasks(w http.ResponseWriter, r *http.Request, ids []string
 	if err != nil {
 		return err
 	}
-	w.Header().Set(deploymentHeader, d.ID)
-	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": d.ID, "version": d.Version})
+	writeDeployment(w, http.StatusOK, d)
 	return nil
 }
 
@@ -1087,8 +1090,7 @@ func (s *Service) deleteDeployment(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	s.events.publish(s.deploymentEvent("deployment_info", rollback))
-	w.Header().Set(deploymentHeader, rollback.ID)
-	writeJSON(w, http.StatusOK, map[string]string{"deploymentId": rollback.ID, "version": rollback.Version})
+	writeDeployment(w, http.StatusOK, rollback)
 	return nil
 }
 

@@ -311,8 +311,7 @@ func (s *Service) answerDeployment(w http.ResponseWriter, r *http.Request, defs 
 	if err != nil {
 		return err
 	}
-	w.Header().Set(deploymentHeader, d.ID)
-	writeJSON(w, status, map[string]string{"deploymentId": d.ID, "version": d.Version})
+	writeDeployment(w, status, d)
 	return nil
 }
 

@@ -37,8 +37,9 @@ type instance struct {
 	startedAt    time.Time
 	// killing says a kill was asked for; the instance no longer counts toward its app.
 	// killSent is when the kill was last sent: it is sent again until the task ends.
-	killing  bool
-	killSent time.Time
+	killing     bool
+	killSent    time.Time
+	killRetries int
 	// message is the latest status's message, for failures.
 	message string
 	// attributes are its agent's, for constraints.

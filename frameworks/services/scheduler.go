@@ -166,7 +166,15 @@ func (s *Service) converge(a *app, deploying bool) {
 			kept = append(kept, in)
 		}
 	}
-	room := maxCapacity - len(kept) - len(current)
+	// Instances being killed hold their resources until they end: they count against the
+	// capacity until then (those on unreachable agents excepted, which may never answer).
+	dying := 0
+	for _, in := range s.byApp[spec.id] {
+		if in.killing && in.live() && in.unreachableSince.IsZero() {
+			dying++
+		}
+	}
+	room := maxCapacity - len(kept) - len(current) - dying
 	a.toLaunch = max(min(n-len(current), room), 0)
 }
 
@@ -228,14 +236,23 @@ func (s *Service) killLocked(in *instance) {
 }
 
 // killRetry is how long a kill may go unanswered before it is sent again: a kill sent
-// while the agent was away, or the master failing over, is lost.
-const killRetry = 5 * time.Second
+// while the agent was away, or right after a failover before the agents re-registered,
+// is lost. It doubles from killRetryFirst up to killRetryMax.
+const (
+	killRetryFirst = 500 * time.Millisecond
+	killRetryMax   = 5 * time.Second
+)
 
 // retryKills sends again the kills of instances that still run. s.mu is held.
 func (s *Service) retryKills(now time.Time) {
 	for _, in := range s.instances {
-		if in.killing && in.live() && now.Sub(in.killSent) >= killRetry {
+		if !in.killing || !in.live() {
+			continue
+		}
+		wait := min(killRetryFirst<<min(in.killRetries, 4), killRetryMax)
+		if now.Sub(in.killSent) >= wait {
 			in.killSent = now
+			in.killRetries++
 			s.kills[in.taskID] = in.agentID
 		}
 	}
