@@ -1173,10 +1173,21 @@ func (s *Service) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	if flusher != nil {
 		flusher.Flush()
 	}
+	// A comment now and then: a reader sees a silent stream is dead (marathon-lb's bane
+	// was a stream that died without a word), and proxies do not time it out.
+	keepAlive := time.NewTicker(s.cfg.EventKeepAlive)
+	defer keepAlive.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-keepAlive.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return nil
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
 		case why := <-sub.done:
 			fmt.Fprintf(w, ": stream closed: %s\n\n", why)
 			return nil

@@ -51,6 +51,8 @@ type Config struct {
 	ServicePortsBegin, ServicePortsEnd uint32
 	// TickInterval is how often deployments and apps are checked without an event.
 	TickInterval time.Duration
+	// EventKeepAlive is how often /v2/events sends a comment when it has no event.
+	EventKeepAlive time.Duration
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -68,6 +70,7 @@ func DefaultConfig() Config {
 		ServicePortsBegin:   10000,
 		ServicePortsEnd:     10100,
 		TickInterval:        time.Second,
+		EventKeepAlive:      15 * time.Second,
 	}
 }
 
@@ -183,6 +186,9 @@ func Attach(m *master.Master, cfg Config) *Service {
 	}
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = def.TickInterval
+	}
+	if cfg.EventKeepAlive == 0 {
+		cfg.EventKeepAlive = def.EventKeepAlive
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

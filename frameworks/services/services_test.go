@@ -1,9 +1,15 @@
 package services_test
 
 import (
+	"bufio"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/atoll/atoll/frameworks/services"
+	"github.com/atoll/atoll/node/master"
 )
 
 func TestAppLifecycle(t *testing.T) {
@@ -57,5 +63,44 @@ func TestAppLifecycle(t *testing.T) {
 	c.mustCall(http.StatusOK, "GET", "/v2/tasks", nil, &tasks)
 	if len(tasks.Tasks) != 0 {
 		t.Errorf("tasks left after delete: %+v", tasks.Tasks)
+	}
+}
+
+// TestEventStreamKeepAlive: a quiet /v2/events stream sends keep-alive comments, and a
+// request without Accept: text/event-stream is refused.
+func TestEventStreamKeepAlive(t *testing.T) {
+	ts := master.NewTestServer(t, func(c *master.Config) {
+		c.Extensions = append(c.Extensions, func(m *master.Master) {
+			services.Attach(m, services.Config{Logger: c.Logger, EventKeepAlive: 50 * time.Millisecond})
+		})
+	})
+	c := &cluster{t: t, master: ts}
+	eventually(t, "the framework answers", func() error {
+		if status, body := c.call("GET", "/v2/apps", nil, nil); status != http.StatusOK {
+			return errorf("%d %s", status, body)
+		}
+		return nil
+	})
+	if status, _ := c.call("GET", "/v2/events", nil, nil); status != http.StatusNotAcceptable {
+		t.Errorf("GET /v2/events without Accept = %d, want 406", status)
+	}
+	req, _ := http.NewRequest("GET", ts.URL+"/v2/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var lines []string
+	for len(lines) < 6 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v after %q", err, lines)
+		}
+		lines = append(lines, line)
+	}
+	if !strings.HasPrefix(lines[0], "event: event_stream_attached") || lines[3] != ": keep-alive\n" || lines[5] != ": keep-alive\n" {
+		t.Errorf("stream began %q", lines)
 	}
 }
