@@ -447,13 +447,39 @@ func probeError(err error, timeout time.Duration) string {
 	return err.Error()
 }
 
-// commandProbeLocked builds a COMMAND check's probe: the command runs on the host in the
-// task's sandbox, with the task's environment (the command's variables and the agent's,
-// as the task got them, then the check command's) and as the task's user. The isolate
-// package offers no way into a runc container, so there too it runs on the host, next to
-// the container rather than inside it. a.mu must be held.
+// commandProbeLocked builds a COMMAND check's probe. In a container of a containerizer
+// that can run processes inside its containers (runc), the command runs there, as Mesos
+// ran it: in the task's namespaces, root and cgroups, as its user, in its working
+// directory, with its environment and the check command's. Otherwise it runs on the host
+// in the task's sandbox, with the task's environment (the command's variables and the
+// agent's, as the task got them, then the check command's) and as the task's user.
+// a.mu must be held.
 func (a *Agent) commandProbeLocked(rec *taskRecord, check healthCheck) (healthProbe, error) {
 	c := check.command
+	if execer, ok := a.cfg.Containerizer.(isolate.Execer); ok && rec.Container != nil && rec.Container.Kind == isolate.RuncKind {
+		argv := []string{"/bin/sh", "-c", *c.Value}
+		if !c.IsShell() {
+			// The value is what runs; the arguments are its argv, their first its name.
+			argv = []string{*c.Value}
+			if len(c.Arguments) > 1 {
+				argv = append(argv, c.Arguments[1:]...)
+			}
+		}
+		env := appendCommandEnv(nil, c.Environment)
+		containerID, timeout := rec.ContainerID, check.timeout
+		return func(ctx context.Context) error {
+			code, err := execer.Exec(ctx, containerID, argv, env)
+			switch {
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
+				return fmt.Errorf("command timed out after %s", timeout)
+			case err != nil:
+				return fmt.Errorf("command: %w", err)
+			case code != 0:
+				return fmt.Errorf("command exited with status %d", code)
+			}
+			return nil
+		}, nil
+	}
 	ports, err := taskPorts(rec.Task.Resources)
 	if err != nil {
 		return nil, fmt.Errorf("resources: %w", err)

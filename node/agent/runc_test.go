@@ -277,3 +277,30 @@ func TestRuncHealthCheckOnBridge(t *testing.T) {
 	peer.ack(killed)
 	waitUntil(t, "the task forgotten", func() bool { return len(a.Tasks()) == 0 })
 }
+
+// TestRuncCommandHealthCheck: a COMMAND check of a runc task runs inside its container,
+// where PID 1 is the task, not on the host.
+func TestRuncCommandHealthCheck(t *testing.T) {
+	requireRoot(t)
+	peer := newProtocolPeer(t)
+	workDir := t.TempDir()
+	a := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir, nil))
+	peer.nextSubscribe()
+	updates := newUpdateStream(peer)
+	ev := launchEvent("inside", "exec sleep 1000")
+	ev.Launch.Task.HealthCheck = fastHealthCheck(healthCommand, 1)
+	check := `[ "$(cat /proc/1/comm)" = sleep ] && [ "$PWD" = /mnt/mesos/sandbox ] && [ "$EXTRA" = 1 ]`
+	ev.Launch.Task.HealthCheck.Command = &api.CommandInfo{Value: &check, Environment: &api.Environment{Variables: []api.EnvironmentVariable{{Name: "EXTRA", Value: "1"}}}}
+	peer.send(ev)
+	running := updates.next(t)
+	wantUpdate(t, running, "inside", api.TaskRunning)
+	peer.ack(running)
+	healthy := updates.next(t)
+	wantHealth(t, healthy, "inside", true, "")
+	peer.ack(healthy)
+	peer.send(killEvent("inside", 0))
+	killed := updates.next(t)
+	wantUpdate(t, killed, "inside", api.TaskKilled)
+	peer.ack(killed)
+	waitUntil(t, "the task forgotten", func() bool { return len(a.Tasks()) == 0 })
+}
