@@ -46,7 +46,7 @@ ID               INSTANCES  CPUS  MEM  VERSION                   DEPLOYMENTS
 `},
 		{args: []string{"group", "show", "nope"}, code: 1, stderr: "atoll: GET /v2/groups/nope: 404 Group '/nope' does not exist\n"},
 		{args: []string{"group", "add", prod}, code: 1, stderr: "atoll: POST /v2/groups: 409 Group /prod is already created. Use PUT to change this group.\n"},
-		{args: []string{"group", "update", "/prod/web", writeFile(t, "web.json", `{"apps": [{"id": "front", "cmd": "exec sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1}]}`), "--wait"},
+		{args: []string{"group", "update", "/prod/web", writeFile(t, "web.json", `{"apps": [{"id": "front", "cmd": "exec sleep 1001", "cpus": 0.1, "mem": 16, "instances": 1}]}`), "--wait"},
 			stdout: `updating group /prod/web: deployment <D2>
 step 1/1: RestartApplication /prod/web/front
 /prod/web/front: 0/1 tasks running at version <V3>
