@@ -1,0 +1,103 @@
+// Package lb is Atoll's load balancer role: it builds a routing table from Marathon apps,
+// their tasks and their marathon-lb HAPROXY_* labels (BuildTable), proxies TCP service
+// ports and HTTP virtual hosts to the healthy tasks (Server, swapped to a new table without
+// dropping a connection), serves marathon-lb's admin endpoints and Prometheus metrics
+// (Server.AdminHandler), and keeps the table fresh from a master's /v2/apps and /v2/events
+// (Watcher).
+package lb
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Logger receives the load balancer's logs.
+	Logger *slog.Logger
+	// Registerer receives the load balancer's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// HTTPAddr serves the virtual hosts (HAPROXY_{n}_VHOST); "" serves none.
+	HTTPAddr string
+	// AppIDAddr routes HTTP by the X-Marathon-App-Id header; "" serves none.
+	AppIDAddr string
+	// BindAddr is the address service ports are bound on when their app names none
+	// (HAPROXY_{n}_BIND_ADDR); "" binds every address.
+	BindAddr string
+	// DialTimeout bounds a connection attempt to a backend.
+	DialTimeout time.Duration
+	// EjectFor is how long a backend that refused a connection gets no new ones.
+	EjectFor time.Duration
+	// Attempts is how many backends a connection or request tries before it fails.
+	Attempts int
+	// QueueTimeout is how long an HTTP request without a body that found every backend
+	// refusing waits for a newer table with a backend that answers.
+	QueueTimeout time.Duration
+	// MaxIdlePerBackend bounds the idle keep-alive connections kept to each backend.
+	MaxIdlePerBackend int
+	// IdleTimeout closes client and backend keep-alive connections idle this long.
+	IdleTimeout time.Duration
+}
+
+// DefaultConfig is the production preset: marathon-lb's ports.
+func DefaultConfig() Config {
+	return Config{
+		Logger:   slog.Default(),
+		HTTPAddr: ":80",
+		// marathon-lb's port for routing by app id.
+		AppIDAddr: ":9091",
+		// Backends are on the same network: a backend that does not answer a SYN in a
+		// second is as good as down, and another one is tried.
+		DialTimeout: time.Second,
+		// HAProxy marked a server down for a few check intervals (2 s each by default).
+		EjectFor: 5 * time.Second,
+		// The first choice and two more, as HAProxy's "retries 3" with redispatch.
+		Attempts: 3,
+		// A task killed just before the table learned of it: its replacement is usually in
+		// the next table, tens of milliseconds later.
+		QueueTimeout: 2 * time.Second,
+		// Enough idle connections for a busy backend without one connect per request.
+		MaxIdlePerBackend: 256,
+		// HAProxy's "timeout http-keep-alive" in marathon-lb's template was 1 s for clients;
+		// a minute keeps benchmark and real keep-alive clients on one connection.
+		IdleTimeout: 60 * time.Second,
+	}
+}
+
+// DevConfig is the preset for `atoll up`: ports a non-root user can bind.
+func DevConfig() Config {
+	c := DefaultConfig()
+	c.HTTPAddr = ":8081"
+	return c
+}
+
+// Validate reports a config the Server cannot run with.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Logger == nil {
+		errs = append(errs, errors.New("lb: Logger is nil"))
+	}
+	if c.DialTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("lb: DialTimeout %v is not positive", c.DialTimeout))
+	}
+	if c.EjectFor < 0 {
+		errs = append(errs, fmt.Errorf("lb: EjectFor %v is negative", c.EjectFor))
+	}
+	if c.Attempts < 1 {
+		errs = append(errs, fmt.Errorf("lb: Attempts %d is less than 1", c.Attempts))
+	}
+	if c.QueueTimeout < 0 {
+		errs = append(errs, fmt.Errorf("lb: QueueTimeout %v is negative", c.QueueTimeout))
+	}
+	if c.MaxIdlePerBackend < 0 {
+		errs = append(errs, fmt.Errorf("lb: MaxIdlePerBackend %d is negative", c.MaxIdlePerBackend))
+	}
+	if c.IdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("lb: IdleTimeout %v is not positive", c.IdleTimeout))
+	}
+	return errors.Join(errs...)
+}
