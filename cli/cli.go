@@ -152,7 +152,7 @@ func (a *app) rootCmd() *cobra.Command {
 	}
 	task.AddCommand(a.taskRunCmd(), a.taskKillCmd(), a.taskLogCmd())
 	root.AddCommand(
-		a.daemonCmd(roleUp), a.daemonCmd(roleMaster), a.daemonCmd(roleAgent),
+		a.daemonCmd(roleUp), a.daemonCmd(roleMaster), a.daemonCmd(roleAgent), a.daemonCmd(roleLB),
 		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(), a.operatorCmd(),
 		task, a.dnsCmd(),
 		a.appCmd(), a.deploymentCmd(), a.groupCmd(),

@@ -21,6 +21,7 @@ const (
 	roleUp     daemonRole = "up"
 	roleMaster daemonRole = "master"
 	roleAgent  daemonRole = "agent"
+	roleLB     daemonRole = "lb"
 )
 
 // preset is the configuration a daemon starts from before its flags.
@@ -31,6 +32,10 @@ func (r daemonRole) preset() node.Config {
 	case roleMaster:
 		c := node.DefaultConfig()
 		c.Master = true
+		return c
+	case roleLB:
+		c := node.DefaultConfig()
+		c.LB = true
 		return c
 	default:
 		c := node.DefaultConfig()
@@ -60,11 +65,13 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.StringSliceVar(&cfg.Join, "join", cfg.Join, "gossip address (host or host:port) of a node to join; repeatable, comma-separated")
 		fs.IntVar(&cfg.GossipPort, "gossip-port", cfg.GossipPort, "serf gossip port")
 	}
-	if role != roleAgent {
+	// Which roles the process runs, for the flags that belong to one.
+	master, agent := role == roleUp || role == roleMaster, role == roleUp || role == roleAgent
+	if master {
 		fs.IntVar(&cfg.APIPort, "api-port", cfg.APIPort, "master HTTP API port")
 		fs.IntVar(&cfg.MarathonPort, "marathon-port", cfg.MarathonPort, "also serve the master API (with Marathon's /v2) on this port, e.g. 8080 (0: off)")
 	}
-	if role != roleAgent {
+	if master {
 		fs.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "Raft transport port")
 		fs.DurationVar(&cfg.AgentTimeout, "agent-timeout", cfg.AgentTimeout, "how long an agent may be away before its tasks become UNREACHABLE (LOST for frameworks that are not partition-aware)")
 		fs.DurationVar(&cfg.OfferTimeout, "offer-timeout", cfg.OfferTimeout, "rescind offers a framework holds longer than this (0: never)")
@@ -74,7 +81,7 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.DurationVar(&cfg.RaftFailureTimeout, "raft-failure-timeout", cfg.RaftFailureTimeout, "how long masters go without hearing from the leader before electing another; raise it on links with long pauses")
 		fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "number of masters that form the first Raft configuration")
 	}
-	if role != roleMaster {
+	if agent {
 		fs.StringVar(&cfg.Resources, "resources", cfg.Resources, "agent resources, e.g. 'cpus:4;mem:8192;ports:[31000-32000]' (default: detected)")
 		fs.StringVar(&cfg.Attributes, "attributes", cfg.Attributes, "agent attributes, e.g. 'rack:r1;zone:a'")
 	}
@@ -82,11 +89,20 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "agent work directory: checkpoint and sandboxes (default: <data-dir>/agent)")
 		fs.IntVar(&cfg.AgentPort, "agent-port", cfg.AgentPort, "agent HTTP port (sandbox files)")
 	}
-	if role != roleMaster {
+	if agent {
 		fs.StringVar(&cfg.Containerizer, "containerizer", cfg.Containerizer, "how tasks run: runc (isolated; needs root) or process (plain processes); default runc when root")
 		fs.StringVar(&cfg.BridgeSubnet, "bridge-subnet", cfg.BridgeSubnet, "subnet of the atoll0 bridge for tasks on the bridge network (runc only; '' turns it off)")
 		fs.Int64Var(&cfg.TaskLogMaxSize, "log-max-size", cfg.TaskLogMaxSize, "bytes at which a task's stdout and stderr rotate (0: 10 MiB)")
 		fs.IntVar(&cfg.TaskLogKeep, "log-keep", cfg.TaskLogKeep, "rotated files kept of each task's stdout and stderr (0: 5)")
+	}
+	if role == roleUp || role == roleLB {
+		fs.StringVar(&cfg.LBGroup, "group", cfg.LBGroup, "load balancer group: serve apps whose HAPROXY_GROUP is this")
+		fs.IntVar(&cfg.LBHTTPPort, "lb-http-port", cfg.LBHTTPPort, "load balancer port for virtual hosts (HAPROXY_{n}_VHOST); -1: none")
+		fs.IntVar(&cfg.LBAppIDPort, "lb-app-id-port", cfg.LBAppIDPort, "load balancer port routing by X-Marathon-App-Id; -1: none")
+		fs.IntVar(&cfg.LBAdminPort, "lb-admin-port", cfg.LBAdminPort, "load balancer admin and stats port (/haproxy?stats, /metrics); -1: none")
+	}
+	if role == roleUp {
+		fs.BoolVar(&cfg.LB, "lb", cfg.LB, "run the load balancer role too")
 	}
 	fs.IntVar(&cfg.DNSPort, "dns-port", cfg.DNSPort, "DNS port for the cluster domain, UDP and TCP (-1: no DNS server)")
 	if role != roleUp {
@@ -154,6 +170,8 @@ var daemonHelp = map[daemonRole][2]string{
 		"master runs a master. Start 1, 3 or 5 with the same --bootstrap-expect and --join."},
 	roleAgent: {"Run an agent: offer this machine's resources and run tasks",
 		"agent runs tasks on this machine for the cluster it joins."},
+	roleLB: {"Run a load balancer: serve apps by their marathon-lb labels",
+		"lb proxies to the apps of its --group (HAPROXY_GROUP labels) on their service ports,\nvirtual hosts and app ids, following the masters it finds by --join."},
 }
 
 // daemonCmd is `atoll up|master|agent`. Its flags are parsed by daemonConfig, so the
@@ -197,6 +215,14 @@ func (a *app) runDaemon(ctx context.Context, role daemonRole, cfg node.Config, l
 	return nil
 }
 
+// orNone is s, or "none" when empty.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 // announceUp tells the user of `atoll up` where the cluster is and what to try.
 func (a *app) announceUp(info node.Info) {
 	try := "atoll task run -- echo hello"
@@ -207,5 +233,9 @@ func (a *app) announceUp(info node.Info) {
 	if info.DNSAddr != "" {
 		dnsLine = fmt.Sprintf("  DNS:      %s (atoll dns lookup leader.mesos)\n", info.DNSAddr)
 	}
-	fmt.Fprintf(a.stdout, "Atoll is up.\n  API:      %s\n%s  Data dir: %s\nTry: %s\nCtrl-C stops the cluster.\n", info.APIURL, dnsLine, info.DataDir, try)
+	lbLine := ""
+	if info.LBHTTPAddr != "" || info.LBAdminAddr != "" {
+		lbLine = fmt.Sprintf("  LB:       virtual hosts on %s, stats on http://%s/haproxy?stats\n", orNone(info.LBHTTPAddr), orNone(info.LBAdminAddr))
+	}
+	fmt.Fprintf(a.stdout, "Atoll is up.\n  API:      %s\n%s%s  Data dir: %s\nTry: %s\nCtrl-C stops the cluster.\n", info.APIURL, dnsLine, lbLine, info.DataDir, try)
 }

@@ -44,8 +44,16 @@ type Config struct {
 	// MarathonPort, when set, serves the master API on a second port too, for tools
 	// that expect Marathon on 8080.
 	MarathonPort int
-	RaftPort     int
-	GossipPort   int
+	// LB runs the load balancer role: apps of LBGroup (HAPROXY_GROUP) served on their
+	// service ports, virtual hosts on LBHTTPPort, routing by app id on LBAppIDPort,
+	// admin and stats on LBAdminPort (0 picks a free port; -1 serves none).
+	LB          bool
+	LBGroup     string
+	LBHTTPPort  int
+	LBAppIDPort int
+	LBAdminPort int
+	RaftPort    int
+	GossipPort  int
 	// Resources and Attributes are the agent's flags ('cpus:4;mem:8192;ports:[31000-32000]',
 	// 'rack:r1;zone:a'); anything not given is detected.
 	Resources  string
@@ -118,7 +126,12 @@ func DefaultConfig() Config {
 		DNSPort:      defaultDNSPort(),
 		DNSDomain:    "mesos",
 		DNSTTL:       60,
-		Logger:       slog.Default(),
+		// marathon-lb's ports.
+		LBGroup:     "external",
+		LBHTTPPort:  80,
+		LBAppIDPort: 9091,
+		LBAdminPort: 9090,
+		Logger:      slog.Default(),
 	}
 }
 
@@ -138,6 +151,9 @@ func DevConfig() Config {
 	c.DNSPort = devDNSPort
 	// A laptop's one-process cluster leaves the host's networking alone.
 	c.BridgeSubnet = ""
+	// And balances its apps, on :80 when it may bind it, else on 8081.
+	c.LB = true
+	c.LBHTTPPort = devLBHTTPPort()
 	return c
 }
 
@@ -149,6 +165,14 @@ const (
 
 // devDNSPort is the DNS port of `atoll up`, and of nodes not run as root.
 const devDNSPort = 8053
+
+// devLBHTTPPort is where `atoll up` serves virtual hosts: :80 as root, else 8081.
+func devLBHTTPPort() int {
+	if os.Geteuid() == 0 {
+		return 80
+	}
+	return 8081
+}
 
 func defaultDNSPort() int {
 	if os.Geteuid() == 0 {
@@ -169,8 +193,8 @@ func defaultStateDir() string {
 
 // Validate reports the first thing wrong with c, naming the field.
 func (c Config) Validate() error {
-	if !c.Master && !c.Agent {
-		return errors.New("no role: run at least a master or an agent")
+	if !c.Master && !c.Agent && !c.LB {
+		return errors.New("no role: run at least a master, an agent or a load balancer")
 	}
 	if c.TaskLogMaxSize < 0 || c.TaskLogKeep < 0 {
 		return fmt.Errorf("task logs: --log-max-size %d and --log-keep %d must not be negative", c.TaskLogMaxSize, c.TaskLogKeep)

@@ -47,6 +47,9 @@ type Info struct {
 	DNSAddr string
 	// DataDir is where the node keeps its state.
 	DataDir string
+	// LBHTTPAddr and LBAdminAddr are the load balancer's virtual-host and admin
+	// addresses when it runs one.
+	LBHTTPAddr, LBAdminAddr string
 }
 
 // Run starts the node's roles and blocks until ctx is done, then stops them cleanly (an
@@ -97,6 +100,9 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	}
 	if cfg.Agent {
 		roles = append(roles, RoleAgent)
+	}
+	if cfg.LB {
+		roles = append(roles, RoleLB)
 	}
 	tags[TagRole] = strings.Join(roles, ",")
 
@@ -199,6 +205,24 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			rm.interval = 250 * time.Millisecond
 		}
 		go rm.run(ctx)
+	}
+
+	if cfg.LB {
+		lbr, err := startLB(cfg, info.APIURL, members, registry)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		defer lbr.close()
+		info.LBHTTPAddr, info.LBAdminAddr = lbr.httpAddr(), lbr.adminAddr()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lbr.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("lb: %w", err)
+			}
+		}()
 	}
 
 	var a *agent.Agent

@@ -241,3 +241,65 @@ func TestMarathonPort(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadBalancerRole: a node running master, agent and lb serves an app labelled for
+// the external group on its virtual host, and its admin port answers.
+func TestLoadBalancerRole(t *testing.T) {
+	const busybox = "/bin/busybox"
+	if _, err := os.Stat(busybox); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the backend is %s (busybox-static): %v", busybox, err)
+		}
+		t.Skipf("the backend is %s (busybox-static): %v", busybox, err)
+	}
+	cfg := loopbackConfig(t, "all")
+	cfg.Master, cfg.Agent, cfg.LB, cfg.BootstrapExpect = true, true, true, 1
+	cfg.LBHTTPPort, cfg.LBAppIDPort, cfg.LBAdminPort = 0, -1, 0
+	info := runNode(t, cfg)
+	if info.LBHTTPAddr == "" || info.LBAdminAddr == "" {
+		t.Fatalf("lb addresses %q, %q", info.LBHTTPAddr, info.LBAdminAddr)
+	}
+	app := `{"id": "/web", "cmd": "echo hello from web > index.html; exec ` + busybox + ` httpd -f -p $PORT0 -h .",
+		"cpus": 0.1, "mem": 32, "portDefinitions": [{"port": 0}],
+		"labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "web.test", "HAPROXY_0_MODE": "http"}}`
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Post(info.APIURL+"/v2/apps", "application/json", strings.NewReader(app))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusCreated {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST /v2/apps: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var body string
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		req, _ := http.NewRequest("GET", "http://"+info.LBHTTPAddr+"/", nil)
+		req.Host = "web.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if resp.StatusCode == http.StatusOK && body == "hello from web\n" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET web.test through the lb: %v %q", err, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + info.LBAdminAddr + "/_haproxy_health_check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("lb health check: %s", resp.Status)
+	}
+}

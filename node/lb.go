@@ -1,0 +1,117 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/atoll/atoll/lb"
+)
+
+// lbRole is the load balancer role: the proxy, its admin server, and the watcher that
+// keeps its table from the masters' Marathon API.
+type lbRole struct {
+	cfg     Config
+	server  *lb.Server
+	admin   *http.Server
+	adminLn net.Listener
+	// apiURL is this node's own master API, empty when it runs no master: then the
+	// masters come from gossip.
+	apiURL  string
+	members *Membership
+}
+
+// listenAddr is host:port for a port flag; -1 means no listener.
+func listenAddr(host string, port int) string {
+	if port < 0 {
+		return ""
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// startLB opens the load balancer's listeners.
+func startLB(cfg Config, apiURL string, members *Membership, registry *prometheus.Registry) (*lbRole, error) {
+	lc := lb.DefaultConfig()
+	lc.Logger = cfg.Logger.With("component", "lb")
+	lc.Registerer = registry
+	lc.HTTPAddr = listenAddr(cfg.BindAddr, cfg.LBHTTPPort)
+	lc.AppIDAddr = listenAddr(cfg.BindAddr, cfg.LBAppIDPort)
+	lc.BindAddr = cfg.BindAddr
+	server, err := lb.NewServer(lc)
+	if err != nil {
+		return nil, fmt.Errorf("lb: %w (choose other ports with --lb-http-port and --lb-app-id-port)", err)
+	}
+	r := &lbRole{cfg: cfg, server: server, apiURL: apiURL, members: members}
+	if addr := listenAddr(cfg.BindAddr, cfg.LBAdminPort); addr != "" {
+		if r.adminLn, err = net.Listen("tcp", addr); err != nil {
+			server.Close()
+			return nil, fmt.Errorf("lb admin listener: %w (choose another port with --lb-admin-port)", err)
+		}
+		r.admin = &http.Server{Handler: server.AdminHandler(registry), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return r, nil
+}
+
+func (r *lbRole) httpAddr() string {
+	if addr := r.server.HTTPAddr(); addr != nil {
+		return addr.String()
+	}
+	return ""
+}
+
+func (r *lbRole) adminAddr() string {
+	if r.adminLn != nil {
+		return r.adminLn.Addr().String()
+	}
+	return ""
+}
+
+// run serves the admin endpoints and follows the masters until ctx ends.
+func (r *lbRole) run(ctx context.Context) error {
+	if r.admin != nil {
+		go func() {
+			if err := r.admin.Serve(r.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.cfg.Logger.Warn("lb admin server stopped", "err", err)
+			}
+		}()
+	}
+	masters := []string{r.apiURL}
+	if r.apiURL == "" {
+		// A load balancer of its own finds the masters through gossip.
+		for {
+			if masters = r.members.MasterAPIs(); len(masters) > 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	wc := lb.DefaultWatcherConfig()
+	wc.Logger = r.cfg.Logger.With("component", "lb-watcher")
+	wc.Masters = masters
+	wc.Group = r.cfg.LBGroup
+	w, err := lb.NewWatcher(wc, r.server.Swap)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// close stops the proxy and the admin server.
+func (r *lbRole) close() {
+	if r.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = r.admin.Shutdown(ctx)
+	}
+	_ = r.server.Close()
+}
