@@ -104,6 +104,13 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	if role == roleUp {
 		fs.BoolVar(&cfg.LB, "lb", cfg.LB, "run the load balancer role too")
 	}
+	if role == roleLB {
+		fs.StringSliceVar(&cfg.VIPs, "vip", cfg.VIPs, "virtual IP with prefix length (198.18.1.10/24) held by VRRP among the lb nodes; repeatable")
+		fs.IntVar(&cfg.VRID, "vrid", cfg.VRID, "VRRP virtual router id (1-255), the same on every lb node of a VIP")
+		fs.IntVar(&cfg.VRRPPriority, "priority", cfg.VRRPPriority, "VRRP priority (1-254; 255 owns the address): the highest holds the VIP")
+		fs.StringVar(&cfg.VRRPInterface, "interface", cfg.VRRPInterface, "network interface the VIP is added to and VRRP runs on")
+		fs.DurationVar(&cfg.AdvertInterval, "advert-interval", cfg.AdvertInterval, "VRRP advertisement interval (10ms steps); failover takes about 3.6 of them")
+	}
 	fs.IntVar(&cfg.DNSPort, "dns-port", cfg.DNSPort, "DNS port for the cluster domain, UDP and TCP (-1: no DNS server)")
 	if role != roleUp {
 		fs.StringVar(&cfg.DNSDomain, "dns-domain", cfg.DNSDomain, "cluster DNS domain (names like web.marathon.<domain>)")

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/atoll/atoll/lb"
+	"github.com/atoll/atoll/lb/vrrp"
 )
 
 // lbRole is the load balancer role: the proxy, its admin server, and the watcher that
@@ -81,6 +83,17 @@ func (r *lbRole) run(ctx context.Context) error {
 			}
 		}()
 	}
+	if len(r.cfg.VIPs) > 0 {
+		router, err := r.vrrpRouter()
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := router.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				r.cfg.Logger.Error("vrrp stopped", "err", err)
+			}
+		}()
+	}
 	masters := []string{r.apiURL}
 	if r.apiURL == "" {
 		// A load balancer of its own finds the masters through gossip.
@@ -104,6 +117,27 @@ func (r *lbRole) run(ctx context.Context) error {
 		return err
 	}
 	return w.Run(ctx)
+}
+
+// vrrpRouter is the VRRP instance holding the node's VIPs.
+func (r *lbRole) vrrpRouter() (*vrrp.Router, error) {
+	vc := vrrp.DefaultConfig()
+	vc.Interface = r.cfg.VRRPInterface
+	vc.VRID, vc.Priority = uint8(r.cfg.VRID), uint8(r.cfg.VRRPPriority)
+	vc.AdvertInterval = r.cfg.AdvertInterval
+	vc.Logger = r.cfg.Logger.With("component", "vrrp")
+	for _, v := range r.cfg.VIPs {
+		prefix, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("--vip %q: %w (want an address with its prefix length, like 198.18.1.10/24)", v, err)
+		}
+		vc.VIPs = append(vc.VIPs, prefix)
+	}
+	router, err := vrrp.New(vc)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: %w", err)
+	}
+	return router, nil
 }
 
 // close stops the proxy and the admin server.

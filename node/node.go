@@ -52,8 +52,17 @@ type Config struct {
 	LBHTTPPort  int
 	LBAppIDPort int
 	LBAdminPort int
-	RaftPort    int
-	GossipPort  int
+	// VIPs, when set, are held by VRRP (RFC 5798, version 3) among the lb nodes of
+	// VRID on Interface: the one with the highest Priority adds them and announces them;
+	// the others take over within the master down interval. AdvertInterval is the
+	// advertisement interval (centiseconds; under a second for sub-second failover).
+	VIPs           []string
+	VRID           int
+	VRRPPriority   int
+	VRRPInterface  string
+	AdvertInterval time.Duration
+	RaftPort       int
+	GossipPort     int
 	// Resources and Attributes are the agent's flags ('cpus:4;mem:8192;ports:[31000-32000]',
 	// 'rack:r1;zone:a'); anything not given is detected.
 	Resources  string
@@ -131,7 +140,12 @@ func DefaultConfig() Config {
 		LBHTTPPort:  80,
 		LBAppIDPort: 9091,
 		LBAdminPort: 9090,
-		Logger:      slog.Default(),
+		VRID:        51,
+		// keepalived's default priority; a tenth of a second between advertisements
+		// makes failover well under a second.
+		VRRPPriority:   100,
+		AdvertInterval: 100 * time.Millisecond,
+		Logger:         slog.Default(),
 	}
 }
 
@@ -195,6 +209,9 @@ func defaultStateDir() string {
 func (c Config) Validate() error {
 	if !c.Master && !c.Agent && !c.LB {
 		return errors.New("no role: run at least a master, an agent or a load balancer")
+	}
+	if len(c.VIPs) > 0 && (c.VRID < 1 || c.VRID > 255 || c.VRRPPriority < 1 || c.VRRPPriority > 255 || c.VRRPInterface == "") {
+		return fmt.Errorf("vrrp: --vrid %d and --priority %d must be 1-255 and --interface set (%q) to hold --vip", c.VRID, c.VRRPPriority, c.VRRPInterface)
 	}
 	if c.TaskLogMaxSize < 0 || c.TaskLogKeep < 0 {
 		return fmt.Errorf("task logs: --log-max-size %d and --log-keep %d must not be negative", c.TaskLogMaxSize, c.TaskLogKeep)
