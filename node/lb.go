@@ -83,16 +83,12 @@ func (r *lbRole) run(ctx context.Context) error {
 			}
 		}()
 	}
+	var router *vrrp.Router
 	if len(r.cfg.VIPs) > 0 {
-		router, err := r.vrrpRouter()
-		if err != nil {
+		var err error
+		if router, err = r.vrrpRouter(); err != nil {
 			return err
 		}
-		go func() {
-			if err := router.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				r.cfg.Logger.Error("vrrp stopped", "err", err)
-			}
-		}()
 	}
 	masters := []string{r.apiURL}
 	if r.apiURL == "" {
@@ -115,6 +111,22 @@ func (r *lbRole) run(ctx context.Context) error {
 	w, err := lb.NewWatcher(wc, r.server.Swap)
 	if err != nil {
 		return err
+	}
+	if router != nil {
+		// The VIP is claimed only once there is a table to serve it with: a node that
+		// preempted with an empty table would answer 503 until its first one.
+		go func() {
+			for w.Tables() == 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			if err := router.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				r.cfg.Logger.Error("vrrp stopped", "err", err)
+			}
+		}()
 	}
 	return w.Run(ctx)
 }

@@ -82,7 +82,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	vips, err := openVIPSet(r.cfg.Interface, r.cfg.VIPs)
+	vips, err := openVIPSet(r.cfg.Interface, r.cfg.VIPs, vipLease(r.cfg.AdvertInterval))
 	if err != nil {
 		return err
 	}
@@ -383,6 +383,11 @@ func (m *machine) advertise(priority uint8) {
 		return
 	}
 	m.r.c.sent.Add(1)
+	if priority != ResignPriority && m.r.State() == Master {
+		if err := m.vips.renew(); err != nil {
+			m.r.log.Warn("renew the virtual addresses", "err", err)
+		}
+	}
 	if m.sendFailing && priority != ResignPriority && m.r.State() == Master {
 		// The link is back: while it was down a backup may have taken the addresses
 		// and the clients' ARP entries with them.

@@ -237,3 +237,39 @@ func TestOwner(t *testing.T) {
 		t.Errorf("owner states = %v, want %v", states, want)
 	}
 }
+
+func TestVIPLease(t *testing.T) {
+	for interval, want := range map[time.Duration]time.Duration{
+		100 * time.Millisecond: 2 * time.Second,
+		time.Second:            3 * time.Second,
+		1500 * time.Millisecond: 5 * time.Second,
+	} {
+		if got := vipLease(interval); got != want {
+			t.Errorf("vipLease(%v) = %v, want %v", interval, got, want)
+		}
+	}
+}
+
+// TestVIPExpires: an address a master stops renewing (it was killed, or froze) leaves
+// the interface when its lease ends, instead of answering ARP beside the new master.
+func TestVIPExpires(t *testing.T) {
+	l := newLab(t, "a")
+	a := l.host("a")
+	vip := l.vip(0)
+	added := make(chan error, 1)
+	a.do(func() {
+		v, err := openVIPSet("eth0", []netip.Prefix{vip}, 2*time.Second)
+		if err == nil {
+			defer v.close()
+			err = v.add()
+		}
+		added <- err
+	})
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+	if !a.hasVIP(vip) {
+		t.Fatalf("%s is not on a after add", vip)
+	}
+	waitFor(t, "the unrenewed address to expire", func() bool { return !a.hasVIP(vip) })
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv4"
@@ -155,14 +156,27 @@ func garpFrame(mac net.HardwareAddr, vip netip.Addr) []byte {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // vipSet adds and removes the virtual addresses on one link through a netlink handle
-// bound to the network namespace it was opened in.
+// bound to the network namespace it was opened in. The addresses are leased: added with
+// a valid lifetime that the master renews as it advertises, so the kernel takes them off
+// a master that died without removing them (killed, or its process frozen), instead of
+// answering ARP for them next to the new master.
 type vipSet struct {
-	h    *netlink.Handle
-	link netlink.Link
-	vips []netip.Prefix
+	h       *netlink.Handle
+	link    netlink.Link
+	vips    []netip.Prefix
+	lease   time.Duration
+	renewed time.Time
 }
 
-func openVIPSet(ifname string, vips []netip.Prefix) (*vipSet, error) {
+// vipLease is how long a master's addresses outlive its last renewal: three
+// advertisement intervals, and at least the kernel's granularity of whole seconds with
+// room for a late renewal.
+func vipLease(advertInterval time.Duration) time.Duration {
+	lease := (3*advertInterval + time.Second - 1).Truncate(time.Second)
+	return max(lease, 2*time.Second)
+}
+
+func openVIPSet(ifname string, vips []netip.Prefix, lease time.Duration) (*vipSet, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: netlink: %w", err)
@@ -172,17 +186,29 @@ func openVIPSet(ifname string, vips []netip.Prefix) (*vipSet, error) {
 		h.Close()
 		return nil, fmt.Errorf("vrrp: link %s: %w", ifname, err)
 	}
-	return &vipSet{h: h, link: link, vips: vips}, nil
+	return &vipSet{h: h, link: link, vips: vips, lease: lease}, nil
 }
 
-// add puts every virtual address on the link; one already there is fine.
+// add puts every virtual address on the link, or renews its lease if it is there.
 func (v *vipSet) add() error {
+	seconds := int(v.lease / time.Second)
 	for _, p := range v.vips {
-		if err := v.h.AddrAdd(v.link, nlAddr(p)); err != nil && !errors.Is(err, unix.EEXIST) {
+		a := nlAddr(p)
+		a.ValidLft, a.PreferedLft = seconds, seconds
+		if err := v.h.AddrReplace(v.link, a); err != nil {
 			return fmt.Errorf("add %s to %s: %w", p, v.link.Attrs().Name, err)
 		}
 	}
+	v.renewed = time.Now()
 	return nil
+}
+
+// renew renews the addresses' lease when a quarter of it has passed.
+func (v *vipSet) renew() error {
+	if time.Since(v.renewed) < v.lease/4 {
+		return nil
+	}
+	return v.add()
 }
 
 // remove takes every virtual address off the link; one already gone is fine.
