@@ -240,8 +240,8 @@ func TestOwner(t *testing.T) {
 
 func TestVIPLease(t *testing.T) {
 	for interval, want := range map[time.Duration]time.Duration{
-		100 * time.Millisecond: 2 * time.Second,
-		time.Second:            3 * time.Second,
+		100 * time.Millisecond:  2 * time.Second,
+		time.Second:             3 * time.Second,
 		1500 * time.Millisecond: 5 * time.Second,
 	} {
 		if got := vipLease(interval); got != want {
