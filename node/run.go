@@ -23,6 +23,7 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/dns"
+	"github.com/atoll/atoll/frameworks/jobs"
 	"github.com/atoll/atoll/frameworks/services"
 	"github.com/atoll/atoll/isolate"
 	"github.com/atoll/atoll/isolate/fetch"
@@ -338,6 +339,7 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 	}
 	mc.Extensions = append(mc.Extensions, func(m *master.Master) {
 		services.Attach(m, services.Config{Logger: cfg.Logger})
+		jobs.Attach(m, jobs.Config{Logger: cfg.Logger})
 	})
 	m, err := master.New(mc)
 	if err != nil {

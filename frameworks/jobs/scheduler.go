@@ -1,0 +1,735 @@
+package jobs
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/frameworks/jobs/schedule"
+	"github.com/atoll/atoll/frameworks/services/placement"
+	"github.com/atoll/atoll/node/master/state"
+)
+
+// A run's states: queued (waiting for an offer; its task id is chosen and recorded),
+// launched (accepted on an offer), running, and, once ended and in the history, success
+// or failure.
+const (
+	runQueued   = "queued"
+	runLaunched = "launched"
+	runRunning  = "running"
+	runSuccess  = "success"
+	runFailure  = "failure"
+)
+
+// Why the framework killed a run.
+const (
+	killedTimeout = "maxCompletionTime"
+	killedUser    = "user"
+)
+
+// The labels on every task the framework launches, so that a new leader knows from the
+// master's task table which job, and which run of it, a task is.
+const (
+	labelJob       = "atoll.jobs/job"
+	labelScheduled = "atoll.jobs/scheduled"
+	labelAttempt   = "atoll.jobs/attempt"
+)
+
+// run is one attempt at running a job: a task.
+type run struct {
+	TaskID  string `json:"taskId"`
+	Attempt int    `json:"attempt"`
+	// Scheduled is when the run was due: the schedule's time, or when it was asked for.
+	Scheduled time.Time `json:"scheduled"`
+	Manual    bool      `json:"manual,omitempty"`
+	// Arguments replace the job's for this run (PUT /job/{name}?arguments=).
+	Arguments []string  `json:"arguments,omitempty"`
+	State     string    `json:"state"`
+	Agent     string    `json:"agentId,omitempty"`
+	Host      string    `json:"host,omitempty"`
+	Launched  time.Time `json:"launched,omitzero"`
+	Start     time.Time `json:"start,omitzero"`
+	End       time.Time `json:"end,omitzero"`
+	// TaskState and Message are the task's last status, once it ended.
+	TaskState api.TaskState `json:"taskState,omitempty"`
+	Message   string        `json:"message,omitempty"`
+	// Killed says why the framework killed it (killedTimeout, killedUser).
+	Killed string `json:"killed,omitempty"`
+
+	job string
+	// persisted says the run is in the replicated state: only then may it launch.
+	persisted bool
+	killSent  time.Time
+}
+
+// jobState is what changes as a job runs, stored apart from its definition.
+type jobState struct {
+	SuccessCount           int64     `json:"successCount"`
+	ErrorCount             int64     `json:"errorCount"`
+	ErrorsSinceLastSuccess int64     `json:"errorsSinceLastSuccess"`
+	LastSuccess            time.Time `json:"lastSuccess,omitzero"`
+	LastError              time.Time `json:"lastError,omitzero"`
+	// LastStatus is runSuccess or runFailure after the first run, "" before.
+	LastStatus string `json:"lastStatus,omitempty"`
+	// Next is the next scheduled run; zero for dependent jobs and ended schedules.
+	Next time.Time `json:"next,omitzero"`
+	// Triggered is when the job's parents last set off a run of it.
+	Triggered time.Time `json:"triggered,omitzero"`
+	// Runs are the runs not yet ended.
+	Runs []*run `json:"runs,omitempty"`
+}
+
+// entry is a job and its scheduling state.
+type entry struct {
+	job   *Job
+	sched schedule.Schedule
+	req   *placement.Requirements
+	st    jobState
+	// history holds the latest finished runs, oldest first.
+	history []*run
+	// heapIndex is the entry's place in the timers, -1 when not there.
+	heapIndex int
+}
+
+func newEntry(j *Job) (*entry, error) {
+	sched, err := j.schedule()
+	if err != nil {
+		return nil, err
+	}
+	req, err := j.requirements()
+	if err != nil {
+		return nil, err
+	}
+	return &entry{job: j, sched: sched, req: req, heapIndex: -1}, nil
+}
+
+// active says a run of the job was launched and has not ended.
+func (e *entry) active() bool {
+	return slices.ContainsFunc(e.st.Runs, func(r *run) bool { return r.State == runLaunched || r.State == runRunning })
+}
+
+// hasQueued says a run of the job waits for an offer.
+func (e *entry) hasQueued() bool {
+	return slices.ContainsFunc(e.st.Runs, func(r *run) bool { return r.State == runQueued })
+}
+
+// timerHeap orders scheduled jobs by their next run.
+type timerHeap []*entry
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].st.Next.Before(h[j].st.Next) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex, h[j].heapIndex = i, j
+}
+func (h *timerHeap) Push(x any) {
+	e := x.(*entry)
+	e.heapIndex = len(*h)
+	*h = append(*h, e)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.heapIndex = -1
+	return e
+}
+
+// push adds e, or moves it when it is there.
+func (h *timerHeap) push(e *entry) {
+	if e.heapIndex >= 0 {
+		heap.Fix(h, e.heapIndex)
+		return
+	}
+	heap.Push(h, e)
+}
+
+// remove takes e out, when it is there.
+func (h *timerHeap) remove(e *entry) {
+	if e.heapIndex >= 0 {
+		heap.Remove(h, e.heapIndex)
+	}
+}
+
+// peek returns the earliest next run.
+func (h timerHeap) peek() (time.Time, bool) {
+	if len(h) == 0 {
+		return time.Time{}, false
+	}
+	return h[0].st.Next, true
+}
+
+// pass fires the jobs that are due, kills overlong runs (on ticks), writes what changed,
+// then acknowledges the updates it took, sends kills, and suppresses or revives offers.
+func (s *Service) pass(ctx context.Context, tick bool) error {
+	s.mu.Lock()
+	stream := s.stream
+	if stream == nil || !s.ready {
+		s.mu.Unlock()
+		return nil
+	}
+	now := s.now()
+	for len(s.timers) > 0 && !s.timers[0].st.Next.After(now) {
+		s.fire(s.timers[0], now)
+	}
+	if tick {
+		s.checkDeadlines(now)
+	}
+	if err := s.flushLocked(ctx); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	acks := s.acks
+	s.acks = nil
+	kills := s.kills
+	s.kills = map[string]string{}
+	waiting := s.hasEligible()
+	revive := waiting && (s.suppressed || s.declinedIdle)
+	suppress := !waiting && !s.suppressed
+	if revive {
+		s.suppressed, s.declinedIdle = false, false
+	}
+	if suppress {
+		s.suppressed = true
+	}
+	s.mu.Unlock()
+
+	for _, st := range acks {
+		if err := stream.Acknowledge(ctx, st); err != nil {
+			return fmt.Errorf("acknowledge %s: %w", st.TaskID.Value, err)
+		}
+	}
+	for taskID, agentID := range kills {
+		if err := stream.Kill(ctx, api.TaskID{Value: taskID}, &api.AgentID{Value: agentID}); err != nil {
+			return fmt.Errorf("kill %s: %w", taskID, err)
+		}
+	}
+	switch {
+	case revive:
+		return stream.Revive(ctx)
+	case suppress:
+		return stream.Suppress(ctx)
+	}
+	return nil
+}
+
+// fire takes the due run of a scheduled job: it queues it (unless the job is disabled,
+// or does not run concurrently and a run already waits) and sets the next one. Runs the
+// schedule passed while no master led are not made up: one runs, then the schedule goes
+// on from now. s.mu is held.
+func (s *Service) fire(e *entry, now time.Time) {
+	due := e.st.Next
+	next, ok := e.sched.Next(maxTime(due, now))
+	if ok {
+		e.st.Next = next
+		s.timers.push(e)
+	} else {
+		e.st.Next = time.Time{}
+		s.timers.remove(e)
+	}
+	s.dirty[e.job.Name] = true
+	if e.job.Disabled || (!e.job.Concurrent && e.hasQueued()) {
+		return
+	}
+	s.queueRun(e, due, 0, nil, false)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// queueRun adds a run of e waiting for an offer, its task id chosen now. s.mu is held.
+func (s *Service) queueRun(e *entry, scheduled time.Time, attempt int, args []string, manual bool) *run {
+	r := &run{
+		TaskID:    newTaskID(e.job.Name, scheduled, attempt),
+		Attempt:   attempt,
+		Scheduled: scheduled,
+		Manual:    manual,
+		Arguments: args,
+		State:     runQueued,
+		job:       e.job.Name,
+	}
+	e.st.Runs = append(e.st.Runs, r)
+	s.queued[r] = struct{}{}
+	s.dirty[e.job.Name] = true
+	return r
+}
+
+// newTaskID is a task id in Chronos's form, ct:<due ms>:<attempt>:<job>:, with a random
+// suffix so that two runs due at once differ.
+func newTaskID(job string, scheduled time.Time, attempt int) string {
+	return fmt.Sprintf("ct:%d:%d:%s:%s", scheduled.UnixMilli(), attempt, job, uuid.NewString()[:8])
+}
+
+// checkDeadlines kills runs that ran longer than their job's maxCompletionTime, and
+// sends again kills that went unanswered. s.mu is held.
+func (s *Service) checkDeadlines(now time.Time) {
+	for id, r := range s.byTask {
+		e := s.jobs[r.job]
+		if e == nil {
+			continue
+		}
+		switch {
+		case r.Killed == "" && e.job.MaxCompletionTime > 0 && !r.Start.IsZero() && now.Sub(r.Start) > time.Duration(e.job.MaxCompletionTime)*time.Millisecond:
+			r.Killed = killedTimeout
+			r.killSent = now
+			s.kills[id] = r.Agent
+		case r.Killed != "" && now.Sub(r.killSent) >= killRetry:
+			r.killSent = now
+			s.kills[id] = r.Agent
+		}
+	}
+}
+
+// killRetry is how long a kill may go unanswered before it is sent again (the agent may
+// have been away).
+const killRetry = 2 * time.Second
+
+// killRunLocked kills a launched run, or drops a queued one. s.mu is held.
+func (s *Service) killRunLocked(e *entry, r *run, why string, now time.Time) {
+	if r.State == runQueued {
+		delete(s.queued, r)
+		e.st.Runs = slices.DeleteFunc(e.st.Runs, func(x *run) bool { return x == r })
+		s.dirty[e.job.Name] = true
+		return
+	}
+	r.Killed, r.killSent = why, now
+	s.kills[r.TaskID] = r.Agent
+}
+
+// eligible says a queued run may launch now: it is in the replicated state, and its job
+// runs concurrently or has no run launched and no earlier run waiting.
+func (s *Service) eligible(r *run) bool {
+	e := s.jobs[r.job]
+	if e == nil || !r.persisted {
+		return false
+	}
+	if e.job.Concurrent {
+		return true
+	}
+	if e.active() {
+		return false
+	}
+	first := slices.IndexFunc(e.st.Runs, func(x *run) bool { return x.State == runQueued })
+	return first >= 0 && e.st.Runs[first] == r
+}
+
+// hasEligible says a run may launch now. s.mu is held.
+func (s *Service) hasEligible() bool {
+	for r := range s.queued {
+		if s.eligible(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxMisses is how many runs in a row may not fit an offer before it is given up: the
+// rest would not fit either, nearly always.
+const maxMisses = 256
+
+// offers launches the waiting runs on the offers, earliest due first, and declines what
+// is left.
+func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
+	s.mu.Lock()
+	stream := s.stream
+	now := s.now()
+	var waiting []*run
+	for r := range s.queued {
+		if s.eligible(r) {
+			waiting = append(waiting, r)
+		}
+	}
+	slices.SortFunc(waiting, func(a, b *run) int {
+		if c := a.Scheduled.Compare(b.Scheduled); c != 0 {
+			return c
+		}
+		return strings.Compare(a.TaskID, b.TaskID)
+	})
+	type accept struct {
+		offer api.OfferID
+		tasks []api.TaskInfo
+	}
+	var accepts []accept
+	var declines []api.OfferID
+	planners := map[*entry]*placement.Planner{}
+	taken := make([]bool, len(waiting))
+	// A job that does not run concurrently launches one run per batch.
+	launchedJob := map[string]bool{}
+	for i := range offers {
+		offer := &offers[i]
+		remaining := *offer
+		var tasks []api.TaskInfo
+		misses := 0
+		for k, r := range waiting {
+			if taken[k] || launchedJob[r.job] {
+				continue
+			}
+			if len(tasks) >= s.cfg.MaxLaunchesPerOffer || misses >= maxMisses {
+				break
+			}
+			e := s.jobs[r.job]
+			planner := planners[e]
+			if planner == nil {
+				planner = placement.NewPlanner(e.req, nil)
+				planners[e] = planner
+			}
+			claims, _ := planner.MatchMany(&remaining, 1)
+			if len(claims) == 0 {
+				misses++
+				continue
+			}
+			misses = 0
+			taken[k] = true
+			if !e.job.Concurrent {
+				launchedJob[r.job] = true
+			}
+			tasks = append(tasks, s.taskInfo(e, r, offer, &claims[0]))
+			delete(s.queued, r)
+			r.State, r.Agent, r.Host, r.Launched = runLaunched, offer.AgentID.Value, offer.Hostname, now
+			s.byTask[r.TaskID] = r
+			remaining.Resources = subtract(remaining.Resources, claims[0].Resources)
+		}
+		if len(tasks) == 0 {
+			declines = append(declines, offer.ID)
+			continue
+		}
+		accepts = append(accepts, accept{offer.ID, tasks})
+	}
+	refuse := s.cfg.DeclineIdle
+	if len(waiting) > 0 {
+		refuse = s.cfg.DeclineUnfit
+	} else if len(declines) > 0 {
+		s.declinedIdle = true
+	}
+	s.mu.Unlock()
+
+	for _, acc := range accepts {
+		op := api.OfferOperation{Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: acc.tasks}}
+		zero := 0.0
+		if err := stream.Accept(ctx, []api.OfferID{acc.offer}, []api.OfferOperation{op}, &api.Filters{RefuseSeconds: &zero}); err != nil {
+			s.requeueUnrecorded(acc.tasks)
+			return fmt.Errorf("accept: %w", err)
+		}
+	}
+	if len(declines) > 0 {
+		seconds := refuse.Seconds()
+		if err := stream.Decline(ctx, declines, &api.Filters{RefuseSeconds: &seconds}); err != nil {
+			return fmt.Errorf("decline: %w", err)
+		}
+	}
+	return nil
+}
+
+// requeueUnrecorded puts back in the queue the runs of tasks an ACCEPT that failed did
+// not get into the master's task table.
+func (s *Service) requeueUnrecorded(tasks []api.TaskInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range tasks {
+		if _, ok := s.m.Store().Task(s.frameworkID, t.TaskID.Value); ok {
+			continue
+		}
+		if r := s.byTask[t.TaskID.Value]; r != nil {
+			delete(s.byTask, r.TaskID)
+			r.State = runQueued
+			s.queued[r] = struct{}{}
+		}
+	}
+}
+
+// taskInfo is the task of a run on an offer.
+func (s *Service) taskInfo(e *entry, r *run, offer *api.Offer, claim *placement.Claim) api.TaskInfo {
+	j := e.job
+	args := j.Arguments
+	if len(r.Arguments) > 0 {
+		args = r.Arguments
+	}
+	value := j.Command
+	cmd := &api.CommandInfo{Shell: j.Shell, Value: &value}
+	if j.Shell == nil || *j.Shell {
+		for _, a := range args {
+			value += " " + shellQuote(a)
+		}
+	} else {
+		cmd.Arguments = append([]string{j.Command}, args...)
+	}
+	user := j.RunAsUser
+	if user == "" {
+		user = s.cfg.User
+	}
+	cmd.User = &user
+	vars := []api.EnvironmentVariable{
+		{Name: "CHRONOS_JOB_NAME", Value: j.Name},
+		{Name: "CHRONOS_JOB_OWNER", Value: j.Owner},
+		{Name: "CHRONOS_JOB_RUN_TIME", Value: r.Scheduled.UTC().Format(time.RFC3339)},
+		{Name: "CHRONOS_JOB_RUN_ATTEMPT", Value: strconv.Itoa(r.Attempt)},
+		{Name: "CHRONOS_RESOURCE_CPU", Value: strconv.FormatFloat(j.CPUs, 'f', -1, 64)},
+		{Name: "CHRONOS_RESOURCE_MEM", Value: strconv.FormatFloat(j.Mem, 'f', -1, 64)},
+		{Name: "CHRONOS_RESOURCE_DISK", Value: strconv.FormatFloat(j.Disk, 'f', -1, 64)},
+		{Name: "mesos_task_id", Value: r.TaskID},
+		{Name: "HOST", Value: offer.Hostname},
+	}
+	for _, v := range j.EnvironmentVariables {
+		vars = append(vars, api.EnvironmentVariable{Name: v.Name, Value: v.Value})
+	}
+	cmd.Environment = &api.Environment{Variables: vars}
+	for _, f := range j.Fetch {
+		cmd.URIs = append(cmd.URIs, api.CommandURI{Value: f.URI, Executable: f.Executable, Extract: f.Extract, Cache: f.Cache})
+	}
+	for _, u := range j.URIs {
+		cmd.URIs = append(cmd.URIs, api.CommandURI{Value: u})
+	}
+	task := api.TaskInfo{
+		Name:      "ChronosTask:" + j.Name,
+		TaskID:    api.TaskID{Value: r.TaskID},
+		AgentID:   offer.AgentID,
+		Resources: claim.Resources,
+		Command:   cmd,
+		Labels: &api.Labels{Labels: []api.Label{
+			{Key: labelJob, Value: j.Name},
+			{Key: labelScheduled, Value: r.Scheduled.UTC().Format(time.RFC3339Nano)},
+			{Key: labelAttempt, Value: strconv.Itoa(r.Attempt)},
+		}},
+	}
+	if c := j.Container; c != nil {
+		info := &api.ContainerInfo{Type: c.Type}
+		for _, v := range c.Volumes {
+			info.Volumes = append(info.Volumes, api.Volume{ContainerPath: v.ContainerPath, HostPath: v.HostPath, Mode: v.Mode})
+		}
+		switch c.Type {
+		case "MESOS":
+			info.Mesos = &api.MesosInfo{Image: &api.Image{Type: "DOCKER", Docker: &api.ImageDocker{Name: c.Image}}}
+		default:
+			docker := &api.DockerInfo{Image: c.Image, Network: c.Network, ForcePullImage: c.ForcePullImage}
+			for _, p := range c.Parameters {
+				docker.Parameters = append(docker.Parameters, api.Parameter{Key: p.Key, Value: p.Value})
+			}
+			info.Docker = docker
+		}
+		task.Container = info
+	}
+	return task
+}
+
+// shellQuote quotes an argument for /bin/sh.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@%+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// updateLocked takes a task's status: the run follows it, and ends with the task. The
+// update is acknowledged once what it changed is written. s.mu is held.
+func (s *Service) updateLocked(st *api.TaskStatus, now time.Time) {
+	if len(st.UUID) > 0 {
+		s.acks = append(s.acks, *st)
+	}
+	r := s.byTask[st.TaskID.Value]
+	if r == nil {
+		// A task of no run: left from a job deleted while its task ran.
+		if !st.State.Terminal() && st.AgentID != nil {
+			s.kills[st.TaskID.Value] = st.AgentID.Value
+		}
+		return
+	}
+	e := s.jobs[r.job]
+	if st.AgentID != nil {
+		r.Agent = st.AgentID.Value
+	}
+	switch {
+	case st.State == api.TaskRunning && r.State != runRunning:
+		r.State, r.Start = runRunning, statusTime(st, now)
+		s.dirty[r.job] = true
+	case st.State == api.TaskDropped && r.State == runLaunched && r.Killed == "":
+		// The master dropped the launch (the offer went away): the run waits again.
+		delete(s.byTask, r.TaskID)
+		r.State = runQueued
+		s.queued[r] = struct{}{}
+	case st.State.Terminal():
+		s.finishLocked(e, r, st, now)
+	}
+}
+
+// statusTime is when a status was produced.
+func statusTime(st *api.TaskStatus, now time.Time) time.Time {
+	if st.Timestamp > 0 {
+		return time.Unix(0, int64(st.Timestamp*float64(time.Second))).UTC()
+	}
+	return now
+}
+
+// finishLocked ends a run: it goes to the history and the counters; a failed run is
+// retried while the job has retries left (not a run a user killed); a successful one
+// sets off the job's children whose parents all succeeded. s.mu is held.
+func (s *Service) finishLocked(e *entry, r *run, st *api.TaskStatus, now time.Time) {
+	delete(s.byTask, r.TaskID)
+	delete(s.queued, r)
+	if e == nil {
+		return
+	}
+	e.st.Runs = slices.DeleteFunc(e.st.Runs, func(x *run) bool { return x == r })
+	success := st.State == api.TaskFinished
+	r.End, r.TaskState, r.Message = statusTime(st, now), st.State, st.Message
+	r.State = runFailure
+	if success {
+		r.State = runSuccess
+	}
+	e.history = append(e.history, r)
+	if over := len(e.history) - s.cfg.HistorySize; over > 0 {
+		e.history = slices.Delete(e.history, 0, over)
+	}
+	s.dirty[e.job.Name], s.dirtyHistory[e.job.Name] = true, true
+	if success {
+		e.st.SuccessCount++
+		e.st.LastSuccess, e.st.ErrorsSinceLastSuccess, e.st.LastStatus = r.End, 0, runSuccess
+		s.triggerChildren(e.job.Name, now)
+		return
+	}
+	if r.Killed != killedUser && r.Attempt < *e.job.Retries {
+		s.queueRun(e, r.Scheduled, r.Attempt+1, r.Arguments, r.Manual)
+		return
+	}
+	e.st.ErrorCount++
+	e.st.ErrorsSinceLastSuccess++
+	e.st.LastError, e.st.LastStatus = r.End, runFailure
+}
+
+// triggerChildren queues a run of each child of parent whose parents have all succeeded
+// since the child last ran for them. s.mu is held.
+func (s *Service) triggerChildren(parent string, now time.Time) {
+	for _, child := range s.childrenOf(parent) {
+		c := s.jobs[child]
+		if c == nil || c.job.Disabled {
+			continue
+		}
+		ready := true
+		for _, p := range c.job.Parents {
+			pe := s.jobs[p]
+			if pe == nil || pe.st.LastStatus != runSuccess || !pe.st.LastSuccess.After(c.st.Triggered) {
+				ready = false
+				break
+			}
+		}
+		if !ready {
+			continue
+		}
+		c.st.Triggered = now
+		s.dirty[child] = true
+		if !c.job.Concurrent && c.hasQueued() {
+			continue
+		}
+		s.queueRun(c, now, 0, nil, false)
+	}
+}
+
+// childrenOf returns the jobs that name parent among their parents, by name.
+func (s *Service) childrenOf(parent string) []string {
+	var out []string
+	for name := range s.children[parent] {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// flushLocked writes the state and history of the jobs that changed. s.mu is held.
+func (s *Service) flushLocked(ctx context.Context) error {
+	if len(s.dirty) == 0 && len(s.dirtyHistory) == 0 {
+		return nil
+	}
+	var puts []state.KVPut
+	for name := range s.dirty {
+		e := s.jobs[name]
+		if e == nil {
+			continue
+		}
+		data, err := json.Marshal(&e.st)
+		if err != nil {
+			return fmt.Errorf("encode the state of job %s: %w", name, err)
+		}
+		puts = append(puts, state.KVPut{Key: stateKey(name), Value: data})
+	}
+	for name := range s.dirtyHistory {
+		e := s.jobs[name]
+		if e == nil {
+			continue
+		}
+		data, err := json.Marshal(e.history)
+		if err != nil {
+			return fmt.Errorf("encode the history of job %s: %w", name, err)
+		}
+		puts = append(puts, state.KVPut{Key: historyKey(name), Value: data})
+	}
+	for len(puts) > 0 {
+		n := min(len(puts), maxPutsPerWrite)
+		if _, err := s.m.WriteKV(ctx, &state.WriteKVRequest{Namespace: namespace, Puts: puts[:n]}); err != nil {
+			return fmt.Errorf("record the jobs' state: %w", err)
+		}
+		puts = puts[n:]
+	}
+	for name := range s.dirty {
+		if e := s.jobs[name]; e != nil {
+			for _, r := range e.st.Runs {
+				r.persisted = true
+			}
+		}
+	}
+	clear(s.dirty)
+	clear(s.dirtyHistory)
+	return nil
+}
+
+// subtract returns resources less used (same name, role and allocation), dropping what
+// is used up.
+func subtract(resources, used []api.Resource) []api.Resource {
+	out := make([]api.Resource, 0, len(resources))
+	for _, r := range resources {
+		for _, u := range used {
+			if u.Name != r.Name || u.Role != r.Role || allocationRole(u.AllocationInfo) != allocationRole(r.AllocationInfo) || r.Scalar == nil || u.Scalar == nil {
+				continue
+			}
+			r.Scalar = &api.ValueScalar{Value: r.Scalar.Value - u.Scalar.Value}
+		}
+		if r.Scalar != nil && r.Scalar.Value < 0.0005 {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func allocationRole(a *api.AllocationInfo) string {
+	if a == nil {
+		return ""
+	}
+	return a.Role
+}
+
+// taskLabel returns the value of a label, or "".
+func taskLabel(labels *api.Labels, key string) string {
+	if labels == nil {
+		return ""
+	}
+	for _, l := range labels.Labels {
+		if l.Key == key {
+			return l.Value
+		}
+	}
+	return ""
+}
