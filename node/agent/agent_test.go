@@ -555,6 +555,49 @@ func TestRecoveryReportsLostTasks(t *testing.T) {
 	waitUntil(t, "both tasks to be forgotten", func() bool { return len(a.Tasks()) == 0 })
 }
 
+// TestRecoveryDeletesAcknowledgedTasks restarts over a checkpoint left by an agent that
+// crashed before the (unwaited) deletion of tasks whose last update was acknowledged
+// reached the disk: those tasks, launched or not, are deleted and not reported to the
+// master, while an ended task whose last update is still unacknowledged is kept and the
+// update resent.
+func TestRecoveryDeletesAcknowledgedTasks(t *testing.T) {
+	workDir := t.TempDir()
+	cp, err := openCheckpoint(filepath.Join(workDir, "meta", "agent.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	launched := testRecord(testFramework, "launched", api.TaskFinished)
+	unlaunched := testRecord(testFramework, "unlaunched", api.TaskError)
+	unlaunched.Container = nil
+	pending := testRecord(testFramework, "pending", api.TaskFailed)
+	pending.Container = nil
+	pendingUpdate := testUpdate(testFramework, "pending", api.TaskFailed, 7)
+	_, appendErr := cp.appendUpdate(&pending, pendingUpdate)
+	errs := []error{cp.setBootID("boot-1"), cp.setAgentID("agent-1"), cp.putTask(&launched), cp.putTask(&unlaunched), appendErr, cp.close()}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+
+	peer := newProtocolPeer(t)
+	a := TestAgent(t, peer.masters, withWorkDir(workDir), func(c *Config) { c.BootID = "boot-1" })
+	sub := peer.nextSubscribe()
+	if len(sub.Tasks) != 1 || sub.Tasks[0].Task.TaskID.Value != "pending" || sub.Tasks[0].State != api.TaskFailed {
+		t.Fatalf("SUBSCRIBE lists %+v, want only task pending in TASK_FAILED", sub.Tasks)
+	}
+	u := peer.nextUpdate()
+	if u.Status.TaskID.Value != "pending" || !bytes.Equal(u.Status.UUID, pendingUpdate.Status.UUID) {
+		t.Fatalf("resent update %+v, want the pending one with uuid %x", u.Status, pendingUpdate.Status.UUID)
+	}
+	if views := a.Tasks(); len(views) != 1 || views[0].TaskID != "pending" || views[0].PendingUpdates != 1 {
+		t.Fatalf("tasks = %+v, want only pending with one update", views)
+	}
+	shutdown(t, a, false)
+	left := readCheckpoint(t, workDir)
+	if len(left) != 1 || left[0].record.Task.TaskID.Value != "pending" || len(left[0].updates) != 1 {
+		t.Fatalf("checkpoint after restart holds %+v, want only pending with its update", left)
+	}
+}
+
 // TestKillBeforeLaunch answers a kill that arrived before the launch began with
 // TASK_KILLED, and never starts the container.
 func TestKillBeforeLaunch(t *testing.T) {

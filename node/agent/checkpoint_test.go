@@ -1,12 +1,16 @@
 package agent
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/isolate"
@@ -146,7 +150,7 @@ func TestCheckpointAcknowledgeRemoves(t *testing.T) {
 		t.Fatalf("after acks:\n got %+v\nwant %+v", got, want)
 	}
 
-	if err := cp.deleteTask(rec.key()); err != nil {
+	if err := cp.deleteTask(rec.key()).wait(); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := cp.tasks(); err != nil || len(got) != 0 {
@@ -190,6 +194,92 @@ func TestCheckpointDropAndReset(t *testing.T) {
 	}
 	if got, err := cp.tasks(); err != nil || len(got) != 0 {
 		t.Fatalf("tasks after reset: %+v, %v; want none", got, err)
+	}
+}
+
+// TestCheckpointUpgradeAndDowngrade opens a checkpoint written with the free page list
+// synced, as agents before NoFreelistSync wrote it, reads it, writes to it, and leaves a
+// file that bbolt's default options (an older agent) still open and find consistent.
+func TestCheckpointUpgradeAndDowngrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.db")
+	rec := testRecord("fw-1", "a", api.TaskRunning)
+	first := testUpdate("fw-1", "a", api.TaskRunning, 1)
+	recJSON, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstJSON, err := json.Marshal(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = old.Update(func(tx *bbolt.Tx) error {
+		meta, err1 := tx.CreateBucket(bucketMeta)
+		tasks, err2 := tx.CreateBucket(bucketTasks)
+		updates, err3 := tx.CreateBucket(bucketUpdates)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return err
+		}
+		queue, err := updates.CreateBucket([]byte(rec.key()))
+		if err != nil {
+			return err
+		}
+		return errors.Join(meta.Put(keyAgentID, []byte("agent-1")), meta.Put(keyBootID, []byte("boot-1")),
+			tasks.Put([]byte(rec.key()), recJSON), queue.Put(seqKey(5), firstJSON))
+	})
+	if err := errors.Join(err, old.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	cp, err := openCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentID, bootID, err := cp.identity()
+	if err != nil || agentID != "agent-1" || bootID != "boot-1" {
+		t.Fatalf("identity = %q, %q, %v; want agent-1, boot-1", agentID, bootID, err)
+	}
+	second := testUpdate("fw-1", "a", api.TaskFinished, 2)
+	rec.State = api.TaskFinished
+	seq, err := cp.appendUpdate(&rec, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq != 6 {
+		t.Fatalf("sequence number after the old file's 5 = %d, want 6", seq)
+	}
+	if err := cp.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	downgraded, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer downgraded.Close()
+	err = downgraded.View(func(tx *bbolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		if n := tx.Bucket(bucketUpdates).Bucket([]byte(rec.key())).Stats().KeyN; n != 2 {
+			return fmt.Errorf("%d updates queued, want 2", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the file read with bbolt's default options: %v", err)
+	}
+	if err := downgraded.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cp = openTestCheckpoint(t, path)
+	got, err := cp.tasks()
+	want := []checkpointedTask{{record: rec, updates: []queuedUpdate{{seq: 5, update: first}, {seq: 6, update: second}}}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("tasks = %+v, %v\nwant %+v", got, err, want)
 	}
 }
 

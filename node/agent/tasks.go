@@ -360,19 +360,25 @@ func (a *Agent) shutdownFramework(frameworkID string) {
 	}
 }
 
-// removeTaskLocked forgets t and destroys its container. a.mu must be held.
+// removeTaskLocked forgets t and destroys its container once the task is deleted from the
+// checkpoint. Nothing waits for that deletion: the acknowledgements that end tasks arrive
+// one after another on the master's stream, and an fsync for each would hold up all the
+// events behind it. a.mu must be held.
 func (a *Agent) removeTaskLocked(t *task) {
 	key := t.rec.key()
-	if err := a.cp.deleteTask(key); err != nil {
-		a.log.Error("cannot remove the task from the checkpoint", "task", t.rec.Task.TaskID.Value, "err", err)
-		return
-	}
+	deleted := a.cp.deleteTask(key)
 	delete(a.tasks, key)
-	if t.rec.Container == nil {
-		return
-	}
-	containerID := t.rec.ContainerID
+	taskID, containerID, launched := t.rec.Task.TaskID.Value, t.rec.ContainerID, t.rec.Container != nil
 	a.background.Go(func() {
+		// The container's records outlive the task's on disk, so that a crash in between
+		// leaves a task whose container can still be asked about.
+		if err := deleted.wait(); err != nil {
+			a.log.Error("cannot remove the task from the checkpoint", "task", taskID, "err", err)
+			return
+		}
+		if !launched {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), destroyTimeout)
 		defer cancel()
 		if err := a.cfg.Containerizer.Destroy(ctx, containerID); err != nil && !errors.Is(err, isolate.ErrUnknownContainer) {
@@ -382,7 +388,8 @@ func (a *Agent) removeTaskLocked(t *task) {
 }
 
 // recoverContainers re-attaches to the containers of checkpointed tasks and watches them;
-// a task whose container was never launched failed with the previous agent process.
+// a task whose container was never launched failed with the previous agent process, and
+// an ended task with no update left to send is deleted.
 func (a *Agent) recoverContainers(ctx context.Context) {
 	a.mu.Lock()
 	var states []isolate.State
@@ -404,6 +411,10 @@ func (a *Agent) recoverContainers(ctx context.Context) {
 	watched := 0
 	for _, t := range a.tasks {
 		switch {
+		case t.rec.State.Terminal() && len(t.queue) == 0:
+			// Its last update was acknowledged, and the previous agent process did not
+			// live to delete it.
+			a.removeTaskLocked(t)
 		case t.rec.State.Terminal():
 		case t.rec.Container == nil:
 			a.updateLocked(t, t.rec, api.TaskStatus{State: api.TaskFailed, Source: api.SourceAgent, Reason: api.ReasonExecutorTerminated, Message: "agent restarted before the task's container was launched"})

@@ -104,13 +104,16 @@ func (a *Agent) acknowledge(ack *api.AgentEventAcknowledge) {
 		a.log.Debug("ignoring acknowledgement of an unknown update", "framework", ack.FrameworkID.Value, "task", ack.TaskID.Value)
 		return
 	}
-	// Not waited for: if the removal is lost in a crash, the update is only sent again.
-	a.cp.removeUpdate(key, t.queue[i].seq)
+	seq := t.queue[i].seq
 	t.queue = slices.Delete(t.queue, i, i+1)
-	switch {
-	case len(t.queue) == 0 && t.rec.State.Terminal():
+	if len(t.queue) == 0 && t.rec.State.Terminal() {
+		// The task's deletion takes its queue with it.
 		a.removeTaskLocked(t)
-	case i == 0 && len(t.queue) > 0:
+		return
+	}
+	// Not waited for: if the removal is lost in a crash, the update is only sent again.
+	a.cp.removeUpdate(key, seq)
+	if i == 0 && len(t.queue) > 0 {
 		t.nextSend, t.backoff = time.Time{}, a.cfg.UpdateRetryInitial
 		a.kickSender()
 	}
