@@ -362,6 +362,8 @@ func (a *Agent) Shutdown(ctx context.Context, killTasks bool) error {
 	if killTasks {
 		if err := a.killAll(ctx); err != nil {
 			errs = append(errs, err)
+		} else {
+			a.destroyEnded(ctx)
 		}
 	}
 	// Everything below ends promptly once stopCtx is cancelled: calls and container waits

@@ -304,3 +304,38 @@ func TestRuncCommandHealthCheck(t *testing.T) {
 	peer.ack(killed)
 	waitUntil(t, "the task forgotten", func() bool { return len(a.Tasks()) == 0 })
 }
+
+// TestShutdownDestroysKilledContainers: an agent stopping with its tasks killed leaves no
+// container cgroup behind (withRunc's cleanup checks), though the kills' updates were
+// never acknowledged, and a restarted agent still sends them.
+func TestShutdownDestroysKilledContainers(t *testing.T) {
+	requireRoot(t)
+	peer := newProtocolPeer(t)
+	workDir := t.TempDir()
+	a := TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir, nil))
+	peer.nextSubscribe()
+	updates := newUpdateStream(peer)
+	peer.send(launchEvent("victim", "exec sleep 1000"))
+	running := updates.next(t)
+	wantUpdate(t, running, "victim", api.TaskRunning)
+	peer.ack(running)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	// The container is gone from the runc state dir: nothing left to recover.
+	entries, err := os.ReadDir(filepath.Join(workDir, "runc", "containers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("container records left after shutdown: %v", entries)
+	}
+	// Restarted, the agent still reports the kill.
+	TestAgent(t, peer.masters, withWorkDir(workDir), withRunc(t, workDir, nil))
+	peer.nextSubscribe()
+	killed := updates.next(t)
+	wantUpdate(t, killed, "victim", api.TaskKilled)
+	peer.ack(killed)
+}

@@ -441,6 +441,45 @@ func (a *Agent) recoverContainers(ctx context.Context) {
 	}
 }
 
+// destroyEnded destroys the containers of ended tasks, as an agent stopping with its
+// tasks killed does: their cgroups, mounts and network endpoints go now rather than when
+// their last updates are acknowledged, which a stopping agent may never see. The tasks
+// stay checkpointed without a container, so a restarted agent still sends their updates.
+func (a *Agent) destroyEnded(ctx context.Context) {
+	a.mu.Lock()
+	var ended []*task
+	for _, t := range a.tasks {
+		if t.rec.State.Terminal() && t.rec.Container != nil {
+			ended = append(ended, t)
+		}
+	}
+	a.mu.Unlock()
+	for _, t := range ended {
+		a.mu.Lock()
+		rec := t.rec
+		a.mu.Unlock()
+		dctx, cancel := context.WithTimeout(ctx, destroyTimeout)
+		err := a.cfg.Containerizer.Destroy(dctx, rec.ContainerID)
+		cancel()
+		if err != nil && !errors.Is(err, isolate.ErrUnknownContainer) {
+			a.log.Warn("cannot destroy the container of a killed task", "task", rec.Task.TaskID.Value, "container", rec.ContainerID, "err", err)
+			continue
+		}
+		a.mu.Lock()
+		// Unless its last acknowledgement came meanwhile and removed it.
+		if a.tasks[rec.key()] == t {
+			rec = t.rec
+			rec.Container = nil
+			if err := a.cp.putTask(&rec); err != nil {
+				a.log.Warn("cannot checkpoint the destroyed container", "task", rec.Task.TaskID.Value, "err", err)
+			} else {
+				t.rec = rec
+			}
+		}
+		a.mu.Unlock()
+	}
+}
+
 // killAll kills every task that has not ended and waits until each has reported its end.
 func (a *Agent) killAll(ctx context.Context) error {
 	type victim struct {
