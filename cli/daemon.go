@@ -98,6 +98,8 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	if role == roleUp || role == roleLB {
 		fs.StringVar(&cfg.LBGroup, "group", cfg.LBGroup, "load balancer group: serve apps whose HAPROXY_GROUP is this")
 		fs.IntVar(&cfg.LBHTTPPort, "lb-http-port", cfg.LBHTTPPort, "load balancer port for virtual hosts (HAPROXY_{n}_VHOST); -1: none")
+		fs.IntVar(&cfg.LBHTTPSPort, "lb-https-port", cfg.LBHTTPSPort, "load balancer port for virtual hosts over TLS (HAPROXY_{n}_SSL_CERT); -1: none")
+		fs.StringVar(&cfg.LBDefaultCert, "lb-default-cert", cfg.LBDefaultCert, "PEM file with the certificate and key for TLS virtual hosts without their own (default: a self-signed one)")
 		fs.IntVar(&cfg.LBAppIDPort, "lb-app-id-port", cfg.LBAppIDPort, "load balancer port routing by X-Marathon-App-Id; -1: none")
 		fs.IntVar(&cfg.LBAdminPort, "lb-admin-port", cfg.LBAdminPort, "load balancer admin and stats port (/haproxy?stats, /metrics); -1: none")
 	}

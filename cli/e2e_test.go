@@ -94,7 +94,7 @@ type upProcess struct {
 func startUp(t *testing.T, bin, dataDir string, apiPort, raftPort, dnsPort int) *upProcess {
 	t.Helper()
 	cmd := exec.Command(bin, "up", "--data-dir", dataDir, "--api-port", fmt.Sprint(apiPort), "--raft-port", fmt.Sprint(raftPort),
-		"--dns-port", fmt.Sprint(dnsPort), "--lb-http-port", "0", "--lb-app-id-port", "0", "--lb-admin-port", "0", "--log-level", "warn")
+		"--dns-port", fmt.Sprint(dnsPort), "--lb-http-port", "0", "--lb-https-port", "0", "--lb-app-id-port", "0", "--lb-admin-port", "0", "--log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

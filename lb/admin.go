@@ -65,7 +65,7 @@ func (s *Server) AdminHandler(gatherer prometheus.Gatherer) http.Handler {
 		writeJSON(w, s.Table())
 	})
 	mux.HandleFunc("GET /_atoll_problems", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, s.Table().Problems)
+		writeJSON(w, s.Problems())
 	})
 	if gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))

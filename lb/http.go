@@ -18,6 +18,9 @@ type request struct {
 	client  string
 	cookie  string
 	backend *backend
+	// hsts: the response gets Strict-Transport-Security (a TLS request to a service
+	// with HAPROXY_{n}_USE_HSTS).
+	hsts bool
 }
 
 type requestKey struct{}
@@ -26,13 +29,14 @@ type requestKey struct{}
 var errNoBackend = errors.New("no backend available")
 
 // serveHTTP routes a request by its listener: a service port's service, the virtual host
-// and path on the virtual host port, the X-Marathon-App-Id header on the app id port.
+// and path on the virtual host ports, the X-Marathon-App-Id header on the app id port.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rt := s.routes.Load()
 	var svc *service
-	switch key, _ := r.Context().Value(listenerKey{}).(string); key {
-	case vhostListener:
+	key, _ := r.Context().Value(listenerKey{}).(string)
+	switch key {
+	case vhostListener, vhostTLSListener:
 		svc = rt.vhost(r.Host, r.URL.Path)
 	case appIDListener:
 		svc = rt.appIDs[r.Header.Get(AppIDHeader)]
@@ -47,6 +51,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svc.stats.sessions.Add(1)
+	if key == vhostListener && svc.def.RedirectToHTTPS {
+		// As marathon-lb's frontend did, before the backend's access rules.
+		w.Header().Set("Location", "https://"+hostOnly(r.Host)+s.httpsPort+r.URL.RequestURI())
+		s.finish(svc, http.StatusMovedPermanently, start)
+		w.WriteHeader(http.StatusMovedPermanently)
+		return
+	}
+	hsts := r.TLS != nil && svc.def.UseHSTS
+	if hsts {
+		w.Header().Set(hstsHeader, hstsValue)
+	}
 	if !svc.allows(remoteAddr(r)) {
 		svc.stats.denied.Add(1)
 		s.finish(svc, http.StatusForbidden, start)
@@ -62,7 +77,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	req := &request{svc: svc, client: clientHost(remoteAddr(r))}
+	req := &request{svc: svc, hsts: hsts, client: clientHost(remoteAddr(r))}
 	if svc.def.Sticky {
 		if c, err := r.Cookie(stickyCookie); err == nil {
 			req.cookie = c.Value
@@ -108,8 +123,9 @@ func remoteAddr(r *http.Request) net.Addr {
 	return &net.TCPAddr{}
 }
 
-// rewrite makes the outgoing request: X-Forwarded-For/-Host/-Proto as HAProxy's
-// forwardfor option did (appended to the client's), the client's Host kept; the round tripper picks the address.
+// rewrite makes the outgoing request: X-Forwarded-For as HAProxy's forwardfor option did
+// (appended to the client's), X-Forwarded-Host, X-Forwarded-Proto "https" or "http" as
+// the client connected, the client's Host kept; the round tripper picks the address.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = pr.In.Host
@@ -120,11 +136,18 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 }
 
-// modifyResponse sets the sticky cookie when the request was not already pinned to the
-// backend that answered.
+// modifyResponse keeps the load balancer's Strict-Transport-Security the only one, and
+// sets the sticky cookie when the request was not already pinned to the backend that
+// answered.
 func (s *Server) modifyResponse(resp *http.Response) error {
 	req, _ := resp.Request.Context().Value(requestKey{}).(*request)
-	if req == nil || req.backend == nil || !req.svc.def.Sticky || req.cookie == req.backend.cookie {
+	if req == nil {
+		return nil
+	}
+	if req.hsts {
+		resp.Header.Del(hstsHeader)
+	}
+	if req.backend == nil || !req.svc.def.Sticky || req.cookie == req.backend.cookie {
 		return nil
 	}
 	resp.Header.Add("Set-Cookie", (&http.Cookie{Name: stickyCookie, Value: req.backend.cookie, Path: "/", HttpOnly: true}).String())

@@ -2,7 +2,8 @@
 // their tasks and their marathon-lb HAPROXY_* labels (BuildTable), proxies TCP service
 // ports and HTTP virtual hosts to the healthy tasks (Server, swapped to a new table without
 // dropping a connection), serves marathon-lb's admin endpoints and Prometheus metrics
-// (Server.AdminHandler), and keeps the table fresh from a master's /v2/apps and /v2/events
+// (Server.AdminHandler), terminates TLS for the virtual hosts with certificates chosen by
+// SNI, and keeps the table fresh from a master's /v2/apps and /v2/events
 // (Watcher).
 package lb
 
@@ -23,6 +24,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// HTTPAddr serves the virtual hosts (HAPROXY_{n}_VHOST); "" serves none.
 	HTTPAddr string
+	// HTTPSAddr serves the virtual hosts over TLS; "" serves none.
+	HTTPSAddr string
+	// DefaultCert is a PEM file holding the certificate chain and private key served on
+	// HTTPSAddr to clients whose SNI names no virtual host with its own certificate
+	// (HAPROXY_{n}_SSL_CERT); "" generates a self-signed one at start.
+	DefaultCert string
 	// AppIDAddr routes HTTP by the X-Marathon-App-Id header; "" serves none.
 	AppIDAddr string
 	// BindAddr is the address service ports are bound on when their app names none
@@ -48,6 +55,8 @@ func DefaultConfig() Config {
 	return Config{
 		Logger:   slog.Default(),
 		HTTPAddr: ":80",
+		// marathon-lb's HTTPS frontend.
+		HTTPSAddr: ":443",
 		// marathon-lb's port for routing by app id.
 		AppIDAddr: ":9091",
 		// Backends are on the same network: a backend that does not answer a SYN in a
@@ -72,6 +81,7 @@ func DefaultConfig() Config {
 func DevConfig() Config {
 	c := DefaultConfig()
 	c.HTTPAddr = ":8081"
+	c.HTTPSAddr = ":8443"
 	return c
 }
 

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"hash/fnv"
 	"net"
 	"net/netip"
@@ -14,14 +15,18 @@ import (
 )
 
 // routes is a Table compiled for the proxy: services by listener, virtual host and app id,
-// with the backends' live state. Like the Table it never changes once built.
+// with the backends' live state and the virtual hosts' certificates. Like the Table it
+// never changes once built.
 type routes struct {
 	table    *Table
 	services []*service
 	byListen map[string]*service // bind host:port → service
 	byName   map[string]*service
-	vhosts   map[string][]*service // virtual host → services, in routing order
-	appIDs   map[string]*service   // app id → its first HTTP service
+	vhosts   map[string][]*service         // virtual host → services, in routing order
+	appIDs   map[string]*service           // app id → its first HTTP service
+	certs    map[string][]*tls.Certificate // virtual host → its certificates
+	// certProblems are the certificates that did not load.
+	certProblems []Problem
 }
 
 // service is a Service with what the proxy needs at hand.
@@ -84,7 +89,8 @@ func compile(t *Table, defaultBind string, old *routes) *routes {
 			}
 		}
 	}
-	r := &routes{table: t, byListen: map[string]*service{}, byName: map[string]*service{}, vhosts: map[string][]*service{}, appIDs: map[string]*service{}}
+	r := &routes{table: t, byListen: map[string]*service{}, byName: map[string]*service{}, vhosts: map[string][]*service{}, appIDs: map[string]*service{},
+		certs: map[string][]*tls.Certificate{}}
 	for i := range t.Services {
 		def := &t.Services[i]
 		svc := &service{def: def, byCookie: map[string]*backend{}, stats: oldStats[def.Name]}
@@ -141,6 +147,7 @@ func compile(t *Table, defaultBind string, old *routes) *routes {
 			return strings.Compare(a.def.Name, b.def.Name)
 		})
 	}
+	r.loadCerts()
 	return r
 }
 

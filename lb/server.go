@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,7 +19,8 @@ import (
 )
 
 // Server is the proxy: it listens on the service ports of its current table (TCP or HTTP
-// as each service's mode says), on the virtual host port and on the app id port. Swap
+// as each service's mode says), on the virtual host ports (plain and TLS) and on the app
+// id port. Swap
 // replaces the table atomically: listeners of ports still in use stay open, connections
 // already made keep their backend, and a backend gone from the table only loses new work.
 type Server struct {
@@ -26,12 +30,17 @@ type Server struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 	http      *http.Server
+	https     *http.Server
 	httpConns *connQueue
 	metrics   *metrics
+	// defaultCert is served to TLS clients whose SNI has no certificate of its own.
+	defaultCert *tls.Certificate
+	// httpsPort is appended to the host of redirects to https (":8443"), "" for 443.
+	httpsPort string
 
 	mu        sync.Mutex // guards the fields below
 	listeners map[string]net.Listener
-	fixed     []net.Listener // the virtual host and app id listeners
+	fixed     map[string]net.Listener // the virtual host and app id listeners by kind
 	tcpConns  map[net.Conn]struct{}
 	closed    bool
 	wg        sync.WaitGroup
@@ -39,8 +48,9 @@ type Server struct {
 
 // Listener kinds for HTTP connections that are not a service port's.
 const (
-	vhostListener = "vhost"
-	appIDListener = "app-id"
+	vhostListener    = "vhost"
+	vhostTLSListener = "vhost-tls"
+	appIDListener    = "app-id"
 )
 
 // AppIDHeader routes requests on the app id port (marathon-lb's 9091).
@@ -55,8 +65,8 @@ type taggedConn struct {
 	listener string
 }
 
-// NewServer starts a Server with an empty table: it listens on cfg.HTTPAddr and
-// cfg.AppIDAddr; service ports follow from Swap.
+// NewServer starts a Server with an empty table: it listens on cfg.HTTPAddr,
+// cfg.HTTPSAddr and cfg.AppIDAddr; service ports follow from Swap.
 func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -65,8 +75,14 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "lb"),
 		listeners: map[string]net.Listener{},
+		fixed:     map[string]net.Listener{},
 		tcpConns:  map[net.Conn]struct{}{},
 		httpConns: newConnQueue(),
+	}
+	if cfg.HTTPSAddr != "" {
+		if err := s.setDefaultCert(); err != nil {
+			return nil, err
+		}
 	}
 	s.routes.Store(compile(&Table{Services: []Service{}, Problems: []Problem{}}, cfg.BindAddr, nil))
 	m, err := newMetrics(s, cfg.Registerer)
@@ -103,8 +119,17 @@ func NewServer(cfg Config) (*Server, error) {
 			return ctx
 		},
 	}
+	s.https = &http.Server{
+		Handler:           s.http.Handler,
+		ReadHeaderTimeout: s.http.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          s.http.ErrorLog,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, listenerKey{}, vhostTLSListener)
+		},
+	}
 	s.wg.Go(func() { _ = s.http.Serve(s.httpConns) })
-	for _, l := range []struct{ addr, kind string }{{cfg.HTTPAddr, vhostListener}, {cfg.AppIDAddr, appIDListener}} {
+	for _, l := range []struct{ addr, kind string }{{cfg.HTTPAddr, vhostListener}, {cfg.HTTPSAddr, vhostTLSListener}, {cfg.AppIDAddr, appIDListener}} {
 		if l.addr == "" {
 			continue
 		}
@@ -113,29 +138,63 @@ func NewServer(cfg Config) (*Server, error) {
 			s.Close()
 			return nil, fmt.Errorf("lb: listen on %s: %w", l.addr, err)
 		}
-		s.fixed = append(s.fixed, ln)
+		s.fixed[l.kind] = ln
+		if l.kind == vhostTLSListener {
+			if port := ln.Addr().(*net.TCPAddr).Port; port != 443 {
+				s.httpsPort = ":" + strconv.Itoa(port)
+			}
+			tlsLn := tls.NewListener(ln, s.tlsConfig())
+			s.wg.Go(func() { _ = s.https.Serve(tlsLn) })
+			continue
+		}
 		s.wg.Go(func() { s.acceptHTTP(ln, l.kind) })
 	}
 	return s, nil
 }
 
-// HTTPAddr is the virtual host listener's address (nil without one).
-func (s *Server) HTTPAddr() net.Addr { return s.fixedAddr(s.cfg.HTTPAddr, 0) }
-
-// AppIDAddr is the app id listener's address (nil without one).
-func (s *Server) AppIDAddr() net.Addr {
-	i := 0
-	if s.cfg.HTTPAddr != "" {
-		i = 1
-	}
-	return s.fixedAddr(s.cfg.AppIDAddr, i)
-}
-
-func (s *Server) fixedAddr(configured string, i int) net.Addr {
-	if configured == "" || i >= len(s.fixed) {
+// setDefaultCert loads cfg.DefaultCert, or makes a self-signed certificate without one.
+func (s *Server) setDefaultCert() error {
+	if s.cfg.DefaultCert != "" {
+		cert, err := loadPEMCert(s.cfg.DefaultCert)
+		if err != nil {
+			return fmt.Errorf("lb: default certificate: %w", err)
+		}
+		s.defaultCert = cert
 		return nil
 	}
-	return s.fixed[i].Addr()
+	cert, err := selfSignedCert()
+	if err != nil {
+		return fmt.Errorf("lb: self-signed default certificate: %w", err)
+	}
+	s.defaultCert = cert
+	s.log.Info("no default certificate configured: serving a self-signed one generated at start", "subject", cert.Leaf.Subject.CommonName, "https", s.cfg.HTTPSAddr)
+	return nil
+}
+
+// HTTPAddr is the virtual host listener's address (nil without one).
+func (s *Server) HTTPAddr() net.Addr { return s.fixedAddr(vhostListener) }
+
+// HTTPSAddr is the TLS virtual host listener's address (nil without one).
+func (s *Server) HTTPSAddr() net.Addr { return s.fixedAddr(vhostTLSListener) }
+
+// AppIDAddr is the app id listener's address (nil without one).
+func (s *Server) AppIDAddr() net.Addr { return s.fixedAddr(appIDListener) }
+
+func (s *Server) fixedAddr(kind string) net.Addr {
+	if ln, ok := s.fixed[kind]; ok {
+		return ln.Addr()
+	}
+	return nil
+}
+
+// Problems are the table's problems and those of the certificates it names.
+func (s *Server) Problems() []Problem {
+	rt := s.routes.Load()
+	out := append(slices.Clip(rt.table.Problems), rt.certProblems...)
+	if out == nil {
+		out = []Problem{}
+	}
+	return out
 }
 
 // Table is the table being served.
@@ -166,6 +225,11 @@ func (s *Server) Swap(t *Table) error {
 		s.wg.Go(func() { s.acceptService(ln, key) })
 	}
 	s.routes.Store(next)
+	for _, p := range next.certProblems {
+		if !slices.Contains(old.certProblems, p) {
+			s.log.Warn("label not honoured", "app", p.App, "label", p.Label, "why", p.Why)
+		}
+	}
 	for key, ln := range s.listeners {
 		if _, ok := next.byListen[key]; !ok {
 			ln.Close()
@@ -209,15 +273,18 @@ func (s *Server) Close() error {
 		ln.Close()
 		delete(s.listeners, key)
 	}
-	for _, ln := range s.fixed {
-		ln.Close()
+	for kind, ln := range s.fixed {
+		// The HTTPS server owns its listener and closes it below.
+		if kind != vhostTLSListener {
+			ln.Close()
+		}
 	}
 	for c := range s.tcpConns {
 		c.Close()
 	}
 	s.mu.Unlock()
 	s.httpConns.Close()
-	err := s.http.Close()
+	err := errors.Join(s.http.Close(), s.https.Close())
 	s.transport.CloseIdleConnections()
 	s.wg.Wait()
 	return err

@@ -46,6 +46,7 @@ func newTestServer(t testing.TB, opts ...func(*Config)) (*Server, *prometheus.Re
 	cfg := DefaultConfig()
 	cfg.Logger = testLogger(t)
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.HTTPSAddr = "127.0.0.1:0"
 	cfg.AppIDAddr = "127.0.0.1:0"
 	cfg.BindAddr = "127.0.0.1"
 	cfg.EjectFor = time.Minute

@@ -50,10 +50,13 @@ type Service struct {
 	Weight int `json:"weight,omitempty"`
 	// Auth asks clients for basic authentication (HTTP only).
 	Auth *Auth `json:"auth,omitempty"`
-	// RedirectToHTTPS, SSLCerts and UseHSTS are recorded for TLS serving.
-	RedirectToHTTPS bool     `json:"redirectToHttps,omitempty"`
-	SSLCerts        []string `json:"sslCerts,omitempty"`
-	UseHSTS         bool     `json:"useHsts,omitempty"`
+	// RedirectToHTTPS answers plain-HTTP requests to the virtual hosts with a 301 to https.
+	RedirectToHTTPS bool `json:"redirectToHttps,omitempty"`
+	// SSLCerts are PEM files (certificate chain and key) served on the HTTPS port for the
+	// virtual hosts; the first that suits the client's handshake is chosen.
+	SSLCerts []string `json:"sslCerts,omitempty"`
+	// UseHSTS adds Strict-Transport-Security to the virtual hosts' HTTPS responses.
+	UseHSTS bool `json:"useHsts,omitempty"`
 	// AllowedNets, when set, are the only client networks let in.
 	AllowedNets []string `json:"allowedNets,omitempty"`
 	// Deployment is set for apps in a blue/green deployment group.
@@ -196,7 +199,7 @@ func BuildTable(apps []marathon.AppInfo, opts TableOptions) (*Table, []Problem) 
 				problems = append(problems, Problem{App: app.ID, Label: label, Why: why})
 			}
 			svc := Service{AppID: app.ID, PortIndex: index, Port: port.servicePort, BindAddr: pl.bindAddr, Mode: ModeTCP,
-				Balance: BalanceRoundRobin, Weight: pl.weight, Auth: pl.auth, SSLCerts: pl.sslCerts, Deployment: deployment, Backends: []Backend{}}
+				Balance: BalanceRoundRobin, Weight: pl.weight, Auth: pl.auth, Deployment: deployment, Backends: []Backend{}}
 			if pl.port != 0 {
 				svc.Port = pl.port
 			}
@@ -221,7 +224,8 @@ func BuildTable(apps []marathon.AppInfo, opts TableOptions) (*Table, []Problem) 
 				for _, f := range []struct {
 					field string
 					set   bool
-				}{{"REDIRECT_TO_HTTPS", pl.redirectToHTTPS != nil && *pl.redirectToHTTPS}, {"STICKY", pl.sticky != nil && *pl.sticky}, {"VHOST", len(pl.vhosts) > 0}} {
+				}{{"REDIRECT_TO_HTTPS", pl.redirectToHTTPS != nil && *pl.redirectToHTTPS}, {"SSL_CERT", len(pl.sslCerts) > 0},
+					{"STICKY", pl.sticky != nil && *pl.sticky}, {"USE_HSTS", pl.useHSTS != nil && *pl.useHSTS}, {"VHOST", len(pl.vhosts) > 0}} {
 					if f.set {
 						report(label(f.field), "needs http mode, and HAPROXY_"+strconv.Itoa(index)+"_MODE is tcp; ignored")
 					}
@@ -229,8 +233,21 @@ func BuildTable(apps []marathon.AppInfo, opts TableOptions) (*Table, []Problem) 
 			} else {
 				svc.VHosts = pl.vhosts
 				svc.Sticky = pl.sticky != nil && *pl.sticky
-				svc.RedirectToHTTPS = pl.redirectToHTTPS != nil && *pl.redirectToHTTPS
-				svc.UseHSTS = pl.useHSTS != nil && *pl.useHSTS
+				// TLS is served on the virtual host ports only: without a virtual host
+				// these labels would have nothing to act on.
+				for _, f := range []struct {
+					field string
+					set   bool
+				}{{"REDIRECT_TO_HTTPS", pl.redirectToHTTPS != nil && *pl.redirectToHTTPS}, {"SSL_CERT", len(pl.sslCerts) > 0}, {"USE_HSTS", pl.useHSTS != nil && *pl.useHSTS}} {
+					if f.set && len(svc.VHosts) == 0 {
+						report(label(f.field), "applies to virtual hosts only, and HAPROXY_"+strconv.Itoa(index)+"_VHOST is not set; ignored")
+					}
+				}
+				if len(svc.VHosts) > 0 {
+					svc.RedirectToHTTPS = pl.redirectToHTTPS != nil && *pl.redirectToHTTPS
+					svc.SSLCerts = pl.sslCerts
+					svc.UseHSTS = pl.useHSTS != nil && *pl.useHSTS
+				}
 			}
 			if pl.path != "" {
 				if len(svc.VHosts) == 0 {

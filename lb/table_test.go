@@ -56,6 +56,12 @@ var handApps = []struct {
 		{"id": "/internal", "cmd": "x", "portDefinitions": [{"port": 10010}], "labels": {"HAPROXY_GROUP": "internal"}},
 		{"id": "/nogroup", "cmd": "x", "portDefinitions": [{"port": 10013}], "labels": {}}
 	]}`},
+	{"tls-labels", "external", `{"apps": [
+		{"id": "/tls", "cmd": "x", "portDefinitions": [{"port": 10030}, {"port": 10031}],
+			"labels": {"HAPROXY_GROUP": "external",
+				"HAPROXY_0_MODE": "http", "HAPROXY_0_SSL_CERT": "/etc/ssl/a.pem", "HAPROXY_0_REDIRECT_TO_HTTPS": "true", "HAPROXY_0_USE_HSTS": "true",
+				"HAPROXY_1_MODE": "tcp", "HAPROXY_1_SSL_CERT": "/etc/ssl/b.pem", "HAPROXY_1_USE_HSTS": "true"}}
+	]}`},
 	{"malformed", "external", `{"apps": [
 		{"id": "/bad", "cmd": "x", "portDefinitions": [{"port": 10020}, {"port": 10021}, {"port": 10022}, {"port": 10023}, {"port": 10024}, {"port": 10025}, {"port": 10027}],
 			"labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "udp", "HAPROXY_1_PORT": "70000",

@@ -44,10 +44,12 @@ func startLB(cfg Config, apiURL string, members *Membership, registry *prometheu
 	lc.Registerer = registry
 	lc.HTTPAddr = listenAddr(cfg.BindAddr, cfg.LBHTTPPort)
 	lc.AppIDAddr = listenAddr(cfg.BindAddr, cfg.LBAppIDPort)
+	lc.HTTPSAddr = listenAddr(cfg.BindAddr, cfg.LBHTTPSPort)
+	lc.DefaultCert = cfg.LBDefaultCert
 	lc.BindAddr = cfg.BindAddr
 	server, err := lb.NewServer(lc)
 	if err != nil {
-		return nil, fmt.Errorf("lb: %w (choose other ports with --lb-http-port and --lb-app-id-port)", err)
+		return nil, fmt.Errorf("lb: %w (choose other ports with --lb-http-port, --lb-https-port and --lb-app-id-port)", err)
 	}
 	r := &lbRole{cfg: cfg, server: server, apiURL: apiURL, members: members}
 	if addr := listenAddr(cfg.BindAddr, cfg.LBAdminPort); addr != "" {

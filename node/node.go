@@ -52,6 +52,10 @@ type Config struct {
 	LBHTTPPort  int
 	LBAppIDPort int
 	LBAdminPort int
+	// LBHTTPSPort serves the virtual hosts over TLS (HAPROXY_{n}_SSL_CERT, else
+	// LBDefaultCert, a PEM file with certificate and key, else a self-signed one).
+	LBHTTPSPort   int
+	LBDefaultCert string
 	// VIPs, when set, are held by VRRP (RFC 5798, version 3) among the lb nodes of
 	// VRID on Interface: the one with the highest Priority adds them and announces them;
 	// the others take over within the master down interval. AdvertInterval is the
@@ -140,6 +144,7 @@ func DefaultConfig() Config {
 		LBHTTPPort:  80,
 		LBAppIDPort: 9091,
 		LBAdminPort: 9090,
+		LBHTTPSPort: 443,
 		VRID:        51,
 		// keepalived's default priority; a tenth of a second between advertisements
 		// makes failover well under a second.
@@ -168,6 +173,9 @@ func DevConfig() Config {
 	// And balances its apps, on :80 when it may bind it, else on 8081.
 	c.LB = true
 	c.LBHTTPPort = devLBHTTPPort()
+	if c.LBHTTPPort != 80 {
+		c.LBHTTPSPort = 8443
+	}
 	return c
 }
 

@@ -254,7 +254,7 @@ func TestLoadBalancerRole(t *testing.T) {
 	}
 	cfg := loopbackConfig(t, "all")
 	cfg.Master, cfg.Agent, cfg.LB, cfg.BootstrapExpect = true, true, true, 1
-	cfg.LBHTTPPort, cfg.LBAppIDPort, cfg.LBAdminPort = 0, -1, 0
+	cfg.LBHTTPPort, cfg.LBHTTPSPort, cfg.LBAppIDPort, cfg.LBAdminPort = 0, 0, -1, 0
 	info := runNode(t, cfg)
 	if info.LBHTTPAddr == "" || info.LBAdminAddr == "" {
 		t.Fatalf("lb addresses %q, %q", info.LBHTTPAddr, info.LBAdminAddr)
