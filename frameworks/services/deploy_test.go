@@ -287,10 +287,14 @@ func TestLaunchBackoff(t *testing.T) {
 			} `json:"lastTaskFailure"`
 		} `json:"queue"`
 	}
-	c.mustCall(http.StatusOK, "GET", "/v2/queue", nil, &queue)
-	if len(queue.Queue) != 1 || queue.Queue[0].LastTaskFailure.State != "TASK_FAILED" {
-		t.Fatalf("queue %+v", queue)
-	}
+	// The queue follows the framework's next pass after the failure.
+	eventually(t, "the app queued with its failure", func() error {
+		c.mustCall(http.StatusOK, "GET", "/v2/queue", nil, &queue)
+		if len(queue.Queue) != 1 || queue.Queue[0].LastTaskFailure.State != "TASK_FAILED" {
+			return fmt.Errorf("queue %+v", queue)
+		}
+		return nil
+	})
 	if d := queue.Queue[0].Delay; d.Overdue || d.TimeLeftSeconds < 1 || d.TimeLeftSeconds > 3 {
 		t.Errorf("queue delay %+v, want 1-3 s left", d)
 	}
