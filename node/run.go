@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -162,6 +163,18 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	var m *master.Master
 	if cfg.Master {
 		m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, registry, log)
+		// A Raft port picked free can be taken by another process before Raft binds it
+		// (tests start many nodes at once): pick another and say so in gossip.
+		for attempt := 0; err != nil && cfg.RaftPort == 0 && errors.Is(err, syscall.EADDRINUSE) && attempt < 3; attempt++ {
+			if raftPort, err = freePort(cfg.BindAddr); err != nil {
+				break
+			}
+			tags[TagRaft] = net.JoinHostPort(adv, strconv.Itoa(raftPort))
+			if err = members.SetTags(tags); err != nil {
+				break
+			}
+			m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, registry, log)
+		}
 		if err != nil {
 			cancel()
 			wg.Wait()

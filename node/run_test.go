@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,5 +303,22 @@ func TestLoadBalancerRole(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("lb health check: %s", resp.Status)
+	}
+}
+
+// TestRaftPortTaken: a Raft port in use fails the master with an error that says so
+// (EADDRINUSE, which the retry of an automatically picked port relies on).
+func TestRaftPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := loopbackConfig(t, "taken")
+	cfg.Master, cfg.Agent, cfg.BootstrapExpect = true, false, 1
+	cfg.RaftPort = ln.Addr().(*net.TCPAddr).Port
+	err = Run(context.Background(), cfg, nil)
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Run with the Raft port taken = %v, want EADDRINUSE", err)
 	}
 }
