@@ -400,7 +400,7 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 			delete(s.queued, r)
 			r.State, r.Agent, r.Host, r.Launched = runLaunched, offer.AgentID.Value, offer.Hostname, now
 			s.byTask[r.TaskID] = r
-			remaining.Resources = subtract(remaining.Resources, claims[0].Resources)
+			remaining.Resources = placement.Remaining(remaining.Resources, claims[0].Resources)
 		}
 		if len(tasks) == 0 {
 			declines = append(declines, offer.ID)
@@ -693,32 +693,6 @@ func (s *Service) flushLocked(ctx context.Context) error {
 	clear(s.dirty)
 	clear(s.dirtyHistory)
 	return nil
-}
-
-// subtract returns resources less used (same name, role and allocation), dropping what
-// is used up.
-func subtract(resources, used []api.Resource) []api.Resource {
-	out := make([]api.Resource, 0, len(resources))
-	for _, r := range resources {
-		for _, u := range used {
-			if u.Name != r.Name || u.Role != r.Role || allocationRole(u.AllocationInfo) != allocationRole(r.AllocationInfo) || r.Scalar == nil || u.Scalar == nil {
-				continue
-			}
-			r.Scalar = &api.ValueScalar{Value: r.Scalar.Value - u.Scalar.Value}
-		}
-		if r.Scalar != nil && r.Scalar.Value < 0.0005 {
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-func allocationRole(a *api.AllocationInfo) string {
-	if a == nil {
-		return ""
-	}
-	return a.Role
 }
 
 // taskLabel returns the value of a label, or "".
