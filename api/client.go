@@ -398,6 +398,31 @@ func (s *SchedulerStream) Next() (*Event, error) {
 	return &ev, nil
 }
 
+// Events reads the stream in a goroutine of its own, so that a framework's loop can
+// select on events with its timers: events is closed when reading ends, and err then
+// holds why (the stream's error, or ctx's). buffer is how many events may wait unread.
+func (s *SchedulerStream) Events(ctx context.Context, buffer int) (events <-chan *Event, err <-chan error) {
+	out := make(chan *Event, buffer)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(out)
+		for {
+			ev, err := s.Next()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+		}
+	}()
+	return out, errc
+}
+
 // StreamID is the subscription's Mesos-Stream-Id.
 func (s *SchedulerStream) StreamID() string { return s.streamID }
 

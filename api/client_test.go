@@ -693,3 +693,28 @@ func FuzzOperatorStream(f *testing.F) {
 		}
 	})
 }
+
+func TestSchedulerStreamEvents(t *testing.T) {
+	ctx := testContext(t)
+	leader := newSchedulerMaster(t, subscribedEvent, offersEvent, heartbeatEvent)
+	stream, err := NewClient(leader.srv.URL).Subscribe(ctx, FrameworkInfo{User: "root", Name: "test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	events, errc := stream.Events(ctx, 1)
+	var types []EventType
+	for range 3 {
+		types = append(types, (<-events).Type)
+	}
+	if want := []EventType{EventSubscribed, EventOffers, EventHeartbeat}; !reflect.DeepEqual(types, want) {
+		t.Fatalf("events = %v, want %v", types, want)
+	}
+	close(leader.release)
+	if ev, ok := <-events; ok {
+		t.Fatalf("event %+v after the end of the stream", ev)
+	}
+	if err := <-errc; err != io.EOF {
+		t.Fatalf("error at the end of the stream = %v, want io.EOF", err)
+	}
+}

@@ -313,24 +313,7 @@ func (s *Service) runStream(ctx context.Context) error {
 		return err
 	}
 	defer stream.Close()
-	events := make(chan *api.Event, 64)
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(events)
-		for {
-			ev, err := stream.Next()
-			if err != nil {
-				readErr <- err
-				return
-			}
-			select {
-			case events <- ev:
-			case <-streamCtx.Done():
-				readErr <- streamCtx.Err()
-				return
-			}
-		}
-	}()
+	events, readErr := stream.Events(streamCtx, 64)
 	ticker := time.NewTicker(s.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
