@@ -110,6 +110,19 @@ type Labels struct {
 	Labels []Label `json:"labels"`
 }
 
+// Get returns the value of the first label named key, or "" (also for nil labels).
+func (l *Labels) Get(key string) string {
+	if l == nil {
+		return ""
+	}
+	for _, label := range l.Labels {
+		if label.Key == key {
+			return label.Value
+		}
+	}
+	return ""
+}
+
 // FrameworkCapability names a feature a framework supports.
 type FrameworkCapability struct {
 	Type string `json:"type"`

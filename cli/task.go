@@ -405,7 +405,7 @@ func (r *taskRunner) launch(ctx context.Context, offer api.Offer, resources []ap
 func (r *taskRunner) update(ctx context.Context, status api.TaskStatus) (done bool, err error) {
 	ours := status.TaskID == r.task.TaskID
 	if ours {
-		if dir := labelValue(status.Labels, sandboxLabel); dir != "" {
+		if dir := status.Labels.Get(sandboxLabel); dir != "" {
 			r.sandbox = dir
 		}
 		if status.Source != api.SourceMaster {
@@ -460,18 +460,6 @@ func (r *taskRunner) printSandbox() {
 		fmt.Fprintf(r.a.stdout, "task %s ran on %s (agent %s); its stdout and stderr are in its sandbox there\n",
 			r.task.TaskID.Value, r.host, r.task.AgentID.Value)
 	}
-}
-
-func labelValue(labels *api.Labels, key string) string {
-	if labels == nil {
-		return ""
-	}
-	for _, l := range labels.Labels {
-		if l.Key == key {
-			return l.Value
-		}
-	}
-	return ""
 }
 
 // waitingReason says why no offer fitted so far.

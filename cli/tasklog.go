@@ -79,7 +79,7 @@ func locateTaskLog(ctx context.Context, client *api.Client, taskID string) (task
 	}
 	sandbox := ""
 	for _, st := range found.Statuses {
-		if dir := labelValue(st.Labels, sandboxLabel); dir != "" {
+		if dir := st.Labels.Get(sandboxLabel); dir != "" {
 			sandbox = dir
 		}
 	}

@@ -313,7 +313,7 @@ func (s *Service) load() error {
 	}
 	// Tasks of the framework no run knows (their job was deleted): killed.
 	for id, t := range live {
-		if _, ok := s.byTask[id]; !ok && taskLabel(t.Info.Labels, labelJob) != "" {
+		if _, ok := s.byTask[id]; !ok && t.Info.Labels.Get(labelJob) != "" {
 			s.kills[id] = t.AgentID
 		}
 	}

@@ -694,16 +694,3 @@ func (s *Service) flushLocked(ctx context.Context) error {
 	clear(s.dirtyHistory)
 	return nil
 }
-
-// taskLabel returns the value of a label, or "".
-func taskLabel(labels *api.Labels, key string) string {
-	if labels == nil {
-		return ""
-	}
-	for _, l := range labels.Labels {
-		if l.Key == key {
-			return l.Value
-		}
-	}
-	return ""
-}

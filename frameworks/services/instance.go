@@ -105,7 +105,7 @@ func (in *instance) healthyFor(checked bool) bool {
 // instanceFromTask rebuilds an instance from the master's record of a task, as a new
 // leader does; ok is false for tasks the framework did not launch as an app's instance.
 func instanceFromTask(t *state.Task, agent *state.Agent) (*instance, bool) {
-	appID, version := taskLabel(t.Info.Labels, labelAppID), taskLabel(t.Info.Labels, labelAppVersion)
+	appID, version := t.Info.Labels.Get(labelAppID), t.Info.Labels.Get(labelAppVersion)
 	if appID == "" {
 		return nil, false
 	}
@@ -170,19 +170,6 @@ func (in *instance) apply(st *api.TaskStatus) {
 			in.ips = ips
 		}
 	}
-}
-
-// taskLabel returns the value of a label, or "".
-func taskLabel(labels *api.Labels, key string) string {
-	if labels == nil {
-		return ""
-	}
-	for _, l := range labels.Labels {
-		if l.Key == key {
-			return l.Value
-		}
-	}
-	return ""
 }
 
 // portsOf returns the ports of a task's resources, in order.
