@@ -43,7 +43,7 @@ func (a *app) appListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			apps, err := client.listApps(cmd.Context())
+			apps, err := client.ListApps(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -55,10 +55,10 @@ func (a *app) appListCmd() *cobra.Command {
 	}
 }
 
-func (a *app) printAppTable(apps []apiObject[marathon.AppInfo]) error {
+func (a *app) printAppTable(apps []marathon.Object[marathon.AppInfo]) error {
 	tw := a.table("ID", "INSTANCES", "CPUS", "MEM", "VERSION", "DEPLOYMENTS")
 	for _, item := range apps {
-		info := item.v
+		info := item.Value
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", info.ID, instances(info), formatNumber(info.Cpus),
 			formatMB(info.Mem), orDash(info.Version), deploymentIDs(info.Deployments))
 	}
@@ -92,14 +92,14 @@ func (a *app) appShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			info, err := client.getApp(cmd.Context(), args[0])
+			info, err := client.GetApp(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			if a.output == "json" {
-				return a.printJSON(info.raw)
+				return a.printJSON(info.Raw)
 			}
-			return a.printApp(info.v)
+			return a.printApp(info.Value)
 		},
 	}
 }
@@ -178,7 +178,7 @@ func (a *app) appTasksCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tasks, err := client.appTasks(cmd.Context(), args[0])
+			tasks, err := client.AppTasks(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -187,7 +187,7 @@ func (a *app) appTasksCmd() *cobra.Command {
 			}
 			list := make([]marathon.Task, len(tasks))
 			for i, t := range tasks {
-				list[i] = t.v
+				list[i] = t.Value
 			}
 			return a.printAppTasks(list)
 		},
@@ -238,20 +238,20 @@ func readDefinition(cmd *cobra.Command, name string) ([]byte, error) {
 	var data []byte
 	var err error
 	if name == "-" {
-		data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxMarathonBody+1))
+		data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), marathon.MaxBody+1))
 		name = "stdin"
 	} else {
 		var f *os.File
 		if f, err = os.Open(name); err == nil {
-			data, err = io.ReadAll(io.LimitReader(f, maxMarathonBody+1))
+			data, err = io.ReadAll(io.LimitReader(f, marathon.MaxBody+1))
 			f.Close()
 		}
 	}
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("read the definition: %w", err)
-	case len(data) > maxMarathonBody:
-		return nil, fmt.Errorf("read the definition: %s is larger than %d MB", name, maxMarathonBody>>20)
+	case len(data) > marathon.MaxBody:
+		return nil, fmt.Errorf("read the definition: %s is larger than %d MB", name, marathon.MaxBody>>20)
 	case len(bytes.TrimSpace(data)) == 0:
 		return nil, usagef("%s is empty: want a JSON definition", name)
 	}
@@ -335,7 +335,7 @@ func (a *app) appAddCmd() *cobra.Command {
 			}
 			return a.runChange(cmd, client, o, change{
 				apps:     nonEmpty(definitionID(def)),
-				send:     func(ctx context.Context) (started, error) { return client.createApp(ctx, def, o.force) },
+				send:     func(ctx context.Context) (marathon.Started, error) { return client.CreateApp(ctx, def, o.force) },
 				describe: describeCreated,
 			})
 		},
@@ -345,7 +345,7 @@ func (a *app) appAddCmd() *cobra.Command {
 }
 
 // describeCreated names the app POST /v2/apps created, from the app it answers with.
-func describeCreated(s started) string { return "created app " + definitionID(s.raw) }
+func describeCreated(s marathon.Started) string { return "created app " + definitionID(s.Raw) }
 
 // nonEmpty is a list of id, or none when id is "".
 func nonEmpty(id string) []string {
@@ -376,9 +376,11 @@ func (a *app) appDeployCmd() *cobra.Command {
 			id := definitionID(def)
 			c := change{
 				apps: nonEmpty(id),
-				send: func(ctx context.Context) (started, error) { return client.putApp(ctx, id, def, o.force, false) },
-				describe: func(s started) string {
-					if s.status == http.StatusCreated {
+				send: func(ctx context.Context) (marathon.Started, error) {
+					return client.PutApp(ctx, id, def, o.force, false)
+				},
+				describe: func(s marathon.Started) string {
+					if s.Status == http.StatusCreated {
 						return "created app " + id
 					}
 					return "updating app " + id
@@ -386,7 +388,7 @@ func (a *app) appDeployCmd() *cobra.Command {
 			}
 			if id == "" {
 				// Without an id there is nothing to replace: the API says what is missing.
-				c.send = func(ctx context.Context) (started, error) { return client.createApp(ctx, def, o.force) }
+				c.send = func(ctx context.Context) (marathon.Started, error) { return client.CreateApp(ctx, def, o.force) }
 				c.describe = describeCreated
 			}
 			return a.runChange(cmd, client, o, c)
@@ -416,7 +418,7 @@ func (a *app) appUpdateCmd() *cobra.Command {
 			return a.runChange(cmd, client, o, change{
 				what: "updating app " + id,
 				apps: []string{id},
-				send: func(ctx context.Context) (started, error) { return client.putApp(ctx, id, def, o.force, true) },
+				send: func(ctx context.Context) (marathon.Started, error) { return client.PutApp(ctx, id, def, o.force, true) },
 			})
 		},
 	}
@@ -444,7 +446,7 @@ func (a *app) appScaleCmd() *cobra.Command {
 			return a.runChange(cmd, client, o, change{
 				what: fmt.Sprintf("scaling app %s to %d instances", id, n),
 				apps: []string{id},
-				send: func(ctx context.Context) (started, error) { return client.patchApp(ctx, id, body, o.force) },
+				send: func(ctx context.Context) (marathon.Started, error) { return client.PatchApp(ctx, id, body, o.force) },
 			})
 		},
 	}
@@ -467,7 +469,7 @@ func (a *app) appRestartCmd() *cobra.Command {
 			return a.runChange(cmd, client, o, change{
 				what: "restarting app " + id,
 				apps: []string{id},
-				send: func(ctx context.Context) (started, error) { return client.restartApp(ctx, id, o.force) },
+				send: func(ctx context.Context) (marathon.Started, error) { return client.RestartApp(ctx, id, o.force) },
 			})
 		},
 	}
@@ -491,7 +493,7 @@ func (a *app) appRemoveCmd() *cobra.Command {
 				what:    "removing app " + id,
 				apps:    []string{id},
 				removes: true,
-				send:    func(ctx context.Context) (started, error) { return client.deleteApp(ctx, id, o.force) },
+				send:    func(ctx context.Context) (marathon.Started, error) { return client.DeleteApp(ctx, id, o.force) },
 			})
 		},
 	}

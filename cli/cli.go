@@ -21,7 +21,7 @@ import (
 	"github.com/atoll/atoll/node"
 )
 
-// defaultAddr is where a master started by `atoll up` serves its API.
+// defaultAddr is where a master marathon.Started by `atoll up` serves its API.
 const defaultAddr = "http://127.0.0.1:5050"
 
 // addrEnv names the environment variable that replaces defaultAddr.

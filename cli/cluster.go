@@ -178,7 +178,7 @@ func (a *app) printTasks(state *api.GetState, all bool) error {
 	return tw.Flush()
 }
 
-// started says how long ago the task first ran, from its TASK_RUNNING status.
+// marathon.Started says how long ago the task first ran, from its TASK_RUNNING status.
 func (a *app) started(t api.Task) string {
 	for _, s := range t.Statuses {
 		if s.State == api.TaskRunning && s.Timestamp > 0 {

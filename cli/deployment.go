@@ -69,7 +69,7 @@ func (a *app) deploymentListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, err := client.listDeployments(cmd.Context())
+			list, err := client.ListDeployments(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -78,8 +78,8 @@ func (a *app) deploymentListCmd() *cobra.Command {
 			}
 			tw := a.table("ID", "APPS", "STEP", "ACTIONS", "VERSION")
 			for _, d := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", d.v.ID, orDash(strings.Join(d.v.AffectedApps, ",")),
-					d.v.CurrentStep, d.v.TotalSteps, orDash(describeActions(currentActions(d.v.CurrentActions))), orDash(d.v.Version))
+				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", d.Value.ID, orDash(strings.Join(d.Value.AffectedApps, ",")),
+					d.Value.CurrentStep, d.Value.TotalSteps, orDash(describeActions(currentActions(d.Value.CurrentActions))), orDash(d.Value.Version))
 			}
 			return tw.Flush()
 		},
@@ -100,7 +100,7 @@ func (a *app) deploymentRollbackCmd() *cobra.Command {
 			id := args[0]
 			return a.runChange(cmd, client, o, change{
 				what: "rolling back deployment " + id,
-				send: func(ctx context.Context) (started, error) { return client.rollbackDeployment(ctx, id) },
+				send: func(ctx context.Context) (marathon.Started, error) { return client.RollbackDeployment(ctx, id) },
 			})
 		},
 	}
@@ -119,7 +119,7 @@ func (a *app) deploymentStopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := client.stopDeployment(cmd.Context(), args[0]); err != nil {
+			if err := client.StopDeployment(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			// The API answers 202 without a body: -o json prints nothing.
@@ -132,10 +132,10 @@ func (a *app) deploymentStopCmd() *cobra.Command {
 }
 
 // raws lists the API's JSON of objects.
-func raws[T any](list []apiObject[T]) []json.RawMessage {
+func raws[T any](list []marathon.Object[T]) []json.RawMessage {
 	out := make([]json.RawMessage, len(list))
 	for i, o := range list {
-		out[i] = o.raw
+		out[i] = o.Raw
 	}
 	return out
 }
@@ -194,30 +194,30 @@ type change struct {
 	apps    []string
 	removes bool
 	// send makes the call.
-	send func(ctx context.Context) (started, error)
+	send func(ctx context.Context) (marathon.Started, error)
 	// describe, when set, replaces what once the answer is known.
-	describe func(started) string
+	describe func(marathon.Started) string
 }
 
-// runChange makes a change and says which deployment it started (-o json: prints the
+// runChange makes a change and says which deployment it marathon.Started (-o json: prints the
 // API's answer); with --wait it then follows the deployment to its end.
-func (a *app) runChange(cmd *cobra.Command, client *marathonClient, o changeOptions, c change) error {
+func (a *app) runChange(cmd *cobra.Command, client *marathon.Client, o changeOptions, c change) error {
 	if err := o.validate(cmd); err != nil {
 		return err
 	}
 	ctx := cmd.Context()
-	var stream *eventStream
-	var before []apiObject[marathon.Task]
+	var stream *marathon.EventStream
+	var before []marathon.Object[marathon.Task]
 	if o.wait {
 		// Subscribe before the change, so that no event of its deployment is missed.
 		var err error
-		stream, err = client.events(ctx, watchedEvents...)
+		stream, err = client.Events(ctx, watchedEvents...)
 		if err != nil {
 			fmt.Fprintf(a.stderr, "atoll: following the deployment by polling: %v\n", err)
 		} else {
 			defer stream.Close()
 		}
-		if before, err = client.listTasks(ctx); err != nil {
+		if before, err = client.ListTasks(ctx); err != nil {
 			return err
 		}
 	}
@@ -231,15 +231,15 @@ func (a *app) runChange(cmd *cobra.Command, client *marathonClient, o changeOpti
 	}
 	switch {
 	case a.output == "json":
-		if err := a.printJSON(s.raw); err != nil {
+		if err := a.printJSON(s.Raw); err != nil {
 			return err
 		}
-	case s.deploymentID == "":
+	case s.DeploymentID == "":
 		fmt.Fprintf(a.stdout, "%s: nothing to deploy\n", what)
 	default:
-		fmt.Fprintf(a.stdout, "%s: deployment %s\n", what, s.deploymentID)
+		fmt.Fprintf(a.stdout, "%s: deployment %s\n", what, s.DeploymentID)
 	}
-	if !o.wait || s.deploymentID == "" {
+	if !o.wait || s.DeploymentID == "" {
 		return nil
 	}
 	out := a.stdout
@@ -253,11 +253,11 @@ func (a *app) runChange(cmd *cobra.Command, client *marathonClient, o changeOpti
 
 // lockHint adds what to do to the API's 409 for a locked app.
 func lockHint(err error) error {
-	var ae *apiError
-	if !errors.As(err, &ae) || ae.body.Status != http.StatusConflict || len(ae.body.Deployments) == 0 {
+	var ae *marathon.APIError
+	if !errors.As(err, &ae) || ae.Body.Status != http.StatusConflict || len(ae.Body.Deployments) == 0 {
 		return err
 	}
-	id := ae.body.Deployments[0].ID
+	id := ae.Body.Deployments[0].ID
 	return fmt.Errorf("%w\natoll: --force overrides the deployment; or end it first: atoll deployment rollback %s, or atoll deployment stop %s", err, id, id)
 }
 
@@ -268,7 +268,7 @@ func lockHint(err error) error {
 // goroutine touches it.
 type deploymentWatch struct {
 	a      *app
-	client *marathonClient
+	client *marathon.Client
 	out    io.Writer
 	// terminal says out is a terminal width columns wide.
 	terminal bool
@@ -332,16 +332,16 @@ type taskProgress struct {
 	healthy               bool
 }
 
-func newDeploymentWatch(a *app, client *marathonClient, out io.Writer, s started, before []apiObject[marathon.Task]) *deploymentWatch {
+func newDeploymentWatch(a *app, client *marathon.Client, out io.Writer, s marathon.Started, before []marathon.Object[marathon.Task]) *deploymentWatch {
 	w := &deploymentWatch{
-		a: a, client: client, out: out, id: s.deploymentID, version: s.version, start: time.Now(),
+		a: a, client: client, out: out, id: s.DeploymentID, version: s.Version, start: time.Now(),
 		apps: map[string]*appProgress{}, tasks: map[string]*taskProgress{},
 	}
 	if a.getenv("TERM") != "dumb" {
 		w.width, w.terminal = terminalWidth(out)
 	}
 	for _, t := range before {
-		w.tasks[t.v.ID] = &taskProgress{appID: t.v.AppID, version: t.v.Version, state: t.v.State, healthy: taskAlive(t.v)}
+		w.tasks[t.Value.ID] = &taskProgress{appID: t.Value.AppID, version: t.Value.Version, state: t.Value.State, healthy: taskAlive(t.Value)}
 	}
 	return w
 }
@@ -376,13 +376,13 @@ func taskAlive(t marathon.Task) bool {
 }
 
 type sseItem struct {
-	ev  sseEvent
+	ev  marathon.Event
 	err error
 }
 
 // run follows the deployment until it ends, timeout passes or Ctrl-C. stream may be nil
 // (poll only).
-func (w *deploymentWatch) run(ctx context.Context, stream *eventStream, timeout time.Duration) error {
+func (w *deploymentWatch) run(ctx context.Context, stream *marathon.EventStream, timeout time.Duration) error {
 	ctx, stopSignals := w.a.interrupted(ctx)
 	defer stopSignals()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -395,7 +395,7 @@ func (w *deploymentWatch) run(ctx context.Context, stream *eventStream, timeout 
 		defer close(done)
 		go func() {
 			for {
-				ev, err := stream.next()
+				ev, err := stream.Next()
 				select {
 				case items <- sseItem{ev, err}:
 				case <-done:
@@ -490,17 +490,17 @@ func (w *deploymentWatch) pollFailed(ctx context.Context, err error) {
 }
 
 // handle acts on one event; done says the deployment ended (err: it failed).
-func (w *deploymentWatch) handle(ctx context.Context, ev sseEvent) (done bool, err error) {
-	switch ev.typ {
+func (w *deploymentWatch) handle(ctx context.Context, ev marathon.Event) (done bool, err error) {
+	switch ev.Type {
 	case marathon.EventStatusUpdate:
 		var u marathon.StatusUpdateEvent
-		if json.Unmarshal(ev.data, &u) != nil || u.TaskID == "" {
+		if json.Unmarshal(ev.Data, &u) != nil || u.TaskID == "" {
 			return false, nil
 		}
 		w.statusUpdate(u)
 	case marathon.EventHealthStatusChanged:
 		var h marathon.HealthStatusChangedEvent
-		if json.Unmarshal(ev.data, &h) != nil {
+		if json.Unmarshal(ev.Data, &h) != nil {
 			return false, nil
 		}
 		if t := w.tasks[cmp.Or(h.TaskID, h.InstanceID)]; t != nil {
@@ -511,10 +511,10 @@ func (w *deploymentWatch) handle(ctx context.Context, ev sseEvent) (done bool, e
 			ID   string              `json:"id"`
 			Plan marathon.Deployment `json:"plan"`
 		}
-		if json.Unmarshal(ev.data, &d) != nil || cmp.Or(d.ID, d.Plan.ID) != w.id {
+		if json.Unmarshal(ev.Data, &d) != nil || cmp.Or(d.ID, d.Plan.ID) != w.id {
 			return false, nil
 		}
-		switch ev.typ {
+		switch ev.Type {
 		case marathon.EventDeploymentInfo:
 			if err := w.learn(ctx, d.Plan); err != nil {
 				w.pollFailed(ctx, err)
@@ -615,17 +615,17 @@ func (w *deploymentWatch) learn(ctx context.Context, d marathon.Deployment) erro
 	for id, stop := range stops {
 		p := &appProgress{id: id, stop: stop}
 		if !stop {
-			info, err := w.client.getApp(ctx, id)
-			var ae *apiError
+			info, err := w.client.GetApp(ctx, id)
+			var ae *marathon.APIError
 			switch {
-			case errors.As(err, &ae) && ae.body.Status == http.StatusNotFound:
+			case errors.As(err, &ae) && ae.Body.Status == http.StatusNotFound:
 				p.stop = true
 			case err != nil:
 				return fmt.Errorf("read the target of %s: %w", id, err)
 			default:
-				p.instances, p.checked = info.v.Instances, len(info.v.HealthChecks) > 0
-				p.version = info.v.Version
-				if vi := info.v.VersionInfo; vi != nil && vi.LastConfigChangeAt != "" {
+				p.instances, p.checked = info.Value.Instances, len(info.Value.HealthChecks) > 0
+				p.version = info.Value.Version
+				if vi := info.Value.VersionInfo; vi != nil && vi.LastConfigChangeAt != "" {
 					p.version = vi.LastConfigChangeAt
 				}
 			}
@@ -667,15 +667,15 @@ func (w *deploymentWatch) running(p *appProgress) (running, healthy int) {
 // poll asks /v2/deployments after the deployment, and /v2/queue why its apps wait. A
 // deployment gone without an event is settled by looking at its apps.
 func (w *deploymentWatch) poll(ctx context.Context) (done bool, err error) {
-	list, err := w.client.listDeployments(ctx)
+	list, err := w.client.ListDeployments(ctx)
 	if err != nil {
 		w.pollFailed(ctx, err)
 		return false, nil
 	}
 	var ours *marathon.Deployment
 	for _, d := range list {
-		if d.v.ID == w.id {
-			ours = &d.v
+		if d.Value.ID == w.id {
+			ours = &d.Value
 		}
 	}
 	if ours == nil {
@@ -709,9 +709,9 @@ func (w *deploymentWatch) refresh(ctx context.Context, apps ...string) {
 		if _, ours := w.apps[id]; !ours {
 			continue
 		}
-		tasks, err := w.client.appTasks(ctx, id)
-		var ae *apiError
-		if err != nil && !(errors.As(err, &ae) && ae.body.Status == http.StatusNotFound) {
+		tasks, err := w.client.AppTasks(ctx, id)
+		var ae *marathon.APIError
+		if err != nil && !(errors.As(err, &ae) && ae.Body.Status == http.StatusNotFound) {
 			w.pollFailed(ctx, err)
 			continue
 		}
@@ -721,14 +721,14 @@ func (w *deploymentWatch) refresh(ctx context.Context, apps ...string) {
 			}
 		}
 		for _, t := range tasks {
-			w.tasks[t.v.ID] = &taskProgress{appID: id, version: t.v.Version, state: t.v.State, healthy: taskAlive(t.v)}
+			w.tasks[t.Value.ID] = &taskProgress{appID: id, version: t.Value.Version, state: t.Value.State, healthy: taskAlive(t.Value)}
 		}
 	}
 }
 
 // explainWaiting reads /v2/queue: why offers did not fit the apps, or their launch delay.
 func (w *deploymentWatch) explainWaiting(ctx context.Context) {
-	queue, err := w.client.queue(ctx)
+	queue, err := w.client.Queue(ctx)
 	if err != nil {
 		w.pollFailed(ctx, err)
 		return
@@ -737,11 +737,11 @@ func (w *deploymentWatch) explainWaiting(ctx context.Context) {
 		p.waiting, p.waitingKey = "", ""
 	}
 	for _, item := range queue {
-		if item.v.App == nil {
+		if item.Value.App == nil {
 			continue
 		}
-		if p := w.apps[item.v.App.ID]; p != nil && !p.stop {
-			p.waiting, p.waitingKey = waitingReason(p.id, item.v, time.Now())
+		if p := w.apps[item.Value.App.ID]; p != nil && !p.stop {
+			p.waiting, p.waitingKey = waitingReason(p.id, item.Value, time.Now())
 		}
 	}
 }
@@ -754,7 +754,7 @@ const noOffersAfter = 5 * time.Second
 // failures, the offers that did not fit, by reason, or that no offer came at all; ""
 // when there is nothing to say. key is the same without the counts and times, which
 // change with every offer.
-func waitingReason(appID string, item queueItem, now time.Time) (reason, key string) {
+func waitingReason(appID string, item marathon.QueueItem, now time.Time) (reason, key string) {
 	if d := item.Delay; d != nil && !d.Overdue && d.TimeLeftSeconds > 0 {
 		reason = fmt.Sprintf("%s: launch delayed %ds after task failures", appID, d.TimeLeftSeconds)
 		if f := item.LastTaskFailure; f != nil {
@@ -802,9 +802,9 @@ func (w *deploymentWatch) settle(ctx context.Context) error {
 		if p := w.apps[id]; p != nil {
 			stop = p.stop
 		}
-		info, err := w.client.getApp(ctx, id)
-		var ae *apiError
-		gone := errors.As(err, &ae) && ae.body.Status == http.StatusNotFound
+		info, err := w.client.GetApp(ctx, id)
+		var ae *marathon.APIError
+		gone := errors.As(err, &ae) && ae.Body.Status == http.StatusNotFound
 		switch {
 		case err != nil && !gone:
 			return fmt.Errorf("deployment %s ended; reading %s: %w", w.id, id, err)
@@ -814,8 +814,8 @@ func (w *deploymentWatch) settle(ctx context.Context) error {
 			}
 		case gone:
 			return fmt.Errorf("deployment %s ended and %s is gone: another change removed it", w.id, id)
-		case w.version != "" && info.v.Version != w.version:
-			return fmt.Errorf("deployment %s ended before it was done: another change took %s to version %s", w.id, id, info.v.Version)
+		case w.version != "" && info.Value.Version != w.version:
+			return fmt.Errorf("deployment %s ended before it was done: another change took %s to version %s", w.id, id, info.Value.Version)
 		}
 	}
 	return w.finish(ctx)

@@ -353,7 +353,7 @@ func TestWaitingReason(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var item queueItem
+			var item marathon.QueueItem
 			decodeJSON(t, []byte(tt.item), &item)
 			if got, key := waitingReason("/web", item, testNow); got != tt.want || key != tt.wantKey {
 				t.Fatalf("waitingReason = %q, %q; want %q, %q", got, key, tt.want, tt.wantKey)

@@ -36,12 +36,12 @@ func (a *app) groupListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			root, err := client.getGroup(cmd.Context(), "/")
+			root, err := client.GetGroup(cmd.Context(), "/")
 			if err != nil {
 				return err
 			}
 			if a.output == "json" {
-				return a.printJSON(root.raw)
+				return a.printJSON(root.Raw)
 			}
 			tw := a.table("ID", "APPS", "GROUPS", "DEPENDENCIES", "VERSION")
 			var walk func(g *marathon.Group)
@@ -54,7 +54,7 @@ func (a *app) groupListCmd() *cobra.Command {
 					}
 				}
 			}
-			walk(&root.v)
+			walk(&root.Value)
 			return tw.Flush()
 		},
 	}
@@ -70,38 +70,38 @@ func (a *app) groupShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			g, err := client.getGroup(cmd.Context(), args[0])
+			g, err := client.GetGroup(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			if a.output == "json" {
-				return a.printJSON(g.raw)
+				return a.printJSON(g.Raw)
 			}
 			var groups []string
-			for _, sub := range g.v.Groups {
+			for _, sub := range g.Value.Groups {
 				if sub != nil {
 					groups = append(groups, sub.ID)
 				}
 			}
-			tw := a.table("ID:", g.v.ID)
-			fmt.Fprintf(tw, "Version:\t%s\n", orDash(g.v.Version))
-			fmt.Fprintf(tw, "Dependencies:\t%s\n", orDash(strings.Join(g.v.Dependencies, ",")))
+			tw := a.table("ID:", g.Value.ID)
+			fmt.Fprintf(tw, "Version:\t%s\n", orDash(g.Value.Version))
+			fmt.Fprintf(tw, "Dependencies:\t%s\n", orDash(strings.Join(g.Value.Dependencies, ",")))
 			fmt.Fprintf(tw, "Groups:\t%s\n", orDash(strings.Join(groups, ",")))
 			if err := tw.Flush(); err != nil {
 				return err
 			}
 			// The apps with their task counts, as app list shows them.
-			all, err := client.listApps(cmd.Context())
+			all, err := client.ListApps(cmd.Context())
 			if err != nil {
 				return err
 			}
 			members := map[string]bool{}
-			for _, def := range g.v.AllApps() {
+			for _, def := range g.Value.AllApps() {
 				if def != nil {
 					members[def.ID] = true
 				}
 			}
-			apps := slices.DeleteFunc(all, func(o apiObject[marathon.AppInfo]) bool { return !members[o.v.ID] })
+			apps := slices.DeleteFunc(all, func(o marathon.Object[marathon.AppInfo]) bool { return !members[o.Value.ID] })
 			fmt.Fprintln(a.stdout)
 			return a.printAppTable(apps)
 		},
@@ -125,8 +125,8 @@ func (a *app) groupAddCmd() *cobra.Command {
 			}
 			return a.runChange(cmd, client, o, change{
 				what: "creating group " + orDash(definitionID(def)),
-				send: func(ctx context.Context) (started, error) {
-					return client.groupChange(ctx, http.MethodPost, "", def, o.force)
+				send: func(ctx context.Context) (marathon.Started, error) {
+					return client.GroupChange(ctx, http.MethodPost, "", def, o.force)
 				},
 			})
 		},
@@ -153,8 +153,8 @@ func (a *app) groupUpdateCmd() *cobra.Command {
 			id := canonicalID(args[0])
 			return a.runChange(cmd, client, o, change{
 				what: "updating group " + id,
-				send: func(ctx context.Context) (started, error) {
-					return client.groupChange(ctx, http.MethodPut, id, def, o.force)
+				send: func(ctx context.Context) (marathon.Started, error) {
+					return client.GroupChange(ctx, http.MethodPut, id, def, o.force)
 				},
 			})
 		},
@@ -177,8 +177,8 @@ func (a *app) groupRemoveCmd() *cobra.Command {
 			id := canonicalID(args[0])
 			return a.runChange(cmd, client, o, change{
 				what: "removing group " + id,
-				send: func(ctx context.Context) (started, error) {
-					return client.groupChange(ctx, http.MethodDelete, id, nil, o.force)
+				send: func(ctx context.Context) (marathon.Started, error) {
+					return client.GroupChange(ctx, http.MethodDelete, id, nil, o.force)
 				},
 			})
 		},

@@ -45,12 +45,12 @@ func (a *app) jobs(cmd *cobra.Command) ([]json.RawMessage, []jobView, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := client.do(cmd.Context(), http.MethodGet, chronosPrefix+"/jobs", nil, nil)
+	r, err := client.Do(cmd.Context(), http.MethodGet, chronosPrefix+"/jobs", nil, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	var raws []json.RawMessage
-	if err := json.Unmarshal(r.body, &raws); err != nil {
+	if err := json.Unmarshal(r.Body, &raws); err != nil {
 		return nil, nil, fmt.Errorf("GET %s/jobs: the answer is not a list of jobs: %w", chronosPrefix, err)
 	}
 	views := make([]jobView, len(raws))
@@ -144,7 +144,7 @@ func (a *app) jobAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := client.do(cmd.Context(), http.MethodPost, path, nil, data); err != nil {
+			if _, err := client.Do(cmd.Context(), http.MethodPost, path, nil, data); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "job %s added\n", probe.Name)
@@ -168,7 +168,7 @@ func (a *app) jobRunCmd() *cobra.Command {
 			if arguments != "" {
 				query = url.Values{"arguments": {arguments}}
 			}
-			if _, err := client.do(cmd.Context(), http.MethodPut, chronosPrefix+"/job/"+url.PathEscape(args[0]), query, nil); err != nil {
+			if _, err := client.Do(cmd.Context(), http.MethodPut, chronosPrefix+"/job/"+url.PathEscape(args[0]), query, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "job %s started\n", args[0])
@@ -189,7 +189,7 @@ func (a *app) jobRemoveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := client.do(cmd.Context(), http.MethodDelete, chronosPrefix+"/job/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			if _, err := client.Do(cmd.Context(), http.MethodDelete, chronosPrefix+"/job/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "job %s removed\n", args[0])

@@ -84,7 +84,7 @@ func locateTaskLog(ctx context.Context, client *api.Client, taskID string) (task
 		}
 	}
 	if sandbox == "" {
-		return taskLog{}, fmt.Errorf("task %s (%s) has no sandbox yet: its agent has not started it", taskID, found.State)
+		return taskLog{}, fmt.Errorf("task %s (%s) has no sandbox yet: its agent has not marathon.Started it", taskID, found.State)
 	}
 	agents, err := client.GetAgents(rctx)
 	if err != nil {

@@ -208,6 +208,8 @@ type QueueItem struct {
 	ProcessedOffersSummary ProcessedOffersSummary `json:"processedOffersSummary"`
 	// LastUnusedOffers is there with embed=lastUnusedOffers.
 	LastUnusedOffers []UnusedOffer `json:"lastUnusedOffers,omitempty"`
+	// LastTaskFailure is the app's last unexpected task end, an Atoll addition.
+	LastTaskFailure *TaskFailure `json:"lastTaskFailure,omitempty"`
 }
 
 // QueueDelay is an app's launch backoff.

@@ -1,4 +1,4 @@
-package cli
+package marathon
 
 import (
 	"bytes"
@@ -9,15 +9,13 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/atoll/atoll/api/marathon"
 )
 
 // readEvents reads a whole event stream.
-func readEvents(t testing.TB, stream string) ([]sseEvent, error) {
+func readEvents(t testing.TB, stream string) ([]Event, error) {
 	t.Helper()
 	r := newSSEReader(strings.NewReader(stream))
-	var out []sseEvent
+	var out []Event
 	for {
 		ev, err := r.next()
 		if err == io.EOF {
@@ -34,14 +32,14 @@ func TestSSEReader(t *testing.T) {
 	tests := []struct {
 		name   string
 		stream string
-		want   []sseEvent
+		want   []Event
 	}{
 		{"marathon's frames", "event: event_stream_attached\ndata: {\"a\":1}\n\nevent: status_update_event\ndata: {\"b\":2}\n\n",
-			[]sseEvent{{"event_stream_attached", []byte(`{"a":1}`)}, {"status_update_event", []byte(`{"b":2}`)}}},
+			[]Event{{"event_stream_attached", []byte(`{"a":1}`)}, {"status_update_event", []byte(`{"b":2}`)}}},
 		{"comments, other fields and CRLF", ": stream closed: leadership lost\r\nid: 7\r\nretry: 10\r\nevent:x\r\ndata:1\r\n\r\n",
-			[]sseEvent{{"x", []byte("1")}}},
-		{"data lines joined", "data: a\ndata:\ndata:  b\n\n", []sseEvent{{"message", []byte("a\n\n b")}}},
-		{"an event without data is no event", "event: lonely\n\ndata: z\n\n", []sseEvent{{"message", []byte("z")}}},
+			[]Event{{"x", []byte("1")}}},
+		{"data lines joined", "data: a\ndata:\ndata:  b\n\n", []Event{{"message", []byte("a\n\n b")}}},
+		{"an event without data is no event", "event: lonely\n\ndata: z\n\n", []Event{{"message", []byte("z")}}},
 		{"unterminated last event is dropped", "event: y\ndata: 1\n", nil},
 		{"empty", "", nil},
 	}
@@ -77,8 +75,8 @@ func FuzzSSEReader(f *testing.F) {
 		}
 		frame := "event: " + typ + "\ndata: " + data + "\n\n"
 		got, err := readEvents(t, frame+frame)
-		want := sseEvent{typ, []byte(data)}
-		if err != nil || len(got) != 2 || got[0].typ != want.typ || !bytes.Equal(got[0].data, want.data) || !reflect.DeepEqual(got[0], got[1]) {
+		want := Event{typ, []byte(data)}
+		if err != nil || len(got) != 2 || got[0].Type != want.Type || !bytes.Equal(got[0].Data, want.Data) || !reflect.DeepEqual(got[0], got[1]) {
 			t.Fatalf("frame %q read as %q, %v", frame, got, err)
 		}
 	})
@@ -102,13 +100,13 @@ func TestAPIErrorText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		body, _ := parseErrorBody(tt.status, []byte(tt.body))
-		err := error(&apiError{method: http.MethodPost, path: "/v2/apps", body: body})
+		err := error(&APIError{Method: http.MethodPost, Path: "/v2/apps", Body: body})
 		if err.Error() != tt.want {
 			t.Errorf("%d %s:\n got %q\nwant %q", tt.status, tt.body, err.Error(), tt.want)
 		}
-		var me *marathon.Error
+		var me *Error
 		if !errors.As(err, &me) || me.Status != tt.status {
-			t.Errorf("%d %s: errors.As(*marathon.Error) = %+v", tt.status, tt.body, me)
+			t.Errorf("%d %s: errors.As(*Error) = %+v", tt.status, tt.body, me)
 		}
 	}
 }
@@ -125,7 +123,7 @@ func FuzzParseErrorBody(f *testing.F) {
 		if message == "" {
 			return
 		}
-		sent := marathon.Error{Message: message, Details: []marathon.ErrorDetail{{Path: path, Errors: []string{detail}}}}
+		sent := Error{Message: message, Details: []ErrorDetail{{Path: path, Errors: []string{detail}}}}
 		data, err := json.Marshal(sent)
 		if err != nil {
 			t.Fatal(err)
@@ -133,7 +131,7 @@ func FuzzParseErrorBody(f *testing.F) {
 		got, ok := parseErrorBody(status, data)
 		sent.Status = status
 		// JSON replaces invalid UTF-8 with U+FFFD; compare what the wire carried.
-		var wire marathon.Error
+		var wire Error
 		_ = json.Unmarshal(data, &wire)
 		wire.Status = status
 		if !ok || !reflect.DeepEqual(*got, wire) {
