@@ -272,6 +272,13 @@ func (c *Client) KillTask(ctx context.Context, frameworkID, taskID string) error
 	return c.operator(ctx, OpKillTask, call, nil)
 }
 
+// Teardown removes a framework and kills all its tasks (operator call TEARDOWN). A
+// framework that subscribes again afterwards is a new framework.
+func (c *Client) Teardown(ctx context.Context, frameworkID string) error {
+	call := OperatorCall{Type: OpTeardown, Teardown: &TeardownCall{FrameworkID: FrameworkID{Value: frameworkID}}}
+	return c.operator(ctx, OpTeardown, call, nil)
+}
+
 // eventReader decodes JSON events from a RecordIO response body.
 type eventReader struct {
 	body    io.ReadCloser

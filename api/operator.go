@@ -16,12 +16,20 @@ const (
 	OpGetMembers    OperatorCallType = "GET_MEMBERS"
 	OpSubscribe     OperatorCallType = "SUBSCRIBE"
 	OpKillTask      OperatorCallType = "KILL_TASK"
+	OpTeardown      OperatorCallType = "TEARDOWN"
 )
 
 // OperatorCall is one operator call.
 type OperatorCall struct {
 	Type     OperatorCallType `json:"type"`
 	KillTask *KillTaskCall    `json:"kill_task,omitempty"`
+	Teardown *TeardownCall    `json:"teardown,omitempty"`
+}
+
+// TeardownCall removes a framework and kills all its tasks, as Mesos's operator TEARDOWN
+// and /master/teardown did.
+type TeardownCall struct {
+	FrameworkID FrameworkID `json:"framework_id"`
 }
 
 // KillTaskCall lets an operator kill any task (Atoll extension; Mesos operators had to

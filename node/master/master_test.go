@@ -556,3 +556,75 @@ func TestLeaderChangeGivesFrameworksGrace(t *testing.T) {
 		})
 	}
 }
+
+// TestOperatorTeardown: an operator's TEARDOWN ends the framework's stream, kills its tasks
+// and forgets it; tearing it down again, or naming no framework, is refused.
+func TestOperatorTeardown(t *testing.T) {
+	ts, _ := cluster(t)
+	f := subscribe(t, ts.URL, frameworkInfo("torn"))
+	o := f.offers()[0]
+	f.launch(o, shellTask("sleeper", "sleep 60", 0.1, 32))
+	f.update("sleeper", api.TaskRunning, true)
+
+	client := api.NewClient(ts.URL)
+	ctx := context.Background()
+	if err := client.Teardown(ctx, f.id()); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	eventually(t, "the torn-down framework's task killed and the framework gone", func() error {
+		tasks, err := client.GetTasks(ctx)
+		if err != nil {
+			return err
+		}
+		if len(tasks.Tasks) != 0 || len(tasks.CompletedTasks) != 1 || tasks.CompletedTasks[0].State != api.TaskKilled {
+			return fmt.Errorf("tasks %+v, completed %+v", tasks.Tasks, tasks.CompletedTasks)
+		}
+		fws, err := client.GetFrameworks(ctx)
+		if err != nil {
+			return err
+		}
+		if len(fws.Frameworks) != 0 {
+			return fmt.Errorf("%d frameworks still registered", len(fws.Frameworks))
+		}
+		return nil
+	})
+	for _, ev := range drain(f.events) {
+		if ev.Type == api.EventOffers {
+			continue
+		}
+		if ev.Type != api.EventUpdate && ev.Type != api.EventError && ev.Type != api.EventRescind {
+			t.Errorf("event after teardown: %s", ev.Type)
+		}
+	}
+
+	tests := []struct {
+		id   string
+		want string
+	}{
+		{f.id(), "404"},
+		{"", "400"},
+	}
+	for _, tt := range tests {
+		err := client.Teardown(ctx, tt.id)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("teardown %q: %v, want a %s", tt.id, err, tt.want)
+		}
+	}
+}
+
+// drain returns the events left in a framework's channel once its stream ended.
+func drain(events <-chan *api.Event) []*api.Event {
+	var out []*api.Event
+	timeout := time.After(waitTimeout)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return out
+			}
+			out = append(out, ev)
+		case <-timeout:
+			return out
+		}
+	}
+}

@@ -54,6 +54,11 @@ func (m *Master) handleOperator(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 		}
 		return
+	case api.OpTeardown:
+		if err := m.operatorTeardown(w, r, call.Teardown); err != nil {
+			writeError(w, err)
+		}
+		return
 	case "":
 		writeError(w, errorf(http.StatusBadRequest, "invalid call: expecting 'type' to be present"))
 		return
@@ -101,6 +106,36 @@ func (m *Master) operatorKill(w http.ResponseWriter, r *http.Request, k *api.Kil
 		FrameworkID: k.FrameworkID, TaskID: k.TaskID, KillPolicy: k.KillPolicy}})
 	m.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// operatorTeardown removes a framework on the operator's behalf: its offers are rescinded,
+// its agents told to shut it down, and its tasks killed.
+func (m *Master) operatorTeardown(w http.ResponseWriter, r *http.Request, t *api.TeardownCall) error {
+	if t == nil || t.FrameworkID.Value == "" {
+		return errorf(http.StatusBadRequest, "invalid call: TEARDOWN needs 'teardown.framework_id'")
+	}
+	if m.redirectToLeader(w, r) {
+		return nil
+	}
+	id := t.FrameworkID.Value
+	fw, ok := m.fsm.Store().Framework(id)
+	if !ok {
+		return errorf(http.StatusNotFound, "framework %s is unknown", id)
+	}
+	if fw.Removed {
+		return errorf(http.StatusNotFound, "framework %s was already removed", id)
+	}
+	m.mu.Lock()
+	ls := m.leader
+	m.mu.Unlock()
+	if ls == nil {
+		return errNotLeader
+	}
+	if err := m.removeFramework(r.Context(), ls, id, "torn down by an operator"); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
