@@ -155,7 +155,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.daemonCmd(roleUp), a.daemonCmd(roleMaster), a.daemonCmd(roleAgent), a.daemonCmd(roleLB),
 		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(), a.operatorCmd(),
 		task, a.dnsCmd(),
-		a.appCmd(), a.deploymentCmd(), a.groupCmd(), a.jobCmd(),
+		a.appCmd(), a.deploymentCmd(), a.groupCmd(), a.jobCmd(), a.frameworkCmd(),
 	)
 	markFailures(root)
 	return root

@@ -12,19 +12,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/atoll/atoll/node/master"
 	"github.com/atoll/atoll/node/master/state"
 )
 
 // maxBody bounds request bodies: a job is small.
 const maxBody = 1 << 20
 
-// routes serves the Chronos API on the master's handler, under both /v1/scheduler
-// (Chronos 3) and /scheduler (Chronos 2): every path forwards to the leader, where the
-// framework runs.
-func (s *Service) routes(m *master.Master) {
-	h := func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return m.LeaderOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// routes serves the Chronos API on the host's routes, under both /v1/scheduler
+// (Chronos 3) and /scheduler (Chronos 2): every path forwards to where the framework
+// schedules.
+func (s *Service) routes() {
+	handle := func(pattern string, f func(w http.ResponseWriter, r *http.Request) error) {
+		s.host.HandleLeader(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := f(w, r); err != nil {
 				writeError(w, err)
 			}
@@ -32,23 +31,23 @@ func (s *Service) routes(m *master.Master) {
 	}
 	for _, prefix := range []string{"/v1/scheduler", "/scheduler"} {
 		for _, method := range []string{"POST", "PUT"} {
-			m.Handle(method+" "+prefix+"/iso8601", h(s.postJob(false)))
-			m.Handle(method+" "+prefix+"/dependency", h(s.postJob(true)))
+			handle(method+" "+prefix+"/iso8601", s.postJob(false))
+			handle(method+" "+prefix+"/dependency", s.postJob(true))
 		}
-		m.Handle("GET "+prefix+"/jobs", h(s.listJobs))
-		m.Handle("GET "+prefix+"/jobs/summary", h(s.summary))
-		m.Handle("GET "+prefix+"/jobs/search", h(s.search))
-		m.Handle("GET "+prefix+"/job/{name}", h(s.getJob))
-		m.Handle("PUT "+prefix+"/job/{name}", h(s.runNow))
-		m.Handle("DELETE "+prefix+"/job/{name}", h(s.deleteJob))
-		m.Handle("PUT "+prefix+"/job/success/{name}", h(s.markSuccess))
-		m.Handle("GET "+prefix+"/job/stat/{name}", h(s.stat))
-		m.Handle("DELETE "+prefix+"/task/kill/{name}", h(s.killTasks))
-		m.Handle("GET "+prefix+"/graph/dot", h(s.graphDot))
-		m.Handle("GET "+prefix+"/graph/csv", h(s.graphCSV))
-		m.Handle("GET "+prefix+"/leader", h(s.leader))
+		handle("GET "+prefix+"/jobs", s.listJobs)
+		handle("GET "+prefix+"/jobs/summary", s.summary)
+		handle("GET "+prefix+"/jobs/search", s.search)
+		handle("GET "+prefix+"/job/{name}", s.getJob)
+		handle("PUT "+prefix+"/job/{name}", s.runNow)
+		handle("DELETE "+prefix+"/job/{name}", s.deleteJob)
+		handle("PUT "+prefix+"/job/success/{name}", s.markSuccess)
+		handle("GET "+prefix+"/job/stat/{name}", s.stat)
+		handle("DELETE "+prefix+"/task/kill/{name}", s.killTasks)
+		handle("GET "+prefix+"/graph/dot", s.graphDot)
+		handle("GET "+prefix+"/graph/csv", s.graphCSV)
+		handle("GET "+prefix+"/leader", s.leader)
 	}
-	m.Handle("GET /leader", h(s.leader))
+	handle("GET /leader", s.leader)
 }
 
 // notFound is an API error for a job that does not exist.
@@ -118,7 +117,7 @@ func (s *Service) postJob(dependent bool) func(w http.ResponseWriter, r *http.Re
 		if err != nil {
 			return err
 		}
-		e, err := newEntry(j)
+		e, err := s.newEntry(j)
 		if err != nil {
 			return badRequestf("job %s: %v", j.Name, err)
 		}
@@ -164,7 +163,7 @@ func (s *Service) postJob(dependent bool) func(w http.ResponseWriter, r *http.Re
 		if err != nil {
 			return fmt.Errorf("encode job %s: %w", j.Name, err)
 		}
-		if _, err := s.m.WriteKV(r.Context(), &state.WriteKVRequest{Namespace: namespace, Puts: []state.KVPut{
+		if _, err := s.host.WriteKV(r.Context(), &state.WriteKVRequest{Namespace: s.namespace, Puts: []state.KVPut{
 			{Key: jobKey(j.Name), Value: def}, {Key: stateKey(j.Name), Value: st},
 		}}); err != nil {
 			return fmt.Errorf("record job %s: %w", j.Name, err)
@@ -370,7 +369,7 @@ func (s *Service) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	if children := s.childrenOf(name); len(children) > 0 {
 		return badRequestf("job %s is a parent of %s: delete them or change their parents first", name, strings.Join(children, ", "))
 	}
-	if _, err := s.m.WriteKV(r.Context(), &state.WriteKVRequest{Namespace: namespace, Deletes: []string{jobKey(name), stateKey(name), historyKey(name)}}); err != nil {
+	if _, err := s.host.WriteKV(r.Context(), &state.WriteKVRequest{Namespace: s.namespace, Deletes: []string{jobKey(name), stateKey(name), historyKey(name)}}); err != nil {
 		return fmt.Errorf("delete job %s: %w", name, err)
 	}
 	for _, run := range e.st.Runs {
@@ -546,8 +545,9 @@ func (s *Service) graphDot(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-// leader answers the leading master's API address, host:port.
+// leader answers the address the framework's API is served at, host:port: the leading
+// master's, or the framework's own when it runs by itself.
 func (s *Service) leader(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"leader": strings.TrimPrefix(strings.TrimPrefix(s.m.APIURL(), "http://"), "https://")})
+	writeJSON(w, http.StatusOK, map[string]string{"leader": strings.TrimPrefix(strings.TrimPrefix(s.host.APIURL(), "http://"), "https://")})
 	return nil
 }

@@ -37,6 +37,9 @@ func withJobs(c *master.Config) {
 type cluster struct {
 	t      testing.TB
 	master *master.TestServer
+	// base is the Chronos API the calls go to: the master's when empty, else a jobs
+	// framework's own.
+	base string
 }
 
 // newCluster starts a master with the jobs framework and n agents with the process
@@ -79,7 +82,11 @@ func (c *cluster) call(method, path string, body any, out any) (int, []byte) {
 		}
 		reader = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, c.master.URL+path, reader)
+	base := c.base
+	if base == "" {
+		base = c.master.URL
+	}
+	req, err := http.NewRequest(method, base+path, reader)
 	if err != nil {
 		c.t.Fatal(err)
 	}

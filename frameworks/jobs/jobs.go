@@ -2,13 +2,14 @@
 // cron schedules, or run when their parents succeed, with retries and a history of runs,
 // served as the Chronos API (/v1/scheduler and /scheduler) on the master port.
 //
-// It is a framework like any other: it runs on the leading master (a master.LeaderService)
-// and talks to the scheduler API through the master's in-process client. Jobs, their
-// counters and history, and every run not yet ended live in the replicated key-value
-// table; a run is recorded with its task id before the task is launched, and its tasks
-// are labelled with the job, so a new leader follows the runs the old one launched and
-// launches, exactly once, those it had only recorded. Runs missed while no master led
-// run once when one does.
+// It is a framework like any other: built in, it runs on the leading master (a
+// master.LeaderService) and talks to the scheduler API through the master's in-process
+// client; run as a process of its own (`atoll framework jobs`), it does the same over
+// HTTP. Jobs, their counters and history, and every run not yet ended live in the
+// replicated key-value table, in its namespace; a run is recorded with its task id
+// before the task is launched, and its tasks are labelled with the job, so a new leader
+// follows the runs the old one launched and launches, exactly once, those it had only
+// recorded. Runs missed while no master led run once when one does.
 package jobs
 
 import (
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/frameworks/host"
 	"github.com/atoll/atoll/node/master"
 	"github.com/atoll/atoll/node/master/state"
 )
@@ -35,6 +37,11 @@ type Config struct {
 	Name string
 	// User runs tasks whose job names no runAsUser.
 	User string
+	// Role is the role the framework subscribes with (Chronos's --mesos_role) and its
+	// runs take resources of.
+	Role string
+	// Principal authenticates the framework to the master ("" for none).
+	Principal string
 	// FailoverTimeout is how long the master keeps the framework's tasks while no leader
 	// runs it (a week, as the services framework).
 	FailoverTimeout time.Duration
@@ -59,6 +66,7 @@ func DefaultConfig() Config {
 		Logger:          slog.Default(),
 		Name:            "chronos",
 		User:            "root",
+		Role:            "*",
 		FailoverTimeout: 7 * 24 * time.Hour,
 		// Ten runs show a pattern of failures without making a job's record large.
 		HistorySize: 10,
@@ -74,12 +82,13 @@ func DefaultConfig() Config {
 	}
 }
 
-// namespace is the framework's part of the replicated key-value table. Its keys:
-// frameworkIDKey; jobKey(name) for each job's definition; stateKey(name) for its
-// counters, next run and the runs not yet ended; historyKey(name) for its finished runs.
+// builtinNamespace is the built-in framework's part of the replicated key-value table
+// (one run by itself has a namespace of its own). Its keys: frameworkIDKey; jobKey(name)
+// for each job's definition; stateKey(name) for its counters, next run and the runs not
+// yet ended; historyKey(name) for its finished runs.
 const (
-	namespace      = "jobs"
-	frameworkIDKey = "framework-id"
+	builtinNamespace = "jobs"
+	frameworkIDKey   = "framework-id"
 )
 
 func jobKey(name string) string     { return "job/" + name }
@@ -93,12 +102,14 @@ const maxEventsPerPass = 1000
 // 10,000 jobs due is a few writes, each of a size Raft moves quickly.
 const maxPutsPerWrite = 2000
 
-// Service is the jobs framework of one master. On the leader it schedules; on every
-// master its API forwards to the leader.
+// Service is the jobs framework on one host. Where the host leads it schedules;
+// elsewhere its API forwards there.
 type Service struct {
-	cfg Config
-	log *slog.Logger
-	m   *master.Master
+	cfg  Config
+	log  *slog.Logger
+	host host.Host
+	// namespace is the host's key-value namespace.
+	namespace string
 
 	// wake asks the scheduler loop for a pass soon.
 	wake chan struct{}
@@ -132,10 +143,16 @@ type Service struct {
 	suppressed, declinedIdle bool
 }
 
-// Attach creates the jobs framework on m: its scheduler runs while m leads, and its API
-// is served on m's handler (Chronos's /v1/scheduler and /scheduler paths). Call it from a
-// master.Config extension.
+// Attach creates the built-in jobs framework on m: its scheduler runs while m leads, and
+// its API is served on m's handler (Chronos's /v1/scheduler and /scheduler paths). Call
+// it from a master.Config extension.
 func Attach(m *master.Master, cfg Config) *Service {
+	return New(host.NewInMaster(m, builtinNamespace), cfg)
+}
+
+// New creates the jobs framework on h: its scheduler runs while h leads, and its API is
+// served on h's routes. Zero fields of cfg take DefaultConfig's values.
+func New(h host.Host, cfg Config) *Service {
 	def := DefaultConfig()
 	if cfg.Logger == nil {
 		cfg.Logger = def.Logger
@@ -145,6 +162,9 @@ func Attach(m *master.Master, cfg Config) *Service {
 	}
 	if cfg.User == "" {
 		cfg.User = def.User
+	}
+	if cfg.Role == "" {
+		cfg.Role = def.Role
 	}
 	if cfg.FailoverTimeout == 0 {
 		cfg.FailoverTimeout = def.FailoverTimeout
@@ -168,28 +188,30 @@ func Attach(m *master.Master, cfg Config) *Service {
 		cfg.Now = time.Now
 	}
 	s := &Service{
-		cfg:  cfg,
-		log:  cfg.Logger.With("component", "jobs"),
-		m:    m,
-		wake: make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "jobs"),
+		host:      h,
+		namespace: h.Namespace(),
+		wake:      make(chan struct{}, 1),
 	}
-	m.AddLeaderService(s)
-	s.routes(m)
+	h.Lead(s)
+	s.routes()
 	return s
 }
 
 // Name names the leader service.
 func (s *Service) Name() string { return "jobs" }
 
-// Run schedules while this master leads: it loads the state, subscribes, and runs the
-// scheduler loop, subscribing again if the stream ends, until ctx does.
+// Run schedules while its host leads: it loads the state, subscribes, and runs the
+// scheduler loop, subscribing again if the stream ends, until ctx does. A stream that
+// ended with the framework unsure of its runs (errReload) has the state loaded again.
 func (s *Service) Run(ctx context.Context) {
 	defer func() {
 		s.mu.Lock()
 		s.ready, s.stream = false, nil
 		s.mu.Unlock()
 	}()
-	if err := s.load(); err != nil {
+	if err := s.load(ctx); err != nil {
 		s.log.Error("cannot load the jobs state; the framework does not run this term", "err", err)
 		return
 	}
@@ -201,36 +223,58 @@ func (s *Service) Run(ctx context.Context) {
 		s.log.Warn("scheduler stream ended; subscribing again", "err", err)
 		select {
 		case <-ctx.Done():
+			return
 		case <-time.After(time.Second):
+		}
+		if errors.Is(err, errReload) {
+			if err := s.load(ctx); err != nil {
+				s.log.Error("cannot load the jobs state again; the framework stops for this term", "err", err)
+				return
+			}
 		}
 	}
 }
+
+// errReload ends a stream after which the framework cannot tell which of its runs the
+// master recorded: it loads its state again, which tells.
+var errReload = errors.New("the runs launched are uncertain: loading the state again")
 
 // load reads the framework's state: jobs, their state and history from the key-value
 // table, and their runs' tasks from the master's task table. A run recorded with a task
 // the master knows follows that task; one whose task the master never recorded was not
 // launched, and waits for an offer again.
-func (s *Service) load() error {
-	snap := s.m.Store().Snapshot()
+func (s *Service) load(ctx context.Context) error {
 	var frameworkID string
-	if entry, ok := snap.KV(namespace, frameworkIDKey); ok {
-		if err := json.Unmarshal(entry.Value, &frameworkID); err != nil {
+	idEntry, ok, err := s.host.KV(ctx, frameworkIDKey)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := json.Unmarshal(idEntry.Value, &frameworkID); err != nil {
 			return fmt.Errorf("framework id: %w", err)
 		}
 	}
+	jobEntries, err := s.host.KVList(ctx, "job/")
+	if err != nil {
+		return err
+	}
 	jobs := map[string]*entry{}
-	for _, kv := range snap.KVList(namespace, "job/") {
+	for _, kv := range jobEntries {
 		var j Job
 		if err := json.Unmarshal(kv.Value, &j); err != nil {
 			return fmt.Errorf("job %s: %w", kv.Key, err)
 		}
-		e, err := newEntry(&j)
+		e, err := s.newEntry(&j)
 		if err != nil {
 			return fmt.Errorf("job %s: %w", j.Name, err)
 		}
 		jobs[j.Name] = e
 	}
-	for _, kv := range snap.KVList(namespace, "state/") {
+	stateEntries, err := s.host.KVList(ctx, "state/")
+	if err != nil {
+		return err
+	}
+	for _, kv := range stateEntries {
 		e := jobs[strings.TrimPrefix(kv.Key, "state/")]
 		if e == nil {
 			continue
@@ -239,7 +283,11 @@ func (s *Service) load() error {
 			return fmt.Errorf("job state %s: %w", kv.Key, err)
 		}
 	}
-	for _, kv := range snap.KVList(namespace, "history/") {
+	historyEntries, err := s.host.KVList(ctx, "history/")
+	if err != nil {
+		return err
+	}
+	for _, kv := range historyEntries {
 		e := jobs[strings.TrimPrefix(kv.Key, "history/")]
 		if e == nil {
 			continue
@@ -251,10 +299,14 @@ func (s *Service) load() error {
 	live := map[string]*state.Task{}
 	completed := map[string]*state.Task{}
 	if frameworkID != "" {
-		for _, t := range snap.TasksByFramework(frameworkID) {
+		liveTasks, completedTasks, err := s.host.Tasks(ctx, frameworkID)
+		if err != nil {
+			return err
+		}
+		for _, t := range liveTasks {
 			live[t.ID] = t
 		}
-		for _, t := range snap.CompletedTasksByFramework(frameworkID) {
+		for _, t := range completedTasks {
 			completed[t.ID] = t
 		}
 	}
@@ -333,7 +385,8 @@ func (s *Service) runStream(ctx context.Context) error {
 		Name:            s.cfg.Name,
 		FailoverTimeout: s.cfg.FailoverTimeout.Seconds(),
 		Checkpoint:      true,
-		Roles:           []string{"*"},
+		Roles:           []string{s.cfg.Role},
+		Principal:       s.cfg.Principal,
 		Capabilities:    []api.FrameworkCapability{{Type: api.CapabilityMultiRole}, {Type: api.CapabilityPartitionAware}},
 	}
 	if s.frameworkID != "" {
@@ -342,7 +395,7 @@ func (s *Service) runStream(ctx context.Context) error {
 	s.mu.Unlock()
 	streamCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := s.m.InProcessClient().Subscribe(streamCtx, info, nil)
+	stream, err := s.host.Scheduler().Subscribe(streamCtx, info, nil)
 	if err != nil {
 		return err
 	}
@@ -423,7 +476,7 @@ func (s *Service) subscribed(ctx context.Context, stream *api.SchedulerStream, s
 	s.suppressed = false
 	if s.frameworkID != id {
 		value, _ := json.Marshal(id)
-		if _, err := s.m.WriteKV(ctx, &state.WriteKVRequest{Namespace: namespace, Puts: []state.KVPut{{Key: frameworkIDKey, Value: value}}}); err != nil {
+		if _, err := s.host.WriteKV(ctx, &state.WriteKVRequest{Namespace: s.namespace, Puts: []state.KVPut{{Key: frameworkIDKey, Value: value}}}); err != nil {
 			s.mu.Unlock()
 			return fmt.Errorf("record the framework id: %w", err)
 		}
@@ -436,7 +489,7 @@ func (s *Service) subscribed(ctx context.Context, stream *api.SchedulerStream, s
 }
 
 // errNotReady answers API calls before the state is loaded.
-var errNotReady = errors.New("the jobs framework is starting on this master: try again in a moment")
+var errNotReady = errors.New("the jobs framework is starting: try again in a moment")
 
 // trigger asks the loop for a pass.
 func (s *Service) trigger() {

@@ -111,6 +111,17 @@ func newEntry(j *Job) (*entry, error) {
 	return &entry{job: j, sched: sched, req: req, heapIndex: -1}, nil
 }
 
+// newEntry is newEntry for this framework: its runs take resources of the framework's
+// role.
+func (s *Service) newEntry(j *Job) (*entry, error) {
+	e, err := newEntry(j)
+	if err != nil {
+		return nil, err
+	}
+	e.req.Role = s.cfg.Role
+	return e, nil
+}
+
 // active says a run of the job was launched and has not ended.
 func (e *entry) active() bool {
 	return slices.ContainsFunc(e.st.Runs, func(r *run) bool { return r.State == runLaunched || r.State == runRunning })
@@ -420,7 +431,9 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 		op := api.OfferOperation{Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: acc.tasks}}
 		zero := 0.0
 		if err := stream.Accept(ctx, []api.OfferID{acc.offer}, []api.OfferOperation{op}, &api.Filters{RefuseSeconds: &zero}); err != nil {
-			s.requeueUnrecorded(acc.tasks)
+			if rerr := s.requeueUnrecorded(ctx, acc.tasks); rerr != nil {
+				return fmt.Errorf("accept: %w; %w: %w", err, errReload, rerr)
+			}
 			return fmt.Errorf("accept: %w", err)
 		}
 	}
@@ -434,12 +447,21 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 }
 
 // requeueUnrecorded puts back in the queue the runs of tasks an ACCEPT that failed did
-// not get into the master's task table.
-func (s *Service) requeueUnrecorded(tasks []api.TaskInfo) {
+// not get into the master's task table. When the master cannot tell, it returns why and
+// leaves the rest for a new load of the state (errReload).
+func (s *Service) requeueUnrecorded(ctx context.Context, tasks []api.TaskInfo) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	live, _, err := s.host.Tasks(ctx, s.frameworkID)
+	if err != nil {
+		return fmt.Errorf("which runs the master recorded: %w", err)
+	}
+	recorded := map[string]bool{}
+	for _, t := range live {
+		recorded[t.ID] = true
+	}
 	for _, t := range tasks {
-		if _, ok := s.m.Store().Task(s.frameworkID, t.TaskID.Value); ok {
+		if recorded[t.TaskID.Value] {
 			continue
 		}
 		if r := s.byTask[t.TaskID.Value]; r != nil {
@@ -448,6 +470,7 @@ func (s *Service) requeueUnrecorded(tasks []api.TaskInfo) {
 			s.queued[r] = struct{}{}
 		}
 	}
+	return nil
 }
 
 // taskInfo is the task of a run on an offer.
@@ -678,7 +701,7 @@ func (s *Service) flushLocked(ctx context.Context) error {
 	}
 	for len(puts) > 0 {
 		n := min(len(puts), maxPutsPerWrite)
-		if _, err := s.m.WriteKV(ctx, &state.WriteKVRequest{Namespace: namespace, Puts: puts[:n]}); err != nil {
+		if _, err := s.host.WriteKV(ctx, &state.WriteKVRequest{Namespace: s.namespace, Puts: puts[:n]}); err != nil {
 			return fmt.Errorf("record the jobs' state: %w", err)
 		}
 		puts = puts[n:]

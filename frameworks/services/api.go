@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/api/marathon"
-	"github.com/atoll/atoll/node/master"
 	"github.com/atoll/atoll/node/master/state"
 )
 
@@ -24,37 +24,37 @@ const maxBody = 32 << 20
 // deploymentHeader names the deployment a change started.
 const deploymentHeader = "Marathon-Deployment-Id"
 
-// routes serves the Marathon API on the master's handler: every path forwards to the
-// leader, where the framework runs.
-func (s *Service) routes(m *master.Master) {
-	h := func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return m.LeaderOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// routes serves the Marathon API on the host's routes: every path but /ping forwards to
+// where the framework schedules.
+func (s *Service) routes() {
+	handle := func(pattern string, f func(w http.ResponseWriter, r *http.Request) error) {
+		s.host.HandleLeader(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := f(w, r); err != nil {
 				writeError(w, err)
 			}
 		}))
 	}
-	m.Handle("GET /ping", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	s.host.Handle("GET /ping", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "pong\n")
 	}))
-	m.Handle("GET /v2/info", h(s.getInfo))
-	m.Handle("GET /v2/leader", h(s.getLeader))
-	m.Handle("DELETE /v2/leader", h(s.abdicate))
-	m.Handle("GET /v2/apps", h(s.listApps))
-	m.Handle("POST /v2/apps", h(s.createApp))
-	m.Handle("PUT /v2/apps", h(s.updateApps))
-	m.Handle("PATCH /v2/apps", h(s.updateApps))
-	m.Handle("/v2/apps/{path...}", h(s.appPath))
-	m.Handle("GET /v2/tasks", h(s.listTasks))
-	m.Handle("POST /v2/tasks/delete", h(s.deleteTasks))
-	m.Handle("GET /v2/deployments", h(s.listDeployments))
-	m.Handle("DELETE /v2/deployments/{id}", h(s.deleteDeployment))
-	m.Handle("GET /v2/queue", h(s.getQueue))
-	m.Handle("DELETE /v2/queue/{path...}", h(s.resetDelay))
-	m.Handle("GET /v2/events", h(s.streamEvents))
-	m.Handle("/v2/groups", h(s.groupPath))
-	m.Handle("/v2/groups/{path...}", h(s.groupPath))
+	handle("GET /v2/info", s.getInfo)
+	handle("GET /v2/leader", s.getLeader)
+	handle("DELETE /v2/leader", s.abdicate)
+	handle("GET /v2/apps", s.listApps)
+	handle("POST /v2/apps", s.createApp)
+	handle("PUT /v2/apps", s.updateApps)
+	handle("PATCH /v2/apps", s.updateApps)
+	handle("/v2/apps/{path...}", s.appPath)
+	handle("GET /v2/tasks", s.listTasks)
+	handle("POST /v2/tasks/delete", s.deleteTasks)
+	handle("GET /v2/deployments", s.listDeployments)
+	handle("DELETE /v2/deployments/{id}", s.deleteDeployment)
+	handle("GET /v2/queue", s.getQueue)
+	handle("DELETE /v2/queue/{path...}", s.resetDelay)
+	handle("GET /v2/events", s.streamEvents)
+	handle("/v2/groups", s.groupPath)
+	handle("/v2/groups/{path...}", s.groupPath)
 }
 
 // writeDeployment answers a change with the deployment it started, as Marathon does:
@@ -119,16 +119,25 @@ func (s *Service) getInfo(w http.ResponseWriter, _ *http.Request) error {
 		"elected":          true,
 		"leader":           s.leaderHostPort(),
 		"frameworkId":      fid,
-		"marathon_config":  map[string]any{"framework_name": s.cfg.Name, "failover_timeout": int64(s.cfg.FailoverTimeout.Seconds()), "decline_offer_duration": s.cfg.DeclineIdle.Milliseconds(), "local_port_min": s.cfg.ServicePortsBegin, "local_port_max": s.cfg.ServicePortsEnd, "mesos_role": "*", "mesos_user": s.cfg.User},
-		"http_config":      map[string]any{"http_port": 5050},
+		"marathon_config":  map[string]any{"framework_name": s.cfg.Name, "failover_timeout": int64(s.cfg.FailoverTimeout.Seconds()), "decline_offer_duration": s.cfg.DeclineIdle.Milliseconds(), "local_port_min": s.cfg.ServicePortsBegin, "local_port_max": s.cfg.ServicePortsEnd, "mesos_role": s.cfg.Role, "mesos_user": s.cfg.User},
+		"http_config":      map[string]any{"http_port": s.httpPort()},
 		"event_subscriber": map[string]any{"type": "sse"},
 	})
 	return nil
 }
 
-// leaderHostPort is this master's API address, host:port.
+// leaderHostPort is the address the framework's API is served at, host:port.
 func (s *Service) leaderHostPort() string {
-	return strings.TrimPrefix(strings.TrimPrefix(s.m.APIURL(), "http://"), "https://")
+	return strings.TrimPrefix(strings.TrimPrefix(s.host.APIURL(), "http://"), "https://")
+}
+
+// httpPort is the port the framework's API is served on.
+func (s *Service) httpPort() int {
+	_, port, _ := net.SplitHostPort(s.leaderHostPort())
+	if n, err := strconv.Atoi(port); err == nil {
+		return n
+	}
+	return 5050
 }
 
 func (s *Service) getLeader(w http.ResponseWriter, _ *http.Request) error {
@@ -137,9 +146,9 @@ func (s *Service) getLeader(w http.ResponseWriter, _ *http.Request) error {
 }
 
 // abdicate hands leadership to another master (Marathon's DELETE /v2/leader): the
-// framework then runs there.
+// framework then runs there. Run by itself, the framework starts over (see host.Remote).
 func (s *Service) abdicate(w http.ResponseWriter, _ *http.Request) error {
-	if err := s.m.Raft().LeadershipTransfer().Error(); err != nil {
+	if err := s.host.Abdicate(); err != nil {
 		return httpError(http.StatusServiceUnavailable, "cannot abdicate: %v (a single master has no one to hand leadership to)", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"message": "Leadership abdicated"})
@@ -623,7 +632,7 @@ func (s *Service) putApp(w http.ResponseWriter, r *http.Request, id string) erro
 	partial := r.Method == http.MethodPatch || (r.Method == http.MethodPut && r.URL.Query().Get("partialUpdate") != "false")
 	var def *marathon.App
 	if current != nil && partial {
-		if def, err = s.patchedApp(current, data); err != nil {
+		if def, err = s.patchedApp(r.Context(), current, data); err != nil {
 			return err
 		}
 	} else if def, err = decodeAppWithID(data, id); err != nil {
@@ -668,13 +677,16 @@ func decodeAppWithID(data []byte, id string) (*marathon.App, error) {
 
 // patchedApp applies a partial update to an app: the fields it has replace the app's. A
 // patch of only a version goes back to that stored version. s.mu is held.
-func (s *Service) patchedApp(current *app, data []byte) (*marathon.App, error) {
+func (s *Service) patchedApp(ctx context.Context, current *app, data []byte) (*marathon.App, error) {
 	patch, err := marathon.DecodeAppPatch(data)
 	if err != nil {
 		return nil, err
 	}
 	if patch.Fields["version"] {
-		entry, ok := s.m.Store().KV(namespace, versionKey(current.def.ID, patch.App.Version))
+		entry, ok, err := s.host.KV(ctx, versionKey(current.def.ID, patch.App.Version))
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			return nil, httpError(http.StatusNotFound, "App '%s' does not exist in version %s", current.def.ID, patch.App.Version)
 		}
@@ -761,7 +773,7 @@ func (s *Service) updateApps(w http.ResponseWriter, r *http.Request) error {
 		id := "/" + strings.Trim(probe.ID, "/")
 		var def *marathon.App
 		if current := s.apps[id]; current != nil && partial {
-			def, err = s.patchedApp(current, item)
+			def, err = s.patchedApp(r.Context(), current, item)
 		} else {
 			def, err = decodeApp(item)
 		}
@@ -830,7 +842,7 @@ func (s *Service) restartApp(w http.ResponseWriter, r *http.Request, id string) 
 	return nil
 }
 
-func (s *Service) appVersions(w http.ResponseWriter, _ *http.Request, id, version string) error {
+func (s *Service) appVersions(w http.ResponseWriter, r *http.Request, id, version string) error {
 	if err := s.lockReady(); err != nil {
 		return err
 	}
@@ -839,17 +851,23 @@ func (s *Service) appVersions(w http.ResponseWriter, _ *http.Request, id, versio
 	if !ok {
 		return appNotFound(id)
 	}
-	store := s.m.Store()
 	if version == "" {
+		entries, err := s.host.KVList(r.Context(), versionPrefix(id))
+		if err != nil {
+			return err
+		}
 		versions := []string{}
-		for _, e := range store.KVList(namespace, versionPrefix(id)) {
+		for _, e := range entries {
 			versions = append(versions, strings.TrimPrefix(e.Key, versionPrefix(id)))
 		}
 		slices.Reverse(versions)
 		writeJSON(w, http.StatusOK, map[string]any{"versions": versions})
 		return nil
 	}
-	entry, ok := store.KV(namespace, versionKey(id, version))
+	entry, ok, err := s.host.KV(r.Context(), versionKey(id, version))
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return httpError(http.StatusNotFound, "App '%s' does not exist in version %s", id, version)
 	}
@@ -1058,7 +1076,7 @@ func (s *Service) deleteDeployment(w http.ResponseWriter, r *http.Request) error
 		return httpError(http.StatusNotFound, "DeploymentPlan %s does not exist", id)
 	}
 	if forced(r) {
-		if err := s.persist(r.Context(), &state.WriteKVRequest{Namespace: namespace, Deletes: []string{deploymentKey(id)}}); err != nil {
+		if err := s.persist(r.Context(), &state.WriteKVRequest{Namespace: s.namespace, Deletes: []string{deploymentKey(id)}}); err != nil {
 			return err
 		}
 		s.deployments = slices.DeleteFunc(s.deployments, func(x *deployment) bool { return x == d })

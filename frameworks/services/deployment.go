@@ -156,11 +156,11 @@ func (s *Service) advanceDeployments() ([]*state.WriteKVRequest, []event) {
 			remaining = append(remaining, d)
 			if advanced {
 				data, _ := json.Marshal(d)
-				writes = append(writes, &state.WriteKVRequest{Namespace: namespace, Puts: []state.KVPut{{Key: deploymentKey(d.ID), Value: data}}})
+				writes = append(writes, &state.WriteKVRequest{Namespace: s.namespace, Puts: []state.KVPut{{Key: deploymentKey(d.ID), Value: data}}})
 			}
 			continue
 		}
-		w := &state.WriteKVRequest{Namespace: namespace, Deletes: []string{deploymentKey(d.ID)}}
+		w := &state.WriteKVRequest{Namespace: s.namespace, Deletes: []string{deploymentKey(d.ID)}}
 		for _, step := range d.Steps {
 			for _, a := range step {
 				if a.Action == actionStop && d.Targets[a.App] == nil {
@@ -182,7 +182,7 @@ func (s *Service) advanceDeployments() ([]*state.WriteKVRequest, []event) {
 // persist replicates key-value writes.
 func (s *Service) persist(ctx context.Context, writes ...*state.WriteKVRequest) error {
 	for _, w := range writes {
-		if _, err := s.m.WriteKV(ctx, w); err != nil {
+		if _, err := s.host.WriteKV(ctx, w); err != nil {
 			return fmt.Errorf("record the services state: %w", err)
 		}
 	}
@@ -353,7 +353,7 @@ func (s *Service) lockingDeployments(ids []string) []*deployment {
 // overrides (force) are cancelled. It returns the deployment.
 func (s *Service) start(ctx context.Context, p *plan, override []*deployment) (*deployment, error) {
 	d := s.newDeployment(p)
-	w := &state.WriteKVRequest{Namespace: namespace}
+	w := &state.WriteKVRequest{Namespace: s.namespace}
 	for _, old := range override {
 		w.Deletes = append(w.Deletes, deploymentKey(old.ID))
 	}
@@ -361,6 +361,11 @@ func (s *Service) start(ctx context.Context, p *plan, override []*deployment) (*
 	for id, target := range p.targets {
 		if target == nil {
 			continue
+		}
+		if target.Role == "" && s.cfg.Role != "*" {
+			// Marathon (1.9 and later) records the framework's role in an app that
+			// names none.
+			target.Role = s.cfg.Role
 		}
 		spec, err := compile(target)
 		if err != nil {
@@ -403,12 +408,16 @@ func (s *Service) start(ctx context.Context, p *plan, override []*deployment) (*
 // trimVersions forgets the oldest stored versions of the apps beyond maxVersions. A
 // failure only leaves more versions stored than needed. s.mu is held.
 func (s *Service) trimVersions(ctx context.Context, apps map[string]*marathon.App) {
-	w := &state.WriteKVRequest{Namespace: namespace}
+	w := &state.WriteKVRequest{Namespace: s.namespace}
 	for id, def := range apps {
 		if def == nil {
 			continue
 		}
-		versions := s.m.Store().KVList(namespace, versionPrefix(id))
+		versions, err := s.host.KVList(ctx, versionPrefix(id))
+		if err != nil {
+			s.log.Warn("cannot forget old app versions", "app", id, "err", err)
+			return
+		}
 		for i := 0; i < len(versions)-maxVersions; i++ {
 			w.Deletes = append(w.Deletes, versions[i].Key)
 		}

@@ -1,6 +1,7 @@
 package services
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -35,15 +36,19 @@ func parentOf(id string) string {
 }
 
 // groups returns the stored group records, by id.
-func (s *Service) groups() map[string]*groupRecord {
+func (s *Service) groups(ctx context.Context) (map[string]*groupRecord, error) {
+	entries, err := s.host.KVList(ctx, "group/")
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]*groupRecord{}
-	for _, e := range s.m.Store().KVList(namespace, "group/") {
+	for _, e := range entries {
 		var g groupRecord
 		if json.Unmarshal(e.Value, &g) == nil {
 			out[g.ID] = &g
 		}
 	}
-	return out
+	return out, nil
 }
 
 // groupIDs returns every group: the stored ones, and every group path above an app.
@@ -109,7 +114,7 @@ func (s *Service) groupJSON(id string, stored map[string]*groupRecord, ids map[s
 func (s *Service) groupPath(w http.ResponseWriter, r *http.Request) error {
 	id := "/" + strings.Trim(r.PathValue("path"), "/")
 	if rest, ok := strings.CutSuffix(id, "/versions"); ok && r.Method == http.MethodGet {
-		return s.groupVersions(w, rest)
+		return s.groupVersions(w, r, rest)
 	}
 	switch r.Method {
 	case http.MethodGet:
@@ -136,7 +141,10 @@ func (s *Service) getGroup(w http.ResponseWriter, r *http.Request, id string) er
 		return err
 	}
 	defer s.mu.Unlock()
-	stored := s.groups()
+	stored, err := s.groups(r.Context())
+	if err != nil {
+		return err
+	}
 	ids := s.groupIDs(stored)
 	if !ids[id] {
 		return groupNotFound(id)
@@ -145,12 +153,15 @@ func (s *Service) getGroup(w http.ResponseWriter, r *http.Request, id string) er
 	return nil
 }
 
-func (s *Service) groupVersions(w http.ResponseWriter, id string) error {
+func (s *Service) groupVersions(w http.ResponseWriter, r *http.Request, id string) error {
 	if err := s.lockReady(); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	stored := s.groups()
+	stored, err := s.groups(r.Context())
+	if err != nil {
+		return err
+	}
 	if !s.groupIDs(stored)[id] {
 		return groupNotFound(id)
 	}
@@ -183,7 +194,10 @@ func (s *Service) putGroup(w http.ResponseWriter, r *http.Request, id string) er
 		return err
 	}
 	defer s.mu.Unlock()
-	stored := s.groups()
+	stored, err := s.groups(r.Context())
+	if err != nil {
+		return err
+	}
 	exists := s.groupIDs(stored)[id]
 	if change.ScaleBy != nil {
 		if !exists {
@@ -260,7 +274,7 @@ func (s *Service) putGroup(w http.ResponseWriter, r *http.Request, id string) er
 		writeJSON(w, http.StatusOK, map[string]any{"steps": s.deploymentJSON(d)["steps"]})
 		return nil
 	}
-	w2 := &state.WriteKVRequest{Namespace: namespace}
+	w2 := &state.WriteKVRequest{Namespace: s.namespace}
 	for _, rec := range records {
 		value, _ := json.Marshal(rec)
 		w2.Puts = append(w2.Puts, state.KVPut{Key: groupKey(rec.ID), Value: value})
@@ -320,7 +334,10 @@ func (s *Service) deleteGroup(w http.ResponseWriter, r *http.Request, id string)
 		return err
 	}
 	defer s.mu.Unlock()
-	stored := s.groups()
+	stored, err := s.groups(r.Context())
+	if err != nil {
+		return err
+	}
 	if !s.groupIDs(stored)[id] {
 		return groupNotFound(id)
 	}
@@ -330,7 +347,7 @@ func (s *Service) deleteGroup(w http.ResponseWriter, r *http.Request, id string)
 			removed = append(removed, appID)
 		}
 	}
-	w2 := &state.WriteKVRequest{Namespace: namespace}
+	w2 := &state.WriteKVRequest{Namespace: s.namespace}
 	for gid := range stored {
 		if gid == id || isUnder(gid, id) {
 			w2.Deletes = append(w2.Deletes, groupKey(gid))

@@ -31,6 +31,9 @@ type cluster struct {
 	t      testing.TB
 	master *master.TestServer
 	agents []*agent.Agent
+	// base is the Marathon API the calls go to: the master's when empty, else a
+	// services framework's own.
+	base string
 }
 
 // newCluster starts a master with the services framework and n agents with the
@@ -82,7 +85,7 @@ func (c *cluster) call(method, path string, body any, out any) (int, []byte) {
 		}
 		reader = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, c.master.URL+path, reader)
+	req, err := http.NewRequest(method, c.url()+path, reader)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -102,6 +105,14 @@ func (c *cluster) call(method, path string, body any, out any) (int, []byte) {
 		}
 	}
 	return resp.StatusCode, data
+}
+
+// url is the base URL of the Marathon API the calls go to.
+func (c *cluster) url() string {
+	if c.base != "" {
+		return c.base
+	}
+	return c.master.URL
 }
 
 // mustCall is call that fails the test unless the status is want.
@@ -216,7 +227,7 @@ func (c *cluster) events(types ...string) <-chan sseEvent {
 		}
 		q += "event_type=" + typ
 	}
-	req, err := http.NewRequest("GET", c.master.URL+"/v2/events"+q, nil)
+	req, err := http.NewRequest("GET", c.url()+"/v2/events"+q, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func (s *Service) probeReadiness(ctx context.Context, a *app) {
 		if in.version != spec.configVersion || !in.running() || in.killing || in.readiness != nil {
 			continue
 		}
-		host := s.agentHost(in.agentID)
+		host := s.agentHost(ctx, in.agentID)
 		if host == "" || spec.readiness.portIndex >= len(in.hostPorts) {
 			continue
 		}
@@ -91,9 +91,14 @@ func schemeOf(protocol string) string {
 	return "http"
 }
 
-// agentHost is the address the agent serves on, which its tasks' host ports share.
-func (s *Service) agentHost(agentID string) string {
-	agent, ok := s.m.Store().Agent(agentID)
+// agentHost is the address the agent serves on, which its tasks' host ports share; ""
+// while it cannot be told (the probe waits for a later pass).
+func (s *Service) agentHost(ctx context.Context, agentID string) string {
+	agent, ok, err := s.host.Agent(ctx, agentID)
+	if err != nil {
+		s.log.Warn("cannot look the agent up for a readiness check", "agent", agentID, "err", err)
+		return ""
+	}
 	if !ok {
 		return ""
 	}

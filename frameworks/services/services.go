@@ -1,10 +1,13 @@
 // Package services is Atoll's services framework: Marathon-compatible long-running apps,
 // groups and rolling deployments, served as the Marathon v2 API on the master port.
 //
-// It is a framework like any other: it runs on the leading master (a master.LeaderService)
-// and talks to the scheduler API through the master's in-process client, taking offers,
-// launching tasks and following their status updates. What it must not lose lives in the
-// replicated key-value table: the apps, their versions and the deployments in progress.
+// It is a framework like any other: built in, it runs on the leading master (a
+// master.LeaderService) and talks to the scheduler API through the master's in-process
+// client; run as a process of its own (`atoll framework services`, a second Marathon for
+// users), it does the same over HTTP. Either way it takes offers, launches tasks and
+// follows their status updates, and what it must not lose lives in the replicated
+// key-value table, in its namespace: the apps, their versions and the deployments in
+// progress.
 // Its tasks are in the master's replicated task table, labelled with their app and
 // version, so a new leader picks up exactly where the old one stopped: a deployment
 // interrupted by a failover resumes, and no task is launched twice.
@@ -23,6 +26,7 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/api/marathon"
+	"github.com/atoll/atoll/frameworks/host"
 	"github.com/atoll/atoll/frameworks/services/placement"
 	"github.com/atoll/atoll/node/master"
 	"github.com/atoll/atoll/node/master/state"
@@ -37,6 +41,11 @@ type Config struct {
 	Name string
 	// User runs tasks whose app names none.
 	User string
+	// Role is the role the framework subscribes with (Marathon's --mesos_role), and the
+	// role of every app that names none.
+	Role string
+	// Principal authenticates the framework to the master ("" for none).
+	Principal string
 	// FailoverTimeout is how long the master keeps the framework's tasks while no leader
 	// runs it (Marathon's default: a week).
 	FailoverTimeout time.Duration
@@ -63,6 +72,7 @@ func DefaultConfig() Config {
 		Logger:              slog.Default(),
 		Name:                "marathon",
 		User:                "root",
+		Role:                "*",
 		FailoverTimeout:     7 * 24 * time.Hour,
 		DeclineIdle:         120 * time.Second,
 		DeclineUnfit:        5 * time.Second,
@@ -74,12 +84,14 @@ func DefaultConfig() Config {
 	}
 }
 
-// namespace is the framework's part of the replicated key-value table. Its keys:
-// frameworkIDKey; appKey(id) for each app's current definition; versionKey(id, version)
-// for each app's stored versions; deploymentKey(id) for each deployment in progress.
+// builtinNamespace is the built-in framework's part of the replicated key-value table
+// (one run by itself has a namespace of its own). Its keys: frameworkIDKey; appKey(id)
+// for each app's current definition; versionKey(id, version) for each app's stored
+// versions; deploymentKey(id) for each deployment in progress; groupKey(id) for each
+// group created through /v2/groups.
 const (
-	namespace      = "services"
-	frameworkIDKey = "framework-id"
+	builtinNamespace = "services"
+	frameworkIDKey   = "framework-id"
 )
 
 func appKey(id string) string               { return "app/" + id }
@@ -94,13 +106,15 @@ const maxEventsPerPass = 1000
 // maxVersions is how many versions of an app are kept.
 const maxVersions = 50
 
-// Service is the services framework of one master. On the leader it schedules; on every
-// master its API forwards to the leader.
+// Service is the services framework on one host. Where the host leads it schedules;
+// elsewhere its API forwards there.
 type Service struct {
 	cfg    Config
 	log    *slog.Logger
-	m      *master.Master
+	host   host.Host
 	events *eventBus
+	// namespace is the host's key-value namespace.
+	namespace string
 
 	// wake asks the scheduler loop for a pass soon.
 	wake chan struct{}
@@ -155,10 +169,16 @@ type taskFailure struct {
 	SlaveID   string `json:"slaveId"`
 }
 
-// Attach creates the services framework on m: its scheduler runs while m leads, and its
-// API is served on m's handler (Marathon's /v2 paths and /ping). Call it from a
+// Attach creates the built-in services framework on m: its scheduler runs while m leads,
+// and its API is served on m's handler (Marathon's /v2 paths and /ping). Call it from a
 // master.Config extension.
 func Attach(m *master.Master, cfg Config) *Service {
+	return New(host.NewInMaster(m, builtinNamespace), cfg)
+}
+
+// New creates the services framework on h: its scheduler runs while h leads, and its API
+// is served on h's routes. Zero fields of cfg take DefaultConfig's values.
+func New(h host.Host, cfg Config) *Service {
 	def := DefaultConfig()
 	if cfg.Logger == nil {
 		cfg.Logger = def.Logger
@@ -168,6 +188,9 @@ func Attach(m *master.Master, cfg Config) *Service {
 	}
 	if cfg.User == "" {
 		cfg.User = def.User
+	}
+	if cfg.Role == "" {
+		cfg.Role = def.Role
 	}
 	if cfg.FailoverTimeout == 0 {
 		cfg.FailoverTimeout = def.FailoverTimeout
@@ -194,21 +217,22 @@ func Attach(m *master.Master, cfg Config) *Service {
 		cfg.Now = time.Now
 	}
 	s := &Service{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "services"),
-		m:      m,
-		events: newEventBus(),
-		wake:   make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "services"),
+		host:      h,
+		events:    newEventBus(),
+		namespace: h.Namespace(),
+		wake:      make(chan struct{}, 1),
 	}
-	m.AddLeaderService(s)
-	s.routes(m)
+	h.Lead(s)
+	s.routes()
 	return s
 }
 
 // Name names the leader service.
 func (s *Service) Name() string { return "services" }
 
-// Run schedules while this master leads: it loads the state, subscribes, and runs the
+// Run schedules while its host leads: it loads the state, subscribes, and runs the
 // scheduler loop, subscribing again if the stream ends, until ctx does.
 func (s *Service) Run(ctx context.Context) {
 	defer func() {
@@ -217,7 +241,7 @@ func (s *Service) Run(ctx context.Context) {
 		s.mu.Unlock()
 		s.events.closeAll("leadership ended")
 	}()
-	if err := s.load(); err != nil {
+	if err := s.load(ctx); err != nil {
 		s.log.Error("cannot load the services state; the framework does not run this term", "err", err)
 		return
 	}
@@ -236,17 +260,23 @@ func (s *Service) Run(ctx context.Context) {
 
 // load reads the framework's state: apps and deployments from the key-value table, and
 // instances from the master's tasks.
-func (s *Service) load() error {
-	store := s.m.Store()
-	snap := store.Snapshot()
+func (s *Service) load(ctx context.Context) error {
 	apps := map[string]*app{}
 	var frameworkID string
-	if entry, ok := snap.KV(namespace, frameworkIDKey); ok {
+	entry, ok, err := s.host.KV(ctx, frameworkIDKey)
+	if err != nil {
+		return err
+	}
+	if ok {
 		if err := json.Unmarshal(entry.Value, &frameworkID); err != nil {
 			return fmt.Errorf("framework id: %w", err)
 		}
 	}
-	for _, entry := range snap.KVList(namespace, "app/") {
+	appEntries, err := s.host.KVList(ctx, "app/")
+	if err != nil {
+		return err
+	}
+	for _, entry := range appEntries {
 		id, _ := parseAppKey(entry.Key)
 		def, err := marathon.DecodeApp(entry.Value)
 		if err != nil {
@@ -258,8 +288,12 @@ func (s *Service) load() error {
 		}
 		apps[id] = &app{def: def, spec: spec, summary: placement.NewSummary(summaryAgents)}
 	}
+	deploymentEntries, err := s.host.KVList(ctx, "deployment/")
+	if err != nil {
+		return err
+	}
 	var deployments []*deployment
-	for _, entry := range snap.KVList(namespace, "deployment/") {
+	for _, entry := range deploymentEntries {
 		var d deployment
 		if err := json.Unmarshal(entry.Value, &d); err != nil {
 			return fmt.Errorf("deployment %s: %w", entry.Key, err)
@@ -269,8 +303,15 @@ func (s *Service) load() error {
 	sortDeployments(deployments)
 	instances := map[string]*instance{}
 	if frameworkID != "" {
-		for _, t := range snap.TasksByFramework(frameworkID) {
-			agent, _ := snap.Agent(t.AgentID)
+		tasks, _, err := s.host.Tasks(ctx, frameworkID)
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			agent, _, err := s.host.Agent(ctx, t.AgentID)
+			if err != nil {
+				return err
+			}
 			if in, ok := instanceFromTask(t, agent); ok {
 				instances[in.taskID] = in
 			}
@@ -297,7 +338,8 @@ func (s *Service) runStream(ctx context.Context) error {
 		Name:            s.cfg.Name,
 		FailoverTimeout: s.cfg.FailoverTimeout.Seconds(),
 		Checkpoint:      true,
-		Roles:           []string{"*"},
+		Roles:           []string{s.cfg.Role},
+		Principal:       s.cfg.Principal,
 		// Partition-aware: a task on an agent that stopped answering is UNREACHABLE, not
 		// LOST, and the app's unreachableStrategy says when it is replaced.
 		Capabilities: []api.FrameworkCapability{{Type: "MULTI_ROLE"}, {Type: api.CapabilityPartitionAware}},
@@ -308,7 +350,7 @@ func (s *Service) runStream(ctx context.Context) error {
 	s.mu.Unlock()
 	streamCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := s.m.InProcessClient().Subscribe(streamCtx, info, nil)
+	stream, err := s.host.Scheduler().Subscribe(streamCtx, info, nil)
 	if err != nil {
 		return err
 	}
@@ -381,7 +423,7 @@ func (s *Service) subscribed(ctx context.Context, stream *api.SchedulerStream, s
 	s.mu.Unlock()
 	if known != id {
 		value, _ := json.Marshal(id)
-		if _, err := s.m.WriteKV(ctx, &state.WriteKVRequest{Namespace: namespace, Puts: []state.KVPut{{Key: frameworkIDKey, Value: value}}}); err != nil {
+		if _, err := s.host.WriteKV(ctx, &state.WriteKVRequest{Namespace: s.namespace, Puts: []state.KVPut{{Key: frameworkIDKey, Value: value}}}); err != nil {
 			return fmt.Errorf("record the framework id: %w", err)
 		}
 		s.mu.Lock()
@@ -394,7 +436,7 @@ func (s *Service) subscribed(ctx context.Context, stream *api.SchedulerStream, s
 }
 
 // errNotReady answers API calls before the state is loaded.
-var errNotReady = errors.New("the services framework is starting on this master: try again in a moment")
+var errNotReady = errors.New("the services framework is starting: try again in a moment")
 
 // trigger asks the loop for a pass.
 func (s *Service) trigger() {

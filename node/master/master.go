@@ -300,6 +300,7 @@ func (m *Master) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", m.metrics.handler())
+	m.kvRoutes(mux)
 	m.mu.Lock()
 	for _, r := range m.routes {
 		mux.Handle(r.pattern, r.handler)
