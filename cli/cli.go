@@ -156,6 +156,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(), a.operatorCmd(),
 		task, a.dnsCmd(),
 		a.appCmd(), a.deploymentCmd(), a.groupCmd(), a.jobCmd(), a.frameworkCmd(),
+		a.pkgCmd(),
 	)
 	markFailures(root)
 	return root

@@ -32,6 +32,7 @@ import (
 	"github.com/atoll/atoll/isolate/network"
 	"github.com/atoll/atoll/node/agent"
 	"github.com/atoll/atoll/node/master"
+	"github.com/atoll/atoll/pkgs/cosmos"
 )
 
 // Info tells the caller of Run where the started node can be reached.
@@ -353,6 +354,7 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 	mc.Extensions = append(mc.Extensions, func(m *master.Master) {
 		services.Attach(m, services.Config{Logger: cfg.Logger})
 		jobs.Attach(m, jobs.Config{Logger: cfg.Logger})
+		cosmos.Attach(m, cosmos.Config{Logger: cfg.Logger})
 	})
 	m, err := master.New(mc)
 	if err != nil {
