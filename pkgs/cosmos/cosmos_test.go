@@ -83,6 +83,9 @@ func testRepository() fstest.MapFS {
 	add(pkgFiles("fw", "1.0", 0, true, serviceConfig("fw"), `{
 		"id": "/{{service.name}}", "instances": 1, "cpus": 0.05, "mem": 16, "cmd": "sleep 600",
 		"labels": {"DCOS_PACKAGE_FRAMEWORK_NAME": "{{service.framework-name}}"}}`))
+	add(pkgFiles("portless", "1.0", 0, false, serviceConfig("portless"), `{
+		"id": "/{{service.name}}", "instances": {{service.instances}}, "cpus": 0.05, "mem": 16,
+		"cmd": "sleep 600", "portDefinitions": []}`))
 	add(pkgFiles("broken", "1.0", 0, false, serviceConfig("broken"), `{"id": "/{{service.name}}", "instances": {{service.instances}},}`))
 	return repo
 }
@@ -188,8 +191,8 @@ func TestSearchDescribeRenderVersions(t *testing.T) {
 		t.Errorf("search sleep* = %+v", found.Packages)
 	}
 	all, err := c.cosmos.Search(ctx, "")
-	if err != nil || len(all.Packages) != 4 {
-		t.Errorf("search everything: %d packages, %v; want 4", len(all.Packages), err)
+	if err != nil || len(all.Packages) != 5 {
+		t.Errorf("search everything: %d packages, %v; want 5", len(all.Packages), err)
 	}
 
 	desc, err := c.cosmos.Describe(ctx, "sleeper", "1.0")
