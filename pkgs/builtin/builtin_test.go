@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/atoll/atoll/api/marathon"
 	"github.com/atoll/atoll/api/universe"
 	"github.com/atoll/atoll/pkgs"
 	"github.com/atoll/atoll/pkgs/builtin"
@@ -91,6 +92,42 @@ func TestBuiltinPackages(t *testing.T) {
 			}
 			if !reflect.DeepEqual(ids, tt.apps) {
 				t.Errorf("apps %v, want %v", ids, tt.apps)
+			}
+		})
+	}
+}
+
+// TestBuiltinImageOverride: every package that runs an image runs service.docker-image
+// instead when it is given (a mirror in a private registry), in every app.
+func TestBuiltinImageOverride(t *testing.T) {
+	repo, err := pkgs.LoadFS(builtin.FS(), builtin.Name, builtin.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := pkgs.NewCatalog(repo)
+	const mirror = "registry.example.test:5000/mirror/image:1"
+	for _, name := range []string{"cassandra", "jenkins", "kafka", "nginx", "postgresql", "redis", "spark", "zookeeper"} {
+		t.Run(name, func(t *testing.T) {
+			p, err := cat.Resolve(name, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			options := `{"service": {"docker-image": "` + mirror + `"}, "postgresql": {"password": "long-enough"}}`
+			if name != "postgresql" {
+				options = `{"service": {"docker-image": "` + mirror + `"}}`
+			}
+			r, err := p.Render(json.RawMessage(options), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			apps := []*marathon.App{r.App}
+			if r.Group != nil {
+				apps = r.Group.AllApps()
+			}
+			for _, a := range apps {
+				if a.Container == nil || a.Container.Docker == nil || a.Container.Docker.Image != mirror {
+					t.Errorf("app %s runs %+v, want %s", a.ID, a.Container, mirror)
+				}
 			}
 		})
 	}
