@@ -48,7 +48,7 @@ func (a *app) pkgCmd() *cobra.Command {
 		RunE:  groupRun,
 	}
 	repo.AddCommand(a.pkgRepoListCmd(), a.pkgRepoAddCmd(), a.pkgRepoRemoveCmd())
-	cmd.AddCommand(a.pkgSearchCmd(), a.pkgDescribeCmd(), a.pkgInstallCmd(), a.pkgListCmd(), a.pkgUninstallCmd(), repo)
+	cmd.AddCommand(a.pkgSearchCmd(), a.pkgDescribeCmd(), a.pkgInstallCmd(), a.pkgUpdateCmd(), a.pkgListCmd(), a.pkgUninstallCmd(), repo)
 	return cmd
 }
 
@@ -335,6 +335,89 @@ func (a *app) pkgInstallCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	fl.BoolVar(&dryRun, "dry-run", false, "print the app or group the install would create, and create nothing")
+	fl.BoolVar(&noWait, "no-wait", false, "return once the deployment started, without following it")
+	fl.DurationVar(&o.timeout, "timeout", defaultWaitTimeout, "give up following the deployment after this long (it goes on)")
+	return cmd
+}
+
+func (a *app) pkgUpdateCmd() *cobra.Command {
+	var (
+		f       installFlags
+		replace bool
+		yes     bool
+		noWait  bool
+		o       changeOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "update NAME",
+		Short: "Move an installed package to its current version (or --package-version), or change its options, following the deployment",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := a.cosmos()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			options, err := f.readOptions(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := client.List(ctx, &universe.ListRequest{PackageName: args[0], AppID: f.appID})
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(list.Packages) == 0:
+				return fmt.Errorf("package %s is not installed (atoll pkg list shows what is)", args[0])
+			case len(list.Packages) > 1:
+				ids := make([]string, len(list.Packages))
+				for i, p := range list.Packages {
+					ids[i] = p.AppID
+				}
+				return usagef("package %s is installed %d times (%s): name one with --app-id", args[0], len(ids), strings.Join(ids, ", "))
+			}
+			installed := list.Packages[0]
+			from := installed.PackageInformation.PackageDefinition.Version
+			to := f.version
+			if to == "" {
+				current, err := client.Describe(ctx, args[0], "")
+				if err != nil {
+					return err
+				}
+				to = current.Package.Version
+			}
+			if to == from && options == nil {
+				fmt.Fprintf(a.stdout, "%s is already at %s %s\n", installed.AppID, args[0], to)
+				return nil
+			}
+			if !yes {
+				ok, err := a.confirm(cmd, fmt.Sprintf("Update %s from %s %s to %s? [yes/no] ", installed.AppID, args[0], from, to))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					fmt.Fprintln(a.stdout, "Not updated.")
+					return nil
+				}
+			}
+			o.wait = !noWait
+			return a.runChange(cmd, newMarathonClient(a.addr), o, change{
+				what: fmt.Sprintf("updating %s from %s %s to %s", installed.AppID, args[0], from, to),
+				send: func(ctx context.Context) (marathon.Started, error) {
+					resp, err := client.UpdateService(ctx, &universe.ServiceUpdateRequest{AppID: installed.AppID, PackageVersion: to, Options: options, Replace: replace})
+					if err != nil {
+						return marathon.Started{}, optionHint(err)
+					}
+					raw, _ := json.Marshal(resp)
+					return marathon.Started{Status: http.StatusOK, DeploymentID: resp.MarathonDeploymentID, Raw: raw}, nil
+				},
+			})
+		},
+	}
+	f.add(cmd)
+	fl := cmd.Flags()
+	fl.BoolVar(&replace, "replace", false, "use --options alone instead of merging them over the installed ones")
+	fl.BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	fl.BoolVar(&noWait, "no-wait", false, "return once the deployment started, without following it")
 	fl.DurationVar(&o.timeout, "timeout", defaultWaitTimeout, "give up following the deployment after this long (it goes on)")
 	return cmd

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -25,13 +26,13 @@ var sleeperRepo = fstest.MapFS{
 	"sleeper/0/marathon.json.mustache": {Data: []byte(`{"id": "/{{service.name}}", "instances": {{service.instances}}, "cpus": 0.05, "mem": 16, "cmd": "exec sleep 1000"}`)},
 }
 
-// catalogCluster is servicesCluster with the package catalog serving sleeperRepo.
-func catalogCluster(t testing.TB) *master.TestServer {
+// catalogCluster is servicesCluster with the package catalog serving repo.
+func catalogCluster(t testing.TB, repo fstest.MapFS) *master.TestServer {
 	t.Helper()
 	ts := master.NewTestServer(t, func(c *master.Config) {
 		c.Extensions = append(c.Extensions, func(m *master.Master) {
 			services.Attach(m, services.Config{Logger: c.Logger, TickInterval: 100 * time.Millisecond})
-			cosmos.Attach(m, cosmos.Config{Logger: c.Logger, Builtin: sleeperRepo})
+			cosmos.Attach(m, cosmos.Config{Logger: c.Logger, Builtin: repo})
 		})
 	})
 	agent.TestAgent(t, ts.Masters, func(cfg *agent.Config) { cfg.Hostname = "host-0" })
@@ -47,7 +48,7 @@ func catalogCluster(t testing.TB) *master.TestServer {
 // TestPkgCommands takes a package through search, describe, install (refused, declined,
 // then confirmed, following the deployment), list and uninstall.
 func TestPkgCommands(t *testing.T) {
-	ts := catalogCluster(t)
+	ts := catalogCluster(t, sleeperRepo)
 	badOptions := writeFile(t, "bad.json", `{"service": {"instances": -2, "nam": "x"}}`)
 	options := writeFile(t, "options.json", `{"service": {"instances": 2}}`)
 	runSteps(t, ts.URL, newMasker(), []cliStep{
@@ -113,7 +114,7 @@ $`)
 // TestPkgRepoCommands: a directory is added as a repository (the CLI reads it and sends
 // its index), its packages are found, and it is removed.
 func TestPkgRepoCommands(t *testing.T) {
-	ts := catalogCluster(t)
+	ts := catalogCluster(t, sleeperRepo)
 	dir := t.TempDir()
 	for name, f := range map[string]string{
 		"package.json":           `{"packagingVersion": "4.0", "name": "other", "version": "2.0", "maintainer": "tests@atoll.invalid", "description": "Another.", "tags": []}`,
@@ -137,5 +138,47 @@ sleeper  1.0      false     false      Sleeps.
 		{args: []string{"pkg", "repo", "add", "bad", "http://127.0.0.1:1/repo"}, code: 1, stderr: "atoll: POST /package/repository/add: 502 repository bad: fetch http://<ADDR>/repo: dial tcp <ADDR>: connect: connection refused\n"},
 		{args: []string{"pkg", "repo", "remove", "mine"}, stdout: "NAME      URI\nbuilt-in  builtin:\n"},
 		{args: []string{"pkg", "describe", "other"}, code: 1, stderr: "atoll: POST /package/describe: 400 Package [other] not found\n"},
+	})
+}
+
+// TestPkgUpdate: update moves an installation to the current version, keeping its options,
+// and follows the deployment.
+func TestPkgUpdate(t *testing.T) {
+	repo := fstest.MapFS{}
+	for k, v := range sleeperRepo {
+		repo[k] = v
+	}
+	repo["sleeper/1/package.json"] = &fstest.MapFile{Data: []byte(`{"packagingVersion": "4.0", "name": "sleeper", "version": "1.1",
+		"maintainer": "tests@atoll.invalid", "description": "Sleeps longer.", "tags": ["test"], "upgradesFrom": ["1.0"], "downgradesTo": []}`)}
+	repo["sleeper/1/config.json"] = sleeperRepo["sleeper/0/config.json"]
+	repo["sleeper/1/marathon.json.mustache"] = &fstest.MapFile{Data: []byte(`{"id": "/{{service.name}}", "instances": {{service.instances}}, "cpus": 0.05, "mem": 16, "cmd": "exec sleep 1001"}`)}
+	ts := catalogCluster(t, repo)
+	runSteps(t, ts.URL, newMasker(), []cliStep{
+		{args: []string{"pkg", "install", "sleeper", "--package-version", "1.0", "--yes", "--no-wait"}, stdout: `This sleeps.
+Installing Marathon app for package [sleeper] version [1.0]
+installed package sleeper 1.0 as /sleeper: deployment <D1>
+sleeper is asleep.
+`},
+		{args: []string{"pkg", "update", "sleeper", "--package-version", "1.0"}, stdout: "/sleeper is already at sleeper 1.0\n"},
+	})
+	eventually(t, "the install deployed", func() error {
+		code, out, _ := cliRun(t, ts.URL, "deployment", "list")
+		if code != 0 || strings.Count(out, "\n") != 1 {
+			return fmt.Errorf("deployments:\n%s", out)
+		}
+		return nil
+	})
+	runSteps(t, ts.URL, newMasker(), []cliStep{
+		{args: []string{"pkg", "update", "sleeper", "--yes"}, stdout: `updating /sleeper from sleeper 1.0 to 1.1: deployment <D1>
+step 1/1: RestartApplication /sleeper
+/sleeper: 0/1 tasks running at version <V1>
+/sleeper: 1/1 tasks running at version <V1>
+deployment <D1> finished
+`},
+		{args: []string{"pkg", "list"}, stdout: `NAME     VERSION  APP       FRAMEWORK  DESCRIPTION
+sleeper  1.1      /sleeper  false      Sleeps longer.
+`},
+		{args: []string{"pkg", "update", "sleeper", "--package-version", "1.0", "--yes"}, code: 1,
+			stderr: "atoll: POST /cosmos/service/update: 400 the installed sleeper 1.1 cannot be downgraded to 1.0: its downgradesTo is []\n"},
 	})
 }

@@ -323,3 +323,30 @@ func joinPath(path, name string) string {
 	}
 	return path + "." + name
 }
+
+// MergeOptions merges the options over onto base (objects recursively, anything else
+// replaced), as an update of an installed package does with the options it was installed
+// with. Either may be empty.
+func MergeOptions(base, over json.RawMessage) (json.RawMessage, error) {
+	b, err := parseOptions(base)
+	if err != nil {
+		return nil, fmt.Errorf("installed options: %w", err)
+	}
+	o, err := parseOptions(over)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(mergeObjects(b, o))
+}
+
+// UpgradesFrom says whether this package may replace an installed version (its
+// upgradesFrom lists it, or "*").
+func (p *Package) UpgradesFrom(version string) bool {
+	return slices.Contains(p.Metadata.UpgradesFrom, version) || slices.Contains(p.Metadata.UpgradesFrom, universe.AnyVersion)
+}
+
+// DowngradesTo says whether this package, installed, may be replaced by an older version
+// (its downgradesTo lists it, or "*").
+func (p *Package) DowngradesTo(version string) bool {
+	return slices.Contains(p.Metadata.DowngradesTo, version) || slices.Contains(p.Metadata.DowngradesTo, universe.AnyVersion)
+}

@@ -178,3 +178,10 @@ func (c *Client) RepositoryDelete(ctx context.Context, req *RepositoryDeleteRequ
 	err := c.call(ctx, "/package/repository/delete", MediaTypeRepositoryDeleteRequest, MediaTypeRepositoryDeleteResponse, req, &resp)
 	return &resp, err
 }
+
+// UpdateService moves an installed package to another version or changes its options.
+func (c *Client) UpdateService(ctx context.Context, req *ServiceUpdateRequest) (*ServiceUpdateResponse, error) {
+	var resp ServiceUpdateResponse
+	err := c.call(ctx, "/cosmos/service/update", MediaTypeServiceUpdateRequest, MediaTypeServiceUpdateResponse, req, &resp)
+	return &resp, err
+}

@@ -28,6 +28,8 @@ const (
 	MediaTypeRepositoryDeleteRequest  = "application/vnd.dcos.package.repository.delete-request+json;charset=utf-8;version=v1"
 	MediaTypeRepositoryDeleteResponse = "application/vnd.dcos.package.repository.delete-response+json;charset=utf-8;version=v1"
 	MediaTypeError                    = "application/vnd.dcos.package.error+json;charset=utf-8;version=v1"
+	MediaTypeServiceUpdateRequest     = "application/vnd.dcos.service.update-request+json;charset=utf-8;version=v1"
+	MediaTypeServiceUpdateResponse    = "application/vnd.dcos.service.update-response+json;charset=utf-8;version=v1"
 )
 
 // Media types of repository indexes, as a Universe server answers them.
@@ -203,6 +205,29 @@ type RepositoryAddRequest struct {
 type RepositoryDeleteRequest struct {
 	Name string `json:"name,omitempty"`
 	URI  string `json:"uri,omitempty"`
+}
+
+// ServiceUpdateRequest is the body of /cosmos/service/update: move an installed package to
+// another version, or change its options. Without packageVersion it stays at its version;
+// a new version must list the installed one in upgradesFrom (or the installed one list it
+// in downgradesTo). Options are merged over the installed ones unless replace is set.
+type ServiceUpdateRequest struct {
+	AppID          string          `json:"appId" universe:"required"`
+	PackageVersion string          `json:"packageVersion,omitempty"`
+	Options        json.RawMessage `json:"options,omitempty" universe:"object"`
+	Replace        bool            `json:"replace,omitempty"`
+}
+
+// ServiceUpdateResponse answers /cosmos/service/update.
+type ServiceUpdateResponse struct {
+	Package Package `json:"package"`
+	// ResolvedOptions are the options rendered with, the package's defaults included.
+	ResolvedOptions map[string]any `json:"resolvedOptions"`
+	// MarathonDeploymentID is the deployment that replaces the apps; "" when nothing
+	// changed.
+	MarathonDeploymentID string `json:"marathonDeploymentId"`
+	// PreviousVersion is the version the package was at (Atoll's extension).
+	PreviousVersion string `json:"previousVersion,omitempty"`
 }
 
 // Error is Cosmos's error body. Type is the error's name ("PackageNotFound",

@@ -52,6 +52,7 @@ func (s *Service) routes() {
 	handle("/package/repository/list", universe.MediaTypeRepositoryListResponse, decoded(s.repositoryList))
 	handle("/package/repository/add", universe.MediaTypeRepositoryAddResponse, decoded(s.repositoryAdd))
 	handle("/package/repository/delete", universe.MediaTypeRepositoryDeleteResponse, decoded(s.repositoryDelete))
+	handle("/cosmos/service/update", universe.MediaTypeServiceUpdateResponse, decoded(s.update))
 }
 
 // decoded adapts a handler of a typed request: the body is decoded strictly (see

@@ -506,11 +506,123 @@ func marathonError(id string, err error) error {
 	if !errors.As(err, &ae) {
 		return fmt.Errorf("deploy %s: %w", id, err)
 	}
-	switch ae.Body.Status {
-	case http.StatusConflict:
+	switch {
+	case ae.Body.Status == http.StatusConflict && len(ae.Body.Deployments) > 0:
+		return &cosmosError{http.StatusConflict, "MarathonAppLocked", fmt.Sprintf("%s is being deployed (deployment %s); try again when it finishes, or stop it: atoll deployment stop %s", id, ae.Body.Deployments[0].ID, ae.Body.Deployments[0].ID)}
+	case ae.Body.Status == http.StatusConflict:
 		return &cosmosError{http.StatusConflict, "MarathonAppAlreadyExists", fmt.Sprintf("an app or group %s already exists: %s", id, ae.Body.Message)}
-	case http.StatusUnprocessableEntity, http.StatusBadRequest:
+	case ae.Body.Status == http.StatusUnprocessableEntity, ae.Body.Status == http.StatusBadRequest:
 		return &cosmosError{http.StatusBadRequest, "MarathonBadResponse", err.Error()}
 	}
 	return &cosmosError{http.StatusBadGateway, "MarathonBadGateway", err.Error()}
+}
+
+// update moves an installation to another version of its package, or changes its
+// options: the app or group is replaced with the new rendering, which deploys like any
+// change of it, and the record follows.
+func (s *Service) update(ctx context.Context, req *universe.ServiceUpdateRequest) (*universe.ServiceUpdateResponse, error) {
+	s.changing.Lock()
+	defer s.changing.Unlock()
+	id := canonicalID(req.AppID)
+	entry, ok := s.m.Store().KV(namespace, installPrefix+id)
+	if !ok {
+		return nil, &cosmosError{http.StatusNotFound, "MarathonAppNotFound", fmt.Sprintf("no package is installed as %s (atoll pkg list shows what is)", id)}
+	}
+	var in installation
+	if err := json.Unmarshal(entry.Value, &in); err != nil {
+		return nil, fmt.Errorf("installation record %s is unreadable: %w", entry.Key, err)
+	}
+	cat, err := s.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	version := req.PackageVersion
+	if version == "" {
+		version = in.PackageVersion
+	}
+	p, err := cat.Resolve(in.PackageName, version)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkVersionChange(cat, &in, p); err != nil {
+		return nil, err
+	}
+	options := req.Options
+	if !req.Replace {
+		if options, err = pkgs.MergeOptions(in.Options, req.Options); err != nil {
+			return nil, &cosmosError{http.StatusBadRequest, "MalformedRequest", err.Error()}
+		}
+	}
+	rendered, err := p.Render(options, in.AppID)
+	if err != nil {
+		return nil, err
+	}
+	if (rendered.Group != nil) != in.Group {
+		return nil, &cosmosError{http.StatusBadRequest, "ServiceUpdateError",
+			fmt.Sprintf("%s %s renders %s, but %s is installed as %s: uninstall and install it instead", p.Name, p.Version, kindName(rendered.Group != nil), in.AppID, kindName(in.Group))}
+	}
+	var started marathon.Started
+	if in.Group {
+		started, err = s.marathon.GroupChange(ctx, http.MethodPut, in.AppID, rendered.JSON, false)
+		in.Frameworks = frameworkNames(rendered.Group.AllApps())
+	} else {
+		started, err = s.marathon.PutApp(ctx, in.AppID, rendered.JSON, false, false)
+		in.Frameworks = frameworkNames([]*marathon.App{rendered.App})
+	}
+	if err != nil {
+		return nil, marathonError(in.AppID, err)
+	}
+	previous := in.PackageVersion
+	in.PackageVersion, in.ReleaseVersion, in.Source = p.Version, p.ReleaseVersion, p.Source
+	in.Metadata, in.Resource, in.Options = p.PackageMetadata(), p.Resource, options
+	in.PostUninstallNotes = renderNotes(p.PostUninstallNotes, rendered.Options)
+	in.DeploymentID = started.DeploymentID
+	record, err := json.Marshal(&in)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.write(ctx, &state.WriteKVRequest{Puts: []state.KVPut{{Key: installPrefix + in.AppID, Value: record}}}); err != nil {
+		return nil, err
+	}
+	s.log.Info("package updated", "package", p.Name, "from", previous, "to", p.Version, "app", in.AppID, "deployment", started.DeploymentID)
+	return &universe.ServiceUpdateResponse{
+		Package:              p.Package,
+		ResolvedOptions:      rendered.Options,
+		MarathonDeploymentID: started.DeploymentID,
+		PreviousVersion:      previous,
+	}, nil
+}
+
+// checkVersionChange refuses a version change the packages do not allow: an upgrade (a
+// higher release) needs the new package to list the installed version in upgradesFrom; a
+// downgrade needs the installed package (still in a repository) to list the new version in
+// downgradesTo.
+func checkVersionChange(cat *pkgs.Catalog, in *installation, to *pkgs.Package) error {
+	if to.Version == in.PackageVersion {
+		return nil
+	}
+	if to.ReleaseVersion > in.ReleaseVersion {
+		if to.UpgradesFrom(in.PackageVersion) {
+			return nil
+		}
+		return &cosmosError{http.StatusBadRequest, "VersionUpgradeNotSupported",
+			fmt.Sprintf("%s %s cannot upgrade the installed %s: its upgradesFrom is [%s]", to.Name, to.Version, in.PackageVersion, strings.Join(to.Metadata.UpgradesFrom, ", "))}
+	}
+	from, err := cat.Resolve(in.PackageName, in.PackageVersion)
+	if err != nil {
+		return &cosmosError{http.StatusBadRequest, "VersionUpgradeNotSupported",
+			fmt.Sprintf("%s %s is older than the installed %s, which no repository has any more to say whether it may be downgraded", to.Name, to.Version, in.PackageVersion)}
+	}
+	if from.DowngradesTo(to.Version) {
+		return nil
+	}
+	return &cosmosError{http.StatusBadRequest, "VersionUpgradeNotSupported",
+		fmt.Sprintf("the installed %s %s cannot be downgraded to %s: its downgradesTo is [%s]", in.PackageName, in.PackageVersion, to.Version, strings.Join(from.Metadata.DowngradesTo, ", "))}
+}
+
+func kindName(group bool) string {
+	if group {
+		return "a group"
+	}
+	return "an app"
 }

@@ -83,6 +83,11 @@ func testRepository() fstest.MapFS {
 	add(pkgFiles("fw", "1.0", 0, true, serviceConfig("fw"), `{
 		"id": "/{{service.name}}", "instances": 1, "cpus": 0.05, "mem": 16, "cmd": "sleep 600",
 		"labels": {"DCOS_PACKAGE_FRAMEWORK_NAME": "{{service.framework-name}}"}}`))
+	strict := pkgFiles("strict", "2.0", 1, false, serviceConfig("strict"), `{"id": "/{{service.name}}", "cmd": "sleep 600", "cpus": 0.05, "mem": 16, "portDefinitions": []}`)
+	strict["strict/1/package.json"] = &fstest.MapFile{Data: []byte(`{"packagingVersion": "4.0", "name": "strict", "version": "2.0",
+		"maintainer": "tests@atoll.invalid", "description": "upgrades only from 1.5", "tags": [], "upgradesFrom": ["1.5"], "downgradesTo": []}`)}
+	add(strict)
+	add(pkgFiles("strict", "1.0", 0, false, serviceConfig("strict"), `{"id": "/{{service.name}}", "cmd": "sleep 500", "cpus": 0.05, "mem": 16, "portDefinitions": []}`))
 	add(pkgFiles("portless", "1.0", 0, false, serviceConfig("portless"), `{
 		"id": "/{{service.name}}", "instances": {{service.instances}}, "cpus": 0.05, "mem": 16,
 		"cmd": "sleep 600", "portDefinitions": []}`))
@@ -154,6 +159,27 @@ func (c *cluster) running(id string, n int) {
 	})
 }
 
+// deploying says whether a deployment is in progress.
+func (c *cluster) deploying() bool {
+	c.t.Helper()
+	ds, err := c.apps.ListDeployments(context.Background())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return len(ds) > 0
+}
+
+// settled waits until no deployment is in progress.
+func (c *cluster) settled() {
+	c.t.Helper()
+	eventually(c.t, "no deployment in progress", func() error {
+		if c.deploying() {
+			return errors.New("deployments in progress")
+		}
+		return nil
+	})
+}
+
 // noApps waits until no app is left.
 func (c *cluster) noApps() {
 	c.t.Helper()
@@ -191,8 +217,8 @@ func TestSearchDescribeRenderVersions(t *testing.T) {
 		t.Errorf("search sleep* = %+v", found.Packages)
 	}
 	all, err := c.cosmos.Search(ctx, "")
-	if err != nil || len(all.Packages) != 5 {
-		t.Errorf("search everything: %d packages, %v; want 5", len(all.Packages), err)
+	if err != nil || len(all.Packages) != 6 {
+		t.Errorf("search everything: %d packages, %v; want 6", len(all.Packages), err)
 	}
 
 	desc, err := c.cosmos.Describe(ctx, "sleeper", "1.0")
@@ -546,4 +572,79 @@ func repoNames(repos []universe.PackageRepository) []string {
 		out = append(out, r.Name)
 	}
 	return slices.Clip(out)
+}
+
+// TestUpdate: an installed package moves to another version its upgradesFrom allows, with
+// the installed options kept under the new ones, and back where downgradesTo allows; a
+// version that allows neither is refused and nothing changes.
+func TestUpdate(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	if _, err := c.cosmos.Install(ctx, &universe.InstallRequest{PackageName: "sleeper", PackageVersion: "1.0", Options: json.RawMessage(`{"service":{"instances":1}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	c.running("/sleeper", 1)
+
+	app := func() marathon.AppInfo {
+		t.Helper()
+		got, err := c.apps.GetApp(ctx, "/sleeper")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Value
+	}
+	c.settled()
+	resp, err := c.cosmos.UpdateService(ctx, &universe.ServiceUpdateRequest{AppID: "sleeper", PackageVersion: "2.0", Options: json.RawMessage(`{"service":{"name":"sleeper"}}`)})
+	if err != nil {
+		t.Fatalf("update to 2.0: %v", err)
+	}
+	if resp.Package.Version != "2.0" || resp.PreviousVersion != "1.0" || resp.MarathonDeploymentID == "" {
+		t.Errorf("update answered version %s from %s, deployment %q", resp.Package.Version, resp.PreviousVersion, resp.MarathonDeploymentID)
+	}
+	if got := app(); got.Cmd != "sleep 700" || got.Instances != 1 || got.Labels[universe.LabelVersion] != "2.0" {
+		t.Errorf("after the update the app runs %v with %d instances, labels %v; want 2.0's command and the installed 1 instance", got.Cmd, got.Instances, got.Labels)
+	}
+	c.running("/sleeper", 1)
+	list, err := c.cosmos.List(ctx, &universe.ListRequest{PackageName: "sleeper"})
+	if err != nil || len(list.Packages) != 1 || list.Packages[0].PackageInformation.PackageDefinition.Version != "2.0" {
+		t.Errorf("list after the update: %+v, %v", list, err)
+	}
+
+	c.settled()
+	if _, err := c.cosmos.UpdateService(ctx, &universe.ServiceUpdateRequest{AppID: "/sleeper", PackageVersion: "1.0", Options: json.RawMessage(`{"service":{"instances":2}}`)}); err != nil {
+		t.Fatalf("downgrade to 1.0: %v", err)
+	}
+	if got := app(); got.Cmd != "sleep 600" || got.Instances != 2 {
+		t.Errorf("after the downgrade the app runs %q with %d instances", got.Cmd, got.Instances)
+	}
+
+	if _, err := c.cosmos.Install(ctx, &universe.InstallRequest{PackageName: "strict", PackageVersion: "1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cosmos.Install(ctx, &universe.InstallRequest{PackageName: "strict", PackageVersion: "2.0", AppID: "/strict2"}); err != nil {
+		t.Fatal(err)
+	}
+	c.settled()
+	tests := []struct {
+		req        universe.ServiceUpdateRequest
+		wantStatus int
+		wantType   string
+		wantIn     string
+	}{
+		{universe.ServiceUpdateRequest{AppID: "/strict", PackageVersion: "2.0"}, 400, "VersionUpgradeNotSupported", "upgradesFrom is [1.5]"},
+		{universe.ServiceUpdateRequest{AppID: "/strict2", PackageVersion: "1.0"}, 400, "VersionUpgradeNotSupported", "its downgradesTo is []"},
+		{universe.ServiceUpdateRequest{AppID: "/strict", PackageVersion: "3.0"}, 400, "VersionNotFound", "available versions: 2.0, 1.0"},
+		{universe.ServiceUpdateRequest{AppID: "/nothing"}, 404, "MarathonAppNotFound", "/nothing"},
+		{universe.ServiceUpdateRequest{AppID: "/strict", Options: json.RawMessage(`{"service":{"instances":-1}}`)}, 400, "JsonSchemaMismatch", "service.instances"},
+	}
+	for _, tt := range tests {
+		_, err := c.cosmos.UpdateService(ctx, &tt.req)
+		status, typ := cosmosType(err)
+		if status != tt.wantStatus || typ != tt.wantType || !strings.Contains(fmt.Sprint(err), tt.wantIn) {
+			t.Errorf("update %+v: %v; want %d %s mentioning %q", tt.req, err, tt.wantStatus, tt.wantType, tt.wantIn)
+		}
+	}
+	if got, err := c.apps.GetApp(ctx, "/strict"); err != nil || got.Value.Cmd != "sleep 500" {
+		t.Errorf("the refused updates changed /strict: %+v, %v", got.Value.Cmd, err)
+	}
 }
