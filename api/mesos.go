@@ -421,6 +421,71 @@ type HealthCheck struct {
 	TCP                 *TCPHealthCheck  `json:"tcp,omitempty"`
 }
 
+// CheckInfo is a general check of a task (mesos.proto's CheckInfo): the agent runs it next
+// to the task and reports its result in TaskStatus.CheckStatus, neither interpreting nor
+// acting on it. Type names the one of Command, HTTP and TCP that is set.
+type CheckInfo struct {
+	Type    string            `json:"type,omitempty"`
+	Command *CheckInfoCommand `json:"command,omitempty"`
+	HTTP    *CheckInfoHTTP    `json:"http,omitempty"`
+	TCP     *CheckInfoTCP     `json:"tcp,omitempty"`
+	// DelaySeconds after the task started the first check runs (Mesos default 15).
+	DelaySeconds *float64 `json:"delay_seconds,omitempty"`
+	// IntervalSeconds between the end of a check and the next (Mesos default 10).
+	IntervalSeconds *float64 `json:"interval_seconds,omitempty"`
+	// TimeoutSeconds bounds a check, 0 for none (Mesos default 20); a check that times out
+	// has no result.
+	TimeoutSeconds *float64 `json:"timeout_seconds,omitempty"`
+}
+
+// Check types, of CheckInfo and CheckStatusInfo.
+const (
+	CheckTypeCommand = "COMMAND"
+	CheckTypeHTTP    = "HTTP"
+	CheckTypeTCP     = "TCP"
+)
+
+// CheckInfoCommand is a command check: the command runs next to the task.
+type CheckInfoCommand struct {
+	Command CommandInfo `json:"command"`
+}
+
+// CheckInfoHTTP is an HTTP check: a GET of http://<task's address>:port/path.
+type CheckInfoHTTP struct {
+	Port uint32 `json:"port"`
+	Path string `json:"path,omitempty"`
+}
+
+// CheckInfoTCP is a TCP check: a connection to the task's address and port.
+type CheckInfoTCP struct {
+	Port uint32 `json:"port"`
+}
+
+// CheckStatusInfo is the result of a task's check (mesos.proto's CheckStatusInfo). Type and
+// the message of that type are always set; the message is empty while no check has
+// completed or when the latest did not (it timed out, or an HTTP check got no answer).
+type CheckStatusInfo struct {
+	Type    string              `json:"type,omitempty"`
+	Command *CheckStatusCommand `json:"command,omitempty"`
+	HTTP    *CheckStatusHTTP    `json:"http,omitempty"`
+	TCP     *CheckStatusTCP     `json:"tcp,omitempty"`
+}
+
+// CheckStatusCommand is a command check's result: the command's exit code.
+type CheckStatusCommand struct {
+	ExitCode *int32 `json:"exit_code,omitempty"`
+}
+
+// CheckStatusHTTP is an HTTP check's result: the answer's status code.
+type CheckStatusHTTP struct {
+	StatusCode *uint32 `json:"status_code,omitempty"`
+}
+
+// CheckStatusTCP is a TCP check's result: whether the connection was made.
+type CheckStatusTCP struct {
+	Succeeded *bool `json:"succeeded,omitempty"`
+}
+
 // Port is a named port in DiscoveryInfo.
 type Port struct {
 	Number     uint32  `json:"number"`
@@ -456,6 +521,7 @@ type TaskInfo struct {
 	Command           *CommandInfo   `json:"command,omitempty"`
 	Container         *ContainerInfo `json:"container,omitempty"`
 	HealthCheck       *HealthCheck   `json:"health_check,omitempty"`
+	Check             *CheckInfo     `json:"check,omitempty"`
 	KillPolicy        *KillPolicy    `json:"kill_policy,omitempty"`
 	Data              []byte         `json:"data,omitempty"`
 	Labels            *Labels        `json:"labels,omitempty"`
@@ -534,6 +600,7 @@ const (
 	ReasonAgentRestarted           StatusReason = "REASON_AGENT_RESTARTED"
 	ReasonReconciliation           StatusReason = "REASON_RECONCILIATION"
 	ReasonTaskHealthCheckUpdated   StatusReason = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+	ReasonTaskCheckStatusUpdated   StatusReason = "REASON_TASK_CHECK_STATUS_UPDATED"
 	ReasonTaskInvalid              StatusReason = "REASON_TASK_INVALID"
 	ReasonTaskKilledDuringLaunch   StatusReason = "REASON_TASK_KILLED_DURING_LAUNCH"
 	ReasonTaskUnknown              StatusReason = "REASON_TASK_UNKNOWN"
@@ -554,6 +621,7 @@ type TaskStatus struct {
 	Timestamp       float64          `json:"timestamp,omitempty"`
 	UUID            []byte           `json:"uuid,omitempty"`
 	Healthy         *bool            `json:"healthy,omitempty"`
+	CheckStatus     *CheckStatusInfo `json:"check_status,omitempty"`
 	Labels          *Labels          `json:"labels,omitempty"`
 	ContainerStatus *ContainerStatus `json:"container_status,omitempty"`
 	UnreachableTime *TimeInfo        `json:"unreachable_time,omitempty"`

@@ -7,10 +7,11 @@
 // The life of a request body is DecodeApp (or DecodeGroup, DecodeAppList, DecodeAppPatch),
 // then Normalize, then Validate. Decoding starts every object from Marathon's defaults, so a
 // field absent from the JSON has its default and an explicit zero stays zero (cpus, mem,
-// instances, backoff, upgrade strategy, kill selection, unreachable strategy, health and
-// readiness check timings, fetch flags, port protocols). Normalize adds the defaults that
-// depend on the rest of the app (networks, port definitions, port mappings, health check port
-// index and path, readiness status codes) and translates the legacy input-only forms
+// instances, backoff, upgrade strategy, kill selection, unreachable strategy, health check,
+// readiness check and check timings, fetch flags, port protocols). Normalize adds the
+// defaults that depend on the rest of the app (networks, port definitions, port mappings,
+// health check port index and path, the check's port index, readiness status codes) and
+// translates the legacy input-only forms
 // (ports, uris, ipAddress, container.docker.network, container.docker.portMappings), which
 // are never marshalled.
 //
@@ -22,9 +23,10 @@
 //   - container.volumes[].external (external volumes: Atoll has no volume driver),
 //     container.volumes[].persistent and residency (local persistent volumes need
 //     reservations, which Atoll's allocator does not make);
-//   - secrets, env values {"secret": …} and container.docker.pullConfig (no secret store);
-//   - check (Mesos app checks), storeUrls (the artifact store), container.appc (AppC
-//     images), container.linuxInfo (seccomp and IPC settings), container.docker.credential;
+//   - secrets, env values {"secret": …}, secret volumes (container.volumes[].secret) and
+//     container.docker.pullConfig (no secret store);
+//   - storeUrls (the artifact store), container.appc (AppC images), container.linuxInfo
+//     (seccomp and IPC settings), container.docker.credential;
 //   - executor other than "" or "//cmd" (custom executors);
 //   - gpus > 0 (agents offer no GPUs);
 //   - container.docker.privileged true and container.docker.parameters (Atoll runs
@@ -92,6 +94,8 @@ type App struct {
 	Container *Container `json:"container,omitempty"`
 	// HealthChecks decide whether tasks are healthy.
 	HealthChecks []HealthCheck `json:"healthChecks,omitempty"`
+	// Check is a Mesos check of each task: its result is shown, never acted on.
+	Check *Check `json:"check,omitempty"`
 	// ReadinessChecks decide whether a new task may replace an old one in a deployment.
 	ReadinessChecks []ReadinessCheck `json:"readinessChecks,omitempty"`
 	// Dependencies are app or group ids deployed (and healthy) before this app.
@@ -438,6 +442,8 @@ type DockerPullConfig struct {
 type Volume struct {
 	ContainerPath string `json:"containerPath"`
 	HostPath      string `json:"hostPath,omitempty"`
+	// Secret makes the volume a file holding that secret (Atoll supports none).
+	Secret string `json:"secret,omitempty"`
 	// Mode is RO or RW.
 	Mode string `json:"mode"`
 }
@@ -569,6 +575,63 @@ const (
 	HealthMesosHTTPS = "MESOS_HTTPS"
 	HealthMesosTCP   = "MESOS_TCP"
 )
+
+// Check is an app's Mesos check (Marathon 1.6+): the agent runs it next to each task and
+// reports the result with the task (checkResult), which nobody interprets: unlike a health
+// check it never kills a task or holds up a deployment. Exactly one of HTTP, TCP and Exec.
+type Check struct {
+	HTTP *HTTPCheck `json:"http,omitempty"`
+	TCP  *TCPCheck  `json:"tcp,omitempty"`
+	Exec *ExecCheck `json:"exec,omitempty"`
+	// IntervalSeconds between checks (default 60).
+	IntervalSeconds int `json:"intervalSeconds"`
+	// TimeoutSeconds a check may take (default 20).
+	TimeoutSeconds int `json:"timeoutSeconds"`
+	// DelaySeconds before the first check (default 15).
+	DelaySeconds int `json:"delaySeconds"`
+}
+
+func (c *Check) setDefaults() {
+	c.IntervalSeconds = 60
+	c.TimeoutSeconds = 20
+	c.DelaySeconds = 15
+}
+
+// HTTPCheck GETs a path on a port of the task and reports the status code.
+type HTTPCheck struct {
+	// PortIndex picks a port of the app; Port names one directly.
+	PortIndex *int   `json:"portIndex,omitempty"`
+	Port      *int   `json:"port,omitempty"`
+	Path      string `json:"path,omitempty"`
+	// Scheme is HTTP (default); Mesos checks have no HTTPS.
+	Scheme string `json:"scheme"`
+}
+
+func (h *HTTPCheck) setDefaults() { h.Scheme = CheckSchemeHTTP }
+
+// HTTP check schemes.
+const (
+	CheckSchemeHTTP  = "HTTP"
+	CheckSchemeHTTPS = "HTTPS"
+)
+
+// TCPCheck connects to a port of the task and reports whether it could.
+type TCPCheck struct {
+	// PortIndex picks a port of the app; Port names one directly.
+	PortIndex *int `json:"portIndex,omitempty"`
+	Port      *int `json:"port,omitempty"`
+}
+
+// ExecCheck runs a command next to the task and reports its exit code.
+type ExecCheck struct {
+	Command CheckCommand `json:"command"`
+}
+
+// CheckCommand is a command: a shell command line, or an argument vector (exactly one).
+type CheckCommand struct {
+	Shell string   `json:"shell,omitempty"`
+	Argv  []string `json:"argv,omitempty"`
+}
 
 // ReadinessCheck says when a new task is ready to replace an old one.
 type ReadinessCheck struct {

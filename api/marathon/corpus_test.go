@@ -104,9 +104,8 @@ var corpusCases = []corpusCase{
 		why: "MESOS container with a docker image (runc runs both)"},
 
 	// marathon/examples: the REST API documentation's examples.
-	{file: "marathon/examples/app-check-http-example.json", kind: kindApp, rejected: 422,
-		paths: []string{"/check"},
-		why:   "Mesos app checks (check) are not implemented; health checks are"},
+	{file: "marathon/examples/app-check-http-example.json", kind: kindApp,
+		why: "a Mesos app check (check) on the port named http: the agents run it and the tasks show its result"},
 	{file: "marathon/examples/app-simple.json", kind: kindApp,
 		why: "the documentation's simple app"},
 	{file: "marathon/examples/app.json", kind: kindApp, rejected: 422,

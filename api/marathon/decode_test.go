@@ -45,6 +45,9 @@ func TestDecodeAppTypeErrors(t *testing.T) {
 			{"/container/volumes/0/mode", []string{"error.expected.jsstring"}},
 		}},
 		{"health check port index", `{"healthChecks": [{"portIndex": "0"}]}`, []ErrorDetail{{"/healthChecks/0/portIndex", []string{"error.expected.jsnumber"}}}},
+		{"check port index", `{"check": {"http": {"portIndex": "0"}}}`, []ErrorDetail{{"/check/http/portIndex", []string{"error.expected.jsnumber"}}}},
+		{"check argv", `{"check": {"exec": {"command": {"argv": "ls -l"}}}}`, []ErrorDetail{{"/check/exec/command/argv", []string{"error.expected.jsarray"}}}},
+		{"check interval", `{"check": {"tcp": {}, "intervalSeconds": 0.5}}`, []ErrorDetail{{"/check/intervalSeconds", []string{"error.expected.int"}}}},
 		{"null array element", `{"healthChecks": [null]}`, []ErrorDetail{{"/healthChecks/0", []string{"error.expected.jsobject"}}}},
 		{"unreachable strategy word", `{"unreachableStrategy": "enabled"}`, []ErrorDetail{{"/unreachableStrategy", []string{"error.unknown.enum.literal"}}}},
 		{"unreachable strategy number", `{"unreachableStrategy": 5}`, []ErrorDetail{{"/unreachableStrategy", []string{"error.expected.jsobject"}}}},
@@ -118,6 +121,15 @@ func TestDecodeAppDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checked, err := DecodeApp([]byte(`{"check": {"http": {}, "tcp": {"port": 8080}, "exec": {"command": {"shell": "true"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCheck := &Check{HTTP: &HTTPCheck{Scheme: CheckSchemeHTTP}, TCP: &TCPCheck{Port: new(8080)},
+		Exec: &ExecCheck{Command: CheckCommand{Shell: "true"}}, IntervalSeconds: 60, TimeoutSeconds: 20, DelaySeconds: 15}
+	if !reflect.DeepEqual(checked.Check, wantCheck) {
+		t.Fatalf("check = %+v, want %+v", checked.Check, wantCheck)
+	}
 	if zeros.Instances != 0 || zeros.Mem != 0 || zeros.BackoffSeconds != 0 || zeros.MaxLaunchDelaySeconds != 0 ||
 		zeros.UpgradeStrategy != (UpgradeStrategy{0.5, 1}) ||
 		zeros.UnreachableStrategy != (UnreachableStrategy{InactiveAfterSeconds: 300, ExpungeAfterSeconds: 600}) {
@@ -135,7 +147,6 @@ func TestDecodeUnsupported(t *testing.T) {
 			[]ErrorDetail{{"/container/volumes/1/external", []string{msgExternalVolumes}}}},
 		{"persistent volume and residency", `{"residency": {}, "container": {"volumes": [{"persistent": {"size": 1}}]}}`,
 			[]ErrorDetail{{"/residency", []string{msgResidency}}, {"/container/volumes/0/persistent", []string{msgPersistentVolumes}}}},
-		{"check", `{"check": {"http": {"portIndex": 0}}}`, []ErrorDetail{{"/check", []string{msgChecks}}}},
 		{"store urls", `{"storeUrls": ["http://x"]}`, []ErrorDetail{{"/storeUrls", []string{msgStoreURLs}}}},
 		{"appc", `{"container": {"type": "MESOS", "appc": {"image": "x"}}}`, []ErrorDetail{{"/container/appc", []string{msgAppC}}}},
 		{"linux info", `{"container": {"linuxInfo": {"seccomp": {}}}}`, []ErrorDetail{{"/container/linuxInfo", []string{msgLinuxInfo}}}},
@@ -156,6 +167,8 @@ func TestDecodeUnsupported(t *testing.T) {
 		`{"ipAddress": {"networkName": "mesos-bridge"}}`,
 		`{"ipAddress": {}, "container": {"docker": {"image": "x", "network": "BRIDGE"}}}`,
 		`{"residency": null, "check": null}`,
+		`{"check": {"http": {"portIndex": 0}}}`,
+		`{"container": {"volumes": [{"containerPath": "s", "secret": "s"}]}}`,
 	} {
 		if _, err := DecodeApp([]byte(ok)); err != nil {
 			t.Errorf("%s: %v", ok, err)
@@ -168,10 +181,10 @@ func TestDecodeGroupPaths(t *testing.T) {
 	wantError(t, err, 400, "Invalid JSON", []ErrorDetail{{"/groups/0/apps/0/cpus", []string{"error.expected.jsnumber"}}})
 	_, err = DecodeGroup([]byte(`{"id": "/g", "apps": [null]}`))
 	wantError(t, err, 400, "Invalid JSON", []ErrorDetail{{"/apps/0", []string{"error.expected.jsobject"}}})
-	_, err = DecodeGroup([]byte(`{"id": "/g", "pods": [{"id": "p"}], "groups": [{"apps": [{"check": {}}]}]}`))
+	_, err = DecodeGroup([]byte(`{"id": "/g", "pods": [{"id": "p"}], "groups": [{"apps": [{"storeUrls": ["http://x"]}]}]}`))
 	wantError(t, err, 422, "Object is not valid", []ErrorDetail{
 		{"/pods", []string{msgPods}},
-		{"/groups/0/apps/0/check", []string{msgChecks}},
+		{"/groups/0/apps/0/storeUrls", []string{msgStoreURLs}},
 	})
 	g, err := DecodeGroup([]byte(`{"id": "/g", "pods": [], "apps": [{"id": "a"}], "enforceRole": true}`))
 	if err != nil {
@@ -211,8 +224,8 @@ func TestDecodeAppList(t *testing.T) {
 	wantError(t, err, 400, "Invalid JSON", []ErrorDetail{{"/apps", []string{"error.expected.jsarray"}}})
 	_, err = DecodeAppList([]byte(`"x"`))
 	wantError(t, err, 400, "Invalid JSON", []ErrorDetail{{"/", []string{"error.expected.jsarray"}}})
-	_, err = DecodeAppList([]byte(`[{"id": "a", "check": {}}]`))
-	wantError(t, err, 422, "Object is not valid", []ErrorDetail{{"/0/check", []string{msgChecks}}})
+	_, err = DecodeAppList([]byte(`[{"id": "a", "residency": {}}]`))
+	wantError(t, err, 422, "Object is not valid", []ErrorDetail{{"/0/residency", []string{msgResidency}}})
 }
 
 // TestWireForms: the types whose JSON is not a plain object marshal and unmarshal both ways.

@@ -38,6 +38,8 @@ func FuzzDecodeApp(f *testing.F) {
 		`{"id": "../a/./b", "container": {"docker": {"image": "i", "network": "BRIDGE", "portMappings": [{}]}}, "ipAddress": {"labels": {"a": "b"}}}`,
 		`{"id": "a", "args": ["x"], "env": {"A": {"secret": "s"}}, "unreachableStrategy": "disabled", "resourceLimits": {"cpus": "unlimited", "mem": 1e3}}`,
 		`{"id": "a", "cmd": "x", "healthChecks": [{"protocol": "COMMAND"}], "readinessChecks": [{"portName": "default"}], "constraints": [["a", "LIKE", "(("]]}`,
+		`{"id": "a", "cmd": "x", "check": {"http": {"path": "/h"}, "intervalSeconds": 30}, "container": {"type": "MESOS", "volumes": [{"containerPath": "s", "secret": "s"}]}}`,
+		`{"id": "a", "cmd": "x", "check": {"exec": {"command": {"argv": ["true"]}}, "tcp": {"port": 1}}}`,
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		app, err := DecodeApp(data)

@@ -29,7 +29,8 @@ const (
 //     definitions and requirePorts false; networks other than host without a container get
 //     an empty MESOS one;
 //   - health checks other than COMMAND get portIndex 0 when they name no port and the app
-//     has ports, HTTP ones path "/"; readiness checks get httpStatusCodesForReady [200];
+//     has ports, HTTP ones path "/"; so does the check's http or tcp (not its path);
+//     readiness checks get httpStatusCodesForReady [200];
 //   - labels become {} when absent, and empty lists and maps that are not written become
 //     nil, so that the app marshals and decodes back to the same value.
 //
@@ -328,6 +329,14 @@ func normalizeChecks(app *App) {
 		}
 		if hc.Path == "" && isHTTPCheck(hc.Protocol) {
 			hc.Path = "/"
+		}
+	}
+	if c := app.Check; c != nil && ports {
+		if h := c.HTTP; h != nil && h.Port == nil && h.PortIndex == nil {
+			h.PortIndex = new(0)
+		}
+		if t := c.TCP; t != nil && t.Port == nil && t.PortIndex == nil {
+			t.PortIndex = new(0)
 		}
 	}
 	for i := range app.ReadinessChecks {

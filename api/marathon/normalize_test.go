@@ -135,6 +135,12 @@ func TestNormalizeLegacy(t *testing.T) {
 				`{"protocol":"MESOS_HTTP","path":"/","portIndex":0,"gracePeriodSeconds":300,"intervalSeconds":60,"timeoutSeconds":20,"maxConsecutiveFailures":3,"delaySeconds":15,"ignoreHttp1xx":false}]}`},
 		{"health check without ports", `{"portDefinitions": [], "healthChecks": [{"protocol": "TCP"}]}`,
 			`{"healthChecks":[{"protocol":"TCP","gracePeriodSeconds":300,"intervalSeconds":60,"timeoutSeconds":20,"maxConsecutiveFailures":3,"delaySeconds":15,"ignoreHttp1xx":false}]}`},
+		{"check port index", `{"check": {"http": {}}}`,
+			`{"check":{"http":{"portIndex":0,"scheme":"HTTP"},"intervalSeconds":60,"timeoutSeconds":20,"delaySeconds":15}}`},
+		{"check with a port", `{"portDefinitions": [{}, {}], "check": {"tcp": {"port": 8080}}}`,
+			`{"check":{"tcp":{"port":8080},"intervalSeconds":60,"timeoutSeconds":20,"delaySeconds":15}}`},
+		{"check without ports", `{"portDefinitions": [], "check": {"tcp": {}, "exec": {"command": {"argv": []}}}}`,
+			`{"check":{"tcp":{},"exec":{"command":{}},"intervalSeconds":60,"timeoutSeconds":20,"delaySeconds":15}}`},
 		{"readiness status codes", `{"readinessChecks": [{"httpStatusCodesForReady": []}]}`,
 			`{"readinessChecks":[{"name":"readinessCheck","protocol":"HTTP","path":"/","portName":"http-api","intervalSeconds":30,"timeoutSeconds":10,"httpStatusCodesForReady":[200],"preserveLastResponse":false}]}`},
 		{"empty lists and maps are dropped", `{"args": [], "env": {}, "constraints": [], "container": {"docker": {"image": "i", "parameters": []}, "volumes": []},` +

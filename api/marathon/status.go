@@ -64,6 +64,7 @@ type Task struct {
 	StartedAt          string              `json:"startedAt,omitempty"`
 	Version            string              `json:"version,omitempty"`
 	HealthCheckResults []HealthCheckResult `json:"healthCheckResults,omitempty"`
+	CheckResult        *CheckStatus        `json:"checkResult,omitempty"`
 	LocalVolumes       []LocalVolume       `json:"localVolumes,omitempty"`
 	Region             string              `json:"region,omitempty"`
 	Zone               string              `json:"zone,omitempty"`
@@ -87,6 +88,30 @@ type HealthCheckResult struct {
 	LastFailureCause    string `json:"lastFailureCause,omitempty"`
 	InstanceID          string `json:"instanceId,omitempty"`
 	TaskID              string `json:"taskId,omitempty"`
+}
+
+// CheckStatus is the latest result of a task's check: the field of the check's kind, none
+// while the check has no result (it has not completed yet, timed out, or an HTTP check got
+// no answer).
+type CheckStatus struct {
+	HTTP *HTTPCheckStatus    `json:"http,omitempty"`
+	TCP  *TCPCheckStatus     `json:"tcp,omitempty"`
+	Exec *CommandCheckStatus `json:"exec,omitempty"`
+}
+
+// HTTPCheckStatus is an HTTP check's answer.
+type HTTPCheckStatus struct {
+	StatusCode int `json:"statusCode"`
+}
+
+// TCPCheckStatus says whether a TCP check connected.
+type TCPCheckStatus struct {
+	Succeeded bool `json:"succeeded"`
+}
+
+// CommandCheckStatus is how an exec check's command exited.
+type CommandCheckStatus struct {
+	ExitCode int `json:"exitCode"`
 }
 
 // LocalVolume names a persistent volume of a task (never set by Atoll, which has none).

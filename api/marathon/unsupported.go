@@ -9,7 +9,6 @@ const (
 	msgExternalVolumes   = "external volumes are not supported by Atoll: use hostPath volumes"
 	msgPersistentVolumes = "persistent local volumes are not supported by Atoll: use hostPath volumes"
 	msgResidency         = "resident apps (local persistent volumes) are not supported by Atoll"
-	msgChecks            = "Mesos app checks are not supported by Atoll: use healthChecks"
 	msgStoreURLs         = "the artifact store is not supported by Atoll: use fetch"
 	msgAppC              = "AppC images are not supported by Atoll: use docker images"
 	msgLinuxInfo         = "linuxInfo (seccomp, IPC settings) is not supported by Atoll"
@@ -17,6 +16,7 @@ const (
 	msgContainerNetwork  = "named container networks are not supported by Atoll: use networks [{\"mode\": \"container/bridge\"}] or host networking"
 	msgPods              = "pods are not supported by Atoll: use apps"
 	msgSecrets           = "secrets are not supported by Atoll"
+	msgSecretVolumes     = "secret volumes are not supported by Atoll: it has no secret store"
 	msgExecutor          = "custom executors are not supported by Atoll: use \"\" or \"//cmd\""
 	msgGpus              = "GPU resources are not supported by Atoll"
 	msgPrivileged        = "privileged containers are not supported by Atoll"
@@ -26,9 +26,6 @@ const (
 // unsupportedApp reports the unsupported features of an app as written, before decoding
 // drops the fields Atoll has no Go field for and before normalisation rewrites legacy forms.
 func unsupportedApp(u *details, app map[string]any, path string) {
-	if app["check"] != nil {
-		u.add(path+"/check", msgChecks)
-	}
 	if app["residency"] != nil {
 		u.add(path+"/residency", msgResidency)
 	}

@@ -3,6 +3,7 @@ package marathon
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -43,6 +44,11 @@ const (
 	msgDockerPortMaps   = "cannot specify both portMappings and docker.portMappings"
 	msgCyclicDependency = "Dependency graph has cyclic dependencies"
 	msgInactiveExpunge  = "must be less than or equal to expungeAfterSeconds"
+	msgCheckOneKind     = "Check must specify exactly one of http, tcp or exec"
+	msgCheckPort        = "Check must specify either a port or a portIndex"
+	msgCheckHTTPS       = "HTTPS is not supported for checks: Mesos checks speak plain HTTP"
+	msgCheckPath        = "must be a URL path starting with /"
+	msgCheckCommand     = "must specify either shell or argv, never both"
 )
 
 // Labels with rules of their own.
@@ -226,6 +232,7 @@ func validateApp(v *details, app *App, prefix string) {
 		validateContainer(v, app.Container, app.Networks, p)
 	}
 	validateHealthChecks(v, app, p)
+	validateCheck(v, app, p)
 	validateReadinessChecks(v, app, p)
 	if l := app.ResourceLimits; l != nil {
 		if l.Cpus != nil && !l.Cpus.Unlimited {
@@ -391,6 +398,11 @@ func validateContainer(v *details, c *Container, networks []Network, p func(stri
 		if vol.ContainerPath == "" {
 			v.add(path+"/containerPath", msgNotEmpty)
 		}
+		if vol.Secret != "" {
+			// A secret volume has no host path or mode to check.
+			v.add(path+"/secret", msgSecretVolumes)
+			continue
+		}
 		if vol.HostPath == "" {
 			v.add(path+"/hostPath", msgNotEmpty)
 		}
@@ -462,6 +474,80 @@ func validateHealthChecks(v *details, app *App, p func(string) string) {
 	}
 	if mesosChecks > 1 {
 		v.add(p("/healthChecks"), msgOneMesosCheck)
+	}
+}
+
+// validateCheck checks the app's Mesos check: one kind, a port of the app (or a port) for
+// http and tcp, a command for exec, and timings the agents can run.
+func validateCheck(v *details, app *App, p func(string) string) {
+	c := app.Check
+	if c == nil {
+		return
+	}
+	path := p("/check")
+	var kinds []string
+	if c.HTTP != nil {
+		kinds = append(kinds, "http")
+	}
+	if c.TCP != nil {
+		kinds = append(kinds, "tcp")
+	}
+	if c.Exec != nil {
+		kinds = append(kinds, "exec")
+	}
+	switch len(kinds) {
+	case 0:
+		v.add(path, msgCheckOneKind+": got none")
+	case 1:
+	default:
+		v.add(path, msgCheckOneKind+": got "+strings.Join(kinds, " and "))
+	}
+	ports := portCount(app)
+	if h := c.HTTP; h != nil {
+		validCheckPort(v, path+"/http", h.PortIndex, h.Port, ports)
+		if h.Path != "" {
+			if _, err := url.ParseRequestURI(h.Path); err != nil || !strings.HasPrefix(h.Path, "/") {
+				v.add(path+"/http/path", msgCheckPath)
+			}
+		}
+		if h.Scheme == CheckSchemeHTTPS {
+			v.add(path+"/http/scheme", msgCheckHTTPS)
+		} else {
+			oneOf(v, path+"/http/scheme", h.Scheme, CheckSchemeHTTP, CheckSchemeHTTPS)
+		}
+	}
+	if t := c.TCP; t != nil {
+		validCheckPort(v, path+"/tcp", t.PortIndex, t.Port, ports)
+	}
+	if e := c.Exec; e != nil {
+		switch argv := e.Command.Argv; {
+		case (e.Command.Shell == "") == (len(argv) == 0):
+			v.add(path+"/exec/command", msgCheckCommand)
+		case len(argv) > 0 && argv[0] == "":
+			v.add(path+"/exec/command/argv/0", msgNotEmpty)
+		}
+	}
+	// An interval of 0 would have the agents check without pause.
+	atLeast(v, path+"/intervalSeconds", c.IntervalSeconds, 1)
+	atLeast(v, path+"/timeoutSeconds", c.TimeoutSeconds, 0)
+	atLeast(v, path+"/delaySeconds", c.DelaySeconds, 0)
+}
+
+// validCheckPort checks the port of an http or tcp check at path: an index of one of the
+// app's ports, or a port number.
+func validCheckPort(v *details, path string, portIndex, port *int, ports int) {
+	switch {
+	case portIndex != nil && port != nil, portIndex == nil && port == nil:
+		v.add(path, msgCheckPort)
+	case portIndex != nil && ports == 0:
+		v.add(path+"/portIndex", fmt.Sprintf("got %d, but the app has no ports", *portIndex))
+	case portIndex != nil:
+		if *portIndex < 0 || *portIndex >= ports {
+			v.add(path+"/portIndex", fmt.Sprintf("got %d, expected the index of one of the app's ports (0 to %d)", *portIndex, ports-1))
+		}
+	default:
+		atLeast(v, path+"/port", *port, 1)
+		atMost(v, path+"/port", *port, 65535)
 	}
 }
 

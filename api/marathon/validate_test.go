@@ -25,6 +25,11 @@ func TestValidateAccepts(t *testing.T) {
 		`{"id": "a", "cmd": "x", "resourceLimits": {"cpus": "unlimited", "mem": 256}}`,
 		`{"id": "a", "cmd": "x", "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}, {"protocol": "COMMAND", "command": {"value": "true"}}, {"protocol": "MESOS_TCP"}]}`,
 		`{"id": "a", "cmd": "x", "env": {"ANY NAME": "v"}, "tty": true, "role": "web"}`,
+		`{"id": "a", "cmd": "x", "check": {"http": {"portIndex": 0, "path": "/v1/health", "scheme": "HTTP"}, "intervalSeconds": 30, "timeoutSeconds": 20, "delaySeconds": 15}}`,
+		`{"id": "a", "cmd": "x", "portDefinitions": [], "check": {"tcp": {"port": 8080}, "timeoutSeconds": 0, "delaySeconds": 0}}`,
+		`{"id": "a", "cmd": "x", "portDefinitions": [], "check": {"exec": {"command": {"argv": ["test", "-e", "ready"]}}}}`,
+		`{"id": "a", "networks": [{"mode": "container/bridge"}], "container": {"docker": {"image": "i"}, "portMappings": [{"containerPort": 80}, {"containerPort": 81}]},
+			"check": {"tcp": {"portIndex": 1}}}`,
 	} {
 		if e := validated(t, js); e != nil {
 			t.Errorf("%s: %v", js, e)
@@ -163,6 +168,8 @@ func TestValidateRules(t *testing.T) {
 			{"/container/volumes/0/hostPath", []string{msgNotEmpty}},
 			{"/container/volumes/0/mode", []string{`unknown value "RX": must be one of RO, RW`}},
 		}},
+		{"secret volume", `{"id": "a", "container": {"docker": {"image": "i"}, "volumes": [{"containerPath": "tunnel-secret", "secret": "tunnel-secret"}]}}`, []ErrorDetail{
+			{"/container/volumes/0/secret", []string{msgSecretVolumes}}}},
 		// health checks
 		{"health check port index", `{"id": "a", "cmd": "x", "healthChecks": [{"portIndex": 1}, {"protocol": "MESOS_TCP", "portIndex": -1}]}`, []ErrorDetail{
 			{"/healthChecks/0", []string{msgHealthPortIndex}},
@@ -185,6 +192,45 @@ func TestValidateRules(t *testing.T) {
 			{"/healthChecks/0/command", []string{msgNotDefined}}}},
 		{"two Mesos checks", `{"id": "a", "cmd": "x", "healthChecks": [{"protocol": "MESOS_HTTP"}, {"protocol": "MESOS_TCP"}]}`, []ErrorDetail{
 			{"/healthChecks", []string{msgOneMesosCheck}}}},
+		// check
+		{"check of two kinds", `{"id": "a", "cmd": "x", "check": {"http": {}, "tcp": {}}}`, []ErrorDetail{
+			{"/check", []string{msgCheckOneKind + ": got http and tcp"}}}},
+		{"check of three kinds", `{"id": "a", "cmd": "x", "check": {"http": {}, "tcp": {}, "exec": {"command": {"shell": "true"}}}}`, []ErrorDetail{
+			{"/check", []string{msgCheckOneKind + ": got http and tcp and exec"}}}},
+		{"check of no kind", `{"id": "a", "cmd": "x", "check": {"intervalSeconds": 5}}`, []ErrorDetail{
+			{"/check", []string{msgCheckOneKind + ": got none"}}}},
+		{"check port index out of range", `{"id": "a", "cmd": "x", "check": {"http": {"portIndex": 1}}}`, []ErrorDetail{
+			{"/check/http/portIndex", []string{"got 1, expected the index of one of the app's ports (0 to 0)"}}}},
+		{"check negative port index", `{"id": "a", "cmd": "x", "portDefinitions": [{}, {}], "check": {"tcp": {"portIndex": -1}}}`, []ErrorDetail{
+			{"/check/tcp/portIndex", []string{"got -1, expected the index of one of the app's ports (0 to 1)"}}}},
+		{"check port index without ports", `{"id": "a", "cmd": "x", "portDefinitions": [], "check": {"tcp": {"portIndex": 0}}}`, []ErrorDetail{
+			{"/check/tcp/portIndex", []string{"got 0, but the app has no ports"}}}},
+		{"check without a port", `{"id": "a", "cmd": "x", "portDefinitions": [], "check": {"http": {}}}`, []ErrorDetail{
+			{"/check/http", []string{msgCheckPort}}}},
+		{"check with port and port index", `{"id": "a", "cmd": "x", "check": {"tcp": {"port": 80, "portIndex": 0}}}`, []ErrorDetail{
+			{"/check/tcp", []string{msgCheckPort}}}},
+		{"check port", `{"id": "a", "cmd": "x", "check": {"tcp": {"port": 0}}}`, []ErrorDetail{
+			{"/check/tcp/port", []string{"got 0, expected 1 or more"}}}},
+		{"check http fields", `{"id": "a", "cmd": "x", "check": {"http": {"port": 65536, "path": "health", "scheme": "HTTPS"}}}`, []ErrorDetail{
+			{"/check/http/port", []string{"got 65536, expected 65535 or less"}},
+			{"/check/http/path", []string{msgCheckPath}},
+			{"/check/http/scheme", []string{msgCheckHTTPS}},
+		}},
+		{"check scheme", `{"id": "a", "cmd": "x", "check": {"http": {"scheme": "FTP"}}}`, []ErrorDetail{
+			{"/check/http/scheme", []string{`unknown value "FTP": must be one of HTTP, HTTPS`}}}},
+		{"check command of both forms", `{"id": "a", "cmd": "x", "check": {"exec": {"command": {"shell": "true", "argv": ["true"]}}}}`, []ErrorDetail{
+			{"/check/exec/command", []string{msgCheckCommand}}}},
+		{"check without a command", `{"id": "a", "cmd": "x", "check": {"exec": {"command": {"argv": []}}}}`, []ErrorDetail{
+			{"/check/exec/command", []string{msgCheckCommand}}}},
+		{"check path", `{"id": "a", "cmd": "x", "check": {"http": {"path": "/a b\n"}}}`, []ErrorDetail{
+			{"/check/http/path", []string{msgCheckPath}}}},
+		{"check argv without executable", `{"id": "a", "cmd": "x", "check": {"exec": {"command": {"argv": ["", "x"]}}}}`, []ErrorDetail{
+			{"/check/exec/command/argv/0", []string{msgNotEmpty}}}},
+		{"check timings", `{"id": "a", "cmd": "x", "check": {"exec": {"command": {"shell": "true"}}, "intervalSeconds": 0, "timeoutSeconds": -1, "delaySeconds": -1}}`, []ErrorDetail{
+			{"/check/intervalSeconds", []string{"got 0, expected 1 or more"}},
+			{"/check/timeoutSeconds", []string{"got -1, expected 0 or more"}},
+			{"/check/delaySeconds", []string{"got -1, expected 0 or more"}},
+		}},
 		// readiness checks
 		{"readiness checks", `{"id": "a", "cmd": "x", "portDefinitions": [{"name": "http"}], "readinessChecks": [
 			{"name": "", "protocol": "TCP", "path": "", "portName": "web", "intervalSeconds": 5, "timeoutSeconds": 5, "httpStatusCodesForReady": [99, 1000]},

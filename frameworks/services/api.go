@@ -536,19 +536,20 @@ func sortInstances(ins []*instance) {
 
 // taskOut is a task as Marathon shows it.
 type taskOut struct {
-	ID                 string              `json:"id"`
-	AppID              string              `json:"appId"`
-	Host               string              `json:"host"`
-	SlaveID            string              `json:"slaveId"`
-	State              string              `json:"state"`
-	IPAddresses        []ipAddressOut      `json:"ipAddresses"`
-	Ports              []uint32            `json:"ports"`
-	ServicePorts       []uint32            `json:"servicePorts"`
-	StagedAt           string              `json:"stagedAt"`
-	StartedAt          string              `json:"startedAt,omitempty"`
-	Version            string              `json:"version"`
-	LocalVolumes       []struct{}          `json:"localVolumes"`
-	HealthCheckResults []healthCheckResult `json:"healthCheckResults,omitempty"`
+	ID                 string                `json:"id"`
+	AppID              string                `json:"appId"`
+	Host               string                `json:"host"`
+	SlaveID            string                `json:"slaveId"`
+	State              string                `json:"state"`
+	IPAddresses        []ipAddressOut        `json:"ipAddresses"`
+	Ports              []uint32              `json:"ports"`
+	ServicePorts       []uint32              `json:"servicePorts"`
+	StagedAt           string                `json:"stagedAt"`
+	StartedAt          string                `json:"startedAt,omitempty"`
+	Version            string                `json:"version"`
+	LocalVolumes       []struct{}            `json:"localVolumes"`
+	HealthCheckResults []healthCheckResult   `json:"healthCheckResults,omitempty"`
+	CheckResult        *marathon.CheckStatus `json:"checkResult,omitempty"`
 }
 
 type ipAddressOut struct {
@@ -614,6 +615,25 @@ func taskJSON(in *instance, a *app) taskOut {
 			result.LastFailure, result.LastFailureCause = &ts, &cause
 		}
 		out.HealthCheckResults = []healthCheckResult{result}
+	}
+	out.CheckResult = checkResult(in.checkStatus)
+	return out
+}
+
+// checkResult is a task's check status as Marathon shows it (checkResult): the result of
+// the check's kind, {} while it has none; nil without a status.
+func checkResult(st *api.CheckStatusInfo) *marathon.CheckStatus {
+	if st == nil {
+		return nil
+	}
+	out := &marathon.CheckStatus{}
+	switch {
+	case st.HTTP != nil && st.HTTP.StatusCode != nil:
+		out.HTTP = &marathon.HTTPCheckStatus{StatusCode: int(*st.HTTP.StatusCode)}
+	case st.TCP != nil && st.TCP.Succeeded != nil:
+		out.TCP = &marathon.TCPCheckStatus{Succeeded: *st.TCP.Succeeded}
+	case st.Command != nil && st.Command.ExitCode != nil:
+		out.Exec = &marathon.CommandCheckStatus{ExitCode: int(*st.Command.ExitCode)}
 	}
 	return out
 }

@@ -77,6 +77,7 @@ func compile(app *marathon.App) (*appSpec, error) {
 			s.servicePorts = append(s.servicePorts, uint32(pd.Port))
 		}
 	}
+	s.discovery = discoveryPorts(app, bridge)
 	s.template = api.TaskInfo{Name: taskName(app.ID)}
 	cmd := &api.CommandInfo{}
 	switch {
@@ -149,6 +150,9 @@ func compile(app *marathon.App) (*appSpec, error) {
 		if hc.PortIndex != nil {
 			s.health.portIndex = *hc.PortIndex
 		}
+	}
+	if app.Check != nil {
+		s.check = &checkSpec{check: *app.Check, bridge: bridge}
 	}
 	return s, nil
 }
@@ -229,15 +233,7 @@ func (h *healthSpec) mesosCheck(hostPorts, containerPorts []uint32) *api.HealthC
 		failures = math.MaxUint32
 	}
 	out.ConsecutiveFailures = &failures
-	var port uint32
-	switch {
-	case hc.Port != nil:
-		port = uint32(*hc.Port)
-	case h.bridge && h.portIndex >= 0 && h.portIndex < len(containerPorts) && containerPorts[h.portIndex] != 0:
-		port = containerPorts[h.portIndex]
-	case h.portIndex >= 0 && h.portIndex < len(hostPorts):
-		port = hostPorts[h.portIndex]
-	}
+	port := probedPort(hc.Port, h.portIndex, h.bridge, hostPorts, containerPorts)
 	switch hc.Protocol {
 	case marathon.HealthCommand:
 		value := ""
@@ -256,6 +252,71 @@ func (h *healthSpec) mesosCheck(hostPorts, containerPorts []uint32) *api.HealthC
 		}
 		out.Type = "HTTP"
 		out.HTTP = &api.HTTPHealthCheck{Scheme: scheme, Port: port, Path: hc.Path}
+	}
+	return out
+}
+
+// probedPort is the port a task's agent probes for a check that names its port (port) or
+// the app's port at portIndex (-1 for none): the task's host port there, or on the bridge
+// the container port of the mapping, probed at the container's address.
+func probedPort(port *int, portIndex int, bridge bool, hostPorts, containerPorts []uint32) uint32 {
+	switch {
+	case port != nil:
+		return uint32(*port)
+	case bridge && portIndex >= 0 && portIndex < len(containerPorts) && containerPorts[portIndex] != 0:
+		return containerPorts[portIndex]
+	case portIndex >= 0 && portIndex < len(hostPorts):
+		return hostPorts[portIndex]
+	}
+	return 0
+}
+
+// checkSpec is an app's Mesos check, made a CheckInfo per task (its port is the task's).
+type checkSpec struct {
+	check marathon.Check
+	// bridge checks the container's port at the container's address.
+	bridge bool
+}
+
+// mesosCheck returns the check for a task with these host ports; containerPorts are the
+// app's port mappings' container ports, for bridge tasks. A nil spec is no check.
+func (c *checkSpec) mesosCheck(hostPorts, containerPorts []uint32) *api.CheckInfo {
+	if c == nil {
+		return nil
+	}
+	mc := c.check
+	seconds := func(n int) *float64 { v := float64(n); return &v }
+	out := &api.CheckInfo{
+		DelaySeconds:    seconds(mc.DelaySeconds),
+		IntervalSeconds: seconds(mc.IntervalSeconds),
+		TimeoutSeconds:  seconds(mc.TimeoutSeconds),
+	}
+	portOf := func(port, portIndex *int) uint32 {
+		index := -1
+		if portIndex != nil {
+			index = *portIndex
+		}
+		return probedPort(port, index, c.bridge, hostPorts, containerPorts)
+	}
+	switch {
+	case mc.HTTP != nil:
+		out.Type = api.CheckTypeHTTP
+		out.HTTP = &api.CheckInfoHTTP{Port: portOf(mc.HTTP.Port, mc.HTTP.PortIndex), Path: mc.HTTP.Path}
+	case mc.TCP != nil:
+		out.Type = api.CheckTypeTCP
+		out.TCP = &api.CheckInfoTCP{Port: portOf(mc.TCP.Port, mc.TCP.PortIndex)}
+	case mc.Exec != nil:
+		out.Type = api.CheckTypeCommand
+		cmd := api.CommandInfo{}
+		switch shell, argv := mc.Exec.Command.Shell, slices.Clone(mc.Exec.Command.Argv); {
+		case shell != "":
+			cmd.Value = &shell
+		case len(argv) > 0:
+			// An argument vector: its first element is the executable.
+			no := false
+			cmd.Shell, cmd.Value, cmd.Arguments = &no, &argv[0], argv
+		}
+		out.Command = &api.CheckInfoCommand{Command: cmd}
 	}
 	return out
 }

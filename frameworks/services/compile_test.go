@@ -1,6 +1,7 @@
 package services
 
 import (
+	"encoding/json"
 	"math"
 	"reflect"
 	"testing"
@@ -108,6 +109,71 @@ func TestTaskInfoBridge(t *testing.T) {
 	}
 	if spec.template.Container.NetworkInfos[0].PortMappings[0].HostPort != 0 {
 		t.Error("a launch changed the template's port mappings")
+	}
+}
+
+// TestTaskInfoCheck: the app's check becomes the task's CheckInfo, its port the task's
+// host port (on the bridge the container port), its command a shell command or an
+// argument vector.
+func TestTaskInfoCheck(t *testing.T) {
+	seconds := func(v float64) *float64 { return &v }
+	no := false
+	shell, exe := "test -e ready", "test"
+	tests := []struct {
+		name string
+		app  string
+		want *api.CheckInfo
+	}{
+		{name: "http on a port index", app: `{"id": "/a", "cmd": "x", "portDefinitions": [{}, {}],
+			"check": {"http": {"portIndex": 1, "path": "/v1/health"}, "intervalSeconds": 30, "timeoutSeconds": 20, "delaySeconds": 15}}`,
+			want: &api.CheckInfo{Type: api.CheckTypeHTTP, HTTP: &api.CheckInfoHTTP{Port: 31002, Path: "/v1/health"},
+				DelaySeconds: seconds(15), IntervalSeconds: seconds(30), TimeoutSeconds: seconds(20)}},
+		{name: "tcp on the default port", app: `{"id": "/a", "cmd": "x", "check": {"tcp": {}}}`,
+			want: &api.CheckInfo{Type: api.CheckTypeTCP, TCP: &api.CheckInfoTCP{Port: 31001},
+				DelaySeconds: seconds(15), IntervalSeconds: seconds(60), TimeoutSeconds: seconds(20)}},
+		{name: "tcp on a fixed port", app: `{"id": "/a", "cmd": "x", "check": {"tcp": {"port": 8080}, "delaySeconds": 0}}`,
+			want: &api.CheckInfo{Type: api.CheckTypeTCP, TCP: &api.CheckInfoTCP{Port: 8080},
+				DelaySeconds: seconds(0), IntervalSeconds: seconds(60), TimeoutSeconds: seconds(20)}},
+		{name: "bridge", app: `{"id": "/a", "cmd": "x", "networks": [{"mode": "container/bridge"}],
+			"container": {"type": "MESOS", "portMappings": [{"containerPort": 6379}]}, "check": {"tcp": {"portIndex": 0}}}`,
+			want: &api.CheckInfo{Type: api.CheckTypeTCP, TCP: &api.CheckInfoTCP{Port: 6379},
+				DelaySeconds: seconds(15), IntervalSeconds: seconds(60), TimeoutSeconds: seconds(20)}},
+		{name: "shell command", app: `{"id": "/a", "cmd": "x", "check": {"exec": {"command": {"shell": "test -e ready"}}}}`,
+			want: &api.CheckInfo{Type: api.CheckTypeCommand, Command: &api.CheckInfoCommand{Command: api.CommandInfo{Value: &shell}},
+				DelaySeconds: seconds(15), IntervalSeconds: seconds(60), TimeoutSeconds: seconds(20)}},
+		{name: "argv command", app: `{"id": "/a", "cmd": "x", "check": {"exec": {"command": {"argv": ["test", "-e", "ready"]}}}}`,
+			want: &api.CheckInfo{Type: api.CheckTypeCommand, Command: &api.CheckInfoCommand{Command: api.CommandInfo{Shell: &no, Value: &exe, Arguments: []string{"test", "-e", "ready"}}},
+				DelaySeconds: seconds(15), IntervalSeconds: seconds(60), TimeoutSeconds: seconds(20)}},
+		{name: "none", app: `{"id": "/a", "cmd": "x"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			task := compiled(t, tt.app).taskInfo("a.1", "agent-1", &placement.Claim{HostPorts: []uint32{31001, 31002}})
+			if !reflect.DeepEqual(task.Check, tt.want) {
+				t.Fatalf("check %+v, want %+v", task.Check, tt.want)
+			}
+		})
+	}
+}
+
+// TestCheckResult: a task's check status shows as Marathon's checkResult.
+func TestCheckResult(t *testing.T) {
+	code, exit, ok := uint32(503), int32(0), false
+	tests := []struct {
+		status *api.CheckStatusInfo
+		want   string
+	}{
+		{nil, "null"},
+		{&api.CheckStatusInfo{Type: api.CheckTypeHTTP, HTTP: &api.CheckStatusHTTP{}}, `{}`},
+		{&api.CheckStatusInfo{Type: api.CheckTypeHTTP, HTTP: &api.CheckStatusHTTP{StatusCode: &code}}, `{"http":{"statusCode":503}}`},
+		{&api.CheckStatusInfo{Type: api.CheckTypeTCP, TCP: &api.CheckStatusTCP{Succeeded: &ok}}, `{"tcp":{"succeeded":false}}`},
+		{&api.CheckStatusInfo{Type: api.CheckTypeCommand, Command: &api.CheckStatusCommand{ExitCode: &exit}}, `{"exec":{"exitCode":0}}`},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(checkResult(tt.status))
+		if err != nil || string(b) != tt.want {
+			t.Errorf("checkResult(%+v) = %s, %v; want %s", tt.status, b, err, tt.want)
+		}
 	}
 }
 

@@ -156,6 +156,7 @@ type taskView struct {
 	HealthCheckResults []struct {
 		Alive bool `json:"alive"`
 	} `json:"healthCheckResults"`
+	CheckResult json.RawMessage `json:"checkResult"`
 }
 
 // app reads an app.

@@ -48,6 +48,9 @@ type instance struct {
 	lastSuccess, lastFailure time.Time
 	lastFailureCause         string
 	consecutiveFailures      int
+	// checkStatus is the latest result of its app's check, nil before the first status
+	// that carries one.
+	checkStatus *api.CheckStatusInfo
 	// readiness is its readiness probe, while its app deploys with a readiness check.
 	readiness *readinessResult
 	// unreachableSince is when its agent stopped answering, zero while it answers;
@@ -158,6 +161,9 @@ func (in *instance) apply(st *api.TaskStatus) {
 			in.lastFailure, in.lastFailureCause = at, st.Message
 			in.consecutiveFailures++
 		}
+	}
+	if st.CheckStatus != nil {
+		in.checkStatus = st.CheckStatus
 	}
 	if st.ContainerStatus != nil {
 		var ips []string

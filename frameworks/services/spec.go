@@ -2,6 +2,7 @@ package services
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/api/marathon"
 	"github.com/atoll/atoll/frameworks/services/placement"
 )
 
@@ -29,10 +31,14 @@ type appSpec struct {
 	// their service ports.
 	portNames    []string
 	servicePorts []uint32
+	// discovery are the ports every instance publishes in its DiscoveryInfo.
+	discovery []discoveryPort
 	// checked says the app has health checks: instances count once healthy.
 	checked bool
 	// health is the check the agents run, nil for none.
 	health *healthSpec
+	// check is the app's Mesos check, nil for none.
+	check *checkSpec
 	// readiness is the framework's readiness check, nil for none.
 	readiness *readinessSpec
 	// unreachable is the unreachableStrategy: with replaceUnreachable, an instance
@@ -79,7 +85,88 @@ func (s *appSpec) taskInfo(taskID, agentID string, claim *placement.Claim) api.T
 	if s.health != nil {
 		t.HealthCheck = s.health.mesosCheck(claim.HostPorts, s.containerPorts())
 	}
+	t.Check = s.check.mesosCheck(claim.HostPorts, s.containerPorts())
+	t.Discovery = s.discoveryInfo(claim.HostPorts)
 	return t
+}
+
+// discoveryPort is one port of the DiscoveryInfo of every instance: its number is the
+// instance's host port at hostIndex.
+type discoveryPort struct {
+	name      string
+	protocol  string
+	labels    []api.Label
+	hostIndex int
+}
+
+// networkScopeLabel is the port label Marathon gave the ports of port mappings, saying
+// which address the number is a port of: the agent's ("host") or the container's.
+const networkScopeLabel = "network-scope"
+
+// discoveryPorts lists an app's ports as Marathon published them in its tasks'
+// DiscoveryInfo, for Mesos-DNS's SRV records and DC/OS's named VIPs (the VIP_n labels):
+// the port definitions, or with bridge networking the port mappings (labelled
+// network-scope host, their numbers being host ports), one port per protocol of each
+// ("udp,tcp" gives two), with the port's name and labels, sorted by key.
+func discoveryPorts(app *marathon.App, bridge bool) []discoveryPort {
+	var out []discoveryPort
+	add := func(name, protocols string, labels map[string]string, hostIndex int, scope string) {
+		if scope != "" {
+			labels = maps.Clone(labels)
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[networkScopeLabel] = scope
+		}
+		var ls []api.Label
+		for _, k := range slices.Sorted(maps.Keys(labels)) {
+			ls = append(ls, api.Label{Key: k, Value: labels[k]})
+		}
+		var seen []string
+		for p := range strings.SplitSeq(protocols, ",") {
+			if p = strings.TrimSpace(p); p == "" || slices.Contains(seen, p) {
+				continue
+			}
+			seen = append(seen, p)
+			out = append(out, discoveryPort{name: name, protocol: p, labels: ls, hostIndex: hostIndex})
+		}
+	}
+	if bridge {
+		hostIndex := 0
+		for _, pm := range app.Container.PortMappings {
+			if pm.HostPort == nil {
+				continue
+			}
+			add(pm.Name, pm.Protocol, pm.Labels, hostIndex, "host")
+			hostIndex++
+		}
+		return out
+	}
+	for i, pd := range app.PortDefinitions {
+		add(pd.Name, pd.Protocol, pd.Labels, i, "")
+	}
+	return out
+}
+
+// discoveryInfo is an instance's DiscoveryInfo with these host ports, as Marathon made
+// it: visible to the framework, named like the task (the app id's segments, last first).
+func (s *appSpec) discoveryInfo(hostPorts []uint32) *api.DiscoveryInfo {
+	d := &api.DiscoveryInfo{Visibility: "FRAMEWORK", Name: s.template.Name}
+	var ports []api.Port
+	for _, p := range s.discovery {
+		if p.hostIndex >= len(hostPorts) {
+			continue
+		}
+		port := api.Port{Number: hostPorts[p.hostIndex], Name: p.name, Protocol: p.protocol}
+		if len(p.labels) > 0 {
+			port.Labels = &api.Labels{Labels: p.labels}
+		}
+		ports = append(ports, port)
+	}
+	if len(ports) > 0 {
+		d.Ports = &api.Ports{Ports: ports}
+	}
+	return d
 }
 
 // containerPorts are the container ports of the app's mappings that take host ports.

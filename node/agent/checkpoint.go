@@ -59,6 +59,9 @@ type taskRecord struct {
 	// Healthy is the health last reported for the task; nil until its health check first
 	// concluded.
 	Healthy *bool `json:"healthy,omitempty"`
+	// CheckStatus is the check status last reported for the task; nil until its first
+	// update made by the executor side.
+	CheckStatus *api.CheckStatusInfo `json:"check_status,omitempty"`
 	// UnhealthyKill, set when the agent kills the task for failing its health check, says
 	// why; the terminal update carries it.
 	UnhealthyKill string `json:"unhealthy_kill,omitempty"`

@@ -76,20 +76,11 @@ func parseHealthCheck(hc *api.HealthCheck) (healthCheck, error) {
 		check.failures = *hc.ConsecutiveFailures
 	}
 	var err error
-	if check.delay, err = healthSeconds("delay_seconds", hc.DelaySeconds, defaultHealthDelay); err != nil {
+	if check.delay, check.interval, check.timeout, err = probeTimings("health_check", hc.DelaySeconds, hc.IntervalSeconds, hc.TimeoutSeconds,
+		defaultHealthDelay, defaultHealthInterval, defaultHealthTimeout); err != nil {
 		return healthCheck{}, err
 	}
-	if check.interval, err = healthSeconds("interval_seconds", hc.IntervalSeconds, defaultHealthInterval); err != nil {
-		return healthCheck{}, err
-	}
-	if check.interval == 0 {
-		// Probing without pause would spin on the agent's CPUs.
-		return healthCheck{}, errors.New("health_check.interval_seconds: must be positive")
-	}
-	if check.timeout, err = healthSeconds("timeout_seconds", hc.TimeoutSeconds, defaultHealthTimeout); err != nil {
-		return healthCheck{}, err
-	}
-	if check.grace, err = healthSeconds("grace_period_seconds", hc.GracePeriodSeconds, defaultHealthGrace); err != nil {
+	if check.grace, err = probeSeconds("health_check.grace_period_seconds", hc.GracePeriodSeconds, defaultHealthGrace); err != nil {
 		return healthCheck{}, err
 	}
 	switch hc.Type {
@@ -111,7 +102,7 @@ func parseHealthCheck(hc *api.HealthCheck) (healthCheck, error) {
 		if hc.Command == nil {
 			return healthCheck{}, errors.New("health_check.command: required for a COMMAND health check")
 		}
-		if err := validHealthCommand(hc.Command); err != nil {
+		if err := validProbeCommand("health_check.command", "health check", hc.Command); err != nil {
 			return healthCheck{}, err
 		}
 		check.command = hc.Command
@@ -136,16 +127,11 @@ func parseHTTPHealthCheck(check *healthCheck, h *api.HTTPHealthCheck) error {
 	default:
 		return fmt.Errorf("health_check.http.scheme: %q is not http or https", h.Scheme)
 	}
-	check.path = h.Path
-	if check.path == "" {
-		check.path = "/"
+	path, err := probePath("health_check.http.path", h.Path)
+	if err != nil {
+		return err
 	}
-	if !strings.HasPrefix(check.path, "/") {
-		return fmt.Errorf("health_check.http.path: %q does not start with /", h.Path)
-	}
-	if _, err := url.Parse("http://127.0.0.1" + check.path); err != nil {
-		return fmt.Errorf("health_check.http.path: %q is not a URL path", h.Path)
-	}
+	check.path = path
 	for _, s := range h.Statuses {
 		if s < 100 || s > 599 {
 			return fmt.Errorf("health_check.http.statuses: %d is not an HTTP status (100-599)", s)
@@ -162,36 +148,71 @@ func validHealthPort(field string, port uint32) error {
 	return nil
 }
 
-func validHealthCommand(c *api.CommandInfo) error {
+// probePath is an HTTP probe's path ("/" when empty); field names it in errors.
+func probePath(field, path string) (string, error) {
+	if path == "" {
+		return "/", nil
+	}
+	if !strings.HasPrefix(path, "/") {
+		return "", fmt.Errorf("%s: %q does not start with /", field, path)
+	}
+	if _, err := url.Parse("http://127.0.0.1" + path); err != nil {
+		return "", fmt.Errorf("%s: %q is not a URL path", field, path)
+	}
+	return path, nil
+}
+
+// validProbeCommand checks the command of a check (noun: "health check"); field
+// ("health_check.command") names it in errors.
+func validProbeCommand(field, noun string, c *api.CommandInfo) error {
 	switch {
 	case c.IsShell() && (c.Value == nil || *c.Value == ""):
-		return errors.New("health_check.command.value: empty shell command")
+		return errors.New(field + ".value: empty shell command")
 	case !c.IsShell() && (c.Value == nil || *c.Value == ""):
-		return errors.New("health_check.command.value: no executable")
+		return errors.New(field + ".value: no executable")
 	case len(c.URIs) > 0:
-		return errors.New("health_check.command.uris: not supported; a health check fetches nothing")
+		return fmt.Errorf("%s.uris: not supported; a %s fetches nothing", field, noun)
 	}
 	if c.Environment != nil {
 		for _, v := range c.Environment.Variables {
 			if v.Type != "" && v.Type != "VALUE" {
-				return fmt.Errorf("health_check.command.environment: variable %q: type %q is not supported", v.Name, v.Type)
+				return fmt.Errorf("%s.environment: variable %q: type %q is not supported", field, v.Name, v.Type)
 			}
 			if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") || strings.ContainsRune(v.Value, 0) {
-				return fmt.Errorf("health_check.command.environment: variable %q is invalid", v.Name)
+				return fmt.Errorf("%s.environment: variable %q is invalid", field, v.Name)
 			}
 		}
 	}
 	return nil
 }
 
-// healthSeconds converts a health check's seconds field, def when it is unset.
-func healthSeconds(field string, seconds *float64, def time.Duration) (time.Duration, error) {
+// probeTimings converts the delay, interval and timeout of a check (prefix names it in
+// errors), each its default when unset; the interval must be positive.
+func probeTimings(prefix string, delaySeconds, intervalSeconds, timeoutSeconds *float64, delayDefault, intervalDefault, timeoutDefault time.Duration) (delay, interval, timeout time.Duration, err error) {
+	if delay, err = probeSeconds(prefix+".delay_seconds", delaySeconds, delayDefault); err != nil {
+		return 0, 0, 0, err
+	}
+	if interval, err = probeSeconds(prefix+".interval_seconds", intervalSeconds, intervalDefault); err != nil {
+		return 0, 0, 0, err
+	}
+	if interval == 0 {
+		// Probing without pause would spin on the agent's CPUs.
+		return 0, 0, 0, errors.New(prefix + ".interval_seconds: must be positive")
+	}
+	if timeout, err = probeSeconds(prefix+".timeout_seconds", timeoutSeconds, timeoutDefault); err != nil {
+		return 0, 0, 0, err
+	}
+	return delay, interval, timeout, nil
+}
+
+// probeSeconds converts a check's seconds field, def when it is unset.
+func probeSeconds(field string, seconds *float64, def time.Duration) (time.Duration, error) {
 	if seconds == nil {
 		return def, nil
 	}
 	s := *seconds
 	if math.IsNaN(s) || s < 0 || s > maxHealthSeconds {
-		return 0, fmt.Errorf("health_check.%s: %v is out of range (0-%d)", field, s, maxHealthSeconds)
+		return 0, fmt.Errorf("%s: %v is out of range (0-%d)", field, s, maxHealthSeconds)
 	}
 	return time.Duration(s * float64(time.Second)), nil
 }
@@ -240,6 +261,16 @@ type healthRun struct {
 // checkHealth probes the task until it ends, is killed, or fails its health check.
 func (a *Agent) checkHealth(t *task, check healthCheck, probe healthProbe, start time.Time, concluded bool) {
 	defer a.taskGoroutines.Done()
+	run := healthRun{graceOver: concluded}
+	probeTask(a, t, start.Add(check.delay), check.interval, check.timeout, probe, func(failure error) bool {
+		return a.recordHealth(t, check, &run, start, failure)
+	})
+}
+
+// probeTask probes t at first, then interval after each probe ended, each probe bounded by
+// timeout (0: none), and hands each result to record, until record returns false, the
+// task's container goroutine ends or the agent stops.
+func probeTask[R any](a *Agent, t *task, first time.Time, interval, timeout time.Duration, probe func(context.Context) R, record func(R) bool) {
 	ctx, cancel := context.WithCancel(a.stopCtx)
 	defer cancel()
 	go func() {
@@ -249,8 +280,7 @@ func (a *Agent) checkHealth(t *task, check healthCheck, probe healthProbe, start
 		case <-ctx.Done():
 		}
 	}()
-	run := healthRun{graceOver: concluded}
-	timer := time.NewTimer(time.Until(start.Add(check.delay)))
+	timer := time.NewTimer(time.Until(first))
 	defer timer.Stop()
 	for {
 		select {
@@ -259,18 +289,18 @@ func (a *Agent) checkHealth(t *task, check healthCheck, probe healthProbe, start
 		case <-timer.C:
 		}
 		probeCtx, cancelProbe := ctx, context.CancelFunc(func() {})
-		if check.timeout > 0 {
-			probeCtx, cancelProbe = context.WithTimeout(ctx, check.timeout)
+		if timeout > 0 {
+			probeCtx, cancelProbe = context.WithTimeout(ctx, timeout)
 		}
-		failure := probe(probeCtx)
+		result := probe(probeCtx)
 		cancelProbe()
 		if ctx.Err() != nil {
 			return
 		}
-		if !a.recordHealth(t, check, &run, start, failure) {
+		if !record(result) {
 			return
 		}
-		timer.Reset(check.interval)
+		timer.Reset(interval)
 	}
 }
 
@@ -355,16 +385,31 @@ func unhealthyKillStatus(status api.TaskStatus, why string) api.TaskStatus {
 
 // healthProbeLocked builds the probe of rec's health check. a.mu must be held.
 func (a *Agent) healthProbeLocked(rec *taskRecord, check healthCheck) (healthProbe, error) {
-	host := healthHost(rec.Container)
 	switch check.kind {
 	case healthHTTP:
-		target := check.scheme + "://" + net.JoinHostPort(host, strconv.FormatUint(uint64(check.port), 10)) + check.path
-		return httpProbe(target, check.statuses, check.timeout), nil
+		return httpProbe(check.scheme+"://"+probeAddr(rec, check.port)+check.path, check.statuses, check.timeout), nil
 	case healthTCP:
-		return tcpProbe(net.JoinHostPort(host, strconv.FormatUint(uint64(check.port), 10)), check.timeout), nil
+		return tcpProbe(probeAddr(rec, check.port), check.timeout), nil
 	default:
 		return a.commandProbeLocked(rec, check)
 	}
+}
+
+// probeResult is what one probe of a task saw: an HTTP answer, a TCP connection, a
+// command's exit. Health checks and checks interpret it each their own way.
+type probeResult struct {
+	// err says why there is no answer: no HTTP response, no TCP connection, a command that
+	// could not run, timed out or was killed by a signal.
+	err error
+	// code is the HTTP status code or the command's exit code, when err is nil.
+	code int
+	// status is the HTTP status line's text ("503 Service Unavailable").
+	status string
+}
+
+// probeAddr is the address HTTP and TCP probes reach rec's port at.
+func probeAddr(rec *taskRecord, port uint32) string {
+	return net.JoinHostPort(healthHost(rec.Container), strconv.FormatUint(uint64(port), 10))
 }
 
 // healthHost is the address HTTP and TCP checks reach a task at: its own address on a
@@ -381,6 +426,21 @@ func healthHost(c *isolate.State) string {
 }
 
 func httpProbe(target string, statuses []uint32, timeout time.Duration) healthProbe {
+	get := httpGetProbe(target, timeout)
+	return func(ctx context.Context) error {
+		r := get(ctx)
+		if r.err != nil {
+			return r.err
+		}
+		if !healthyStatus(r.code, statuses) {
+			return fmt.Errorf("HTTP GET %s: %s", target, r.status)
+		}
+		return nil
+	}
+}
+
+// httpGetProbe GETs target and reports the answer's status.
+func httpGetProbe(target string, timeout time.Duration) func(context.Context) probeResult {
 	client := &http.Client{
 		Transport: &http.Transport{
 			// A fresh connection per check, as a probe from outside would make; never a
@@ -393,20 +453,17 @@ func httpProbe(target string, statuses []uint32, timeout time.Duration) healthPr
 		// A redirect (3xx) is an answer, and healthy by default.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return func(ctx context.Context) error {
+	return func(ctx context.Context) probeResult {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 		if err != nil {
-			return fmt.Errorf("HTTP GET %s: %w", target, err)
+			return probeResult{err: fmt.Errorf("HTTP GET %s: %w", target, err)}
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return fmt.Errorf("HTTP GET %s: %s", target, probeError(err, timeout))
+			return probeResult{err: fmt.Errorf("HTTP GET %s: %s", target, probeError(err, timeout))}
 		}
 		resp.Body.Close()
-		if !healthyStatus(resp.StatusCode, statuses) {
-			return fmt.Errorf("HTTP GET %s: %s", target, resp.Status)
-		}
-		return nil
+		return probeResult{code: resp.StatusCode, status: resp.Status}
 	}
 }
 
@@ -420,14 +477,20 @@ func healthyStatus(code int, statuses []uint32) bool {
 }
 
 func tcpProbe(addr string, timeout time.Duration) healthProbe {
-	return func(ctx context.Context) error {
+	connect := tcpConnectProbe(addr, timeout)
+	return func(ctx context.Context) error { return connect(ctx).err }
+}
+
+// tcpConnectProbe connects to addr and reports whether it could.
+func tcpConnectProbe(addr string, timeout time.Duration) func(context.Context) probeResult {
+	return func(ctx context.Context) probeResult {
 		var dialer net.Dialer
 		conn, err := dialer.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			return fmt.Errorf("connect to %s: %s", addr, probeError(err, timeout))
+			return probeResult{err: fmt.Errorf("connect to %s: %s", addr, probeError(err, timeout))}
 		}
 		conn.Close()
-		return nil
+		return probeResult{}
 	}
 }
 
@@ -447,15 +510,32 @@ func probeError(err error, timeout time.Duration) string {
 	return err.Error()
 }
 
-// commandProbeLocked builds a COMMAND check's probe. In a container of a containerizer
-// that can run processes inside its containers (runc), the command runs there, as Mesos
-// ran it: in the task's namespaces, root and cgroups, as its user, in its working
-// directory, with its environment and the check command's. Otherwise it runs on the host
-// in the task's sandbox, with the task's environment (the command's variables and the
-// agent's, as the task got them, then the check command's) and as the task's user.
-// a.mu must be held.
+// commandProbeLocked builds a COMMAND health check's probe. a.mu must be held.
 func (a *Agent) commandProbeLocked(rec *taskRecord, check healthCheck) (healthProbe, error) {
-	c := check.command
+	run, err := a.commandRunLocked(rec, check.command, check.timeout)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		r := run(ctx)
+		if r.err != nil {
+			return r.err
+		}
+		if r.code != 0 {
+			return fmt.Errorf("command exited with status %d", r.code)
+		}
+		return nil
+	}, nil
+}
+
+// commandRunLocked builds a probe that runs a check's command c and reports its exit code.
+// In a container of a containerizer that can run processes inside its containers (runc),
+// the command runs there, as Mesos ran it: in the task's namespaces, root and cgroups, as
+// its user, in its working directory, with its environment and the check command's.
+// Otherwise it runs on the host in the task's sandbox, with the task's environment (the
+// command's variables and the agent's, as the task got them, then the check command's) and
+// as the task's user. a.mu must be held.
+func (a *Agent) commandRunLocked(rec *taskRecord, c *api.CommandInfo, timeout time.Duration) (func(context.Context) probeResult, error) {
 	if execer, ok := a.cfg.Containerizer.(isolate.Execer); ok && rec.Container != nil && rec.Container.Kind == isolate.RuncKind {
 		argv := []string{"/bin/sh", "-c", *c.Value}
 		if !c.IsShell() {
@@ -466,18 +546,16 @@ func (a *Agent) commandProbeLocked(rec *taskRecord, check healthCheck) (healthPr
 			}
 		}
 		env := appendCommandEnv(nil, c.Environment)
-		containerID, timeout := rec.ContainerID, check.timeout
-		return func(ctx context.Context) error {
+		containerID := rec.ContainerID
+		return func(ctx context.Context) probeResult {
 			code, err := execer.Exec(ctx, containerID, argv, env)
 			switch {
 			case errors.Is(ctx.Err(), context.DeadlineExceeded):
-				return fmt.Errorf("command timed out after %s", timeout)
+				return probeResult{err: fmt.Errorf("command timed out after %s", timeout)}
 			case err != nil:
-				return fmt.Errorf("command: %w", err)
-			case code != 0:
-				return fmt.Errorf("command exited with status %d", code)
+				return probeResult{err: fmt.Errorf("command: %w", err)}
 			}
-			return nil
+			return probeResult{code: code}
 		}, nil
 	}
 	ports, err := taskPorts(rec.Task.Resources)
@@ -517,14 +595,14 @@ func (a *Agent) commandProbeLocked(rec *taskRecord, check healthCheck) (healthPr
 			args = []string{*c.Value}
 		}
 	}
-	sandbox, timeout := rec.Sandbox, check.timeout
-	return func(ctx context.Context) error {
+	sandbox := rec.Sandbox
+	return func(ctx context.Context) probeResult {
 		if userErr != nil {
-			return fmt.Errorf("command: %w", userErr)
+			return probeResult{err: fmt.Errorf("command: %w", userErr)}
 		}
 		exe, err := lookPathIn(path, env, sandbox)
 		if err != nil {
-			return fmt.Errorf("command: %w", err)
+			return probeResult{err: fmt.Errorf("command: %w", err)}
 		}
 		cmd := exec.CommandContext(ctx, exe)
 		cmd.Args, cmd.Env, cmd.Dir = args, env, sandbox
@@ -538,16 +616,16 @@ func (a *Agent) commandProbeLocked(rec *taskRecord, check healthCheck) (healthPr
 		var exitErr *exec.ExitError
 		switch {
 		case err == nil:
-			return nil
+			return probeResult{}
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return fmt.Errorf("command timed out after %s", timeout)
+			return probeResult{err: fmt.Errorf("command timed out after %s", timeout)}
 		case errors.As(err, &exitErr):
 			if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				return fmt.Errorf("command terminated with signal %s", signalName(int(ws.Signal())))
+				return probeResult{err: fmt.Errorf("command terminated with signal %s", signalName(int(ws.Signal())))}
 			}
-			return fmt.Errorf("command exited with status %d", exitErr.ExitCode())
+			return probeResult{code: exitErr.ExitCode()}
 		default:
-			return fmt.Errorf("command: %w", err)
+			return probeResult{err: fmt.Errorf("command: %w", err)}
 		}
 	}, nil
 }

@@ -110,6 +110,11 @@ func (a *Agent) launchSpecLocked(rec *taskRecord) (isolate.LaunchSpec, error) {
 			return isolate.LaunchSpec{}, err
 		}
 	}
+	if task.Check != nil {
+		if _, err := parseCheck(task.Check); err != nil {
+			return isolate.LaunchSpec{}, err
+		}
+	}
 	return isolate.LaunchSpec{
 		ContainerID: rec.ContainerID,
 		TaskID:      task.TaskID.Value,
@@ -177,6 +182,7 @@ func (a *Agent) runTask(t *task) {
 	rec.Container, rec.Started = &state, time.Now()
 	a.updateLocked(t, rec, api.TaskStatus{State: api.TaskRunning, Source: api.SourceExecutor})
 	a.startHealthCheckLocked(t)
+	a.startCheckLocked(t)
 	killing, grace := t.rec.Killing, a.killGraceLocked(t, nil)
 	a.mu.Unlock()
 	if killing {
@@ -434,6 +440,7 @@ func (a *Agent) recoverContainers(ctx context.Context) {
 				a.watch(t, containerID, true)
 			}()
 			a.startHealthCheckLocked(t)
+			a.startCheckLocked(t)
 		}
 	}
 	if len(states) > 0 {

@@ -32,12 +32,13 @@ const sandboxLabel = "sandbox_directory"
 
 // updateLocked records a new status of t: the task's record becomes rec with rec.State set
 // to status.State, and the status is filled in (task, agent, time, a fresh uuid, container
-// status, sandbox label) and queued. Record and update are checkpointed in one transaction
+// status, sandbox label, check status) and queued. Record and update are checkpointed in one transaction
 // before anything is sent. For a task of a removed framework nothing is queued, and a
 // terminal status removes the task. It reports whether the status was recorded. a.mu must
 // be held.
 func (a *Agent) updateLocked(t *task, rec taskRecord, status api.TaskStatus) bool {
 	rec.State = status.State
+	withCheckStatus(&rec, &status)
 	if rec.FrameworkRemoved {
 		if status.State.Terminal() {
 			t.rec = rec
