@@ -26,6 +26,7 @@ import (
 	"github.com/atoll/atoll/dns"
 	"github.com/atoll/atoll/frameworks/jobs"
 	"github.com/atoll/atoll/frameworks/services"
+	"github.com/atoll/atoll/install"
 	"github.com/atoll/atoll/isolate"
 	"github.com/atoll/atoll/isolate/fetch"
 	"github.com/atoll/atoll/isolate/image"
@@ -355,6 +356,7 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 		services.Attach(m, services.Config{Logger: cfg.Logger})
 		jobs.Attach(m, jobs.Config{Logger: cfg.Logger})
 		cosmos.Attach(m, cosmos.Config{Logger: cfg.Logger})
+		install.Register(m, install.Config{Join: members.Addr(), Logger: cfg.Logger})
 	})
 	m, err := master.New(mc)
 	if err != nil {
