@@ -114,6 +114,10 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.DurationVar(&cfg.AdvertInterval, "advert-interval", cfg.AdvertInterval, "VRRP advertisement interval (10ms steps); failover takes about 3.6 of them")
 	}
 	fs.IntVar(&cfg.DNSPort, "dns-port", cfg.DNSPort, "DNS port for the cluster domain, UDP and TCP (-1: no DNS server)")
+	fs.StringVar(&cfg.VIPRange, "vip-range", cfg.VIPRange, "IPv4 prefix named VIPs (VIP_<n> port labels) get their addresses from; the same on every node")
+	if role != roleMaster {
+		fs.BoolVar(&cfg.VIPProxy, "vip-proxy", cfg.VIPProxy, "balance the named VIPs on this node: their addresses on the "+cfg.VIPInterface+" interface (needs root), their TCP ports proxied to the tasks")
+	}
 	if role != roleUp {
 		fs.StringVar(&cfg.DNSDomain, "dns-domain", cfg.DNSDomain, "cluster DNS domain (names like web.marathon.<domain>)")
 		fs.IntVar(&cfg.DNSTTL, "dns-ttl", cfg.DNSTTL, "time to live of the cluster's DNS records, in seconds")

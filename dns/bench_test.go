@@ -41,7 +41,7 @@ func BenchmarkIndexCluster(b *testing.B) {
 	b.ReportAllocs()
 	var ix *recordIndex
 	for b.Loop() {
-		ix = newRecordIndex(c, nil, "mesos.", 60, testZone.NSAddr)
+		ix = newRecordIndex(c, nil, "mesos.", 60, testZone.NSAddr, testZone.VIPRange)
 		ix.publish(1)
 	}
 	b.ReportMetric(float64(ix.count), "records")
@@ -123,7 +123,7 @@ func BenchmarkMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		ix := newRecordIndex(c, nil, "mesos.", 60, testZone.NSAddr)
+		ix := newRecordIndex(c, nil, "mesos.", 60, testZone.NSAddr, testZone.VIPRange)
 		ix.publish(1)
 		runtime.GC()
 		runtime.ReadMemStats(&after)

@@ -83,6 +83,9 @@ type Task struct {
 
 type taskKey struct{ frameworkID, taskID string }
 
+// vipID is the task's id in a vip.Set.
+func (k taskKey) vipID() string { return k.frameworkID + "\x00" + k.taskID }
+
 // NewCluster builds the cluster from the masters and a GET_STATE; st may be nil (no agents,
 // frameworks or tasks known yet). Completed tasks are left out: they never have names.
 func NewCluster(masters []Master, st *api.GetState) *Cluster {

@@ -14,6 +14,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/atoll/atoll/lb/vip"
 )
 
 // Config configures a Server.
@@ -47,6 +49,10 @@ type Config struct {
 	// NSAddr is the address given for ns1.<Domain>, the name server in the SOA and NS
 	// records; "" gives the name no address.
 	NSAddr string
+	// VIPRange is the IPv4 prefix the named VIPs of the tasks' VIP_<n> port labels get
+	// their addresses from; every node of a cluster must have the same, since each
+	// computes the addresses on its own (see vip.Allocate).
+	VIPRange string
 	// Masters returns the API URLs (http://host:port) of the masters to subscribe to; it
 	// is called before every connection attempt, so gossip can keep it current. nil runs
 	// the server without cluster records (only SetVIPs and the zone's own records).
@@ -86,6 +92,7 @@ func DefaultConfig() Config {
 		ResolvConf: "/etc/resolv.conf",
 		// Mesos-DNS's timeout: a slow upstream rather than a lost packet.
 		UpstreamTimeout: 5 * time.Second,
+		VIPRange:        vip.DefaultRange,
 		// Fast enough to hide a brief leader election, slow enough not to hammer masters
 		// that are down.
 		ReconnectBackoff:    100 * time.Millisecond,
@@ -134,6 +141,9 @@ func (c *Config) Validate() error {
 		if _, err := netip.ParseAddr(c.NSAddr); err != nil {
 			return fmt.Errorf("dns ns address %q: %w", c.NSAddr, err)
 		}
+	}
+	if _, err := vip.ParseRange(c.VIPRange); err != nil {
+		return fmt.Errorf("dns: %w", err)
 	}
 	if c.ReconnectBackoff <= 0 || c.ReconnectBackoffMax < c.ReconnectBackoff {
 		return fmt.Errorf("dns reconnect backoff %v..%v: want 0 < first <= max", c.ReconnectBackoff, c.ReconnectBackoffMax)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/atoll/atoll/lb/vip"
 )
 
 // recordIndex keeps the answer table current change by change. It holds the units every
@@ -29,6 +31,11 @@ type recordIndex struct {
 	nsAddr netip.Addr
 	// apexes are the zones' apexes, sorted (as table.zones is).
 	apexes []string
+	// vipSet keeps the tasks' VIPs, task by task; vipTable is its latest table, and
+	// static the VIPs set by hand.
+	vipSet   *vip.Set
+	vipTable *vip.Table
+	static   []VIP
 
 	// The records of each unit, to take away when it is remade (a unit is kept as its
 	// records, not its additions: see dataOf).
@@ -98,10 +105,12 @@ type referrer struct {
 // rather than by a scan.
 const linearDedup = 32
 
-// newRecordIndex indexes the records of c and vips; its first publish gives their table.
-func newRecordIndex(c *Cluster, vips []VIP, domain string, ttl uint32, nsAddr netip.Addr) *recordIndex {
+// newRecordIndex indexes the records of c, its VIPs with addresses from vipRange, and
+// the VIPs set by hand; its first publish gives their table.
+func newRecordIndex(c *Cluster, vips []VIP, domain string, ttl uint32, nsAddr netip.Addr, vipRange netip.Prefix) *recordIndex {
 	ix := &recordIndex{
 		domain: domain, ttl: ttl, nsAddr: nsAddr,
+		vipSet: vip.NewSet(vipRange), static: vips,
 		agents: make(map[string][]mdns.RR, len(c.agents)), frameworks: make(map[string][]mdns.RR, len(c.frameworks)),
 		tasks:        make(map[taskKey]*taskEntry, len(c.tasks)),
 		tasksOnAgent: map[string]map[taskKey]struct{}{}, tasksOfFramework: map[string]map[taskKey]struct{}{},
@@ -130,7 +139,6 @@ func newRecordIndex(c *Cluster, vips []VIP, domain string, ttl uint32, nsAddr ne
 		all.tasks[k] = struct{}{}
 	}
 	ix.update(c, all)
-	ix.setVIPs(vips)
 	return ix
 }
 
@@ -183,6 +191,10 @@ func (ix *recordIndex) update(c *Cluster, ch changes) {
 	for k := range remake {
 		ix.remakeTask(c, k)
 	}
+	if ix.vipSet.Changed() {
+		ix.vipTable = ix.vipSet.Table()
+		ix.vips = ix.replace(ix.vips, vipsUnit(ix.static, ix.vipTable))
+	}
 }
 
 func isAddr(s string) bool {
@@ -219,8 +231,10 @@ func (ix *recordIndex) remakeTask(c *Cluster, key taskKey) {
 			delete(ix.tasks, key)
 		}
 		ix.replace(oldRRs, nil)
+		ix.vipSet.Remove(key.vipID())
 		return
 	}
+	ix.vipSet.Put(key.vipID(), vipTask(c, c.tasks[key]))
 	link(ix.tasksOnAgent, u.agentID, key)
 	link(ix.tasksOfFramework, key.frameworkID, key)
 	ix.tasks[key] = &taskEntry{agentID: u.agentID, rrs: ix.replace(oldRRs, &u.unit)}
@@ -237,9 +251,10 @@ func unlink(m map[string]map[taskKey]struct{}, id string, key taskKey) {
 	}
 }
 
-// setVIPs remakes the VIPs' unit.
+// setVIPs replaces the VIPs set by hand.
 func (ix *recordIndex) setVIPs(vips []VIP) {
-	ix.vips = ix.replace(ix.vips, vipsUnit(vips))
+	ix.static = vips
+	ix.vips = ix.replace(ix.vips, vipsUnit(vips, ix.vipTable))
 }
 
 // replace swaps the records old of a unit for those of its remade unit next (nil: it is

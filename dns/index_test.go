@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -168,7 +169,10 @@ func diffViews(want, got tableView) string {
 func checkServed(t testing.TB, s *Server, step string) {
 	t.Helper()
 	s.mu.Lock()
-	recs := BuildRecords(s.cluster, s.vips, Zone{Domain: s.domain, TTL: s.cfg.TTL, Serial: s.serial, NSAddr: s.nsAddr})
+	recs := BuildRecords(s.cluster, s.vips, s.zone())
+	if want := vipTable(s.cluster, s.vipRange); !reflect.DeepEqual(s.index.vipTable, want) || s.vipTable != s.index.vipTable {
+		t.Fatalf("after %s the VIP table kept is\n%+v\nwant\n%+v", step, s.index.vipTable, want)
+	}
 	count := s.index.count
 	if err := s.index.check(s.cluster); err != nil {
 		t.Fatalf("after %s: %v", step, err)
@@ -320,7 +324,8 @@ func (s *eventScript) task() api.Task {
 		t.Discovery = &api.DiscoveryInfo{Name: "svc"}
 	case 2:
 		t.Discovery = &api.DiscoveryInfo{Name: scriptTaskNames[s.pick(len(scriptTaskNames))], Ports: &api.Ports{Ports: []api.Port{
-			{Number: 8080, Name: "http", Protocol: "tcp"}, {Number: 53, Name: "dns", Protocol: "UDP"}, {Number: 9000, Protocol: "sctp"}}}}
+			{Number: 8080, Name: "http", Protocol: "tcp", Labels: s.vipLabels()}, {Number: 53, Name: "dns", Protocol: "UDP"},
+			{Number: 9000, Protocol: "sctp", Labels: s.vipLabels()}}}}
 	case 3:
 		t.Discovery = &api.DiscoveryInfo{Ports: &api.Ports{Ports: []api.Port{{Number: 8080}}}}
 	}
@@ -328,6 +333,22 @@ func (s *eventScript) task() api.Task {
 		t.Statuses = append(t.Statuses, s.status(id))
 	}
 	return t
+}
+
+// scriptVIPs are VIP label values: names that collide, an address VIP, a bad one.
+var scriptVIPs = []string{"/web:80", "/grp/api:80", "grpapi:80", "/app4:1", "/app6:1", "198.18.1.206:80", "bad"}
+
+// vipLabels are a port's labels: none, or a VIP or two.
+func (s *eventScript) vipLabels() *api.Labels {
+	n := s.pick(3)
+	if n == 0 {
+		return nil
+	}
+	ls := &api.Labels{}
+	for i := range n {
+		ls.Labels = append(ls.Labels, api.Label{Key: fmt.Sprintf("VIP_%d", i), Value: scriptVIPs[s.pick(len(scriptVIPs))]})
+	}
+	return ls
 }
 
 func portsResource(begin, end uint64) api.Resource {

@@ -3,8 +3,10 @@ package dns_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/dns"
 	"github.com/atoll/atoll/isolate"
+	"github.com/atoll/atoll/lb/vip"
 	"github.com/atoll/atoll/node/agent"
 	"github.com/atoll/atoll/node/master"
 )
@@ -253,4 +256,71 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	waitFor(t, s, "_leader._tcp.mesos.", mdns.TypeSRV, []string{"0 1 " + apiPort(next) + " leader.mesos."})
 	waitFor(t, s, "slave.mesos.", mdns.TypeA, []string{"127.0.0.1"})
+}
+
+// TestVIPsFollowTasks: a task whose DiscoveryInfo port has a VIP_0 label, launched
+// through the scheduler API on a real master and agent, gets its VIP name in the VIP zone
+// (the address vip.Allocate gives the name, with its PTR), and the VIP table the node's
+// balancers follow gets the task's host port as a backend; when the task is killed the
+// name and the VIP go.
+func TestVIPsFollowTasks(t *testing.T) {
+	ms := master.NewTestServer(t)
+	agent.TestAgent(t, ms.Masters)
+	s := dns.TestServer(t, func(c *dns.Config) { c.Masters = ms.Masters })
+	waitFor(t, s, "slave.mesos.", mdns.TypeA, []string{"127.0.0.1"})
+
+	sched := subscribe(t, ms.URL)
+	offer := sched.waitEvent("offers", func(ev *api.Event) bool { return ev.Type == api.EventOffers }).Offers.Offers[0]
+	sleep := "sleep 300"
+	task := api.TaskInfo{
+		Name: "web.grp", TaskID: api.TaskID{Value: "grp_web.1"}, AgentID: offer.AgentID,
+		Resources: []api.Resource{scalar("cpus", 0.1), scalar("mem", 32),
+			{Name: "ports", Type: api.Ranges, Ranges: &api.ValueRanges{Range: []api.ValueRange{{Begin: 31005, End: 31005}}}}},
+		Command: &api.CommandInfo{Value: &sleep},
+		Discovery: &api.DiscoveryInfo{Visibility: "FRAMEWORK", Name: "web.grp", Ports: &api.Ports{Ports: []api.Port{
+			{Number: 31005, Protocol: "tcp", Labels: &api.Labels{Labels: []api.Label{{Key: "VIP_0", Value: "/grp/web:80"}}}}}}},
+	}
+	err := sched.stream.Accept(sched.ctx, []api.OfferID{offer.ID}, []api.OfferOperation{{
+		Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: []api.TaskInfo{task}}}}, nil)
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	sched.waitState("grp_web.1", api.TaskRunning)
+
+	addrs, _ := vip.Allocate(netip.MustParsePrefix(dns.TestVIPRange), []string{"grpweb.marathon"}, nil)
+	addr := addrs["grpweb.marathon"]
+	waitFor(t, s, "grpweb.marathon.l4lb.thisdcos.directory.", mdns.TypeA, []string{addr.String()})
+	reverse, err := mdns.ReverseAddr(addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, reverse, mdns.TypePTR, []string{"grpweb.marathon.l4lb.thisdcos.directory."})
+	wantTable := &vip.Table{
+		Names:    []vip.Named{{Name: "grpweb.marathon", Addr: addr}},
+		Services: []vip.Service{{Name: "grpweb.marathon", Addr: netip.AddrPortFrom(addr, 80), Protocol: "tcp", Backends: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:31005")}}}}
+	waitTable(t, s, wantTable)
+
+	if err := sched.stream.Kill(sched.ctx, task.TaskID, &offer.AgentID); err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	sched.waitState("grp_web.1", api.TaskKilled)
+	waitFor(t, s, "grpweb.marathon.l4lb.thisdcos.directory.", mdns.TypeA, nil)
+	waitTable(t, s, &vip.Table{})
+}
+
+// waitTable waits until the VIP table s publishes is want, following its change channel.
+func waitTable(t testing.TB, s *dns.Server, want *vip.Table) {
+	t.Helper()
+	timeout := time.After(waitTimeout)
+	for {
+		got, next := s.VIPs()
+		if reflect.DeepEqual(got, want) {
+			return
+		}
+		select {
+		case <-next:
+		case <-timeout:
+			t.Fatalf("VIP table %+v, want %+v within %v", got, want, waitTimeout)
+		}
+	}
 }

@@ -52,12 +52,6 @@ func taskLabel(name string) string {
 	return label(name, maxLabel)
 }
 
-// vipLabel is the label of a named VIP: DC/OS drops the slashes of the app id
-// (/grp/web → grpweb).
-func vipLabel(name string) string {
-	return label(strings.ReplaceAll(name, "/", ""), maxLabel)
-}
-
 // zbase32 is the z-base-32 alphabet (human-oriented base 32).
 const zbase32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
 

@@ -9,11 +9,13 @@ import (
 	"strings"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/atoll/atoll/lb/vip"
 )
 
-// VIPZone is the zone of the load balancer's named VIPs (DC/OS's name for it), answered
-// with authority next to the cluster domain.
-const VIPZone = "l4lb.thisdcos.directory"
+// VIPZone is the zone of the named VIPs (DC/OS's name for it), answered with authority
+// next to the cluster domain.
+const VIPZone = vip.Zone
 
 // The SOA timers Mesos-DNS published.
 const (
@@ -37,11 +39,14 @@ type Zone struct {
 	Serial uint32
 	// NSAddr is the address of ns1.<Domain>; invalid gives it none.
 	NSAddr netip.Addr
+	// VIPRange is where the named VIPs of the tasks' VIP_<n> port labels get their
+	// addresses (see vip.Allocate); a range that is not IPv4 gives them none.
+	VIPRange netip.Prefix
 }
 
-// VIP is a named virtual IP of the load balancer (the seam the LB feeds, see
-// Server.SetVIPs): Name is the app's VIP name from its VIP_n port label without the port
-// ("/myapp"), IP the address the LB holds for it.
+// VIP is a named VIP set by hand (Server.SetVIPs), besides those the tasks' VIP_<n> port
+// labels name: Name is a Marathon VIP name without the port ("/myapp", which gives
+// myapp.marathon.l4lb.thisdcos.directory), IP its address.
 type VIP struct {
 	Name string
 	IP   netip.Addr
@@ -68,8 +73,8 @@ type TaskRecords struct {
 	RRs       []mdns.RR
 }
 
-// BuildRecords makes the record set of a cluster and the load balancer's VIPs. It is a
-// pure function of its arguments; the naming follows Mesos-DNS (see discovery-and-lb.md):
+// BuildRecords makes the record set of a cluster and of VIPs set by hand. It is a pure
+// function of its arguments; the naming follows Mesos-DNS (see discovery-and-lb.md):
 //
 //   - <task>.<framework>.<domain> A/AAAA: the container's addresses, else the agent's;
 //     <task>.<framework>.slave.<domain>: the agent's. <task> is the task name as a label
@@ -82,7 +87,11 @@ type TaskRecords struct {
 //   - leader, master, master<N>, _leader._tcp, slave and agent .<domain>,
 //     <hostname>.agent.<domain> per agent, <framework>.<domain> for a framework whose
 //     hostname is an address or an agent's hostname.
-//   - SOA and NS at <domain> and at VIPZone; <vip>.marathon.l4lb.thisdcos.directory.
+//   - SOA and NS at <domain> and at VIPZone; <vip>.<framework>.l4lb.thisdcos.directory
+//     for every named VIP of the tasks' VIP_<n> port labels (<framework> is the name of
+//     the task's framework as a label; see package vip), whatever the state of its
+//     tasks, with the address vip.Allocate gives it in z.VIPRange; and
+//     <vip>.marathon.l4lb.thisdcos.directory for each of vips.
 //   - PTR for masters, agents, containers with their own address, and VIPs.
 //
 // Only RUNNING tasks are published, and of those with a health check only healthy ones.
@@ -123,8 +132,26 @@ func BuildRecords(c *Cluster, vips []VIP, z Zone) *Records {
 			tasks = append(tasks, tr)
 		}
 	}
-	m.merge(vipsUnit(vips), nil)
+	m.merge(vipsUnit(vips, vipTable(c, z.VIPRange)), nil)
 	return &Records{RRs: m.rrs, Tasks: tasks, Skipped: m.skipped}
+}
+
+// vipTable makes the VIP table of the cluster's tasks, with named VIPs' addresses from r.
+func vipTable(c *Cluster, r netip.Prefix) *vip.Table {
+	set := vip.NewSet(r)
+	for k, t := range c.tasks {
+		set.Put(k.vipID(), vipTask(c, t))
+	}
+	return set.Table()
+}
+
+// vipTask is what task t tells about VIPs.
+func vipTask(c *Cluster, t *Task) vip.Task {
+	vt := vip.Task{Name: t.Name, AgentIP: c.agents[t.AgentID].IP, IPs: t.IPs, Serving: t.published(), Ports: t.DiscoveryPorts}
+	if f, ok := c.frameworks[t.FrameworkID]; ok {
+		vt.Framework = f.Name
+	}
+	return vt
 }
 
 // merger puts units together into one record set, each record once.
@@ -449,20 +476,35 @@ func (u *unit) hostPorts(t *Task) []uint16 {
 	return ports
 }
 
-func vipsUnit(vips []VIP) *unit {
+// vipsUnit is the VIPs' records: those set by hand and the named VIPs of table, and
+// table's problems as names skipped.
+func vipsUnit(vips []VIP, table *vip.Table) *unit {
 	u := &unit{}
 	sorted := slices.SortedFunc(slices.Values(vips), func(x, y VIP) int {
 		return cmp.Or(cmp.Compare(x.Name, y.Name), x.IP.Compare(y.IP))
 	})
 	for _, v := range sorted {
-		l := vipLabel(v.Name)
-		if l == "" || !v.IP.IsValid() {
+		name, err := vip.NormalName(v.Name)
+		if err == nil {
+			name, err = vip.Name(name, "marathon")
+		}
+		if err != nil || !v.IP.IsValid() {
 			u.skip("VIP %q %s: no name or no address", v.Name, v.IP)
 			continue
 		}
-		name := l + ".marathon." + VIPZone + "."
-		u.addAddr(name, v.IP.Unmap())
-		u.addPTR(v.IP.Unmap(), name)
+		u.addVIP(vip.FQDN(name), v.IP)
+	}
+	for _, n := range table.Names {
+		u.addVIP(vip.FQDN(n.Name), n.Addr)
+	}
+	for _, p := range table.Problems {
+		u.skip("%s", p)
 	}
 	return u
+}
+
+// addVIP adds a VIP's address record and its PTR.
+func (u *unit) addVIP(name string, ip netip.Addr) {
+	u.addAddr(name, ip.Unmap())
+	u.addPTR(ip.Unmap(), name)
 }

@@ -56,7 +56,8 @@ func loadFixture(t testing.TB, name string) *fixture {
 }
 
 // testZone is the zone golden files are made with.
-var testZone = Zone{Domain: "mesos", TTL: 60, Serial: 7, NSAddr: netip.MustParseAddr("10.0.0.53")}
+var testZone = Zone{Domain: "mesos", TTL: 60, Serial: 7, NSAddr: netip.MustParseAddr("10.0.0.53"),
+	VIPRange: netip.MustParsePrefix(TestVIPRange)}
 
 // render writes a record set as the golden files hold it: one record per line in zone
 // file form, then the skipped names.
@@ -261,6 +262,7 @@ func TestBuildRecordsTaskRecords(t *testing.T) {
 		"db-" + taskHash("db.1") + "-s3.marathon.mesos.\t60\tIN\tA\t10.0.1.1",
 		"db.marathon.slave.mesos.\t60\tIN\tA\t10.0.1.1",
 		"db-" + taskHash("db.1") + "-s3.marathon.slave.mesos.\t60\tIN\tA\t10.0.1.1",
+		"_db._tcp.marathon.mesos.\t60\tIN\tSRV\t0 1 5432 db-" + taskHash("db.1") + "-s3.marathon.mesos.",
 	}
 	if strings.Join(db, "\n") != strings.Join(wantDB, "\n") {
 		t.Errorf("db's records:\n%s\nwant:\n%s", strings.Join(db, "\n"), strings.Join(wantDB, "\n"))

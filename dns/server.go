@@ -1,8 +1,9 @@
 // Package dns is the DNS server for the cluster domain that runs in every Atoll node: it
 // follows the leading master's operator event stream, keeps Mesos-DNS's names (and PTR
-// records, which Mesos-DNS never had) in an immutable answer table that each change
-// replaces by copying only what it touched, forwards every other name to upstream
-// resolvers, and serves Mesos-DNS's HTTP API.
+// records, which Mesos-DNS never had) and DC/OS's named VIPs in an immutable answer table
+// that each change replaces by copying only what it touched, forwards every other name to
+// upstream resolvers, and serves Mesos-DNS's HTTP API. It also publishes the cluster's VIP
+// table (Server.VIPs), which the node's VIP balancer follows.
 package dns
 
 import (
@@ -21,6 +22,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 	"golang.org/x/sys/unix"
+
+	"github.com/atoll/atoll/lb/vip"
 )
 
 // Server answers DNS queries for the cluster domain and the VIP zone from the records of
@@ -30,6 +33,7 @@ type Server struct {
 	log       *slog.Logger
 	domain    string
 	nsAddr    netip.Addr
+	vipRange  netip.Prefix
 	upstreams []string
 	metrics   *metrics
 
@@ -53,6 +57,9 @@ type Server struct {
 	// records is the whole record set for Records, made when first asked for after a
 	// change.
 	records *Records
+	// vipTable is the VIP table last made; vipNext is closed when a newer one replaces it.
+	vipTable *vip.Table
+	vipNext  chan struct{}
 
 	closeOnce sync.Once
 }
@@ -72,10 +79,12 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger.With("component", "dns"),
 		domain:  mdns.Fqdn(strings.ToLower(cfg.Domain)),
 		cluster: NewCluster(nil, nil),
+		vipNext: make(chan struct{}),
 	}
 	if cfg.NSAddr != "" {
 		s.nsAddr = netip.MustParseAddr(cfg.NSAddr)
 	}
+	s.vipRange, _ = vip.ParseRange(cfg.VIPRange)
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("dns metrics: %w", err)
@@ -209,8 +218,8 @@ func (s *Server) Addr() netip.AddrPort { return s.addr }
 // and so answers from the last records it knew (none before the first connection).
 func (s *Server) Stale() bool { return s.stale.Load() }
 
-// SetVIPs replaces the load balancer's named VIPs and swaps in the records with them. Safe
-// for concurrent use.
+// SetVIPs replaces the VIPs set by hand (those of the tasks' labels stay) and swaps in
+// the records with them. Safe for concurrent use.
 func (s *Server) SetVIPs(vips []VIP) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -226,9 +235,23 @@ func (s *Server) Records() *Records {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.records == nil {
-		s.records = BuildRecords(s.cluster, s.vips, Zone{Domain: s.domain, TTL: s.cfg.TTL, Serial: s.serial, NSAddr: s.nsAddr})
+		s.records = BuildRecords(s.cluster, s.vips, s.zone())
 	}
 	return s.records
+}
+
+// zone is what the server's records are made with besides the cluster.
+func (s *Server) zone() Zone {
+	return Zone{Domain: s.domain, TTL: s.cfg.TTL, Serial: s.serial, NSAddr: s.nsAddr, VIPRange: s.vipRange}
+}
+
+// VIPs returns the VIP table of the tasks the server knows of (empty before it first
+// follows a master), and a channel closed once a newer table replaces it: the L4
+// balancers of the node follow it. Safe for concurrent use.
+func (s *Server) VIPs() (*vip.Table, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.vipTable, s.vipNext
 }
 
 // refreshLocked applies what changed in the cluster since the last call to the record
@@ -239,9 +262,14 @@ func (s *Server) refreshLocked() {
 	ch := s.cluster.takeChanges()
 	fresh := s.index == nil || ch.all
 	if fresh {
-		s.index = newRecordIndex(s.cluster, s.vips, s.domain, s.cfg.TTL, s.nsAddr)
+		s.index = newRecordIndex(s.cluster, s.vips, s.domain, s.cfg.TTL, s.nsAddr, s.vipRange)
 	} else {
 		s.index.update(s.cluster, ch)
+	}
+	if s.index.vipTable != s.vipTable {
+		s.vipTable = s.index.vipTable
+		close(s.vipNext)
+		s.vipNext = make(chan struct{})
 	}
 	s.records = nil
 	for _, msg := range s.index.takeSkipped() {

@@ -12,7 +12,8 @@ import (
 
 // TestServer starts a DNS server for tests on 127.0.0.1 with a random port, one UDP
 // socket, no upstreams (out-of-domain queries are refused, so a test never reaches a real
-// resolver), quick reconnects and logs through t.Log, and stops it when the test ends.
+// resolver), named VIPs from TestVIPRange, quick reconnects and logs through t.Log, and
+// stops it when the test ends.
 // opts adjust the config before the server is built (Masters to follow a test master,
 // Upstreams to forward to a test resolver).
 func TestServer(t testing.TB, opts ...func(*Config)) *Server {
@@ -25,6 +26,7 @@ func TestServer(t testing.TB, opts ...func(*Config)) *Server {
 	cfg.ReconnectBackoffMax = 200 * time.Millisecond
 	cfg.MasterRefresh = 200 * time.Millisecond
 	cfg.Version = "test"
+	cfg.VIPRange = TestVIPRange
 	w := &testLogWriter{t: t}
 	t.Cleanup(w.close)
 	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -46,6 +48,10 @@ func TestServer(t testing.TB, opts ...func(*Config)) *Server {
 	})
 	return s
 }
+
+// TestVIPRange is the VIP range of TestServer: the part of the benchmarking range
+// (198.18.0.0/15) kept for VIPs in tests.
+const TestVIPRange = "198.18.1.192/26"
 
 // testLogWriter passes each log line to t.Log until the test ends.
 type testLogWriter struct {

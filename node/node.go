@@ -11,6 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/atoll/atoll/lb/vip"
+	"github.com/atoll/atoll/lb/vipproxy"
 )
 
 // Version is the Atoll version, set at build time with -ldflags "-X …/node.Version=…".
@@ -104,6 +107,14 @@ type Config struct {
 	// DNSUpstreams are the resolvers other names are forwarded to (host:port or IP);
 	// empty takes the nameservers of /etc/resolv.conf.
 	DNSUpstreams []string
+	// VIPRange is the IPv4 prefix named VIPs (VIP_<n> port labels) get their addresses
+	// from. Every node computes them on its own, so all must have the same.
+	VIPRange string
+	// VIPProxy balances the VIPs on a node running an agent or a load balancer: their
+	// addresses go on the VIPInterface dummy interface (which needs root) and their TCP
+	// ports are proxied to the tasks. It follows the node's DNS server.
+	VIPProxy     bool
+	VIPInterface string
 	// Dev selects tight timings for a one-process cluster on a laptop (`atoll up`).
 	Dev bool
 	// KillTasksOnExit kills every task when the process stops (`atoll up` on Ctrl-C).
@@ -139,6 +150,9 @@ func DefaultConfig() Config {
 		DNSPort:      defaultDNSPort(),
 		DNSDomain:    "mesos",
 		DNSTTL:       60,
+		VIPRange:     vip.DefaultRange,
+		VIPProxy:     true,
+		VIPInterface: vipproxy.DefaultInterface,
 		// marathon-lb's ports.
 		LBGroup:     "external",
 		LBHTTPPort:  80,
@@ -170,6 +184,7 @@ func DevConfig() Config {
 	c.DNSPort = devDNSPort
 	// A laptop's one-process cluster leaves the host's networking alone.
 	c.BridgeSubnet = ""
+	c.VIPProxy = false
 	// And balances its apps, on :80 when it may bind it, else on 8081.
 	c.LB = true
 	c.LBHTTPPort = devLBHTTPPort()
@@ -251,6 +266,12 @@ func (c Config) Validate() error {
 	}
 	if c.DNSPort >= 0 && c.DNSTTL < 0 {
 		return fmt.Errorf("dns-ttl: %d, want ≥ 0", c.DNSTTL)
+	}
+	if _, err := vip.ParseRange(c.VIPRange); err != nil {
+		return fmt.Errorf("vip-range: %w", err)
+	}
+	if c.VIPProxy && c.VIPInterface == "" {
+		return errors.New("vip proxy: no interface name for the VIP addresses")
 	}
 	for name, p := range map[string]int{"api-port": c.APIPort, "agent-port": c.AgentPort, "raft-port": c.RaftPort, "gossip-port": c.GossipPort} {
 		if p < 0 || p > 65535 {

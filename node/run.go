@@ -161,6 +161,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			}
 		}()
 	}
+	runVIPProxy(ctx, cfg, dnsSrv, log, &wg)
 
 	var m *master.Master
 	if cfg.Master {
@@ -423,6 +424,7 @@ func startDNS(cfg Config, adv, localAPI string, members *Membership, registry pr
 	dc.Domain = cfg.DNSDomain
 	dc.TTL = uint32(cfg.DNSTTL)
 	dc.Upstreams = cfg.DNSUpstreams
+	dc.VIPRange = cfg.VIPRange
 	dc.Version = Version
 	dc.Registerer = registry
 	dc.Logger = cfg.Logger

@@ -90,7 +90,7 @@ func loopbackConfig(t *testing.T, name string) Config {
 	cfg.Dev = true
 	cfg.KillTasksOnExit = true
 	// In-process nodes on loopback: plain processes, and the host's networking untouched.
-	cfg.Containerizer, cfg.BridgeSubnet = ContainerizerProcess, ""
+	cfg.Containerizer, cfg.BridgeSubnet, cfg.VIPProxy = ContainerizerProcess, "", false
 	cfg.Resources = "cpus:2;mem:2048;disk:1000;ports:[31000-31010]"
 	cfg.Logger = agent.TestLogger(t)
 	return cfg
