@@ -115,6 +115,18 @@ func TestDaemonConfig(t *testing.T) {
 		},
 		{name: "master defaults", role: roleMaster, want: func(c *node.Config) { c.Master = true }},
 		{
+			name: "agent insecure registries",
+			role: roleAgent,
+			args: []string{"--join", "198.18.0.1", "--insecure-registry", "198.18.0.1:5000", "--insecure-registry=registry.lan,mirror:5001"},
+			want: func(c *node.Config) {
+				c.Agent, c.Join = true, []string{"198.18.0.1"}
+				c.InsecureRegistries = []string{"198.18.0.1:5000", "registry.lan", "mirror:5001"}
+			},
+		},
+		{name: "up insecure registry", role: roleUp, args: []string{"--insecure-registry", "10.0.0.5:5000"}, want: func(c *node.Config) {
+			c.InsecureRegistries = []string{"10.0.0.5:5000"}
+		}},
+		{
 			name: "agent",
 			role: roleAgent,
 			args: []string{"--join", " 198.18.0.1 , ,198.18.0.2", "--work-dir", "/w", "--resources", "cpus:1", "--attributes", "zone:a",
@@ -175,6 +187,10 @@ func TestDaemonConfigErrors(t *testing.T) {
 		{roleAgent, []string{"--join", " , "}, "join: an agent needs --join with the address of any node"},
 		{roleAgent, []string{"--join", "x", "--data-dir", ""}, "data-dir: empty"},
 		{roleAgent, []string{"--join", "x", "--raft-port", "1"}, "unknown flag: --raft-port"},
+		{roleAgent, []string{"--join", "x", "--insecure-registry", "http://r:5000"}, `insecure-registry: "http://r:5000", want host or host:port (no scheme or path)`},
+		{roleAgent, []string{"--join", "x", "--insecure-registry", "r:5000,"}, `insecure-registry: "", want host or host:port (no scheme or path)`},
+		{roleMaster, []string{"--insecure-registry", "r:5000"}, "unknown flag: --insecure-registry"},
+		{roleLB, []string{"--join", "x", "--insecure-registry", "r:5000"}, "unknown flag: --insecure-registry"},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.role)+" "+strings.Join(tt.args, " "), func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/atoll/atoll/lb/vip"
@@ -93,6 +94,10 @@ type Config struct {
 	// Marathon container/bridge), on the atoll0 bridge; empty turns bridge networking off
 	// (such tasks fail). Only the runc containerizer has it.
 	BridgeSubnet string
+	// InsecureRegistries are the image registries ("host" or "host:port", as image
+	// references name them) the agent pulls from over plain HTTP; loopback registries
+	// always may be, any other only over TLS. Only the runc containerizer pulls images.
+	InsecureRegistries []string
 	// TaskLogMaxSize is the size in bytes at which a task's stdout and stderr rotate, and
 	// TaskLogKeep how many rotated files each keeps; 0 takes isolate's defaults (10 MiB, 5).
 	TaskLogMaxSize int64
@@ -266,6 +271,11 @@ func (c Config) Validate() error {
 	}
 	if c.DNSPort >= 0 && c.DNSTTL < 0 {
 		return fmt.Errorf("dns-ttl: %d, want ≥ 0", c.DNSTTL)
+	}
+	for _, r := range c.InsecureRegistries {
+		if r == "" || strings.ContainsAny(r, "/ ") {
+			return fmt.Errorf("insecure-registry: %q, want host or host:port (no scheme or path)", r)
+		}
 	}
 	if _, err := vip.ParseRange(c.VIPRange); err != nil {
 		return fmt.Errorf("vip-range: %w", err)

@@ -512,7 +512,9 @@ func newContainerizer(cfg Config, workDir, adv string) (isolate.Containerizer, e
 		}
 		return c, nil
 	}
-	store, err := image.New(image.DefaultConfig(filepath.Join(workDir, "images")), cfg.Logger.With("component", "image"))
+	ic := image.DefaultConfig(filepath.Join(workDir, "images"))
+	ic.InsecureRegistries = cfg.InsecureRegistries
+	store, err := image.New(ic, cfg.Logger.With("component", "image"))
 	if err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
