@@ -35,13 +35,15 @@ func runVIPProxy(ctx context.Context, cfg Config, dnsSrv *dns.Server, log *slog.
 	pc := vipproxy.DefaultConfig()
 	pc.Logger = cfg.Logger
 	pc.Addresses = addrs
+	// One table per interface: nodes with interfaces of their own (tests) do not share one.
+	pc.NATTable = cfg.VIPInterface
 	p, err := vipproxy.New(pc)
 	if err != nil {
 		log.Error("VIPs are not balanced on this node", "err", err)
 		_ = addrs.Close()
 		return
 	}
-	log.Info("balancing VIPs", "interface", cfg.VIPInterface, "range", cfg.VIPRange)
+	log.Info("balancing VIPs", "interface", cfg.VIPInterface, "nftables_table", pc.NATTable, "range", cfg.VIPRange)
 	wg.Go(func() {
 		if err := p.Run(ctx, dnsSrv.VIPs); err != nil {
 			log.Warn("VIP balancer stopped", "err", err)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 )
 
@@ -48,14 +49,32 @@ func linkAddrs(t testing.TB, name string) (addrs []netip.Prefix, ok bool) {
 	return addrs, true
 }
 
+// nftTableExists tells whether the nftables table name (family ip) exists.
+func nftTableExists(t testing.TB, name string) bool {
+	t.Helper()
+	conn, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(tables, func(table *nftables.Table) bool { return table.Name == name })
+}
+
 // TestDummyInterface (root): the proxy puts a VIP's address on a dummy interface of its
-// own, a connection to the VIP reaches the backend through it, the address goes when the
-// VIP does, an interface left behind is taken over without its old addresses, and Close
-// deletes the interface.
+// own, a connection to the VIP reaches the backend through it even though another server
+// listens on the VIP's port on all addresses (which still gets its own connections), a
+// connection made survives the table changing, the address goes when the VIP does, an
+// interface left behind is taken over without its old addresses, and Close deletes the
+// interface and the nftables table.
 func TestDummyInterface(t *testing.T) {
 	requireRoot(t)
 	name := fmt.Sprintf("atvip%d", os.Getpid()%100000)
 	live := echoServer(t, "live")
+	// A task with host networking, or the lb role, on the VIP's port on all addresses.
+	wildcard := echoServerOn(t, "wildcard", "0.0.0.0:0")
 	d, err := NewDummy(name)
 	if err != nil {
 		t.Fatal(err)
@@ -64,12 +83,19 @@ func TestDummyInterface(t *testing.T) {
 		if link, err := netlink.LinkByName(name); err == nil {
 			_ = netlink.LinkDel(link)
 		}
+		if conn, err := nftables.New(); err == nil {
+			conn.DelTable(&nftables.Table{Name: name, Family: nftables.TableFamilyIPv4})
+			_ = conn.Flush()
+		}
 	})
 	if d.Name() != name {
 		t.Fatalf("interface %q, want %q", d.Name(), name)
 	}
-	p := newProxy(t, d)
-	addr := netip.MustParseAddrPort("198.18.1.201:8080")
+	p := startProxy(t, d, name)
+	if !nftTableExists(t, name) {
+		t.Fatalf("no nftables table %s after New", name)
+	}
+	addr := netip.AddrPortFrom(netip.MustParseAddr("198.18.1.201"), wildcard.Port())
 	other := netip.MustParseAddrPort("198.18.1.202:8080")
 	if err := p.Update(table(tcpService(addr, live), tcpService(other, live))); err != nil {
 		t.Fatal(err)
@@ -83,6 +109,10 @@ func TestDummyInterface(t *testing.T) {
 		t.Fatalf("reached %q through %s, want live", greeting, addr)
 	}
 	c.echo("through the dummy interface")
+	loopback := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), wildcard.Port())
+	if _, greeting := dial(t, loopback); greeting != "wildcard" {
+		t.Fatalf("reached %q through %s, want wildcard", greeting, loopback)
+	}
 
 	if err := p.Update(table(tcpService(addr, live))); err != nil {
 		t.Fatal(err)
@@ -90,6 +120,7 @@ func TestDummyInterface(t *testing.T) {
 	if got, _ := linkAddrs(t, name); !slices.Equal(got, want[:1]) {
 		t.Fatalf("after %s went, %s has %v, want %v", other, name, got, want[:1])
 	}
+	c.echo("after the table changed")
 
 	// A node that died left its interface: the next one takes it over, emptied.
 	again, err := NewDummy(name)
@@ -108,6 +139,9 @@ func TestDummyInterface(t *testing.T) {
 	}
 	if got, ok := linkAddrs(t, name); ok {
 		t.Fatalf("after Close, %s still exists with %v", name, got)
+	}
+	if nftTableExists(t, name) {
+		t.Fatalf("after Close, the nftables table %s still exists", name)
 	}
 	if err := again.Close(); err != nil {
 		t.Fatalf("closing an interface already deleted: %v", err)

@@ -1,9 +1,11 @@
 // Package vipproxy balances the cluster's named VIPs on the node it runs on, in process,
 // as DC/OS's L4 load balancer did with IPVS on every agent: it puts each VIP address of a
-// vip.Table on the node (a dummy interface of its own, see Dummy), listens on each VIP's
-// TCP ports and proxies every connection to one of the port's backends, round robin,
-// going on to the next when one refuses. It follows a changing table (Update, Run)
-// without touching the connections it carries.
+// vip.Table on the node (a dummy interface of its own, see Dummy) and proxies every
+// connection to a VIP's TCP ports to one of the port's backends, round robin, going on to
+// the next when one refuses. It listens on a port of the VIP's address it picks, and
+// nftables DNAT rules send the VIP port's connections there, so that the VIP port stays
+// free for a process listening on all the node's addresses (see Config.NATTable). It
+// follows a changing table (Update, Run) without touching the connections it carries.
 package vipproxy
 
 import (
@@ -34,6 +36,12 @@ type Config struct {
 	// EjectFor is how long a backend that failed a connection attempt is tried only after
 	// the others.
 	EjectFor time.Duration
+	// NATTable is the nftables table (family ip, made and deleted by the proxy) whose DNAT
+	// rules send each IPv4 VIP port's connections to the port of the VIP's address the
+	// proxy listens on. Empty, or when the table cannot be made (no root, a kernel
+	// without nf_tables), the proxy listens on the VIP ports themselves, which clashes
+	// with any process listening on the same port on all the node's addresses.
+	NATTable string
 }
 
 // DefaultConfig is the production preset, without Addresses (NewDummy's, as root).
@@ -45,6 +53,9 @@ func DefaultConfig() Config {
 		DialTimeout: time.Second,
 		// As the lb role's: a few health-check intervals.
 		EjectFor: 5 * time.Second,
+		// Named as the interface, as the node does with its own, so that one table goes
+		// with one set of VIP addresses.
+		NATTable: DefaultInterface,
 	}
 }
 
@@ -63,7 +74,23 @@ func (c Config) Validate() error {
 	if c.EjectFor < 0 {
 		errs = append(errs, fmt.Errorf("vip proxy: EjectFor %v is negative", c.EjectFor))
 	}
+	if err := validTableName(c.NATTable); err != nil {
+		errs = append(errs, fmt.Errorf("vip proxy: NATTable: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// validTableName checks an nftables table name; empty is fine (no table).
+func validTableName(name string) error {
+	if len(name) > 64 {
+		return fmt.Errorf("nftables table name %q is longer than 64 characters", name)
+	}
+	for _, r := range name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-') {
+			return fmt.Errorf("nftables table name %q: only ASCII letters, digits, \"_\" and \"-\" are allowed", name)
+		}
+	}
+	return nil
 }
 
 // Proxy balances the TCP ports of the VIPs of its latest table. Its methods are safe for
@@ -72,12 +99,18 @@ type Proxy struct {
 	cfg Config
 	log *slog.Logger
 
-	// mu serializes Update and Close, and guards listeners and addrs.
+	// nat is nil when the proxy listens on the VIP ports themselves.
+	nat *natTable
+
+	// mu serializes Update and Close, and guards listeners, addrs and redirects.
 	mu        sync.Mutex
 	listeners map[netip.AddrPort]*listener
 	// addrs counts the listeners on each VIP address the proxy put on the node.
-	addrs  map[netip.Addr]int
-	closed bool
+	addrs map[netip.Addr]int
+	// redirects is what nat's rules redirect, as last set: each VIP port to the port
+	// listened on.
+	redirects map[netip.AddrPort]uint16
+	closed    bool
 
 	// connMu guards conns, the connections being proxied (both ends).
 	connMu sync.Mutex
@@ -89,6 +122,9 @@ type Proxy struct {
 // listener is one VIP port being balanced.
 type listener struct {
 	addr netip.AddrPort
+	// port is the port of addr's address listened on: addr's own, or one the proxy picked
+	// and nat redirects addr to.
+	port uint16
 	ln   net.Listener
 	svc  atomic.Pointer[service]
 }
@@ -105,21 +141,32 @@ type backend struct {
 	downUntil atomic.Int64
 }
 
-// New checks cfg and makes a Proxy with no VIPs.
+// New checks cfg and makes a Proxy with no VIPs, and its empty nftables table. When the
+// table cannot be made, it logs why and the proxy listens on the VIP ports themselves.
 func New(cfg Config) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Proxy{cfg: cfg, log: cfg.Logger.With("component", "vip-proxy"),
-		listeners: map[netip.AddrPort]*listener{}, addrs: map[netip.Addr]int{}, conns: map[net.Conn]struct{}{}}, nil
+	p := &Proxy{cfg: cfg, log: cfg.Logger.With("component", "vip-proxy"),
+		listeners: map[netip.AddrPort]*listener{}, addrs: map[netip.Addr]int{}, conns: map[net.Conn]struct{}{}}
+	if cfg.NATTable != "" {
+		nat, err := openNAT(cfg.NATTable)
+		if err != nil {
+			p.log.Warn("listening on the VIP ports themselves: a process listening on the port of a VIP on all addresses clashes with it", "err", err)
+		} else {
+			p.nat = nat
+		}
+	}
+	return p, nil
 }
 
-// Update balances the TCP services of t from now on: it listens on the ports that are
-// new (putting their addresses on the node first), stops listening on those gone (taking
-// an address off once none of its ports is left), and gives every other port its new
-// backends. Connections being proxied are left alone. A port that cannot be listened on
-// is reported in the error, and the others are balanced all the same; the next Update
-// tries it again.
+// Update balances the TCP services of t from now on: it listens for the ports that are
+// new (putting their addresses on the node first), stops listening for those gone (taking
+// an address off once none of its ports is left), gives every other port its new
+// backends, and makes the nftables table redirect the ports listened for. Connections
+// being proxied are left alone. A port that cannot be listened for is reported in the
+// error, and the others are balanced all the same; the next Update tries it again, as it
+// does a table that could not be set.
 func (p *Proxy) Update(t *vip.Table) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -150,10 +197,25 @@ func (p *Proxy) Update(t *vip.Table) error {
 			errs = append(errs, err)
 		}
 	}
+	if p.nat != nil {
+		redirects := map[netip.AddrPort]uint16{}
+		for addr, l := range p.listeners {
+			if l.port != addr.Port() {
+				redirects[addr] = l.port
+			}
+		}
+		if !maps.Equal(redirects, p.redirects) {
+			if err := p.nat.set(redirects); err != nil {
+				errs = append(errs, err)
+			} else {
+				p.redirects = redirects
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// Addrs returns the VIP ports being listened on, sorted.
+// Addrs returns the VIP ports being balanced, sorted.
 func (p *Proxy) Addrs() []netip.AddrPort {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -173,7 +235,8 @@ func newService(addrs []netip.AddrPort) *service {
 }
 
 // startLocked puts the address of a VIP port on the node if it is not there yet, and
-// listens on the port.
+// listens on the port, or, with nat, on a port of the address the kernel picks (IPv4
+// only: the table is family ip).
 func (p *Proxy) startLocked(addr netip.AddrPort, backends []netip.AddrPort) error {
 	ip := addr.Addr()
 	if p.addrs[ip] == 0 {
@@ -181,7 +244,11 @@ func (p *Proxy) startLocked(addr netip.AddrPort, backends []netip.AddrPort) erro
 			return fmt.Errorf("VIP %s: %w", addr, err)
 		}
 	}
-	ln, err := net.Listen("tcp", addr.String())
+	listen := addr
+	if p.nat != nil && ip.Is4() {
+		listen = netip.AddrPortFrom(ip, 0)
+	}
+	ln, err := net.Listen("tcp", listen.String())
 	if err != nil {
 		if p.addrs[ip] == 0 {
 			err = errors.Join(err, p.cfg.Addresses.Remove(ip))
@@ -189,11 +256,11 @@ func (p *Proxy) startLocked(addr netip.AddrPort, backends []netip.AddrPort) erro
 		return fmt.Errorf("VIP %s: %w", addr, err)
 	}
 	p.addrs[ip]++
-	l := &listener{addr: addr, ln: ln}
+	l := &listener{addr: addr, port: ln.Addr().(*net.TCPAddr).AddrPort().Port(), ln: ln}
 	l.svc.Store(newService(backends))
 	p.listeners[addr] = l
 	p.serving.Go(func() { p.accept(l) })
-	p.log.Debug("balancing VIP", "vip", addr, "backends", backends)
+	p.log.Debug("balancing VIP", "vip", addr, "port", l.port, "backends", backends)
 	return nil
 }
 
@@ -253,8 +320,8 @@ func (p *Proxy) Run(ctx context.Context, tables func() (*vip.Table, <-chan struc
 	}
 }
 
-// Close stops listening, takes the VIP addresses off the node, ends the connections being
-// proxied and waits until every goroutine is done.
+// Close deletes the nftables table, stops listening, takes the VIP addresses off the
+// node, ends the connections being proxied and waits until every goroutine is done.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -263,6 +330,9 @@ func (p *Proxy) Close() error {
 	}
 	p.closed = true
 	var errs []error
+	if p.nat != nil {
+		errs = append(errs, p.nat.close())
+	}
 	for _, l := range p.listeners {
 		if err := l.ln.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("VIP %s: %w", l.addr, err))

@@ -47,13 +47,22 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newProxy makes a proxy with addrs, closed when the test ends.
+// newProxy makes a proxy with addrs that listens on the VIP ports themselves (no
+// nftables table), closed when the test ends.
 func newProxy(t testing.TB, addrs Addresses) *Proxy {
+	t.Helper()
+	return startProxy(t, addrs, "")
+}
+
+// startProxy makes a proxy with addrs and the nftables table natTable, closed when the
+// test ends.
+func startProxy(t testing.TB, addrs Addresses, natTable string) *Proxy {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Logger = testLogger(t)
 	cfg.Addresses = addrs
 	cfg.DialTimeout = 2 * time.Second
+	cfg.NATTable = natTable
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +79,13 @@ func newProxy(t testing.TB, addrs Addresses) *Proxy {
 // newline, then echoes what it reads.
 func echoServer(t testing.TB, name string) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return echoServerOn(t, name, "127.0.0.1:0")
+}
+
+// echoServerOn is an echoServer listening on addr.
+func echoServerOn(t testing.TB, name, addr string) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,9 +367,22 @@ func waitReach(t testing.TB, addr netip.AddrPort, name string) {
 
 func TestConfigValidate(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Logger, cfg.DialTimeout, cfg.EjectFor = nil, 0, -1
-	want := "vip proxy: Logger is nil\nvip proxy: Addresses is nil\nvip proxy: DialTimeout 0s is not positive\nvip proxy: EjectFor -1ns is negative"
+	cfg.Logger, cfg.DialTimeout, cfg.EjectFor, cfg.NATTable = nil, 0, -1, "atoll vip"
+	want := "vip proxy: Logger is nil\nvip proxy: Addresses is nil\nvip proxy: DialTimeout 0s is not positive\nvip proxy: EjectFor -1ns is negative\n" +
+		`vip proxy: NATTable: nftables table name "atoll vip": only ASCII letters, digits, "_" and "-" are allowed`
 	if err := cfg.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate = %v, want %q", err, want)
+	}
+	for _, table := range []string{"", "atoll-vip0", strings.Repeat("a", 64)} {
+		cfg := DefaultConfig()
+		cfg.Addresses, cfg.NATTable = Local{}, table
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("NATTable %q: Validate = %v", table, err)
+		}
+	}
+	cfg = DefaultConfig()
+	cfg.Addresses, cfg.NATTable = Local{}, strings.Repeat("a", 65)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "longer than 64 characters") {
+		t.Errorf("NATTable of 65 characters: Validate = %v", err)
 	}
 }
