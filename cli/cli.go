@@ -155,7 +155,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.daemonCmd(roleUp), a.daemonCmd(roleMaster), a.daemonCmd(roleAgent), a.daemonCmd(roleLB),
 		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(), a.operatorCmd(),
 		task, a.dnsCmd(),
-		a.appCmd(), a.deploymentCmd(), a.groupCmd(), a.jobCmd(), a.frameworkCmd(),
+		a.appCmd(), a.deploymentCmd(), a.groupCmd(), a.jobCmd(), a.tuiCmd(), a.frameworkCmd(),
 		a.pkgCmd(),
 	)
 	markFailures(root)

@@ -33,6 +33,10 @@ const (
 	actRunJob
 	actToggleJob
 	actDeleteJob
+	actInstall
+	actUninstall
+	actSearch
+	actSwitch
 )
 
 // actionInfo is an action's keys and what the help says of it; mutates marks the
@@ -58,12 +62,18 @@ var actionInfos = map[actionID]actionInfo{
 	actRunJob:         {keys: []string{"r"}, help: "run the job now", mutates: true},
 	actToggleJob:      {keys: []string{"e"}, help: "enable or disable the job", mutates: true},
 	actDeleteJob:      {keys: []string{"ctrl+d"}, help: "delete the job", mutates: true},
+	actInstall:        {keys: []string{"i"}, help: "install the package (a form of its options)", mutates: true},
+	actUninstall:      {keys: []string{"u"}, help: "uninstall the package and everything it created", mutates: true},
+	actSearch:         {keys: []string{"s"}, help: "search the catalog (the master's repositories)"},
+	actSwitch:         {keys: []string{"tab"}, help: "switch between the installed packages and the catalog"},
 }
 
-// confirmation is a question on the bottom line that a key answers.
+// confirmation is a question on the bottom line that a key answers; cancel, when set,
+// runs when the answer is no.
 type confirmation struct {
 	question string
 	choices  []choice
+	cancel   func()
 }
 
 // choice is an answer to a confirmation.
@@ -84,6 +94,8 @@ type actionDoneMsg struct {
 	err  error
 	// jobs asks for the jobs to be read again: the Chronos API has no events.
 	jobs bool
+	// packages asks for the installed packages to be read again.
+	packages bool
 }
 
 // perform runs an action request: the spinner turns while it is under way, and the
@@ -101,6 +113,9 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 		m.flash = flash{text: msg.err.Error(), err: true}
 	} else {
 		m.flash = flash{text: msg.done}
+	}
+	if msg.packages {
+		return m.fetchPackages()
 	}
 	if msg.jobs {
 		m.refresh.jobs = true
@@ -155,6 +170,22 @@ func (m *Model) act(id actionID) tea.Cmd {
 		if name := m.selectedJob(); name != "" {
 			return m.jobAction(name, id)
 		}
+	case actInstall:
+		return m.installSelected()
+	case actUninstall:
+		if name, appID := m.selectedPackage(); name != "" {
+			return m.uninstall(name, appID)
+		}
+	case actSearch:
+		m.input = newLineInput("search the catalog: ", m.state.catalogQuery)
+		m.prompt = &promptState{submit: func(text string) tea.Cmd { return m.searchCatalog(strings.TrimSpace(text)) }}
+		m.mode = modePrompt
+	case actSwitch:
+		if m.top().view == viewPackages {
+			m.openView(viewCatalog, "")
+			return m.searchCatalog(m.state.catalogQuery)
+		}
+		m.openView(viewPackages, "")
 	}
 	return nil
 }
@@ -381,6 +412,12 @@ func (m *Model) open() tea.Cmd {
 	case p.view == viewJobs:
 		m.push(newJobPage(key))
 		return m.fetchStat(key)
+	case p.view == viewCatalog:
+		return m.openPackage(key, "", false)
+	case p.view == viewPackages:
+		if rec := m.state.installation(key); rec != nil {
+			return m.openPackage(rec.name, rec.version, false)
+		}
 	default:
 		return m.showJSON()
 	}
@@ -423,6 +460,10 @@ func (m *Model) definition() (string, any, bool) {
 		if r := s.jobs[p.key]; r != nil {
 			return "job " + p.key, r.job, true
 		}
+	case p.kind == pagePackage:
+		if pkg := p.detail.pkg; pkg != nil {
+			return "package " + pkg.Name + " " + pkg.Version, pkg, true
+		}
 	case key == "":
 		return "", nil, false
 	case p.view == viewApps:
@@ -452,9 +493,13 @@ func (m *Model) definition() (string, any, bool) {
 			return "job " + key, r.job, true
 		}
 	case p.view == viewPackages:
-		for _, pkg := range s.packages {
-			if pkg.appID == key {
-				return "package " + pkg.name, pkg.raw, true
+		if rec := s.installation(key); rec != nil {
+			return "package " + rec.name + " at " + rec.appID, rec.info, true
+		}
+	case p.view == viewCatalog:
+		for _, r := range s.catalog {
+			if r.Name == key {
+				return "package " + r.Name, r, true
 			}
 		}
 	case p.view == viewEvents:

@@ -20,6 +20,7 @@ import (
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/api/chronos"
 	"github.com/atoll/atoll/api/marathon"
+	"github.com/atoll/atoll/api/universe"
 	"github.com/atoll/atoll/frameworks/jobs"
 	"github.com/atoll/atoll/frameworks/services"
 	"github.com/atoll/atoll/isolate"
@@ -76,6 +77,8 @@ type testCluster struct {
 	master   *master.TestServer
 	marathon *marathon.Client
 	chronos  *chronos.Client
+	// cosmos is the catalog's client, on a cluster with the catalog.
+	cosmos *universe.Client
 	// epoch is before anything in the cluster happened: the TUI's clock is 100 days later,
 	// so every age it shows of the cluster's times is "99d".
 	epoch time.Time
@@ -161,6 +164,7 @@ func (c *testCluster) testConfig() Config {
 	cfg.API = api.NewClient(c.master.URL)
 	cfg.Marathon = marathon.NewClient(c.master.URL, marathon.WithTimeout(cfg.RequestTimeout))
 	cfg.Chronos = chronos.NewClient(c.master.URL, chronos.WithTimeout(cfg.RequestTimeout))
+	cfg.Universe = universe.NewClient(c.master.URL, universe.WithTimeout(cfg.RequestTimeout))
 	cfg.Addr = "http://master:5050"
 	now := c.epoch.Add(100 * 24 * time.Hour)
 	cfg.Now = func() time.Time { return now }
@@ -270,6 +274,7 @@ func keyMsg(k string) tea.KeyMsg {
 		"enter": tea.KeyEnter, "esc": tea.KeyEsc, "tab": tea.KeyTab, "up": tea.KeyUp, "down": tea.KeyDown,
 		"backspace": tea.KeyBackspace, "ctrl+d": tea.KeyCtrlD, "ctrl+k": tea.KeyCtrlK, "ctrl+c": tea.KeyCtrlC,
 		"pgdown": tea.KeyPgDown, "pgup": tea.KeyPgUp, "home": tea.KeyHome, "end": tea.KeyEnd, "space": tea.KeySpace,
+		"shift+tab": tea.KeyShiftTab, "left": tea.KeyLeft, "right": tea.KeyRight, "ctrl+u": tea.KeyCtrlU,
 	}
 	if t, ok := named[k]; ok {
 		return tea.KeyMsg{Type: t}

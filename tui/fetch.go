@@ -3,9 +3,7 @@ package tui
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/api/chronos"
 	"github.com/atoll/atoll/api/marathon"
+	"github.com/atoll/atoll/api/universe"
 )
 
 // Reads the UI makes besides the streams: each a command bounded by RequestTimeout,
@@ -211,51 +210,29 @@ type packagesMsg struct {
 	err      error
 }
 
-// packageListPath is the catalog's list of installed packages.
-const packageListPath = "/package/list"
-
 func (m *Model) fetchPackages() tea.Cmd {
 	return m.request(func(ctx context.Context) tea.Msg {
-		reply, err := m.cfg.Marathon.Do(ctx, http.MethodPost, packageListPath, nil, []byte("{}"))
-		var ae *marathon.APIError
-		if errors.As(err, &ae) && ae.Body.Status == http.StatusNotFound {
+		resp, err := m.cfg.Universe.List(ctx, &universe.ListRequest{})
+		switch {
+		case catalogMissing(err):
 			return packagesMsg{missing: true}
-		}
-		if err != nil {
+		case err != nil:
 			return packagesMsg{err: err}
 		}
-		pkgs, err := decodePackages(reply.Body)
-		return packagesMsg{packages: pkgs, err: err}
+		out := make([]packageRecord, 0, len(resp.Packages))
+		for _, p := range resp.Packages {
+			def := p.PackageInformation.PackageDefinition
+			out = append(out, packageRecord{name: def.Name, version: def.Version, appID: p.AppID, framework: def.Framework, info: p})
+		}
+		slices.SortFunc(out, func(a, b packageRecord) int { return cmp.Compare(a.appID, b.appID) })
+		return packagesMsg{packages: out}
 	})
 }
 
-// decodePackages reads the catalog's {"packages": [{appId, packageInformation:
-// {packageDefinition: {name, version}}}]}.
-func decodePackages(data []byte) ([]packageRecord, error) {
-	var list struct {
-		Packages []json.RawMessage `json:"packages"`
-	}
-	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, fmt.Errorf("%s: the answer is not a package list: %w", packageListPath, err)
-	}
-	out := make([]packageRecord, 0, len(list.Packages))
-	for _, raw := range list.Packages {
-		var p struct {
-			AppID string `json:"appId"`
-			Info  struct {
-				Def struct {
-					Name    string `json:"name"`
-					Version string `json:"version"`
-				} `json:"packageDefinition"`
-			} `json:"packageInformation"`
-		}
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, fmt.Errorf("%s: a package: %w", packageListPath, err)
-		}
-		out = append(out, packageRecord{name: p.Info.Def.Name, version: p.Info.Def.Version, appID: p.AppID, raw: raw})
-	}
-	slices.SortFunc(out, func(a, b packageRecord) int { return cmp.Compare(a.appID, b.appID) })
-	return out, nil
+// catalogMissing says err is the answer of a master that does not serve the catalog.
+func catalogMissing(err error) bool {
+	var re *universe.ResponseError
+	return errors.As(err, &re) && re.Status == http.StatusNotFound
 }
 
 func (m *Model) applyPackages(msg packagesMsg) {

@@ -10,6 +10,7 @@ import (
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/api/chronos"
 	"github.com/atoll/atoll/api/marathon"
+	"github.com/atoll/atoll/api/universe"
 )
 
 // fixtureEpoch is the time of every status in the fixtures; the fixture clock is an hour
@@ -95,6 +96,7 @@ func fixtureConfig() Config {
 	cfg.API = api.NewClient(closed)
 	cfg.Marathon = marathon.NewClient(closed)
 	cfg.Chronos = chronos.NewClient(closed)
+	cfg.Universe = universe.NewClient(closed)
 	cfg.Addr = "http://master:5050"
 	now := fixtureEpoch.Add(time.Hour)
 	cfg.Now = func() time.Time { return now }

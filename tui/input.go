@@ -159,3 +159,17 @@ func complete(cmds []command, word string) string {
 	}
 	return common
 }
+
+// viewWidth draws the text and the cursor in at most width cells, the text scrolled so
+// that the cursor shows (at the end it takes a cell of its own).
+func (in *lineInput) viewWidth(st *styles, width int) string {
+	width = max(2, width)
+	start := max(0, in.pos-(width-1))
+	end := min(len(in.value), start+width)
+	shown := make([]rune, 0, end-start)
+	for _, r := range in.value[start:end] {
+		shown = append(shown, printable(r))
+	}
+	window := &lineInput{value: shown, pos: in.pos - start}
+	return window.view(st, "")
+}

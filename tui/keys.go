@@ -45,6 +45,12 @@ var (
 	confirmKeys = []keyHelp{
 		{"y / n", "answer a question; esc is no"},
 	}
+	formKeys = []keyHelp{
+		{"tab ↓  shift+tab ↑", "next, previous field"},
+		{"space ← →", "toggle a boolean, pick among choices"},
+		{"enter", "check the options with the master, then confirm and install"},
+		{"esc", "leave the form"},
+	}
 )
 
 // key handles a key press.
@@ -64,6 +70,10 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	}
 	m.flash = flash{}
 	p := m.top()
+	if p.kind == pageForm {
+		// Every key is the form's: text fields take ":", "/", "?" and "q".
+		return m.formKey(p, k)
+	}
 	switch k.String() {
 	case ":":
 		m.mode, m.input = modeCommand, newLineInput(":", "")
@@ -103,6 +113,45 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	for _, id := range m.pageActions(p) {
 		if slices.Contains(actionInfos[id].keys, k.String()) {
 			return m.act(id)
+		}
+	}
+	if p.kind == pagePackage {
+		p.lines = m.packageLines(p)
+		m.scrollText(p, k.String())
+	}
+	return nil
+}
+
+// formKey edits a form: moves between fields, edits the focused one, submits it.
+func (m *Model) formKey(p *page, k tea.KeyMsg) tea.Cmd {
+	f := p.form
+	if k.String() == "esc" {
+		m.pop()
+		if f.stage == stageInstalling {
+			m.flash = flash{text: "the install of " + f.name + " goes on"}
+		} else {
+			m.flash = flash{text: "install of " + f.name + " cancelled"}
+		}
+		return nil
+	}
+	if f.stage != stageEdit {
+		// The master is answering.
+		return nil
+	}
+	switch k.String() {
+	case "enter":
+		return m.submitForm(p)
+	case "tab", "down", "ctrl+n":
+		f.move(1)
+	case "shift+tab", "up", "ctrl+p":
+		f.move(-1)
+	case "pgdown":
+		f.move(max(1, m.bodyHeight()-4))
+	case "pgup":
+		f.move(-max(1, m.bodyHeight()-4))
+	default:
+		if fld := f.focused(); fld.edit(k) {
+			fld.err = ""
 		}
 	}
 	return nil
@@ -185,6 +234,10 @@ func (m *Model) runCommand(text string) tea.Cmd {
 	switch c.name {
 	case "quit":
 		return m.quit()
+	case "catalog":
+		// The argument searches the master's repositories, not the rows on screen.
+		m.openView(viewCatalog, "")
+		return m.searchCatalog(strings.TrimSpace(arg))
 	case "help":
 		m.openHelp()
 	case "overview":
@@ -233,10 +286,14 @@ func (m *Model) confirmKey(k tea.KeyMsg) tea.Cmd {
 	if key == "esc" {
 		key = "n"
 	}
-	for _, c := range m.confirm.choices {
+	conf := m.confirm
+	for _, c := range conf.choices {
 		if c.key == key {
 			m.mode, m.confirm = modeNormal, nil
 			if c.run == nil {
+				if conf.cancel != nil {
+					conf.cancel()
+				}
 				m.flash = flash{text: "cancelled"}
 				return nil
 			}
@@ -355,7 +412,8 @@ func (m *Model) openHelp() {
 		{"APPS", viewApps.actions}, {"AN APP", m.pageActions(&page{kind: pageApp})}, {"TASKS", viewTasks.actions},
 		{"A TASK", m.pageActions(&page{kind: pageTask})}, {"DEPLOYMENTS", viewDeployments.actions}, {"JOBS", viewJobs.actions},
 		{"A JOB", m.pageActions(&page{kind: pageJob})}, {"AGENTS AND FRAMEWORKS", viewAgents.actions},
-		{"NODES, PACKAGES, EVENTS", viewEvents.actions},
+		{"INSTALLED PACKAGES", viewPackages.actions}, {"THE CATALOG", viewCatalog.actions},
+		{"A PACKAGE", m.pageActions(&page{kind: pagePackage})}, {"NODES, EVENTS", viewEvents.actions},
 	} {
 		var keys []keyHelp
 		for _, id := range v.acts {
@@ -363,5 +421,6 @@ func (m *Model) openHelp() {
 		}
 		section("KEYS OF "+v.name, keys)
 	}
+	section("THE INSTALL FORM", formKeys)
 	m.push(&page{kind: pageText, title: "help", lines: lines})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/api/chronos"
 	"github.com/atoll/atoll/api/marathon"
+	"github.com/atoll/atoll/api/universe"
 	"github.com/atoll/atoll/node/agent"
 	"github.com/atoll/atoll/node/master"
 )
@@ -106,6 +107,7 @@ func TestReconnect(t *testing.T) {
 	cfg.API = api.NewClient(px.url())
 	cfg.Marathon = marathon.NewClient(px.url(), marathon.WithTimeout(cfg.RequestTimeout))
 	cfg.Chronos = chronos.NewClient(px.url(), chronos.WithTimeout(cfg.RequestTimeout))
+	cfg.Universe = universe.NewClient(px.url(), universe.WithTimeout(cfg.RequestTimeout))
 	cfg.ReconnectMin, cfg.ReconnectMax = 50*time.Millisecond, 200*time.Millisecond
 	u := startTUI(t, cfg, 120, 24)
 	u.keys(cmdKeys("apps")...)

@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/atoll/atoll/api/chronos"
+	"github.com/atoll/atoll/api/universe"
 )
 
 // pageKind says what a page shows.
@@ -32,6 +33,12 @@ const (
 	pageText
 	// pageLogs is a task's output, followed.
 	pageLogs
+	// pagePackage describes a package of the catalog.
+	pagePackage
+	// pageForm is a package's install form.
+	pageForm
+	// pageInstall follows what an install created: its apps and their deployment.
+	pageInstall
 )
 
 // page is one screen of the navigation stack; esc goes back to the one below.
@@ -58,6 +65,12 @@ type page struct {
 	// stat is a job page's runs, as last read.
 	stat    *chronos.Stat
 	statErr error
+	// detail is a package page's package, as read.
+	detail *packageDetail
+	// form is a form page's form.
+	form *installForm
+	// installed is what an install page follows.
+	installed *universe.InstallResponse
 }
 
 // mode says where keys go.
@@ -80,8 +93,8 @@ type flash struct {
 // refreshSet is what is to be read again once RefreshDelay has passed; pending says the
 // read is scheduled.
 type refreshSet struct {
-	apps                       map[string]bool
-	queue, jobs, stat, pending bool
+	apps                                 map[string]bool
+	queue, jobs, stat, packages, pending bool
 }
 
 // Model is the terminal UI's bubbletea model. Build it with New; Close it when the
@@ -112,6 +125,8 @@ type Model struct {
 	// started says Init ran: the feed runs.
 	started bool
 	logSeq  int
+	// catalogSeq numbers the catalog searches, so that only the latest shows.
+	catalogSeq int
 }
 
 // New builds the UI's model for cfg; it starts talking to the cluster when the program
@@ -200,6 +215,15 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.width, m.height = max(msg.Width, 20), max(msg.Height, 8)
 		return nil
 	case tea.KeyMsg:
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste {
+			// Keys typed faster than they are read arrive together: each is a key of its
+			// own (":" then "a", not ":a"). A paste stays whole, for the field it goes in.
+			var cmds []tea.Cmd
+			for _, r := range msg.Runes {
+				cmds = append(cmds, m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}}))
+			}
+			return tea.Batch(cmds...)
+		}
 		return m.key(msg)
 	case spinner.TickMsg:
 		if !m.active() {
@@ -233,6 +257,14 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.applyJobs(msg)
 	case packagesMsg:
 		m.applyPackages(msg)
+	case catalogMsg:
+		m.applyCatalog(msg)
+	case describeMsg:
+		return m.applyDescribe(msg)
+	case renderDoneMsg:
+		return m.renderDone(msg)
+	case installDoneMsg:
+		return m.installDone(msg)
 	case statMsg:
 		m.applyStat(msg)
 	case actionDoneMsg:
@@ -284,7 +316,11 @@ func (m *Model) feedMsg(msg tea.Msg) tea.Cmd {
 		if eff.queue {
 			m.refresh.queue = true
 		}
-		if len(eff.apps) > 0 || eff.queue {
+		// Without the catalog there is nothing to read.
+		if eff.packages && !m.state.packagesSrc.missing {
+			m.refresh.packages = true
+		}
+		if len(eff.apps) > 0 || eff.queue || m.refresh.packages {
 			return m.scheduleRefresh()
 		}
 	}
@@ -321,6 +357,9 @@ func (m *Model) runRefresh() tea.Cmd {
 	}
 	if r.jobs {
 		cmds = append(cmds, m.fetchJobs())
+	}
+	if r.packages {
+		cmds = append(cmds, m.fetchPackages())
 	}
 	if p := m.top(); r.stat && p.kind == pageJob {
 		cmds = append(cmds, m.fetchStat(p.key))

@@ -372,7 +372,7 @@ func TestLineInput(t *testing.T) {
 
 func TestResize(t *testing.T) {
 	m := fixtureModel(t, fixtureConfig(), 30, 80, 24)
-	for _, view := range []string{"overview", "apps", "tasks", "agents", "events", "help"} {
+	for _, view := range []string{"overview", "apps", "tasks", "agents", "pkgs", "catalog", "events", "help"} {
 		press(m, cmdKeys(view)...)
 		for _, size := range [][2]int{{80, 24}, {200, 50}, {40, 10}, {132, 43}} {
 			m.Update(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
@@ -473,7 +473,8 @@ func TestConfigValidate(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{"no client", func(c *Config) { c.Chronos = nil }, "tui: the API, Marathon and Chronos clients are required"},
+		{"no client", func(c *Config) { c.Chronos = nil }, "tui: the API, Marathon, Chronos and Universe clients are required"},
+		{"no catalog client", func(c *Config) { c.Universe = nil }, "tui: the API, Marathon, Chronos and Universe clients are required"},
 		{"timeout", func(c *Config) { c.RequestTimeout = 0 }, "tui: request timeout 0s and connect timeout 10s must be positive"},
 		{"backoff", func(c *Config) { c.ReconnectMax = c.ReconnectMin / 2 }, "tui: reconnect backoff 250ms to 125ms: want 0 < min ≤ max"},
 		{"interval", func(c *Config) { c.NodesInterval = -1 }, "tui: nodes interval -1ns and refresh delay 250ms must be positive"},
@@ -488,5 +489,41 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New accepted it", tt.name)
 		}
+	}
+}
+
+// TestKeysTogether: keys that arrive in one read (typed fast, or sent by a script) act one
+// by one; a paste goes whole into the field it is pasted in.
+func TestKeysTogether(t *testing.T) {
+	m := fixtureModel(t, fixtureConfig(), 3, 100, 30)
+	m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(":apps app-0001")})
+	m.Update(keyMsg("enter"))
+	if p := m.top(); p.view != viewApps || p.filter != "app-0001" || !reflect.DeepEqual(rowKeys(m), []string{"/app-0001"}) {
+		t.Fatalf("typed together: view %v, filter %q, rows %v", p.view, p.filter, rowKeys(m))
+	}
+	m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("sz"), Paste: true})
+	if m.mode != modeNormal || m.flash.text != "" {
+		t.Errorf("a paste acted as keys: mode %d, flash %q", m.mode, m.flash.text)
+	}
+	press(m, "esc", "/")
+	m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("0002"), Paste: true})
+	if got := rowKeys(m); m.input.text() != "0002" || !reflect.DeepEqual(got, []string{"/app-0002"}) {
+		t.Errorf("pasted in the filter: %q, rows %v", m.input.text(), got)
+	}
+}
+
+// TestNodeNames: masters show by their node names, which the gossip members' id tags give.
+func TestNodeNames(t *testing.T) {
+	m := fixtureModel(t, fixtureConfig(), 1, 100, 30)
+	m.Update(nodesMsg{raft: &api.RaftPeers{LeaderID: "9c49518699f2f2af", Servers: []api.RaftServer{
+		{ID: "9c49518699f2f2af", State: api.RaftLeader}, {ID: "71c9d9e1ce0a7fcc", State: api.RaftFollower}}}})
+	if got := screenLine(m, 2); got != "MASTERS    9c49518699f2f2af leader · 71c9d9e1ce0a7fcc follower" {
+		t.Errorf("without members: %q", got)
+	}
+	m.Update(nodesMsg{raft: &api.RaftPeers{LeaderID: "9c49518699f2f2af", Servers: []api.RaftServer{
+		{ID: "9c49518699f2f2af", State: api.RaftLeader}, {ID: "71c9d9e1ce0a7fcc", State: api.RaftFollower}}},
+		members: []api.Member{{Name: "m1", Tags: map[string]string{idTag: "9c49518699f2f2af"}}, {Name: "m2", Tags: map[string]string{idTag: "71c9d9e1ce0a7fcc"}}}})
+	if got := screenLine(m, 2); got != "MASTERS    m1 leader · m2 follower" || !strings.HasPrefix(screenLine(m, 0), "atoll http://master:5050 · leader m1 ") {
+		t.Errorf("with members: %q, header %q", got, screenLine(m, 0))
 	}
 }

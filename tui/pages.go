@@ -82,6 +82,10 @@ func (m *Model) pageActions(p *page) []actionID {
 		return []actionID{actJSON, actLogs, actKill}
 	case pageJob:
 		return []actionID{actOpen, actLogs, actJSON, actRunJob, actToggleJob, actDeleteJob}
+	case pagePackage:
+		return []actionID{actInstall, actUninstall, actJSON}
+	case pageInstall:
+		return []actionID{actOpen, actJSON}
 	}
 	return nil
 }

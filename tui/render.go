@@ -28,6 +28,8 @@ func (m *Model) tableHeight(p *page) int {
 		h -= len(m.appSummary(p.key)) + 1
 	case pageJob:
 		h -= len(m.jobSummary(p.key)) + 1
+	case pageInstall:
+		h -= len(m.installSummary(p)) + 1
 	}
 	return max(2, h)
 }
@@ -61,7 +63,7 @@ func (m *Model) headerLine() string {
 	s := m.state
 	left := m.st.header.Render("atoll") + " " + m.cfg.Addr
 	if leader := s.leader(); leader != "" {
-		left += " · leader " + leader
+		left += " · leader " + s.nodeName(leader)
 	}
 	if s.version != "" {
 		left += " · " + s.version
@@ -117,6 +119,9 @@ func (m *Model) titleLine(p *page) string {
 		if p.showEnded {
 			extra = append(extra, "with ended")
 		}
+		if q := m.state.catalogQuery; p.view == viewCatalog && q != "" {
+			extra = append(extra, fmt.Sprintf("search %q", q))
+		}
 	}
 	if p.kind == pageLogs && p.logs != nil {
 		extra = append(extra, p.logs.file)
@@ -157,6 +162,12 @@ func (m *Model) pageTitle(p *page) string {
 		return "job " + p.key
 	case pageLogs:
 		return "logs"
+	case pagePackage:
+		return "package " + p.key
+	case pageForm:
+		return "install"
+	case pageInstall:
+		return "installed " + p.installed.PackageName
 	}
 	return p.title
 }
@@ -178,13 +189,22 @@ func (m *Model) keysLine(p *page) string {
 		add("f", "follow")
 	case pageOverview:
 		add(":", "views")
+	case pageForm:
+		if p.form.stage == stageEdit {
+			add("enter", "check & install")
+			add("tab ↑↓", "move")
+			add("space ←→", "toggle/choose")
+		}
 	}
 	if p.table != nil {
 		add("/", "filter")
 		add("<>", "sort")
 	}
 	tail := m.st.key.Render("?") + " help  " + m.st.key.Render("q") + " quit"
-	if len(m.pages) > 1 {
+	switch {
+	case p.kind == pageForm:
+		tail = m.st.key.Render("esc") + " cancel"
+	case len(m.pages) > 1:
 		tail = m.st.key.Render("?") + " help  " + m.st.key.Render("esc") + " back"
 	}
 	line := ""
@@ -202,7 +222,8 @@ func (m *Model) keysLine(p *page) string {
 var shortHelp = map[actionID]string{
 	actOpen: "open", actJSON: "json", actLogs: "logs", actShowEnded: "ended", actScale: "scale", actRestart: "restart",
 	actSuspend: "suspend", actDestroy: "destroy", actKill: "kill", actRollback: "rollback", actStopDeployment: "stop",
-	actRunJob: "run", actToggleJob: "on/off", actDeleteJob: "delete",
+	actRunJob: "run", actToggleJob: "on/off", actDeleteJob: "delete", actInstall: "install", actUninstall: "uninstall",
+	actSearch: "search", actSwitch: "pkgs/catalog",
 }
 
 // statusLine is the command line, a question, or the last message.
@@ -251,6 +272,15 @@ func (m *Model) body(p *page) string {
 	case pageJob:
 		summary := m.jobSummary(p.key)
 		return strings.Join(summary, "\n") + "\n\n" + p.table.render(m.width, m.tableHeight(p), &m.st, p.view.empty(m, p))
+	case pageInstall:
+		summary := m.installSummary(p)
+		return strings.Join(summary, "\n") + "\n\n" + p.table.render(m.width, m.tableHeight(p), &m.st, "no apps yet")
+	case pageForm:
+		return m.formBody(p, h)
+	case pagePackage:
+		p.lines = m.packageLines(p)
+		p.offset = max(0, min(p.offset, len(p.lines)-(h-1)))
+		return strings.Join(p.lines[p.offset:min(len(p.lines), p.offset+h)], "\n")
 	case pageTask:
 		return strings.Join(m.taskDetail(p.key), "\n")
 	case pageText:
@@ -284,7 +314,7 @@ func (m *Model) overview(h int) string {
 	var masters []string
 	if s.raft != nil {
 		for _, srv := range s.raft.Servers {
-			masters = append(masters, srv.ID+" "+srv.State)
+			masters = append(masters, s.nodeName(srv.ID)+" "+srv.State)
 		}
 	}
 	lines = append(lines, label("MASTERS")+orDash(strings.Join(masters, " · ")))

@@ -10,6 +10,7 @@ import (
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/api/chronos"
 	"github.com/atoll/atoll/api/marathon"
+	"github.com/atoll/atoll/api/universe"
 )
 
 // The labels the built-in frameworks put on their tasks, which say which app or job a
@@ -40,6 +41,7 @@ const (
 	kindJobs
 	kindNodes
 	kindPackages
+	kindCatalog
 	kindEvents
 	kindCount
 )
@@ -91,10 +93,11 @@ type eventRecord struct {
 	raw any
 }
 
-// packageRecord is one installed package.
+// packageRecord is one installed package: what /package/list says of it.
 type packageRecord struct {
 	name, version, appID string
-	raw                  json.RawMessage
+	framework            bool
+	info                 universe.Installation
 }
 
 // clusterState is what the TUI knows of the cluster: the operator stream's state and
@@ -128,6 +131,11 @@ type clusterState struct {
 
 	packagesSrc source
 	packages    []packageRecord
+
+	// catalog is the latest search of the catalog, for catalogQuery.
+	catalogSrc   source
+	catalog      []universe.SearchResult
+	catalogQuery string
 
 	events    []eventRecord
 	eventSeq  uint64
@@ -354,10 +362,11 @@ func (s *clusterState) applyOperatorEvent(ev *api.OperatorEvent) {
 	}
 }
 
-// marathonEffect is what a Marathon event asks the TUI to read again.
+// marathonEffect is what a Marathon event asks the TUI to read again. packages: a
+// deployment ended or an app went, which is how an install or uninstall by anyone shows.
 type marathonEffect struct {
-	apps  []string
-	queue bool
+	apps            []string
+	queue, packages bool
 }
 
 // applyMarathonEvent applies one /v2/events event as far as it carries the change, records
@@ -396,6 +405,7 @@ func (s *clusterState) applyMarathonEvent(ev marathon.Event) marathonEffect {
 			delete(s.queue, e.AppID)
 			s.touch(kindApps, kindQueue)
 		}
+		eff.packages = true
 	case marathon.EventDeploymentInfo, marathon.EventDeploymentSuccess, marathon.EventDeploymentFailed,
 		marathon.EventDeploymentStepSuccess, marathon.EventDeploymentStepFailure:
 		var e struct {
@@ -412,6 +422,7 @@ func (s *clusterState) applyMarathonEvent(ev marathon.Event) marathonEffect {
 			eff.apps = append(eff.apps, d.AffectedApps...)
 			if ev.Type == marathon.EventDeploymentSuccess || ev.Type == marathon.EventDeploymentFailed {
 				s.deployments = slices.DeleteFunc(s.deployments, func(x marathon.Deployment) bool { return x.ID == d.ID })
+				eff.packages = true
 			} else if d.ID != "" {
 				s.putDeployment(d)
 			}
@@ -593,6 +604,17 @@ func (s *clusterState) leader() string {
 		return ""
 	}
 	return s.raft.LeaderID
+}
+
+// nodeName is the name of the node whose stable id (its gossip tag) is id, or id when no
+// member says: Raft knows masters by id, people by name.
+func (s *clusterState) nodeName(id string) string {
+	for _, mem := range s.members {
+		if mem.Tags[idTag] == id {
+			return mem.Name
+		}
+	}
+	return id
 }
 
 // frameworkName is a framework's name, or its id when unknown.

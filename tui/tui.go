@@ -17,6 +17,7 @@ import (
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/api/chronos"
 	"github.com/atoll/atoll/api/marathon"
+	"github.com/atoll/atoll/api/universe"
 )
 
 // Config configures the terminal UI.
@@ -28,6 +29,8 @@ type Config struct {
 	Marathon *marathon.Client
 	// Chronos is the jobs framework's Chronos API on the same master.
 	Chronos *chronos.Client
+	// Universe is the package catalog's Cosmos API on the same master.
+	Universe *universe.Client
 	// Addr is the master's address, shown in the header.
 	Addr string
 	// ReadOnly refuses every action that would change the cluster.
@@ -84,8 +87,8 @@ func DefaultConfig() Config {
 // Validate reports what makes the configuration unusable.
 func (c Config) Validate() error {
 	switch {
-	case c.API == nil || c.Marathon == nil || c.Chronos == nil:
-		return errors.New("tui: the API, Marathon and Chronos clients are required")
+	case c.API == nil || c.Marathon == nil || c.Chronos == nil || c.Universe == nil:
+		return errors.New("tui: the API, Marathon, Chronos and Universe clients are required")
 	case c.RequestTimeout <= 0 || c.ConnectTimeout <= 0:
 		return fmt.Errorf("tui: request timeout %v and connect timeout %v must be positive", c.RequestTimeout, c.ConnectTimeout)
 	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:

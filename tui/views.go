@@ -15,6 +15,8 @@ import (
 // scope narrows the task view to one app, agent, framework or job.
 type scope struct {
 	app, agent, framework, job string
+	// group narrows the app view to an app or group id and the apps in it.
+	group string
 }
 
 func (sc scope) label(s *clusterState) string {
@@ -27,6 +29,8 @@ func (sc scope) label(s *clusterState) string {
 		return "framework " + s.frameworkName(sc.framework)
 	case sc.job != "":
 		return "job " + sc.job
+	case sc.group != "":
+		return "group " + sc.group
 	}
 	return ""
 }
@@ -52,8 +56,8 @@ type viewDef struct {
 
 // Views by name.
 var (
-	viewNodes, viewAgents, viewFrameworks, viewApps, viewTasks, viewDeployments, viewJobs, viewPackages, viewEvents *viewDef
-	views                                                                                                           []*viewDef
+	viewNodes, viewAgents, viewFrameworks, viewApps, viewTasks, viewDeployments, viewJobs, viewPackages, viewCatalog, viewEvents *viewDef
+	views                                                                                                                        []*viewDef
 	// commands are the command line's commands.
 	commands []command
 )
@@ -132,9 +136,11 @@ func init() {
 		actions: []actionID{actOpen, actJSON, actRunJob, actToggleJob, actDeleteJob},
 	}
 	viewPackages = &viewDef{
-		name: "pkgs", aliases: []string{"packages", "pkg"}, help: "installed catalog packages",
-		cols: []column{{title: "NAME", min: 8, max: 40}, {title: "VERSION", min: 7, max: 20}, {title: "APP", min: 6, max: 50}},
-		deps: []kind{kindPackages}, rows: packageRows,
+		name: "pkgs", aliases: []string{"packages", "pkg"}, help: "installed packages and how their apps do (tab: the catalog)",
+		cols: []column{{title: "NAME", min: 8, max: 30}, {title: "VERSION", min: 7, max: 20, drop: 3}, {title: "APP", min: 6, max: 50},
+			{title: "FRAMEWORK", min: 5, drop: 4}, {title: "TASKS", min: 5, numeric: true}, {title: "HEALTH", min: 6, drop: 2},
+			{title: "STATUS", min: 9, drop: 1}},
+		deps: []kind{kindPackages, kindApps, kindTasks, kindDeployments, kindQueue}, rows: packageRows,
 		empty: func(m *Model, _ *page) string {
 			if s := m.state.packagesSrc; s.missing || s.why != "" {
 				return s.why
@@ -142,9 +148,28 @@ func init() {
 			if !m.state.packagesSrc.known {
 				return "reading the packages…"
 			}
-			return "no packages installed"
+			return "no packages installed (tab: the catalog)"
 		},
-		actions: []actionID{actJSON},
+		actions: []actionID{actOpen, actJSON, actUninstall, actSwitch},
+	}
+	viewCatalog = &viewDef{
+		name: "catalog", aliases: []string{"universe", "search"}, help: "packages to install; :catalog WORD asks the master's repositories",
+		cols: []column{{title: "NAME", min: 8, max: 30}, {title: "VERSION", min: 7, max: 20, drop: 3}, {title: "INSTALLED", min: 5, numeric: true, drop: 2},
+			{title: "FRAMEWORK", min: 5, drop: 4}, {title: "DESCRIPTION", min: 11, max: 80, drop: 1}},
+		deps: []kind{kindCatalog, kindPackages}, rows: catalogRows,
+		empty: func(m *Model, _ *page) string {
+			s := m.state.catalogSrc
+			switch {
+			case s.missing || s.why != "":
+				return s.why
+			case !s.known:
+				return "reading the catalog…"
+			case m.state.catalogQuery != "":
+				return fmt.Sprintf("no package matches %q (s searches again)", m.state.catalogQuery)
+			}
+			return "the catalog is empty: add a repository with atoll pkg repo add"
+		},
+		actions: []actionID{actOpen, actJSON, actInstall, actUninstall, actSearch, actSwitch},
 	}
 	viewEvents = &viewDef{
 		name: "events", aliases: []string{"ev"}, help: "recent events of both streams",
@@ -154,7 +179,7 @@ func init() {
 		empty:   func(*Model, *page) string { return "no events since the TUI started" },
 		actions: []actionID{actJSON},
 	}
-	views = []*viewDef{viewNodes, viewAgents, viewFrameworks, viewApps, viewTasks, viewDeployments, viewJobs, viewPackages, viewEvents}
+	views = []*viewDef{viewNodes, viewAgents, viewFrameworks, viewApps, viewTasks, viewDeployments, viewJobs, viewPackages, viewCatalog, viewEvents}
 	commands = commandList()
 }
 
@@ -317,10 +342,13 @@ func frameworkRows(m *Model, _ *page) []row {
 	return rows
 }
 
-func appRows(m *Model, _ *page) []row {
+func appRows(m *Model, p *page) []row {
 	s, now := m.state, m.now()
 	rows := make([]row, 0, len(s.apps))
 	for id, a := range s.apps {
+		if g := p.scope.group; g != "" && !underID(id, g) {
+			continue
+		}
 		app := &a.info
 		c := s.counts(id)
 		health := "-"
@@ -436,14 +464,6 @@ func jobRows(m *Model, _ *page) []row {
 			cells: []string{name, orDash(sched), r.summary.State, r.summary.Status, strconv.FormatBool(!j.Disabled),
 				strconv.FormatInt(j.SuccessCount, 10), strconv.FormatInt(j.ErrorCount, 10), age(now, last)},
 			nums: []float64{0, 0, 0, 0, 0, float64(j.SuccessCount), float64(j.ErrorCount), ageSeconds(now, last)}})
-	}
-	return rows
-}
-
-func packageRows(m *Model, _ *page) []row {
-	rows := make([]row, 0, len(m.state.packages))
-	for _, p := range m.state.packages {
-		rows = append(rows, row{key: p.appID, cells: []string{p.name, p.version, p.appID}})
 	}
 	return rows
 }
