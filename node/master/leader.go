@@ -137,13 +137,14 @@ func (m *Master) stepDown(why string) {
 	ls := m.leader
 	m.leader = nil
 	done := m.leaderDone
-	m.mu.Unlock()
 	if ls == nil {
+		m.mu.Unlock()
 		return
 	}
-	m.log.Info("no longer leader", "reason", why)
 	ls.cancel()
 	reason := fmt.Errorf("master %s: %s", m.cfg.ID, why)
+	// Under the lock: a subscription still finishing with this leadership's state
+	// changes its sessions' streams under it too.
 	for _, fs := range ls.frameworks {
 		fs.stopTimer()
 		if fs.stream != nil {
@@ -158,6 +159,8 @@ func (m *Master) stepDown(why string) {
 			as.stream.close(reason)
 		}
 	}
+	m.mu.Unlock()
+	m.log.Info("no longer leader", "reason", why)
 	<-done
 	ls.services.Wait()
 }
