@@ -27,6 +27,9 @@ const defaultAddr = "http://127.0.0.1:5050"
 // addrEnv names the environment variable that replaces defaultAddr.
 const addrEnv = "ATOLL_ADDR"
 
+// tokenEnv names the environment variable with the API token, when --token is not given.
+const tokenEnv = "ATOLL_TOKEN"
+
 // requestTimeout bounds the one-shot API requests of the listing commands.
 const requestTimeout = 30 * time.Second
 
@@ -71,6 +74,8 @@ type app struct {
 	addrFlag string
 	addrSet  bool
 	output   string
+	// tokenFlag is --token; token() resolves it.
+	tokenFlag string
 	// addr is the resolved master URL, set by client.
 	addr string
 }
@@ -143,6 +148,7 @@ func (a *app) rootCmd() *cobra.Command {
 	flags := root.PersistentFlags()
 	flags.StringVar(&a.addrFlag, "addr", defaultAddr, "master API URL (env "+addrEnv+")")
 	flags.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	flags.StringVar(&a.tokenFlag, "token", "", "API token sent to the masters (env "+tokenEnv+")")
 
 	task := &cobra.Command{
 		Use:   "task",
@@ -156,7 +162,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(), a.operatorCmd(),
 		task, a.dnsCmd(),
 		a.appCmd(), a.deploymentCmd(), a.groupCmd(), a.jobCmd(), a.tuiCmd(), a.frameworkCmd(),
-		a.pkgCmd(),
+		a.pkgCmd(), a.tokenCmd(),
 	)
 	markFailures(root)
 	return root
@@ -218,7 +224,16 @@ func (a *app) client() (*api.Client, error) {
 		return nil, &usageError{err}
 	}
 	a.addr = addr
-	return api.NewClient(addr), nil
+	return api.NewClient(addr, api.WithToken(a.token())), nil
+}
+
+// token is the API token every client sends: --token, else the environment; "" sends
+// none.
+func (a *app) token() string {
+	if a.tokenFlag != "" {
+		return a.tokenFlag
+	}
+	return strings.TrimSpace(a.getenv(tokenEnv))
 }
 
 // noArgs rejects positional arguments as a usage error.

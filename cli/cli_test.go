@@ -114,6 +114,8 @@ func TestDaemonConfig(t *testing.T) {
 			},
 		},
 		{name: "master defaults", role: roleMaster, want: func(c *node.Config) { c.Master = true }},
+		{name: "master auth", role: roleMaster, args: []string{"--auth"}, want: func(c *node.Config) { c.Master, c.Auth = true, true }},
+		{name: "up auth", role: roleUp, args: []string{"--auth"}, want: func(c *node.Config) { c.Auth = true }},
 		{
 			name: "agent insecure registries",
 			role: roleAgent,
@@ -187,6 +189,7 @@ func TestDaemonConfigErrors(t *testing.T) {
 		{roleAgent, []string{"--join", " , "}, "join: an agent needs --join with the address of any node"},
 		{roleAgent, []string{"--join", "x", "--data-dir", ""}, "data-dir: empty"},
 		{roleAgent, []string{"--join", "x", "--raft-port", "1"}, "unknown flag: --raft-port"},
+		{roleAgent, []string{"--join", "x", "--auth"}, "unknown flag: --auth"},
 		{roleAgent, []string{"--join", "x", "--insecure-registry", "http://r:5000"}, `insecure-registry: "http://r:5000", want host or host:port (no scheme or path)`},
 		{roleAgent, []string{"--join", "x", "--insecure-registry", "r:5000,"}, `insecure-registry: "", want host or host:port (no scheme or path)`},
 		{roleMaster, []string{"--insecure-registry", "r:5000"}, "unknown flag: --insecure-registry"},

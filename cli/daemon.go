@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -72,6 +74,8 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.IntVar(&cfg.MarathonPort, "marathon-port", cfg.MarathonPort, "also serve the master API (with Marathon's /v2) on this port, e.g. 8080 (0: off)")
 	}
 	if master {
+		fs.BoolVar(&cfg.Auth, "auth", cfg.Auth, "require an API token (Authorization: Bearer) on every master API request but /health, /ping and the installer; "+
+			"a cluster without an admin token gets one, shown once (atoll up: in <data-dir>/admin.token). Off by default: agents, load balancers, DNS servers and standalone frameworks do not send tokens yet")
 		fs.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "Raft transport port")
 		fs.DurationVar(&cfg.AgentTimeout, "agent-timeout", cfg.AgentTimeout, "how long an agent may be away before its tasks become UNREACHABLE (LOST for frameworks that are not partition-aware)")
 		fs.DurationVar(&cfg.OfferTimeout, "offer-timeout", cfg.OfferTimeout, "rescind offers a framework holds longer than this (0: never)")
@@ -217,6 +221,9 @@ func (a *app) runDaemon(ctx context.Context, role daemonRole, cfg node.Config, l
 	ctx, stop := a.interrupted(ctx)
 	defer stop()
 	cfg.Logger = newLogger(a.stderr, logs)
+	if cfg.Auth {
+		cfg.AdminToken = func(token string) { a.showAdminToken(role, cfg.DataDir, token) }
+	}
 	ready := func(info node.Info) {
 		cfg.Logger.Info("node ready", "api", info.APIURL, "agent", info.AgentURL, "dns", info.DNSAddr, "data_dir", info.DataDir)
 		if role == roleUp {
@@ -227,6 +234,29 @@ func (a *app) runDaemon(ctx context.Context, role daemonRole, cfg node.Config, l
 		return fmt.Errorf("%s: %w", role, err)
 	}
 	return nil
+}
+
+// adminTokenFile is where `atoll up --auth` keeps the admin token, in its data dir.
+const adminTokenFile = "admin.token"
+
+// showAdminToken hands the user the admin token the cluster was given, the only copy:
+// `atoll up` writes it to a file of the data dir, only the user may read; a master prints
+// it.
+func (a *app) showAdminToken(role daemonRole, dataDir, token string) {
+	if role == roleUp {
+		path := filepath.Join(dataDir, adminTokenFile)
+		// A file left from an earlier cluster goes first: WriteFile keeps an existing
+		// file's mode, which may let others read it.
+		_ = os.Remove(path)
+		err := os.WriteFile(path, []byte(token+"\n"), 0o600)
+		if err == nil {
+			fmt.Fprintf(a.stdout, "Admin API token written to %s. Use it with:\n  export %s=$(cat %s)\n", path, tokenEnv, path)
+			return
+		}
+		fmt.Fprintf(a.stderr, "atoll: could not write the admin token to %s (%v); here it is instead.\n", path, err)
+	}
+	fmt.Fprintf(a.stdout, "Admin API token, shown only this once (the cluster keeps only its hash):\n  %s\n"+
+		"Use it with atoll --token or %s=…, and make tokens for others with 'atoll token create --role …'.\n", token, tokenEnv)
 }
 
 // orNone is s, or "none" when empty.

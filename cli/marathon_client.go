@@ -9,9 +9,10 @@ import (
 // The services framework serves the Marathon v2 API on the master port; marathon.Client
 // speaks it for the app, deployment and group commands.
 
-// newMarathonClient returns a client for the master at baseURL ("http://host:5050").
-func newMarathonClient(baseURL string) *marathon.Client {
-	return marathon.NewClient(baseURL, marathon.WithTimeout(requestTimeout))
+// newMarathonClient returns a client for the master at baseURL ("http://host:5050"),
+// authenticated with token ("" sends none).
+func newMarathonClient(baseURL, token string) *marathon.Client {
+	return marathon.NewClient(baseURL, marathon.WithTimeout(requestTimeout), marathon.WithToken(token))
 }
 
 // marathon returns a client for the master address the flags and environment name.
@@ -21,7 +22,7 @@ func (a *app) marathon() (*marathon.Client, error) {
 		return nil, &usageError{err}
 	}
 	a.addr = addr
-	return newMarathonClient(addr), nil
+	return newMarathonClient(addr, a.token()), nil
 }
 
 // canonicalID is an id as the API writes it: "/a/b".

@@ -31,7 +31,7 @@ func (a *app) cosmos() (*universe.Client, error) {
 		return nil, &usageError{err}
 	}
 	a.addr = addr
-	return universe.NewClient(addr), nil
+	return universe.NewClient(addr, universe.WithToken(a.token())), nil
 }
 
 func (a *app) pkgCmd() *cobra.Command {
@@ -308,7 +308,7 @@ func (a *app) pkgInstallCmd() *cobra.Command {
 			}
 			var installed *universe.InstallResponse
 			o.wait = !noWait
-			if err := a.runChange(cmd, newMarathonClient(a.addr), o, change{
+			if err := a.runChange(cmd, newMarathonClient(a.addr, a.token()), o, change{
 				what: fmt.Sprintf("installed package %s %s", p.Name, p.Version),
 				send: func(ctx context.Context) (marathon.Started, error) {
 					resp, err := client.Install(ctx, &universe.InstallRequest{PackageName: p.Name, PackageVersion: p.Version, Options: options, AppID: f.appID})
@@ -401,7 +401,7 @@ func (a *app) pkgUpdateCmd() *cobra.Command {
 				}
 			}
 			o.wait = !noWait
-			return a.runChange(cmd, newMarathonClient(a.addr), o, change{
+			return a.runChange(cmd, newMarathonClient(a.addr, a.token()), o, change{
 				what: fmt.Sprintf("updating %s from %s %s to %s", installed.AppID, args[0], from, to),
 				send: func(ctx context.Context) (marathon.Started, error) {
 					resp, err := client.UpdateService(ctx, &universe.ServiceUpdateRequest{AppID: installed.AppID, PackageVersion: to, Options: options, Replace: replace})
@@ -501,7 +501,7 @@ func (a *app) pkgUninstallCmd() *cobra.Command {
 			for _, r := range resp.Results {
 				fmt.Fprintf(a.stdout, "Uninstalling package [%s] version [%s] (%s)\n", r.PackageName, r.PackageVersion, r.AppID)
 				if !noWait {
-					if err := a.waitGone(cmd.Context(), newMarathonClient(a.addr), r.AppID, timeout); err != nil {
+					if err := a.waitGone(cmd.Context(), newMarathonClient(a.addr, a.token()), r.AppID, timeout); err != nil {
 						return err
 					}
 				}

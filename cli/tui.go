@@ -27,9 +27,9 @@ func (a *app) tuiCmd() *cobra.Command {
 			}
 			cfg := tui.DefaultConfig()
 			cfg.API = client
-			cfg.Marathon = marathon.NewClient(a.addr, marathon.WithTimeout(cfg.RequestTimeout))
-			cfg.Chronos = chronos.NewClient(a.addr, chronos.WithTimeout(cfg.RequestTimeout))
-			cfg.Universe = universe.NewClient(a.addr, universe.WithTimeout(cfg.RequestTimeout))
+			cfg.Marathon = marathon.NewClient(a.addr, marathon.WithTimeout(cfg.RequestTimeout), marathon.WithToken(a.token()))
+			cfg.Chronos = chronos.NewClient(a.addr, chronos.WithTimeout(cfg.RequestTimeout), chronos.WithToken(a.token()))
+			cfg.Universe = universe.NewClient(a.addr, universe.WithTimeout(cfg.RequestTimeout), universe.WithToken(a.token()))
 			cfg.Addr = a.addr
 			cfg.ReadOnly = readOnly
 			return tui.Run(cmd.Context(), cfg, tea.WithInput(cmd.InOrStdin()), tea.WithOutput(cmd.OutOrStdout()))

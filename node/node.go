@@ -41,6 +41,12 @@ type Config struct {
 	WorkDir string
 	// BootstrapExpect is how many masters form the first Raft configuration.
 	BootstrapExpect int
+	// Auth makes the master API require tokens (master.AuthConfig). Off by default while
+	// agents, load balancers, DNS servers and standalone frameworks send none.
+	Auth bool
+	// AdminToken receives the admin token the leading master creates when the cluster
+	// has no working one (Auth only): the only copy. nil: the master logs it.
+	AdminToken func(token string)
 	// APIPort is the master HTTP API port; AgentPort the agent's HTTP port; RaftPort the
 	// Raft transport; GossipPort serf's.
 	APIPort   int
@@ -266,16 +272,16 @@ func (c Config) Validate() error {
 			return fmt.Errorf("bridge-subnet: %q, want an IPv4 prefix of /29 or larger, like 10.251.0.0/20", c.BridgeSubnet)
 		}
 	}
+	for _, r := range c.InsecureRegistries {
+		if r == "" || strings.ContainsAny(r, "/ ") {
+			return fmt.Errorf("insecure-registry: %q, want host or host:port (no scheme or path)", r)
+		}
+	}
 	if c.DNSPort < -1 || c.DNSPort > 65535 {
 		return fmt.Errorf("dns-port: %d is not a port (-1: no DNS server)", c.DNSPort)
 	}
 	if c.DNSPort >= 0 && c.DNSTTL < 0 {
 		return fmt.Errorf("dns-ttl: %d, want ≥ 0", c.DNSTTL)
-	}
-	for _, r := range c.InsecureRegistries {
-		if r == "" || strings.ContainsAny(r, "/ ") {
-			return fmt.Errorf("insecure-registry: %q, want host or host:port (no scheme or path)", r)
-		}
 	}
 	if _, err := vip.ParseRange(c.VIPRange); err != nil {
 		return fmt.Errorf("vip-range: %w", err)

@@ -183,11 +183,14 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			wg.Wait()
 			return err
 		}
-		handler := m.Handler()
 		if dnsSrv != nil {
-			handler = withDNSAPI(handler, dnsSrv.Handler())
+			// Mesos-DNS's HTTP API, a route of the master's like its own: behind its tokens.
+			dnsAPI := dnsSrv.Handler()
+			for _, p := range dnsAPIPaths {
+				m.Handle(p, dnsAPI)
+			}
 		}
-		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -341,6 +344,7 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 	mc.Logger = cfg.Logger
 	mc.Registry = registry
 	mc.Members = members.Members
+	mc.Auth = master.AuthConfig{Enabled: cfg.Auth, AdminToken: cfg.AdminToken}
 	mc.LeaderAPI = func(serverID string) string {
 		for _, mem := range members.Masters() {
 			if mem.Tags[TagID] == serverID {
@@ -450,15 +454,6 @@ func startDNS(cfg Config, adv, localAPI string, members *Membership, registry pr
 
 // dnsAPIPaths are Mesos-DNS's HTTP API, served on the master port beside the master's own.
 var dnsAPIPaths = []string{"/v1/version", "/v1/config", "/v1/enumerate", "/v1/hosts/", "/v1/services/"}
-
-func withDNSAPI(master, dnsAPI http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/", master)
-	for _, p := range dnsAPIPaths {
-		mux.Handle(p, dnsAPI)
-	}
-	return mux
-}
 
 func startAgent(cfg Config, adv string, members *Membership, localAPI string) (*agent.Agent, error) {
 	ac := agent.DefaultConfig()

@@ -25,6 +25,7 @@ type Client struct {
 	// request is bounded by timeout.
 	http    *http.Client
 	timeout time.Duration
+	token   string
 }
 
 // MaxBody bounds an API answer read whole: a group of thousands of apps fits.
@@ -45,6 +46,16 @@ func WithHTTPClient(hc *http.Client) ClientOption { return func(c *Client) { c.h
 
 // WithTimeout bounds each request but the event stream.
 func WithTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
+
+// WithToken authenticates every request with "Authorization: Bearer token"; "" sends none.
+func WithToken(token string) ClientOption { return func(c *Client) { c.token = token } }
+
+// authorize adds the client's token to req.
+func (c *Client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+}
 
 // NewClient returns a client for the server at baseURL ("http://host:5050").
 func NewClient(baseURL string, opts ...ClientOption) *Client {
@@ -146,6 +157,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, transportError(err))
@@ -480,6 +492,7 @@ func (c *Client) Events(ctx context.Context, types ...string) (*EventStream, err
 		return nil, fmt.Errorf("GET /v2/events: %w", err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("GET /v2/events: %w", transportError(err))

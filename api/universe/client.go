@@ -19,6 +19,7 @@ type Client struct {
 	baseURL string
 	http    *http.Client
 	timeout time.Duration
+	token   string
 }
 
 // ClientOption configures a Client.
@@ -30,6 +31,9 @@ func WithHTTPClient(hc *http.Client) ClientOption { return func(c *Client) { c.h
 // WithTimeout bounds each request (default 60 s: an install waits for the app to be
 // created, and a repository add for its index to be fetched).
 func WithTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
+
+// WithToken authenticates every request with "Authorization: Bearer token"; "" sends none.
+func WithToken(token string) ClientOption { return func(c *Client) { c.token = token } }
 
 // NewClient returns a client for the master at baseURL ("http://host:5050").
 func NewClient(baseURL string, opts ...ClientOption) *Client {
@@ -72,6 +76,9 @@ func (c *Client) call(ctx context.Context, path, reqType, respType string, req, 
 	}
 	hr.Header.Set("Content-Type", reqType)
 	hr.Header.Set("Accept", respType)
+	if c.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	r, err := c.http.Do(hr)
 	if err != nil {
 		var ue *url.Error

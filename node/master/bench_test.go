@@ -1,10 +1,17 @@
 package master_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sort"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,22 +28,109 @@ import (
 func BenchmarkLaunchThroughput(b *testing.B) {
 	// 50 in flight shows latency under moderate load; 500 saturates the machine.
 	for _, inFlight := range []int{50, 500} {
-		b.Run(fmt.Sprint("inflight=", inFlight), func(b *testing.B) { benchmarkLaunches(b, inFlight) })
+		b.Run(fmt.Sprint("inflight=", inFlight), func(b *testing.B) { benchmarkLaunches(b, inFlight, authOff) })
 	}
 }
 
-func benchmarkLaunches(b *testing.B, inFlight int) {
-	ts := master.NewTestServer(b, func(c *master.Config) {
-		c.Logger = discardLogger()
+// BenchmarkLaunchThroughputAuth is BenchmarkLaunchThroughput (50 in flight) without and
+// with API tokens: the framework and the agent authenticate every call, and the writes
+// are audited. The agent sends no token of its own yet, so in both runs it reaches the
+// master through a loopback proxy that adds an agent token when there is one: the runs
+// differ by the tokens alone.
+//
+//	go test -run XXX -bench LaunchThroughputAuth -benchtime 5000x ./node/master
+func BenchmarkLaunchThroughputAuth(b *testing.B) {
+	for _, auth := range []authMode{authProxied, authOn} {
+		b.Run("auth="+auth.String(), func(b *testing.B) { benchmarkLaunches(b, 50, auth) })
+	}
+}
+
+// authMode is how a benchmark's clients reach the master.
+type authMode int
+
+const (
+	// authOff: no tokens; the agent calls the master directly.
+	authOff authMode = iota
+	// authProxied: no tokens; the agent calls through a loopback proxy.
+	authProxied
+	// authOn: the master requires tokens; the agent's proxy adds one.
+	authOn
+)
+
+func (a authMode) String() string {
+	if a == authOn {
+		return "on"
+	}
+	return "off"
+}
+
+// benchMaster starts a master for a benchmark, with authentication as mode says, and
+// returns it with the clients' options for the framework and the agent's token.
+func benchMaster(b *testing.B, mode authMode) (ts *master.TestServer, framework []api.ClientOption, agentToken string) {
+	b.Helper()
+	admins := make(chan string, 1)
+	ts = master.NewTestServer(b, func(c *master.Config) {
+		// Formatted and thrown away: what production pays for its log lines, the audit
+		// log's included.
+		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		if mode == authOn {
+			c.Auth = master.AuthConfig{Enabled: true, AdminToken: func(token string) { admins <- token }}
+		}
 	})
-	agent.TestAgent(b, ts.Masters, func(c *agent.Config) {
+	if mode != authOn {
+		return ts, nil, ""
+	}
+	admin := api.NewClient(ts.URL, api.WithToken(<-admins))
+	create := func(role api.TokenRole) string {
+		created, err := admin.CreateToken(context.Background(), api.CreateTokenRequest{Role: role, Principal: "bench"})
+		if err != nil {
+			b.Fatalf("create %s token: %v", role, err)
+		}
+		return created.Token
+	}
+	return ts, []api.ClientOption{api.WithToken(create(api.RoleFramework))}, create(api.RoleAgent)
+}
+
+// tokenProxy serves a reverse proxy to target that adds token to every request ("" adds
+// none), and returns its URL.
+func tokenProxy(b *testing.B, target, token string) string {
+	b.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			if token != "" {
+				pr.Out.Header.Set("Authorization", "Bearer "+token)
+			}
+		},
+		FlushInterval: -1,
+		// Streams cut when the benchmark ends are no news.
+		ErrorLog: log.New(io.Discard, "", 0),
+	})
+	b.Cleanup(proxy.Close)
+	return proxy.URL
+}
+
+func benchmarkLaunches(b *testing.B, inFlight int, mode authMode) {
+	ts, clientOpts, agentToken := benchMaster(b, mode)
+	masters := ts.Masters
+	if mode != authOff {
+		proxied := tokenProxy(b, ts.URL, agentToken)
+		masters = func() []string { return []string{proxied} }
+	}
+	agent.TestAgent(b, masters, func(c *agent.Config) {
 		c.Resources = "cpus:64;mem:65536;disk:10000;ports:[31000-31100]"
 		c.Logger = discardLogger()
 		// Production resend timing: the tests' 200 ms would resend every update whose
 		// acknowledgement is merely queued behind the load.
 		c.UpdateRetryInitial, c.UpdateRetryMax = agent.DefaultConfig().UpdateRetryInitial, agent.DefaultConfig().UpdateRetryMax
 	})
-	f := subscribe(b, ts.URL, frameworkInfo("bench"))
+	info := frameworkInfo("bench")
+	info.Principal = "bench"
+	f := subscribe(b, ts.URL, info, clientOpts...)
 
 	// Sustained load, not one burst: at most perAccept tasks per ACCEPT and inFlight tasks
 	// launched but not yet ended.
@@ -52,7 +146,7 @@ func benchmarkLaunches(b *testing.B, inFlight int) {
 	total := b.N
 	done := make(chan struct{})
 	b.ResetTimer()
-	start := time.Now()
+	start, startCPU := time.Now(), processCPU(b)
 	launched := 0
 	go func() {
 		for ev := range f.events {
@@ -118,12 +212,14 @@ func benchmarkLaunches(b *testing.B, inFlight int) {
 	case <-time.After(10 * time.Minute):
 		b.Fatalf("only %d of %d tasks finished in 10 minutes", finished, total)
 	}
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU(b)-startCPU
 	b.StopTimer()
 	mu.Lock()
 	defer mu.Unlock()
 	sort.Slice(latency, func(i, j int) bool { return latency[i] < latency[j] })
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "tasks/s")
+	// This process: master, agent and framework, not the tasks' own processes.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-µs/task")
 	if n := len(latency); n > 0 {
 		b.ReportMetric(float64(latency[n/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(latency[n*99/100].Microseconds())/1000, "p99-ms")
@@ -131,3 +227,101 @@ func benchmarkLaunches(b *testing.B, inFlight int) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// BenchmarkLaunchesSimulated drives b.N launches through the scheduler API to 10
+// simulated agents, which answer each LAUNCH with TASK_RUNNING at once: the master, Raft
+// and the HTTP APIs alone, where the cost of authentication shows most. Each task is an
+// ACCEPT share, an agent UPDATE share and an ACKNOWLEDGE; every call checks a token with
+// auth=on.
+//
+//	go test -run XXX -bench LaunchesSimulated -benchtime 20000x ./node/master
+func BenchmarkLaunchesSimulated(b *testing.B) {
+	for _, mode := range []authMode{authOff, authOn} {
+		b.Run("auth="+mode.String(), func(b *testing.B) { benchmarkSimulatedLaunches(b, mode) })
+	}
+}
+
+func benchmarkSimulatedLaunches(b *testing.B, mode authMode) {
+	ts, clientOpts, agentToken := benchMaster(b, mode)
+	for i := range 10 {
+		master.StartSimulatedAgentWithToken(b, ts.URL, agentToken, fmt.Sprintf("sim-%d", i), []api.Resource{
+			{Name: "cpus", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 10000}},
+			{Name: "mem", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 1 << 22}},
+		})
+	}
+	info := frameworkInfo("bench")
+	info.Principal = "bench"
+	f := subscribe(b, ts.URL, info, clientOpts...)
+	const cpus, mem, perAccept = 0.01, 4.0, 100
+	var (
+		mu       sync.Mutex
+		running  = map[string]bool{}
+		launched int
+	)
+	total := b.N
+	done := make(chan struct{})
+	b.ResetTimer()
+	start, startCPU := time.Now(), processCPU(b)
+	go func() {
+		for ev := range f.events {
+			switch ev.Type {
+			case api.EventUpdate:
+				st := ev.Update.Status
+				if len(st.UUID) > 0 {
+					go func() { _ = f.stream.Acknowledge(f.ctx, st) }()
+				}
+				mu.Lock()
+				if st.State == api.TaskRunning && !running[st.TaskID.Value] {
+					running[st.TaskID.Value] = true
+					if len(running) == total {
+						close(done)
+					}
+				}
+				mu.Unlock()
+			case api.EventOffers:
+				for _, o := range ev.Offers.Offers {
+					var tasks []api.TaskInfo
+					for len(tasks) < perAccept && launched < total {
+						task := shellTask(fmt.Sprintf("t%d", launched), "true", cpus, mem)
+						task.AgentID = o.AgentID
+						tasks = append(tasks, task)
+						launched++
+					}
+					if len(tasks) == 0 {
+						go func() { _ = f.stream.Decline(f.ctx, []api.OfferID{o.ID}, refuse(60)) }()
+						continue
+					}
+					go func() {
+						err := f.stream.Accept(f.ctx, []api.OfferID{o.ID}, []api.OfferOperation{{
+							Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: tasks}}}, refuse(0))
+						if err != nil && f.ctx.Err() == nil {
+							b.Errorf("accept %d tasks: %v", len(tasks), err)
+						}
+					}()
+				}
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		mu.Lock()
+		defer mu.Unlock()
+		b.Fatalf("only %d of %d tasks running in 2 minutes", len(running), total)
+	}
+	elapsed, cpu := time.Since(start), processCPU(b)-startCPU
+	b.StopTimer()
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "tasks/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-µs/task")
+}
+
+// processCPU is the CPU time this process has used: the master, the framework and the
+// agents of a benchmark together, a measure less at the mercy of other load on the
+// machine than throughput.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

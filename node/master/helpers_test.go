@@ -37,11 +37,12 @@ func frameworkInfo(name string, caps ...string) api.FrameworkInfo {
 	return info
 }
 
-// subscribe connects a framework and waits for SUBSCRIBED.
-func subscribe(t testing.TB, url string, info api.FrameworkInfo) *framework {
+// subscribe connects a framework and waits for SUBSCRIBED; opts configure its client
+// (a token).
+func subscribe(t testing.TB, url string, info api.FrameworkInfo, opts ...api.ClientOption) *framework {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	client := api.NewClient(url)
+	client := api.NewClient(url, opts...)
 	s, err := client.Subscribe(ctx, info, nil)
 	if err != nil {
 		cancel()

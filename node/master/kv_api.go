@@ -25,7 +25,8 @@ import (
 // this master's replica), so a framework reads its own writes. The namespaces of the
 // built-in frameworks are refused, and so is any name not matching kvNamespacePattern:
 // no process outside the masters can change the built-in frameworks' state through it.
-// Requests are not authenticated yet; that comes with the API tokens of the masters.
+// With authentication on, framework tokens write only the namespace named as their
+// principal (see the policy table).
 
 // KVPath is the key-value API's path prefix.
 const KVPath = "/atoll/v1/kv/"
@@ -36,6 +37,7 @@ var reservedKVNamespaces = map[string]string{
 	"services": "the built-in services framework",
 	"jobs":     "the built-in jobs framework",
 	"packages": "the package catalog",
+	"auth":     "the masters' API tokens",
 }
 
 // kvNamespacePattern is what a namespace of the key-value API looks like: safe in a URL
@@ -64,11 +66,13 @@ type KVWritten struct {
 	Index uint64 `json:"index"`
 }
 
-// kvRoutes registers the key-value API on mux.
-func (m *Master) kvRoutes(mux *http.ServeMux) {
-	mux.Handle("GET "+KVPath+"{namespace}", m.LeaderOnly(kvHandler(m.kvList)))
-	mux.Handle("GET "+KVPath+"{namespace}/{key...}", m.LeaderOnly(kvHandler(m.kvGet)))
-	mux.Handle("POST "+KVPath+"{namespace}", m.LeaderOnly(kvHandler(m.kvWrite)))
+// kvRoutes are the key-value API's routes.
+func (m *Master) kvRoutes() []route {
+	return []route{
+		{"GET " + KVPath + "{namespace}", m.LeaderOnly(kvHandler(m.kvList))},
+		{"GET " + KVPath + "{namespace}/{key...}", m.LeaderOnly(kvHandler(m.kvGet))},
+		{"POST " + KVPath + "{namespace}", m.LeaderOnly(kvHandler(m.kvWrite))},
+	}
 }
 
 // kvHandler checks the path's namespace, then calls h with it.

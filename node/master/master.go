@@ -84,6 +84,8 @@ type Config struct {
 	// Extensions are called by New, in order, to plug the built-in frameworks in: they
 	// register leader services and routes (AddLeaderService, Handle).
 	Extensions []func(*Master)
+	// Auth turns on API tokens (see AuthConfig); off by default.
+	Auth AuthConfig
 }
 
 // DefaultConfig is the production preset.
@@ -146,6 +148,7 @@ type Master struct {
 	raft    *state.Raft
 	events  *broker
 	metrics *metrics
+	auth    *authState
 	started time.Time
 
 	// mu guards the leader-only state below; it is never held across a Raft apply.
@@ -174,6 +177,7 @@ func New(cfg Config) (*Master, error) {
 		started: time.Now(),
 	}
 	m.metrics = newMetrics(m)
+	m.auth = newAuthState(cfg.Auth, cfg.Logger)
 	m.events = newBroker(m)
 	m.fsm.OnChange(m.events.publish)
 
@@ -192,6 +196,9 @@ func New(cfg Config) (*Master, error) {
 		return nil, fmt.Errorf("open raft: %w", err)
 	}
 	m.raft = r
+	if cfg.Auth.Enabled {
+		m.AddLeaderService(adminBootstrap{m})
+	}
 	for _, extend := range cfg.Extensions {
 		extend(m)
 	}
@@ -282,29 +289,52 @@ func (m *Master) AgentFailed(agentID string) {
 	}
 }
 
-// Handler serves the master's HTTP API.
+// Handler serves the master's HTTP API, checking tokens when Auth is on.
 func (m *Master) Handler() http.Handler {
+	routes := m.apiRoutes()
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/scheduler", m.handleScheduler)
-	mux.HandleFunc("POST "+api.AgentPath, m.handleAgent)
-	mux.HandleFunc("POST /api/v1", m.handleOperator)
-	mux.HandleFunc("GET "+api.RaftPeersPath, m.handleRaftPeers)
-	mux.HandleFunc("POST "+api.RaftRemovePeerPath, m.handleRaftRemovePeer)
-	mux.HandleFunc("GET "+api.RaftSnapshotPath, m.handleSnapshotSave)
-	mux.HandleFunc("POST "+api.RaftSnapshotPath, m.handleSnapshotRestore)
-	mux.HandleFunc("GET /master/state", m.handleState)
-	mux.HandleFunc("GET /master/state.json", m.handleState)
-	mux.HandleFunc("GET /state.json", m.handleState)
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", m.metrics.handler())
-	m.kvRoutes(mux)
-	m.mu.Lock()
-	for _, r := range m.routes {
+	for _, r := range routes {
 		mux.Handle(r.pattern, r.handler)
 	}
+	if !m.cfg.Auth.Enabled {
+		return mux
+	}
+	return m.withAuth(mux, routes)
+}
+
+// Routes lists the http.ServeMux patterns Handler serves: the master's own and those
+// registered with Handle so far.
+func (m *Master) Routes() []string {
+	var patterns []string
+	for _, r := range m.apiRoutes() {
+		patterns = append(patterns, r.pattern)
+	}
+	return patterns
+}
+
+// apiRoutes is every route of the API, the one list Handler and Routes are made from.
+func (m *Master) apiRoutes() []route {
+	routes := []route{
+		{"POST " + api.SchedulerPath, http.HandlerFunc(m.handleScheduler)},
+		{"POST " + api.AgentPath, http.HandlerFunc(m.handleAgent)},
+		{"POST " + api.OperatorPath, http.HandlerFunc(m.handleOperator)},
+		{"GET " + api.RaftPeersPath, http.HandlerFunc(m.handleRaftPeers)},
+		{"POST " + api.RaftRemovePeerPath, http.HandlerFunc(m.handleRaftRemovePeer)},
+		{"GET " + api.RaftSnapshotPath, http.HandlerFunc(m.handleSnapshotSave)},
+		{"POST " + api.RaftSnapshotPath, http.HandlerFunc(m.handleSnapshotRestore)},
+		{"GET /master/state", http.HandlerFunc(m.handleState)},
+		{"GET /master/state.json", http.HandlerFunc(m.handleState)},
+		{"GET /state.json", http.HandlerFunc(m.handleState)},
+		{"GET /health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte("ok\n"))
+		})},
+		{"GET /metrics", m.metrics.handler()},
+	}
+	routes = append(routes, m.kvRoutes()...)
+	routes = append(routes, m.tokenRoutes()...)
+	m.mu.Lock()
+	routes = append(routes, m.routes...)
 	m.mu.Unlock()
-	return mux
+	return routes
 }

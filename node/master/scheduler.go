@@ -69,16 +69,14 @@ func writeError(w http.ResponseWriter, err error) {
 }
 
 // decodeBody reads a JSON body of at most MaxBodyBytes into v, rejecting unknown
-// content types, trailing garbage and oversized bodies with the status Mesos uses.
+// content types, trailing garbage and oversized bodies with the status Mesos uses. A call
+// the token check decoded already is taken from there.
 func (m *Master) decodeBody(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil {
-			return errorf(http.StatusUnsupportedMediaType, "invalid Content-Type %q: %v", ct, err)
-		}
-		if mt != "application/json" {
-			return errorf(http.StatusUnsupportedMediaType, "unsupported Content-Type %q: only application/json is supported", mt)
-		}
+	if takeCheckedCall(r.Context(), v) {
+		return nil
+	}
+	if err := checkJSONContent(r); err != nil {
+		return err
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, m.cfg.MaxBodyBytes+1))
 	if err != nil {
@@ -89,6 +87,22 @@ func (m *Master) decodeBody(r *http.Request, v any) error {
 	}
 	if err := decodeJSON(body, v); err != nil {
 		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	return nil
+}
+
+// checkJSONContent refuses a request whose Content-Type is given and not JSON.
+func checkJSONContent(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return errorf(http.StatusUnsupportedMediaType, "invalid Content-Type %q: %v", ct, err)
+	}
+	if mt != "application/json" {
+		return errorf(http.StatusUnsupportedMediaType, "unsupported Content-Type %q: only application/json is supported", mt)
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ type SimulatedAgent struct {
 	Stop context.CancelFunc
 
 	master, stream string
+	token          string
 	http           *http.Client
 }
 
@@ -31,9 +32,16 @@ type SimulatedAgent struct {
 // resources at the master's base URL; it stops when the test ends.
 func StartSimulatedAgent(t testing.TB, masterURL, hostname string, resources []api.Resource) *SimulatedAgent {
 	t.Helper()
+	return StartSimulatedAgentWithToken(t, masterURL, "", hostname, resources)
+}
+
+// StartSimulatedAgentWithToken is StartSimulatedAgent for a master that requires API
+// tokens: every call carries token (an agent token; "" sends none).
+func StartSimulatedAgentWithToken(t testing.TB, masterURL, token, hostname string, resources []api.Resource) *SimulatedAgent {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	a := &SimulatedAgent{Stop: cancel, master: masterURL, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	a := &SimulatedAgent{Stop: cancel, master: masterURL, token: token, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	call := api.AgentCall{Type: api.AgentSubscribe, Subscribe: &api.AgentCallSubscribe{
 		AgentInfo: api.AgentInfo{Hostname: hostname, Resources: resources},
 		Version:   "simulated",
@@ -125,6 +133,9 @@ func (a *SimulatedAgent) post(ctx context.Context, call api.AgentCall) (*http.Re
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
 	if a.stream != "" {
 		req.Header.Set(api.StreamIDHeader, a.stream)
 	}
