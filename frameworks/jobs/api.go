@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"container/heap"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,7 +147,16 @@ func (s *Service) postJob(dependent bool) func(w http.ResponseWriter, r *http.Re
 		if old != nil {
 			e.st, e.history = old.st, old.history
 		}
-		if old == nil || old.job.Schedule != j.Schedule || old.job.Cron != j.Cron || old.job.ScheduleTimeZone != j.ScheduleTimeZone {
+		rescheduled := old == nil || old.job.Schedule != j.Schedule || old.job.Cron != j.Cron || old.job.ScheduleTimeZone != j.ScheduleTimeZone
+		if old != nil && old.ahead != nil {
+			if rescheduled {
+				// The run recorded ahead was of the old schedule.
+				e.st.Runs = slices.DeleteFunc(slices.Clone(old.st.Runs), func(r *run) bool { return r == old.ahead })
+			} else {
+				e.ahead = old.ahead
+			}
+		}
+		if rescheduled {
 			e.st.Next = time.Time{}
 			if e.sched != nil {
 				// The first run at or after now: a start in the past is not made up.
@@ -171,11 +181,15 @@ func (s *Service) postJob(dependent bool) func(w http.ResponseWriter, r *http.Re
 		if old != nil {
 			s.timers.remove(old)
 			s.unlink(j.Name, old.job.Parents)
+			if old.ahead != nil && e.ahead == nil {
+				heap.Remove(&s.ahead, old.ahead.aheadIndex)
+				delete(s.queued, old.ahead)
+			}
 		}
 		s.jobs[j.Name] = e
 		s.link(j.Name, j.Parents)
-		if !e.st.Next.IsZero() {
-			s.timers.push(e)
+		if e.ahead == nil {
+			s.setTimerLocked(e)
 		}
 		s.trigger()
 		w.WriteHeader(http.StatusNoContent)
@@ -371,6 +385,9 @@ func (s *Service) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	if _, err := s.host.WriteKV(r.Context(), &state.WriteKVRequest{Namespace: s.namespace, Deletes: []string{jobKey(name), stateKey(name), historyKey(name)}}); err != nil {
 		return fmt.Errorf("delete job %s: %w", name, err)
+	}
+	if e.ahead != nil {
+		heap.Remove(&s.ahead, e.ahead.aheadIndex)
 	}
 	for _, run := range e.st.Runs {
 		delete(s.queued, run)

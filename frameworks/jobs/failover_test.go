@@ -72,6 +72,57 @@ func TestFailoverDuringRun(t *testing.T) {
 	}
 }
 
+// TestFailoverBeforeRunRecordedAhead stops the leading master after its framework
+// recorded a run ahead of its time and before that time: the new leader's framework
+// launches that same run (its task id) once, not before its time.
+func TestFailoverBeforeRunRecordedAhead(t *testing.T) {
+	mc := master.NewTestCluster(t, 3, withJobs)
+	var all []string
+	for _, ts := range mc.Servers {
+		all = append(all, ts.URL)
+	}
+	agent.TestAgent(t, func() []string { return all }, func(cfg *agent.Config) { cfg.Hostname = "host-0" })
+	leader := mc.Leader()
+	c := &cluster{t: t, master: leader}
+	c.waitAgents(1)
+
+	due := time.Now().Add(4 * time.Second).UTC().Truncate(time.Millisecond)
+	c.mustCall(http.StatusNoContent, "POST", "/v1/scheduler/iso8601", map[string]any{
+		"name": "soon", "command": "true", "schedule": "R1/" + due.Format(time.RFC3339Nano) + "/PT1H", "mem": 16,
+	}, nil)
+	var recorded string
+	eventually(t, "the run recorded ahead", func() error {
+		runs := c.runs("soon")
+		if len(runs) != 1 || runs[0].Status != "queued" {
+			return fmt.Errorf("runs %+v", runs)
+		}
+		recorded = runs[0].TaskID
+		return nil
+	})
+	if time.Now().After(due) {
+		t.Fatalf("the run was seen recorded only after its time %v", due)
+	}
+	leader.Stop()
+	c.master = mc.Leader()
+	c.waitCounts("soon", 1, 0)
+	runs := c.runs("soon")
+	if len(runs) != 1 || runs[0].TaskID != recorded || runs[0].Status != "success" {
+		t.Fatalf("runs after the failover: %+v, want the one recorded ahead (%s), succeeded", runs, recorded)
+	}
+	if start := parseTime(t, runs[0].Start); start.Before(due) {
+		t.Errorf("the run started at %v, before its time %v", start, due)
+	}
+	tasks := 0
+	for _, task := range append(c.master.Store().Tasks(), c.master.Store().CompletedTasks()...) {
+		if task.Info.Name == "ChronosTask:soon" {
+			tasks++
+		}
+	}
+	if tasks != 1 {
+		t.Errorf("%d tasks of job soon in the master's state, want 1", tasks)
+	}
+}
+
 // TestMissedRunsRunOnce: runs due while no master led run once when one does, not once
 // for each time missed, and the schedule goes on.
 func TestMissedRunsRunOnce(t *testing.T) {

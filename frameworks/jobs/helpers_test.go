@@ -153,7 +153,7 @@ type runView struct {
 func (c *cluster) job(name string) jobView {
 	c.t.Helper()
 	var v jobView
-	c.mustCall(http.StatusOK, "GET", "/v1/scheduler/job/"+name, nil, &v)
+	c.read("/v1/scheduler/job/"+name, &v)
 	return v
 }
 
@@ -163,8 +163,26 @@ func (c *cluster) runs(name string) []runView {
 	var v struct {
 		History []runView `json:"taskStatHistory"`
 	}
-	c.mustCall(http.StatusOK, "GET", "/v1/scheduler/job/stat/"+name, nil, &v)
+	c.read("/v1/scheduler/job/stat/"+name, &v)
 	return v.History
+}
+
+// read GETs path into out, waiting while the framework answers 503 (it is starting,
+// as after a failover or restart), and fails the test on any other status but 200.
+func (c *cluster) read(path string, out any) {
+	c.t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		status, data := c.call("GET", path, nil, out)
+		if status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if status != http.StatusOK {
+			c.t.Fatalf("GET %s = %d %s, want 200", path, status, data)
+		}
+		return
+	}
 }
 
 // waitCounts waits until the job has the counts given.

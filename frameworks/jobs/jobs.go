@@ -13,11 +13,13 @@
 package jobs
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +58,10 @@ type Config struct {
 	TickInterval time.Duration
 	// MaxLaunchesPerOffer bounds the runs launched on one offer.
 	MaxLaunchesPerOffer int
+	// PrepareAhead is how long before a scheduled run is due it is recorded, and offers
+	// are held for it: when its time comes only the launch is left to do. A run never
+	// starts before its time.
+	PrepareAhead time.Duration
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -79,6 +85,10 @@ func DefaultConfig() Config {
 		TickInterval: time.Second,
 		// A minute boundary with thousands of jobs due fills agents in a few offers.
 		MaxLaunchesPerOffer: 1000,
+		// Recording 10,000 runs due at one minute boundary takes well under a second, and
+		// offers come a moment after a revive; seconds more cover a loaded machine. Offers
+		// are held that long before a run, kept from other frameworks.
+		PrepareAhead: 5 * time.Second,
 	}
 }
 
@@ -110,6 +120,9 @@ type Service struct {
 	host host.Host
 	// namespace is the host's key-value namespace.
 	namespace string
+	// direct sends scheduler calls straight to the master the framework is built into;
+	// nil sends them through the stream's client.
+	direct func(ctx context.Context, streamID string, call *api.Call) error
 
 	// wake asks the scheduler loop for a pass soon.
 	wake chan struct{}
@@ -123,8 +136,14 @@ type Service struct {
 	jobs        map[string]*entry
 	// children indexes the jobs by each of their parents.
 	children map[string]map[string]bool
-	// timers orders scheduled jobs by their next run.
+	// timers orders scheduled jobs by their next run (those with no run recorded ahead).
 	timers timerHeap
+	// ahead orders the runs recorded ahead of their time by it.
+	ahead runHeap
+	// held are offers kept for the runs recorded ahead, by offer id.
+	held map[string]api.Offer
+	// fresh says runs became able to launch since the offers held were last tried.
+	fresh bool
 	// byTask indexes the runs launched, by task id.
 	byTask map[string]*run
 	// queued holds the runs waiting for an offer.
@@ -147,7 +166,9 @@ type Service struct {
 // its API is served on m's handler (Chronos's /v1/scheduler and /scheduler paths). Call
 // it from a master.Config extension.
 func Attach(m *master.Master, cfg Config) *Service {
-	return New(host.NewInMaster(m, builtinNamespace), cfg)
+	s := New(host.NewInMaster(m, builtinNamespace), cfg)
+	s.direct = m.SchedulerCall
+	return s
 }
 
 // New creates the jobs framework on h: its scheduler runs while h leads, and its API is
@@ -183,6 +204,9 @@ func New(h host.Host, cfg Config) *Service {
 	}
 	if cfg.MaxLaunchesPerOffer == 0 {
 		cfg.MaxLaunchesPerOffer = def.MaxLaunchesPerOffer
+	}
+	if cfg.PrepareAhead == 0 {
+		cfg.PrepareAhead = def.PrepareAhead
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -314,7 +338,7 @@ func (s *Service) load(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.frameworkID, s.jobs = frameworkID, jobs
-	s.timers = nil
+	s.timers, s.ahead, s.held, s.fresh = nil, nil, map[string]api.Offer{}, false
 	s.children = map[string]map[string]bool{}
 	for name, e := range jobs {
 		s.link(name, e.job.Parents)
@@ -326,11 +350,14 @@ func (s *Service) load(ctx context.Context) error {
 	var ended []api.TaskStatus
 	for name, e := range jobs {
 		for _, r := range e.st.Runs {
-			r.job = name
+			r.job, r.persisted, r.aheadIndex = name, true, -1
 			if t := live[r.TaskID]; t != nil {
 				r.State = runLaunched
 				if t.State == api.TaskRunning {
 					r.State = runRunning
+					if r.Start.IsZero() {
+						r.Start = runningSince(t, now)
+					}
 				}
 				r.Agent = t.AgentID
 				s.byTask[r.TaskID] = r
@@ -339,6 +366,9 @@ func (s *Service) load(ctx context.Context) error {
 			if t := completed[r.TaskID]; t != nil {
 				// It ended while no master led: take its end as if it arrived now.
 				r.State, r.Agent = runLaunched, t.AgentID
+				if r.Start.IsZero() && slices.ContainsFunc(t.Statuses, func(st api.TaskStatus) bool { return st.State == api.TaskRunning }) {
+					r.Start = runningSince(t, now)
+				}
 				s.byTask[r.TaskID] = r
 				st := api.TaskStatus{TaskID: api.TaskID{Value: t.ID}, State: t.State, AgentID: &api.AgentID{Value: t.AgentID}}
 				if n := len(t.Statuses); n > 0 {
@@ -355,12 +385,27 @@ func (s *Service) load(ctx context.Context) error {
 				ended = append(ended, api.TaskStatus{TaskID: api.TaskID{Value: r.TaskID}, State: api.TaskLost, Message: "the task is unknown to the master after a failover"})
 				continue
 			}
-			// Recorded, never launched: it is launched now, with the same task id.
+			// Recorded, never launched: it is launched now, with the same task id, or
+			// when its time comes if it was recorded ahead of it.
 			r.State = runQueued
 			s.queued[r] = struct{}{}
+			if r.Scheduled.After(now) && e.ahead == nil {
+				e.ahead = r
+				heap.Push(&s.ahead, r)
+			}
 		}
-		if !e.st.Next.IsZero() {
-			s.timers.push(e)
+		missed := !e.st.Next.IsZero() && !e.st.Next.After(now)
+		if missed && slices.ContainsFunc(e.st.Runs, func(r *run) bool { return r.State == runQueued && !r.Scheduled.After(now) }) {
+			// Runs passed while no master led, and one not launched is due: it is the
+			// one run made up for them, and the schedule goes on from now.
+			e.st.Next = time.Time{}
+			if next, ok := e.sched.Next(now); ok {
+				e.st.Next = next
+			}
+			s.dirty[name] = true
+		}
+		if e.ahead == nil {
+			s.setTimerLocked(e)
 		}
 	}
 	// Tasks of the framework no run knows (their job was deleted): killed.
@@ -375,6 +420,18 @@ func (s *Service) load(ctx context.Context) error {
 	s.ready = true
 	s.log.Info("jobs state loaded", "jobs", len(jobs), "launched", len(s.byTask), "queued", len(s.queued))
 	return nil
+}
+
+// runningSince is when the master's record of a task says it started running: its first
+// RUNNING status it keeps, else (older statuses are dropped) its oldest, else now.
+func runningSince(t *state.Task, now time.Time) time.Time {
+	if i := slices.IndexFunc(t.Statuses, func(st api.TaskStatus) bool { return st.State == api.TaskRunning }); i >= 0 {
+		return statusTime(&t.Statuses[i], now)
+	}
+	if len(t.Statuses) > 0 {
+		return statusTime(&t.Statuses[0], now)
+	}
+	return now
 }
 
 // runStream subscribes and runs the scheduler loop until the stream or ctx ends.
@@ -400,7 +457,9 @@ func (s *Service) runStream(ctx context.Context) error {
 		return err
 	}
 	defer stream.Close()
-	events, readErr := stream.Events(streamCtx, 64)
+	// Room for a whole pass of events: a burst of updates is taken in few passes, each one
+	// write.
+	events, readErr := stream.Events(streamCtx, maxEventsPerPass)
 	ticker := time.NewTicker(s.cfg.TickInterval)
 	defer ticker.Stop()
 	timer := time.NewTimer(time.Hour)
@@ -444,8 +503,12 @@ func (s *Service) runStream(ctx context.Context) error {
 		s.mu.Lock()
 		wait := time.Hour
 		if next, ok := s.timers.peek(); ok {
-			wait = max(next.Sub(s.now()), 0)
+			wait = next.Sub(s.now())
 		}
+		if len(s.ahead) > 0 {
+			wait = min(wait, s.ahead[0].Scheduled.Sub(s.now()))
+		}
+		wait = max(wait, 0)
 		s.mu.Unlock()
 		timer.Reset(wait)
 	}
@@ -458,6 +521,10 @@ func (s *Service) handleEvent(ctx context.Context, stream *api.SchedulerStream, 
 		return s.subscribed(ctx, stream, ev.Subscribed)
 	case api.EventOffers:
 		return s.offers(ctx, ev.Offers.Offers)
+	case api.EventRescind:
+		s.mu.Lock()
+		delete(s.held, ev.Rescind.OfferID.Value)
+		s.mu.Unlock()
 	case api.EventUpdate:
 		s.mu.Lock()
 		s.updateLocked(&ev.Update.Status, s.now())
@@ -474,6 +541,8 @@ func (s *Service) subscribed(ctx context.Context, stream *api.SchedulerStream, s
 	s.mu.Lock()
 	s.stream = stream
 	s.suppressed = false
+	// Offers of an earlier subscription are gone with it.
+	clear(s.held)
 	if s.frameworkID != id {
 		value, _ := json.Marshal(id)
 		if _, err := s.host.WriteKV(ctx, &state.WriteKVRequest{Namespace: s.namespace, Puts: []state.KVPut{{Key: frameworkIDKey, Value: value}}}); err != nil {

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,7 +69,12 @@ type run struct {
 	job string
 	// persisted says the run is in the replicated state: only then may it launch.
 	persisted bool
-	killSent  time.Time
+	// killSent is when the run's kill was last sent, kills how many times it was.
+	killSent time.Time
+	kills    int
+	// aheadIndex is the run's place in Service.ahead while it waits for its time, -1
+	// otherwise.
+	aheadIndex int
 }
 
 // jobState is what changes as a job runs, stored apart from its definition.
@@ -97,6 +104,12 @@ type entry struct {
 	history []*run
 	// heapIndex is the entry's place in the timers, -1 when not there.
 	heapIndex int
+	// fireAt is when the next run is taken (see setTimerLocked).
+	fireAt time.Time
+	// ahead is the run recorded ahead of its time (see Config.PrepareAhead), nil when
+	// none. While there is one the entry is out of the timers: the next run is recorded
+	// once this one is due.
+	ahead *run
 }
 
 func newEntry(j *Job) (*entry, error) {
@@ -127,16 +140,17 @@ func (e *entry) active() bool {
 	return slices.ContainsFunc(e.st.Runs, func(r *run) bool { return r.State == runLaunched || r.State == runRunning })
 }
 
-// hasQueued says a run of the job waits for an offer.
+// hasQueued says a run of the job waits for an offer (not one recorded ahead of its
+// time).
 func (e *entry) hasQueued() bool {
-	return slices.ContainsFunc(e.st.Runs, func(r *run) bool { return r.State == runQueued })
+	return slices.ContainsFunc(e.st.Runs, func(r *run) bool { return r.State == runQueued && r != e.ahead })
 }
 
-// timerHeap orders scheduled jobs by their next run.
+// timerHeap orders scheduled jobs by when their next run is taken.
 type timerHeap []*entry
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].st.Next.Before(h[j].st.Next) }
+func (h timerHeap) Less(i, j int) bool { return h[i].fireAt.Before(h[j].fireAt) }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].heapIndex, h[j].heapIndex = i, j
@@ -171,16 +185,56 @@ func (h *timerHeap) remove(e *entry) {
 	}
 }
 
-// peek returns the earliest next run.
+// peek returns when the earliest next run is taken.
 func (h timerHeap) peek() (time.Time, bool) {
 	if len(h) == 0 {
 		return time.Time{}, false
 	}
-	return h[0].st.Next, true
+	return h[0].fireAt, true
 }
 
-// pass fires the jobs that are due, kills overlong runs (on ticks), writes what changed,
-// then acknowledges the updates it took, sends kills, and suppresses or revives offers.
+// setTimerLocked puts e in the timers for its next run, taken Config.PrepareAhead before
+// it, or at its time for a disabled job, which records nothing ahead; without a next run
+// e leaves them. s.mu is held.
+func (s *Service) setTimerLocked(e *entry) {
+	if e.st.Next.IsZero() {
+		s.timers.remove(e)
+		return
+	}
+	e.fireAt = e.st.Next
+	if !e.job.Disabled {
+		e.fireAt = e.fireAt.Add(-s.cfg.PrepareAhead)
+	}
+	s.timers.push(e)
+}
+
+// runHeap orders the runs recorded ahead of their time by that time.
+type runHeap []*run
+
+func (h runHeap) Len() int           { return len(h) }
+func (h runHeap) Less(i, j int) bool { return h[i].Scheduled.Before(h[j].Scheduled) }
+func (h runHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].aheadIndex, h[j].aheadIndex = i, j
+}
+func (h *runHeap) Push(x any) {
+	r := x.(*run)
+	r.aheadIndex = len(*h)
+	*h = append(*h, r)
+}
+func (h *runHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	r.aheadIndex = -1
+	return r
+}
+
+// pass takes the runs whose time came and launches them on the offers held for them,
+// records the runs due soon (and fires those due now), kills overlong runs (on ticks),
+// writes what changed, then acknowledges the updates it took, sends kills, and
+// suppresses, revives or declines offers.
 func (s *Service) pass(ctx context.Context, tick bool) error {
 	s.mu.Lock()
 	stream := s.stream
@@ -189,7 +243,28 @@ func (s *Service) pass(ctx context.Context, tick bool) error {
 		return nil
 	}
 	now := s.now()
-	for len(s.timers) > 0 && !s.timers[0].st.Next.After(now) {
+	if s.takeDueLocked(now) {
+		s.fresh = true
+	}
+	// The launch comes first: it is what the runs due now wait for.
+	var plan launchPlan
+	if len(s.held) > 0 && s.fresh && s.hasEligible(now) {
+		held := make([]api.Offer, 0, len(s.held))
+		for _, o := range s.held {
+			held = append(held, o)
+		}
+		clear(s.held)
+		plan = s.planLocked(held, now)
+	}
+	s.fresh = false
+	s.mu.Unlock()
+	if err := s.execute(ctx, stream, plan); err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	now = s.now()
+	for len(s.timers) > 0 && !s.timers[0].fireAt.After(now) {
 		s.fire(s.timers[0], now)
 	}
 	if tick {
@@ -203,55 +278,159 @@ func (s *Service) pass(ctx context.Context, tick bool) error {
 	s.acks = nil
 	kills := s.kills
 	s.kills = map[string]string{}
-	waiting := s.hasEligible()
-	revive := waiting && (s.suppressed || s.declinedIdle)
-	suppress := !waiting && !s.suppressed
+	wanted := len(s.ahead) > 0 || s.hasEligible(now)
+	revive := wanted && (s.suppressed || s.declinedIdle)
+	suppress := !wanted && !s.suppressed
 	if revive {
 		s.suppressed, s.declinedIdle = false, false
 	}
 	if suppress {
 		s.suppressed = true
 	}
+	var release []api.OfferID
+	if !wanted {
+		for id := range s.held {
+			release = append(release, api.OfferID{Value: id})
+		}
+		clear(s.held)
+	}
+	if s.fresh && len(s.held) > 0 {
+		// Runs queued now may launch on the offers held: in a pass of their own, which
+		// comes at once.
+		s.trigger()
+	}
 	s.mu.Unlock()
 
+	// An update not acknowledged (its agent went away meanwhile) is sent again by the
+	// agent, and acknowledged then.
+	var ackErr error
+	failed := 0
 	for _, st := range acks {
-		if err := stream.Acknowledge(ctx, st); err != nil {
-			return fmt.Errorf("acknowledge %s: %w", st.TaskID.Value, err)
+		if st.AgentID == nil {
+			continue
+		}
+		call := &api.Call{Type: api.CallAcknowledge, Acknowledge: &api.Acknowledge{AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}}
+		if err := s.call(ctx, stream, call); err != nil {
+			ackErr = cmp.Or(ackErr, fmt.Errorf("acknowledge %s: %w", st.TaskID.Value, err))
+			failed++
 		}
 	}
+	if ackErr != nil {
+		s.log.Info("status updates not acknowledged; their agents send them again", "updates", failed, "err", ackErr)
+	}
 	for taskID, agentID := range kills {
-		if err := stream.Kill(ctx, api.TaskID{Value: taskID}, &api.AgentID{Value: agentID}); err != nil {
+		call := &api.Call{Type: api.CallKill, Kill: &api.Kill{TaskID: api.TaskID{Value: taskID}, AgentID: &api.AgentID{Value: agentID}}}
+		if err := s.call(ctx, stream, call); err != nil {
 			return fmt.Errorf("kill %s: %w", taskID, err)
+		}
+	}
+	if len(release) > 0 {
+		if err := s.decline(ctx, stream, release, s.cfg.DeclineIdle); err != nil {
+			return err
 		}
 	}
 	switch {
 	case revive:
-		return stream.Revive(ctx)
+		return s.call(ctx, stream, &api.Call{Type: api.CallRevive, Revive: &api.Revive{}})
 	case suppress:
-		return stream.Suppress(ctx)
+		return s.call(ctx, stream, &api.Call{Type: api.CallSuppress, Suppress: &api.Suppress{}})
 	}
 	return nil
 }
 
-// fire takes the due run of a scheduled job: it queues it (unless the job is disabled,
-// or does not run concurrently and a run already waits) and sets the next one. Runs the
-// schedule passed while no master led are not made up: one runs, then the schedule goes
-// on from now. s.mu is held.
+// call sends a scheduler call of stream's subscription: straight to the master when the
+// framework is built into it, else through the stream's client.
+func (s *Service) call(ctx context.Context, stream *api.SchedulerStream, call *api.Call) error {
+	if s.direct == nil {
+		return stream.Call(ctx, call)
+	}
+	id := stream.FrameworkID()
+	call.FrameworkID = &id
+	if err := s.direct(ctx, stream.StreamID(), call); err != nil {
+		return fmt.Errorf("%s: %w", call.Type, err)
+	}
+	return nil
+}
+
+// decline declines offers, refused for refuse.
+func (s *Service) decline(ctx context.Context, stream *api.SchedulerStream, ids []api.OfferID, refuse time.Duration) error {
+	seconds := refuse.Seconds()
+	call := &api.Call{Type: api.CallDecline, Decline: &api.Decline{OfferIDs: ids, Filters: &api.Filters{RefuseSeconds: &seconds}}}
+	if err := s.call(ctx, stream, call); err != nil {
+		return fmt.Errorf("decline: %w", err)
+	}
+	return nil
+}
+
+// fire takes the next run of a scheduled job, due now or within Config.PrepareAhead,
+// and sets the one after. A run due later is recorded ahead of its time, to be launched
+// when it comes (see takeDueLocked), and the job leaves the timers until then. A run
+// due now is queued, unless the job is disabled, or does not run concurrently and a run
+// already waits. Runs the schedule passed while no master led are not made up: one
+// runs, then the schedule goes on from now. s.mu is held.
 func (s *Service) fire(e *entry, now time.Time) {
 	due := e.st.Next
-	next, ok := e.sched.Next(maxTime(due, now))
-	if ok {
+	e.st.Next = time.Time{}
+	if next, ok := e.sched.Next(maxTime(due, now)); ok {
 		e.st.Next = next
-		s.timers.push(e)
-	} else {
-		e.st.Next = time.Time{}
-		s.timers.remove(e)
 	}
 	s.dirty[e.job.Name] = true
-	if e.job.Disabled || (!e.job.Concurrent && e.hasQueued()) {
+	switch {
+	case due.After(now) && !e.job.Disabled:
+		e.ahead = s.queueRun(e, due, 0, nil, false)
+		heap.Push(&s.ahead, e.ahead)
+		s.timers.remove(e)
+		return
+	case e.job.Disabled || (!e.job.Concurrent && e.hasQueued()):
+	default:
+		s.queueRun(e, due, 0, nil, false)
+	}
+	s.setTimerLocked(e)
+}
+
+// takeDueLocked takes the runs recorded ahead whose time came: each may launch from now
+// on, unless its job was disabled meanwhile or does not run concurrently and has an
+// earlier run still waiting, which is as if it fired now. Their jobs go back to the
+// timers. It says whether there were any. s.mu is held.
+func (s *Service) takeDueLocked(now time.Time) bool {
+	took := false
+	for len(s.ahead) > 0 && !s.ahead[0].Scheduled.After(now) {
+		took = true
+		r := heap.Pop(&s.ahead).(*run)
+		e := s.jobs[r.job]
+		if e == nil || e.ahead != r {
+			continue
+		}
+		s.endAheadLocked(e)
+		earlier := slices.ContainsFunc(e.st.Runs, func(x *run) bool { return x != r && x.State == runQueued && x.Scheduled.Before(r.Scheduled) })
+		if e.job.Disabled || (!e.job.Concurrent && earlier) {
+			s.dropQueuedLocked(e, r)
+		}
+	}
+	return took
+}
+
+// endAheadLocked ends e's wait for its run recorded ahead: the job goes back to the
+// timers. s.mu is held.
+func (s *Service) endAheadLocked(e *entry) {
+	if e.ahead == nil {
 		return
 	}
-	s.queueRun(e, due, 0, nil, false)
+	if e.ahead.aheadIndex >= 0 {
+		heap.Remove(&s.ahead, e.ahead.aheadIndex)
+	}
+	e.ahead = nil
+	s.setTimerLocked(e)
+}
+
+// dropQueuedLocked removes a run that waits for an offer or for its time. s.mu is held.
+func (s *Service) dropQueuedLocked(e *entry, r *run) {
+	if e.ahead == r {
+		s.endAheadLocked(e)
+	}
+	delete(s.queued, r)
+	e.st.Runs = slices.DeleteFunc(e.st.Runs, func(x *run) bool { return x == r })
+	s.dirty[e.job.Name] = true
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -271,6 +450,8 @@ func (s *Service) queueRun(e *entry, scheduled time.Time, attempt int, args []st
 		Arguments: args,
 		State:     runQueued,
 		job:       e.job.Name,
+
+		aheadIndex: -1,
 	}
 	e.st.Runs = append(e.st.Runs, r)
 	s.queued[r] = struct{}{}
@@ -287,7 +468,7 @@ func newTaskID(job string, scheduled time.Time, attempt int) string {
 // checkDeadlines kills runs that ran longer than their job's maxCompletionTime, and
 // sends again kills that went unanswered. s.mu is held.
 func (s *Service) checkDeadlines(now time.Time) {
-	for id, r := range s.byTask {
+	for _, r := range s.byTask {
 		e := s.jobs[r.job]
 		if e == nil {
 			continue
@@ -295,36 +476,44 @@ func (s *Service) checkDeadlines(now time.Time) {
 		switch {
 		case r.Killed == "" && e.job.MaxCompletionTime > 0 && !r.Start.IsZero() && now.Sub(r.Start) > time.Duration(e.job.MaxCompletionTime)*time.Millisecond:
 			r.Killed = killedTimeout
-			r.killSent = now
-			s.kills[id] = r.Agent
-		case r.Killed != "" && now.Sub(r.killSent) >= killRetry:
-			r.killSent = now
-			s.kills[id] = r.Agent
+			s.sendKillLocked(r, now)
+		case r.Killed != "" && now.Sub(r.killSent) >= killRetry<<min(r.kills-1, maxKillBackoff):
+			s.sendKillLocked(r, now)
 		}
 	}
 }
 
-// killRetry is how long a kill may go unanswered before it is sent again (the agent may
-// have been away).
-const killRetry = 2 * time.Second
+// A kill that goes unanswered (its agent may have been away) is sent again after
+// killRetry, then after twice as long each time, up to killRetry<<maxKillBackoff (40 s):
+// when thousands of runs are killed at once, their ends take seconds to come back, and
+// kills sent again meanwhile only add to what the master and agents must do.
+const (
+	killRetry      = 5 * time.Second
+	maxKillBackoff = 3
+)
+
+// sendKillLocked has the run's task killed by the next pass. s.mu is held.
+func (s *Service) sendKillLocked(r *run, now time.Time) {
+	r.killSent = now
+	r.kills++
+	s.kills[r.TaskID] = r.Agent
+}
 
 // killRunLocked kills a launched run, or drops a queued one. s.mu is held.
 func (s *Service) killRunLocked(e *entry, r *run, why string, now time.Time) {
 	if r.State == runQueued {
-		delete(s.queued, r)
-		e.st.Runs = slices.DeleteFunc(e.st.Runs, func(x *run) bool { return x == r })
-		s.dirty[e.job.Name] = true
+		s.dropQueuedLocked(e, r)
 		return
 	}
-	r.Killed, r.killSent = why, now
-	s.kills[r.TaskID] = r.Agent
+	r.Killed = why
+	s.sendKillLocked(r, now)
 }
 
-// eligible says a queued run may launch now: it is in the replicated state, and its job
-// runs concurrently or has no run launched and no earlier run waiting.
-func (s *Service) eligible(r *run) bool {
+// eligible says a queued run may launch now: it is in the replicated state, its time
+// came, and its job runs concurrently or has no run launched and no earlier run waiting.
+func (s *Service) eligible(r *run, now time.Time) bool {
 	e := s.jobs[r.job]
-	if e == nil || !r.persisted {
+	if e == nil || !r.persisted || e.ahead == r || r.Scheduled.After(now) {
 		return false
 	}
 	if e.job.Concurrent {
@@ -338,9 +527,9 @@ func (s *Service) eligible(r *run) bool {
 }
 
 // hasEligible says a run may launch now. s.mu is held.
-func (s *Service) hasEligible() bool {
+func (s *Service) hasEligible(now time.Time) bool {
 	for r := range s.queued {
-		if s.eligible(r) {
+		if s.eligible(r, now) {
 			return true
 		}
 	}
@@ -351,15 +540,47 @@ func (s *Service) hasEligible() bool {
 // rest would not fit either, nearly always.
 const maxMisses = 256
 
-// offers launches the waiting runs on the offers, earliest due first, and declines what
-// is left.
+// launchPlan is what a round of offers comes to: the tasks launched on each offer, and
+// the offers declined.
+type launchPlan struct {
+	accepts  []offerLaunch
+	declines []api.OfferID
+	// refuse is how long the declined offers are refused.
+	refuse time.Duration
+}
+
+// offerLaunch is the runs launched on one offer.
+type offerLaunch struct {
+	offer api.Offer
+	runs  []placedRun
+}
+
+// placedRun is a run placed on an offer: its job, and the resources it takes.
+type placedRun struct {
+	job       *Job
+	run       *run
+	resources []api.Resource
+}
+
+// offers launches the waiting runs on the offers; what is left is held while runs wait
+// for their time (so that they launch the moment it comes), else declined.
 func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 	s.mu.Lock()
 	stream := s.stream
-	now := s.now()
+	plan := s.planLocked(offers, s.now())
+	s.mu.Unlock()
+	return s.execute(ctx, stream, plan)
+}
+
+// planLocked places the runs that may launch now on offers, earliest due first, each
+// offer first taking an even share of them, so that a burst is launched by as many
+// ACCEPTs at once as there are offers, then as many as fit (up to
+// Config.MaxLaunchesPerOffer). The runs placed are marked launched. An offer no run
+// took is held while runs wait for their time, and declined otherwise. s.mu is held.
+func (s *Service) planLocked(offers []api.Offer, now time.Time) launchPlan {
 	var waiting []*run
 	for r := range s.queued {
-		if s.eligible(r) {
+		if s.eligible(r, now) {
 			waiting = append(waiting, r)
 		}
 	}
@@ -369,79 +590,114 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 		}
 		return strings.Compare(a.TaskID, b.TaskID)
 	})
-	type accept struct {
-		offer api.OfferID
-		tasks []api.TaskInfo
-	}
-	var accepts []accept
-	var declines []api.OfferID
-	planners := map[*entry]*placement.Planner{}
-	taken := make([]bool, len(waiting))
-	// A job that does not run concurrently launches one run per batch.
-	launchedJob := map[string]bool{}
-	for i := range offers {
-		offer := &offers[i]
-		remaining := *offer
-		var tasks []api.TaskInfo
-		misses := 0
-		for k, r := range waiting {
-			if taken[k] || launchedJob[r.job] {
-				continue
+	placed := make([][]placedRun, len(offers))
+	if len(waiting) > 0 && len(offers) > 0 {
+		remaining := slices.Clone(offers)
+		planners := map[*entry]*placement.Planner{}
+		taken := make([]bool, len(waiting))
+		// A job that does not run concurrently launches one run per round.
+		launchedJob := map[string]bool{}
+		place := func(i, limit int) {
+			offer := &offers[i]
+			misses := 0
+			for k, r := range waiting {
+				if len(placed[i]) >= limit || misses >= maxMisses {
+					return
+				}
+				if taken[k] || launchedJob[r.job] {
+					continue
+				}
+				e := s.jobs[r.job]
+				planner := planners[e]
+				if planner == nil {
+					planner = placement.NewPlanner(e.req, nil)
+					planners[e] = planner
+				}
+				claims, _ := planner.MatchMany(&remaining[i], 1)
+				if len(claims) == 0 {
+					misses++
+					continue
+				}
+				misses = 0
+				taken[k] = true
+				if !e.job.Concurrent {
+					launchedJob[r.job] = true
+				}
+				placed[i] = append(placed[i], placedRun{e.job, r, claims[0].Resources})
+				delete(s.queued, r)
+				r.State, r.Agent, r.Host, r.Launched = runLaunched, offer.AgentID.Value, offer.Hostname, now
+				s.byTask[r.TaskID] = r
+				remaining[i].Resources = placement.Remaining(remaining[i].Resources, claims[0].Resources)
 			}
-			if len(tasks) >= s.cfg.MaxLaunchesPerOffer || misses >= maxMisses {
-				break
-			}
-			e := s.jobs[r.job]
-			planner := planners[e]
-			if planner == nil {
-				planner = placement.NewPlanner(e.req, nil)
-				planners[e] = planner
-			}
-			claims, _ := planner.MatchMany(&remaining, 1)
-			if len(claims) == 0 {
-				misses++
-				continue
-			}
-			misses = 0
-			taken[k] = true
-			if !e.job.Concurrent {
-				launchedJob[r.job] = true
-			}
-			tasks = append(tasks, s.taskInfo(e, r, offer, &claims[0]))
-			delete(s.queued, r)
-			r.State, r.Agent, r.Host, r.Launched = runLaunched, offer.AgentID.Value, offer.Hostname, now
-			s.byTask[r.TaskID] = r
-			remaining.Resources = placement.Remaining(remaining.Resources, claims[0].Resources)
 		}
-		if len(tasks) == 0 {
-			declines = append(declines, offer.ID)
-			continue
+		share := min(s.cfg.MaxLaunchesPerOffer, (len(waiting)+len(offers)-1)/len(offers))
+		for i := range offers {
+			place(i, share)
 		}
-		accepts = append(accepts, accept{offer.ID, tasks})
+		if share < s.cfg.MaxLaunchesPerOffer && slices.Contains(taken, false) {
+			for i := range offers {
+				place(i, s.cfg.MaxLaunchesPerOffer)
+			}
+		}
 	}
-	refuse := s.cfg.DeclineIdle
+	plan := launchPlan{refuse: s.cfg.DeclineIdle}
 	if len(waiting) > 0 {
-		refuse = s.cfg.DeclineUnfit
-	} else if len(declines) > 0 {
+		plan.refuse = s.cfg.DeclineUnfit
+	}
+	for i, offer := range offers {
+		switch {
+		case len(placed[i]) > 0:
+			plan.accepts = append(plan.accepts, offerLaunch{offer, placed[i]})
+		case len(s.ahead) > 0:
+			s.held[offer.ID.Value] = offer
+		default:
+			plan.declines = append(plan.declines, offer.ID)
+		}
+	}
+	if len(waiting) == 0 && len(plan.declines) > 0 {
 		s.declinedIdle = true
 	}
-	s.mu.Unlock()
+	return plan
+}
 
-	for _, acc := range accepts {
-		op := api.OfferOperation{Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: acc.tasks}}
-		zero := 0.0
-		if err := stream.Accept(ctx, []api.OfferID{acc.offer}, []api.OfferOperation{op}, &api.Filters{RefuseSeconds: &zero}); err != nil {
-			if rerr := s.requeueUnrecorded(ctx, acc.tasks); rerr != nil {
-				return fmt.Errorf("accept: %w; %w: %w", err, errReload, rerr)
+// execute sends a plan's ACCEPTs, all at once (each builds its tasks), then its
+// DECLINE. The runs of ACCEPTs that failed go back to the queue unless the master
+// recorded their tasks.
+func (s *Service) execute(ctx context.Context, stream *api.SchedulerStream, plan launchPlan) error {
+	errs := make([]error, len(plan.accepts))
+	tasks := make([][]api.TaskInfo, len(plan.accepts))
+	var wg sync.WaitGroup
+	for i, launch := range plan.accepts {
+		wg.Go(func() {
+			tasks[i] = make([]api.TaskInfo, len(launch.runs))
+			for k, p := range launch.runs {
+				tasks[i][k] = s.taskInfo(p.job, p.run, &launch.offer, p.resources)
 			}
-			return fmt.Errorf("accept: %w", err)
+			zero := 0.0
+			errs[i] = s.call(ctx, stream, &api.Call{Type: api.CallAccept, Accept: &api.Accept{
+				OfferIDs:   []api.OfferID{launch.offer.ID},
+				Operations: []api.OfferOperation{{Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: tasks[i]}}},
+				Filters:    &api.Filters{RefuseSeconds: &zero},
+			}})
+		})
+	}
+	wg.Wait()
+	var failed []api.TaskInfo
+	var firstErr error
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, tasks[i]...)
+			firstErr = cmp.Or(firstErr, err)
 		}
 	}
-	if len(declines) > 0 {
-		seconds := refuse.Seconds()
-		if err := stream.Decline(ctx, declines, &api.Filters{RefuseSeconds: &seconds}); err != nil {
-			return fmt.Errorf("decline: %w", err)
+	if firstErr != nil {
+		if err := s.requeueUnrecorded(ctx, failed); err != nil {
+			return fmt.Errorf("accept: %w; %w: %w", firstErr, errReload, err)
 		}
+		return fmt.Errorf("accept: %w", firstErr)
+	}
+	if len(plan.declines) > 0 {
+		return s.decline(ctx, stream, plan.declines, plan.refuse)
 	}
 	return nil
 }
@@ -473,9 +729,9 @@ func (s *Service) requeueUnrecorded(ctx context.Context, tasks []api.TaskInfo) e
 	return nil
 }
 
-// taskInfo is the task of a run on an offer.
-func (s *Service) taskInfo(e *entry, r *run, offer *api.Offer, claim *placement.Claim) api.TaskInfo {
-	j := e.job
+// taskInfo is the task of a run of j on an offer, taking resources of it. It reads only
+// what does not change once a run is queued, so it needs no lock.
+func (s *Service) taskInfo(j *Job, r *run, offer *api.Offer, resources []api.Resource) api.TaskInfo {
 	args := j.Arguments
 	if len(r.Arguments) > 0 {
 		args = r.Arguments
@@ -519,7 +775,7 @@ func (s *Service) taskInfo(e *entry, r *run, offer *api.Offer, claim *placement.
 		Name:      "ChronosTask:" + j.Name,
 		TaskID:    api.TaskID{Value: r.TaskID},
 		AgentID:   offer.AgentID,
-		Resources: claim.Resources,
+		Resources: resources,
 		Command:   cmd,
 		Labels: &api.Labels{Labels: []api.Label{
 			{Key: labelJob, Value: j.Name},
@@ -577,8 +833,10 @@ func (s *Service) updateLocked(st *api.TaskStatus, now time.Time) {
 	}
 	switch {
 	case st.State == api.TaskRunning && r.State != runRunning:
+		// Not written: the master's record of the task says it runs, and since when, to
+		// a new leader (see load). A burst of launches is not followed by a burst of
+		// writes.
 		r.State, r.Start = runRunning, statusTime(st, now)
-		s.dirty[r.job] = true
 	case st.State == api.TaskDropped && r.State == runLaunched && r.Killed == "":
 		// The master dropped the launch (the offer went away): the run waits again.
 		delete(s.byTask, r.TaskID)
@@ -709,6 +967,9 @@ func (s *Service) flushLocked(ctx context.Context) error {
 	for name := range s.dirty {
 		if e := s.jobs[name]; e != nil {
 			for _, r := range e.st.Runs {
+				if !r.persisted && r.State == runQueued {
+					s.fresh = true
+				}
 				r.persisted = true
 			}
 		}

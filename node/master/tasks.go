@@ -2,8 +2,10 @@ package master
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/atoll/atoll/alloc"
@@ -76,6 +78,12 @@ offers:
 	}
 	agentID := taken[0].agentID
 	as := ls.agents[agentID]
+	agentGone := as == nil || as.stream == nil
+	info := fs.info
+	m.mu.Unlock()
+
+	// The offers are this call's alone now: the tasks are checked against them without
+	// the lock, so that ACCEPTs on other agents are checked at the same time.
 	remaining := map[string]alloc.Resources{}
 	for _, o := range taken {
 		remaining[o.role] = remaining[o.role].Add(o.resources)
@@ -108,23 +116,25 @@ offers:
 			Statuses:     []api.TaskStatus{masterStatus(t.TaskID.Value, agentID, api.TaskStaging, "", "")},
 		})
 	}
-	agentGone := as == nil || as.stream == nil
-	if agentGone {
-		// The agent vanished between offer and accept: everything goes back.
-		for role, r := range remaining {
-			ls.alloc.Recover(fs.id, agentID, role, r, 0)
-		}
-		for _, t := range valid {
-			ls.alloc.Recover(fs.id, agentID, t.Role, mustResources(t.Info.Resources), 0)
-		}
-	} else {
-		for role, r := range remaining {
-			if !r.IsEmpty() {
-				ls.alloc.Recover(fs.id, agentID, role, r, refuse)
+	m.mu.Lock()
+	if m.leader == ls {
+		if agentGone {
+			// The agent vanished between offer and accept: everything goes back.
+			for role, r := range remaining {
+				ls.alloc.Recover(fs.id, agentID, role, r, 0)
+			}
+			for _, t := range valid {
+				ls.alloc.Recover(fs.id, agentID, t.Role, mustResources(t.Info.Resources), 0)
+			}
+		} else {
+			for role, r := range remaining {
+				if !r.IsEmpty() {
+					ls.alloc.Recover(fs.id, agentID, role, r, refuse)
+				}
 			}
 		}
+		ls.triggerAllocation()
 	}
-	ls.triggerAllocation()
 	m.mu.Unlock()
 
 	for _, r := range rejected {
@@ -139,7 +149,11 @@ offers:
 		}
 		return nil
 	}
-	if _, err := m.apply(ctx, state.AddTasksType, state.AddTasksRequest{Tasks: valid}); err != nil {
+	// The launches are framed while Raft records the tasks, and the lock is taken only to
+	// queue them: a launch of thousands of tasks spends little time after the write.
+	framed := make(chan launchFrames, 1)
+	go func() { framed <- frameLaunches(fs.id, info, valid) }()
+	if _, err := m.apply(ctx, state.AddTasksType, state.AddTasksRequest{Tasks: taskRecords(valid)}); err != nil {
 		m.mu.Lock()
 		if m.leader == ls {
 			for _, t := range valid {
@@ -152,24 +166,69 @@ offers:
 		}
 		return nil
 	}
+	frames := <-framed
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.leader != ls {
 		return errNotLeader
 	}
-	for _, t := range valid {
-		launched := as.stream != nil && as.stream.sendJSON(api.AgentEvent{Type: api.AgentLaunch, Launch: &api.AgentEventLaunch{
-			FrameworkID:   api.FrameworkID{Value: fs.id},
-			FrameworkInfo: fs.info,
-			Task:          t.Info,
-		}})
-		if launched {
-			m.metrics.tasksLaunched.Inc()
-		}
+	if as.stream == nil {
+		return nil
+	}
+	if frames.err != nil {
+		// Never with our own types; as sendJSON does, the agent's stream ends, and the
+		// agent's reconciliation when it is back has the tasks it lacks reported lost.
+		as.stream.close(frames.err)
+		return nil
+	}
+	for _, rec := range frames.records {
 		// A launch that did not reach the agent is reconciled when it re-subscribes: the
 		// task it does not report becomes LOST/GONE.
+		if as.stream.sendRecord(rec) {
+			m.metrics.tasksLaunched.Inc()
+		}
 	}
 	return nil
+}
+
+// launchFrames are the LAUNCH events of an ACCEPT's tasks, framed for the agent's stream,
+// or why they could not be.
+type launchFrames struct {
+	records [][]byte
+	err     error
+}
+
+// frameLaunches frames the LAUNCH event of each task, of the framework id and info.
+func frameLaunches(frameworkID string, info api.FrameworkInfo, tasks []state.Task) launchFrames {
+	records := make([][]byte, len(tasks))
+	for i, t := range tasks {
+		event, err := json.Marshal(api.AgentEvent{Type: api.AgentLaunch, Launch: &api.AgentEventLaunch{
+			FrameworkID:   api.FrameworkID{Value: frameworkID},
+			FrameworkInfo: info,
+			Task:          t.Info,
+		}})
+		if err != nil {
+			return launchFrames{err: fmt.Errorf("encode the launch of task %s: %w", t.ID, err)}
+		}
+		records[i] = api.AppendRecord(nil, event)
+	}
+	return launchFrames{records: records}
+}
+
+// taskRecords are the tasks as the AddTasks command carries them: without the copies of
+// the task and agent ids in the task info and status, which the state machine fills in
+// from the record's (a launch of 10,000 tasks is that much less to encode and decode).
+func taskRecords(tasks []state.Task) []state.Task {
+	out := make([]state.Task, len(tasks))
+	for i, t := range tasks {
+		t.Info.TaskID, t.Info.AgentID = api.TaskID{}, api.AgentID{}
+		t.Statuses = slices.Clone(t.Statuses)
+		for j := range t.Statuses {
+			t.Statuses[j].TaskID = api.TaskID{}
+		}
+		out[i] = t
+	}
+	return out
 }
 
 // validateTask checks one TaskInfo against the framework, the agent and the resources

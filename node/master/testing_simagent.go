@@ -62,14 +62,18 @@ func StartSimulatedAgentWithToken(t testing.TB, masterURL, token, hostname strin
 	go func() {
 		defer resp.Body.Close()
 		for {
-			ev, err := nextAgentEvent(records)
+			rec, err := records.ReadRecord()
 			if err != nil {
 				return
 			}
-			switch ev.Type {
-			case api.AgentLaunch:
+			var ev simEvent
+			if err := json.Unmarshal(rec, &ev); err != nil {
+				return
+			}
+			switch {
+			case ev.Type == api.AgentLaunch && ev.Launch != nil:
 				updates <- statusUpdate(ev.Launch.FrameworkID, ev.Launch.Task.TaskID, api.TaskRunning)
-			case api.AgentKill:
+			case ev.Type == api.AgentKill && ev.Kill != nil:
 				updates <- statusUpdate(ev.Kill.FrameworkID, ev.Kill.TaskID, api.TaskKilled)
 			}
 		}
@@ -158,6 +162,22 @@ func nextAgentEvent(r *api.RecordReader) (*api.AgentEvent, error) {
 	}
 	var ev api.AgentEvent
 	return &ev, json.Unmarshal(rec, &ev)
+}
+
+// simEvent is what the simulated agent reads of an event: a real agent's work on the rest
+// (the framework info, the command, the resources) is what it simulates away.
+type simEvent struct {
+	Type   api.AgentEventType `json:"type"`
+	Launch *struct {
+		FrameworkID api.FrameworkID `json:"framework_id"`
+		Task        struct {
+			TaskID api.TaskID `json:"task_id"`
+		} `json:"task"`
+	} `json:"launch"`
+	Kill *struct {
+		FrameworkID api.FrameworkID `json:"framework_id"`
+		TaskID      api.TaskID      `json:"task_id"`
+	} `json:"kill"`
 }
 
 // send sends status updates in one UPDATE call.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/atoll/atoll/api"
 	"github.com/hashicorp/raft"
@@ -134,6 +136,9 @@ type FSM struct {
 
 	observersMu sync.Mutex
 	observers   []func(Change)
+
+	// ahead holds the commands decoded ahead of their commit (predecodeStore).
+	ahead predecoded
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -204,13 +209,15 @@ func (f *FSM) Apply(entry *raft.Log) any {
 // a rejected command never leaves part of itself behind. Other entries get a nil response.
 func (f *FSM) ApplyBatch(entries []*raft.Log) []any {
 	responses := make([]any, len(entries))
+	decoded := f.decodeBatch(entries)
 	w := f.newWriter()
 	for i, entry := range entries {
 		if entry.Type != raft.LogCommand {
 			continue
 		}
 		result := &ApplyResult{Index: entry.Index}
-		_, req, err := Decode(entry.Data)
+		<-decoded[i].done
+		req, err := decoded[i].req, decoded[i].err
 		if err == nil {
 			w.index, w.result = entry.Index, result
 			err = w.apply(req)
@@ -232,6 +239,57 @@ func (f *FSM) ApplyBatch(entries []*raft.Log) []any {
 	w.txn.Commit()
 	f.notify(w.changes)
 	return responses
+}
+
+// decodedEntry is a command of a batch being decoded: req and err are set once done is
+// closed.
+type decodedEntry struct {
+	req  any
+	err  error
+	done chan struct{}
+}
+
+// decodeBatch decodes the commands of a batch on up to GOMAXPROCS goroutines, in order of
+// the entries, so that the first is applied while the others are decoded: decoding
+// (JSON) is most of the cost of applying, and a burst of launches comes as a batch of
+// large AddTasks commands. Commands decoded ahead (predecodeStore) are taken as they are.
+// Decoding depends on nothing but the entry, so every master still applies the same. A
+// batch of one is decoded at once.
+func (f *FSM) decodeBatch(entries []*raft.Log) []*decodedEntry {
+	decoded := make([]*decodedEntry, len(entries))
+	var todo []int
+	for i, entry := range entries {
+		if entry.Type == raft.LogCommand {
+			if d, ok := f.takeAhead(entry); ok {
+				decoded[i] = d
+				continue
+			}
+		}
+		decoded[i] = &decodedEntry{done: make(chan struct{})}
+		todo = append(todo, i)
+	}
+	var next atomic.Int64
+	work := func() {
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= len(todo) {
+				return
+			}
+			i := todo[k]
+			if entries[i].Type == raft.LogCommand {
+				_, decoded[i].req, decoded[i].err = Decode(entries[i].Data)
+			}
+			close(decoded[i].done)
+		}
+	}
+	if len(todo) == 1 {
+		work()
+		return decoded
+	}
+	for range min(runtime.GOMAXPROCS(0), len(todo)) {
+		go work()
+	}
+	return decoded
 }
 
 func (f *FSM) applyEach(entries []*raft.Log) []any {

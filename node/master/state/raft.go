@@ -217,6 +217,7 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 	if r.logs, err = raft.NewLogCache(logCacheEntries, boltStore); err != nil {
 		return nil, fmt.Errorf("open raft log cache: %w", err)
 	}
+	r.logs = &predecodeStore{LogStore: r.logs, fsm: fsm}
 	if r.snapshots, err = raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, hlog.Named("snapshots")); err != nil {
 		return nil, fmt.Errorf("open raft snapshots in %s: %w", dir, err)
 	}

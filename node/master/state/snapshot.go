@@ -108,6 +108,7 @@ func (f *FSM) Restore(snapshot io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.store.db.Store(db)
+	f.forgetAhead()
 	f.logger.Info("state restored from snapshot", "index", index)
 	f.notify([]Change{{Kind: Restored, Index: index}})
 	return nil
