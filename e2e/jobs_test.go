@@ -93,7 +93,7 @@ func TestJobsFailoverMidRun(t *testing.T) {
 		// spanning is the run during which the leader is killed.
 		spanning = 1
 		// label is the framework's label with a task's due time.
-		label = "atoll.jobs/scheduled"
+		label = api.LabelJobScheduled
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -30,6 +30,9 @@ import (
 func TestMain(m *testing.M) {
 	// The process containerizer re-executes this test binary as each task's supervisor.
 	isolate.RunShimIfRequested()
+	if addr := os.Getenv(idleChildEnv); addr != "" {
+		os.Exit(runIdleChild(addr))
+	}
 	os.Exit(m.Run())
 }
 

@@ -254,7 +254,7 @@ func (m *Model) applyPackages(msg packagesMsg) {
 func jobOfEvent(m *Model, ev *api.OperatorEvent) string {
 	switch {
 	case ev.TaskAdded != nil:
-		return ev.TaskAdded.Task.Labels.Get(jobNameLabel)
+		return ev.TaskAdded.Task.Labels.Get(api.LabelJobName)
 	case ev.TaskUpdated != nil:
 		if r := m.state.tasks[taskKey(ev.TaskUpdated.FrameworkID.Value, ev.TaskUpdated.Status.TaskID.Value)]; r != nil {
 			return r.job

@@ -25,7 +25,7 @@ func fixtureTask(i, j, agents int, state api.TaskState) api.Task {
 		FrameworkID: api.FrameworkID{Value: "fw-marathon"}, AgentID: api.AgentID{Value: fmt.Sprintf("agent-%02d", j%agents)},
 		State:     state,
 		Resources: simResources(0.1, 32, 0)[:2],
-		Labels:    &api.Labels{Labels: []api.Label{{Key: appIDLabel, Value: fmt.Sprintf("/app-%04d", i)}}},
+		Labels:    &api.Labels{Labels: []api.Label{{Key: api.LabelAppID, Value: fmt.Sprintf("/app-%04d", i)}}},
 		Statuses:  []api.TaskStatus{{TaskID: api.TaskID{Value: fmt.Sprintf("app-%04d.task-%03d", i, j)}, State: state, Timestamp: ts}},
 	}
 }

@@ -331,7 +331,7 @@ func TestFormSubmit(t *testing.T) {
 	}
 	for j := range 2 {
 		task := fixtureTask(0, j, 3, api.TaskRunning)
-		task.Labels = &api.Labels{Labels: []api.Label{{Key: appIDLabel, Value: "/hello"}}}
+		task.Labels = &api.Labels{Labels: []api.Label{{Key: api.LabelAppID, Value: "/hello"}}}
 		task.TaskID.Value = fmt.Sprintf("hello.%d", j)
 		m.Update(feedBatch{operatorEventMsg{&api.OperatorEvent{Type: api.OpEventTaskAdded, TaskAdded: &api.OpTaskAdded{Task: task}}}})
 	}

@@ -522,7 +522,7 @@ func TestNodeNames(t *testing.T) {
 	}
 	m.Update(nodesMsg{raft: &api.RaftPeers{LeaderID: "9c49518699f2f2af", Servers: []api.RaftServer{
 		{ID: "9c49518699f2f2af", State: api.RaftLeader}, {ID: "71c9d9e1ce0a7fcc", State: api.RaftFollower}}},
-		members: []api.Member{{Name: "m1", Tags: map[string]string{idTag: "9c49518699f2f2af"}}, {Name: "m2", Tags: map[string]string{idTag: "71c9d9e1ce0a7fcc"}}}})
+		members: []api.Member{{Name: "m1", Tags: map[string]string{api.MemberTagID: "9c49518699f2f2af"}}, {Name: "m2", Tags: map[string]string{api.MemberTagID: "71c9d9e1ce0a7fcc"}}}})
 	if got := screenLine(m, 2); got != "MASTERS    m1 leader · m2 follower" || !strings.HasPrefix(screenLine(m, 0), "atoll http://master:5050 · leader m1 ") {
 		t.Errorf("with members: %q, header %q", got, screenLine(m, 0))
 	}

@@ -13,20 +13,6 @@ import (
 	"github.com/atoll/atoll/api/universe"
 )
 
-// The labels the built-in frameworks put on their tasks, which say which app or job a
-// task belongs to; the master shows them on every task.
-const (
-	appIDLabel   = "atoll.services/app-id"
-	jobNameLabel = "atoll.jobs/job"
-)
-
-// The gossip tags every node sets (node.Tag*): its roles, stable id and version.
-const (
-	roleTag    = "role"
-	idTag      = "id"
-	versionTag = "version"
-)
-
 // kind names a part of the cluster state; views rebuild their rows when a part they
 // show changes.
 type kind int
@@ -184,7 +170,7 @@ func (s *clusterState) putTask(t api.Task) *taskRecord {
 		s.tasks[key] = r
 	}
 	r.task = t
-	r.app, r.job = t.Labels.Get(appIDLabel), t.Labels.Get(jobNameLabel)
+	r.app, r.job = t.Labels.Get(api.LabelAppID), t.Labels.Get(api.LabelJobName)
 	r.started, r.updated, r.healthy = time.Time{}, time.Time{}, nil
 	for _, st := range t.Statuses {
 		at := floatTime(st.Timestamp)
@@ -610,7 +596,7 @@ func (s *clusterState) leader() string {
 // member says: Raft knows masters by id, people by name.
 func (s *clusterState) nodeName(id string) string {
 	for _, mem := range s.members {
-		if mem.Tags[idTag] == id {
+		if mem.Tags[api.MemberTagID] == id {
 			return mem.Name
 		}
 	}

@@ -194,15 +194,15 @@ func nodeRows(m *Model, _ *page) []row {
 	var rows []row
 	seen := map[string]bool{}
 	for _, mem := range s.members {
-		id := cmp.Or(mem.Tags[idTag], mem.Name)
+		id := cmp.Or(mem.Tags[api.MemberTagID], mem.Name)
 		srv, isServer := byID[id]
 		seen[id] = isServer
 		raftState, voter := "-", "-"
 		if isServer {
 			raftState, voter = srv.State, strconv.FormatBool(srv.Suffrage == api.RaftVoter)
 		}
-		r := row{key: "member/" + mem.Name, cells: []string{mem.Name, fmt.Sprintf("%s:%d", mem.Addr, mem.Port), orDash(mem.Tags[roleTag]),
-			raftState, voter, mem.Status, orDash(mem.Tags[versionTag])}}
+		r := row{key: "member/" + mem.Name, cells: []string{mem.Name, fmt.Sprintf("%s:%d", mem.Addr, mem.Port), orDash(mem.Tags[api.MemberTagRole]),
+			raftState, voter, mem.Status, orDash(mem.Tags[api.MemberTagVersion])}}
 		r.tone = nodeTone(raftState, mem.Status)
 		rows = append(rows, r)
 	}

@@ -410,7 +410,7 @@ func (s *Service) load(ctx context.Context) error {
 	}
 	// Tasks of the framework no run knows (their job was deleted): killed.
 	for id, t := range live {
-		if _, ok := s.byTask[id]; !ok && t.Info.Labels.Get(labelJob) != "" {
+		if _, ok := s.byTask[id]; !ok && t.Info.Labels.Get(api.LabelJobName) != "" {
 			s.kills[id] = t.AgentID
 		}
 	}

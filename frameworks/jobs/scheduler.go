@@ -37,14 +37,6 @@ const (
 	killedUser    = "user"
 )
 
-// The labels on every task the framework launches, so that a new leader knows from the
-// master's task table which job, and which run of it, a task is.
-const (
-	labelJob       = "atoll.jobs/job"
-	labelScheduled = "atoll.jobs/scheduled"
-	labelAttempt   = "atoll.jobs/attempt"
-)
-
 // run is one attempt at running a job: a task.
 type run struct {
 	TaskID  string `json:"taskId"`
@@ -778,9 +770,9 @@ func (s *Service) taskInfo(j *Job, r *run, offer *api.Offer, resources []api.Res
 		Resources: resources,
 		Command:   cmd,
 		Labels: &api.Labels{Labels: []api.Label{
-			{Key: labelJob, Value: j.Name},
-			{Key: labelScheduled, Value: r.Scheduled.UTC().Format(time.RFC3339Nano)},
-			{Key: labelAttempt, Value: strconv.Itoa(r.Attempt)},
+			{Key: api.LabelJobName, Value: j.Name},
+			{Key: api.LabelJobScheduled, Value: r.Scheduled.UTC().Format(time.RFC3339Nano)},
+			{Key: api.LabelJobAttempt, Value: strconv.Itoa(r.Attempt)},
 		}},
 	}
 	if c := j.Container; c != nil {

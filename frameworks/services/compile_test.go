@@ -72,7 +72,7 @@ func TestTaskInfoHostNetworking(t *testing.T) {
 	for _, l := range task.Labels.Labels {
 		labels[l.Key] = l.Value
 	}
-	if labels[labelAppID] != "/shop/web" || labels["HAPROXY_GROUP"] != "external" || labels[labelAppVersion] != spec.configVersion {
+	if labels[api.LabelAppID] != "/shop/web" || labels["HAPROXY_GROUP"] != "external" || labels[api.LabelAppVersion] != spec.configVersion {
 		t.Errorf("labels %v", labels)
 	}
 	if !reflect.DeepEqual(spec.servicePorts, []uint32{10005, 10006}) {

@@ -11,13 +11,6 @@ import (
 	"github.com/atoll/atoll/node/master/state"
 )
 
-// The labels the framework puts on each task it launches, so that a new leader knows
-// from the task alone which app and which version of it the task runs.
-const (
-	labelAppID      = "atoll.services/app-id"
-	labelAppVersion = "atoll.services/app-version"
-)
-
 // instance is one task of an app: the framework's view of it, from the task's TaskInfo
 // and its latest status.
 type instance struct {
@@ -108,7 +101,7 @@ func (in *instance) healthyFor(checked bool) bool {
 // instanceFromTask rebuilds an instance from the master's record of a task, as a new
 // leader does; ok is false for tasks the framework did not launch as an app's instance.
 func instanceFromTask(t *state.Task, agent *state.Agent) (*instance, bool) {
-	appID, version := t.Info.Labels.Get(labelAppID), t.Info.Labels.Get(labelAppVersion)
+	appID, version := t.Info.Labels.Get(api.LabelAppID), t.Info.Labels.Get(api.LabelAppVersion)
 	if appID == "" {
 		return nil, false
 	}

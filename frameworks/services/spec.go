@@ -69,7 +69,7 @@ func (s *appSpec) taskInfo(taskID, agentID string, claim *placement.Claim) api.T
 	t.TaskID = api.TaskID{Value: taskID}
 	t.AgentID = api.AgentID{Value: agentID}
 	t.Resources = claim.Resources
-	labels := []api.Label{{Key: labelAppID, Value: s.id}, {Key: labelAppVersion, Value: s.configVersion}}
+	labels := []api.Label{{Key: api.LabelAppID, Value: s.id}, {Key: api.LabelAppVersion, Value: s.configVersion}}
 	if t.Labels != nil {
 		labels = append(labels, t.Labels.Labels...)
 	}
