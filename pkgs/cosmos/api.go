@@ -268,9 +268,17 @@ func (s *Service) repositoryAdd(ctx context.Context, req *universe.RepositoryAdd
 		s.mu.Lock()
 		delete(s.indexes, req.URI)
 		s.mu.Unlock()
-		if _, err := s.load(ctx, added); err != nil {
+		repo, err := s.load(ctx, added)
+		if err != nil {
 			return nil, err
 		}
+		// The index fetched goes in the replicated state with the repository: a new
+		// leader serves it when the repository cannot be reached.
+		content, err := json.Marshal(repo.Index())
+		if err != nil {
+			return nil, fmt.Errorf("encode the index of repository %s: %w", req.Name, err)
+		}
+		puts = append(puts, state.KVPut{Key: contentPrefix + req.URI, Value: content})
 	}
 	repos = slices.Insert(repos, at, added)
 	if err := s.saveRepositories(ctx, repos, puts, nil); err != nil {
@@ -296,7 +304,7 @@ func (s *Service) repositoryDelete(ctx context.Context, req *universe.Repository
 	removed := repos[i]
 	repos = slices.Delete(repos, i, i+1)
 	var deletes []string
-	if strings.HasPrefix(removed.URI, uploadedScheme) {
+	if removed.URI != builtin.URI {
 		deletes = append(deletes, contentPrefix+removed.URI)
 	}
 	if err := s.saveRepositories(ctx, repos, nil, deletes); err != nil {

@@ -12,6 +12,7 @@
 package cosmos
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,8 +67,9 @@ const namespace = "packages"
 const (
 	repositoriesKey = "repositories"
 	installPrefix   = "install/"
-	// contentPrefix keys the index of an uploaded repository (a directory the CLI read) by
-	// the repository's URI.
+	// contentPrefix keys a repository's index by the repository's URI: an uploaded
+	// repository's (a directory the CLI read), or the copy last fetched of an HTTP one,
+	// which serves when the repository cannot be reached.
 	contentPrefix = "repository-content/"
 )
 
@@ -212,12 +214,53 @@ func (s *Service) load(ctx context.Context, r universe.PackageRepository) (*pkgs
 			s.log.Warn("a repository could not be fetched again; using the copy fetched before", "repository", r.Name, "uri", r.URI, "fetched", f.at, "err", err)
 			return f.repo, nil
 		}
-		return nil, &cosmosError{http.StatusBadGateway, "RepositoryUriConnection", err.Error()}
+		kept, keptErr := s.keptIndex(r)
+		if keptErr != nil {
+			return nil, &cosmosError{http.StatusBadGateway, "RepositoryUriConnection", fmt.Sprintf("%v (and no copy of its index is kept: %v)", err, keptErr)}
+		}
+		// Fetched by an earlier leader, or before a restart: that copy serves until the
+		// repository answers again (tried at the next Refresh).
+		s.log.Warn("a repository could not be fetched; using the copy kept in the replicated state", "repository", r.Name, "uri", r.URI, "err", err)
+		s.mu.Lock()
+		s.indexes[r.URI] = &fetched{repo: kept, at: s.cfg.Now()}
+		s.mu.Unlock()
+		return kept, nil
 	}
 	s.mu.Lock()
 	s.indexes[r.URI] = &fetched{repo: repo, at: s.cfg.Now()}
 	s.mu.Unlock()
+	s.keepIndex(ctx, r, repo)
 	return repo, nil
+}
+
+// keptIndex loads the copy of a fetched repository's index kept in the replicated state.
+func (s *Service) keptIndex(r universe.PackageRepository) (*pkgs.Repository, error) {
+	entry, ok := s.m.Store().KV(namespace, contentPrefix+r.URI)
+	if !ok {
+		return nil, errors.New("none was stored")
+	}
+	return pkgs.LoadIndex(entry.Value, r.Name, r.URI)
+}
+
+// keepIndex replaces the copy of a repository's index kept in the replicated state with
+// one fetched since, when it differs. A repository still being added has no copy yet: its
+// own write stores it. A failed write is logged; the older copy stays.
+func (s *Service) keepIndex(ctx context.Context, r universe.PackageRepository, repo *pkgs.Repository) {
+	entry, ok := s.m.Store().KV(namespace, contentPrefix+r.URI)
+	if !ok {
+		return
+	}
+	content, err := json.Marshal(repo.Index())
+	if err != nil {
+		s.log.Warn("the index fetched could not be encoded to be kept", "repository", r.Name, "err", err)
+		return
+	}
+	if bytes.Equal(content, entry.Value) {
+		return
+	}
+	if _, err := s.m.WriteKV(ctx, &state.WriteKVRequest{Namespace: namespace, Puts: []state.KVPut{{Key: contentPrefix + r.URI, Value: content}}}); err != nil {
+		s.log.Warn("the index fetched could not be kept in the replicated state; the older copy stays", "repository", r.Name, "err", err)
+	}
 }
 
 // loadUploaded loads a repository whose index is in the replicated state; f is the copy
