@@ -76,6 +76,8 @@ type app struct {
 	output   string
 	// tokenFlag is --token; token() resolves it.
 	tokenFlag string
+	// configWarned says a config file that could not be read was reported.
+	configWarned bool
 	// addr is the resolved master URL, set by client.
 	addr string
 }
@@ -162,7 +164,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.nodesCmd(), a.tasksCmd(), a.frameworksCmd(), a.membersCmd(), a.operatorCmd(),
 		task, a.dnsCmd(),
 		a.appCmd(), a.deploymentCmd(), a.groupCmd(), a.jobCmd(), a.tuiCmd(), a.frameworkCmd(),
-		a.pkgCmd(), a.tokenCmd(),
+		a.pkgCmd(), a.tokenCmd(), a.loginCmd(), a.logoutCmd(),
 	)
 	markFailures(root)
 	return root
@@ -217,23 +219,29 @@ func resolveAddr(flag string, flagSet bool, env string) (string, error) {
 	return strings.TrimRight(full, "/"), nil
 }
 
-// client returns an API client for the master address the flags and environment name.
+// client returns an API client for the master the flags, the environment or the current
+// context name.
 func (a *app) client() (*api.Client, error) {
-	addr, err := resolveAddr(a.addrFlag, a.addrSet, a.getenv(addrEnv))
+	addr, err := a.masterAddr()
 	if err != nil {
-		return nil, &usageError{err}
+		return nil, err
 	}
-	a.addr = addr
 	return api.NewClient(addr, api.WithToken(a.token())), nil
 }
 
-// token is the API token every client sends: --token, else the environment; "" sends
-// none.
+// token is the API token every client sends: --token, else the environment, else the
+// current context's when the master in use (a.addr) is the context's; "" sends none.
 func (a *app) token() string {
 	if a.tokenFlag != "" {
 		return a.tokenFlag
 	}
-	return strings.TrimSpace(a.getenv(tokenEnv))
+	if token := strings.TrimSpace(a.getenv(tokenEnv)); token != "" {
+		return token
+	}
+	if ctx, ok := a.currentContext(); ok && a.addr != "" && ctx.Addr == a.addr {
+		return ctx.Token
+	}
+	return ""
 }
 
 // noArgs rejects positional arguments as a usage error.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -221,14 +222,31 @@ func (a *app) runDaemon(ctx context.Context, role daemonRole, cfg node.Config, l
 	ctx, stop := a.interrupted(ctx)
 	defer stop()
 	cfg.Logger = newLogger(a.stderr, logs)
+	// The admin token a new cluster gets; `atoll up` logs in to its cluster with it.
+	var adminToken struct {
+		sync.Mutex
+		value string
+	}
 	if cfg.Auth {
-		cfg.AdminToken = func(token string) { a.showAdminToken(role, cfg.DataDir, token) }
+		cfg.AdminToken = func(token string) {
+			adminToken.Lock()
+			adminToken.value = token
+			adminToken.Unlock()
+			a.showAdminToken(role, cfg.DataDir, token)
+		}
 	}
 	ready := func(info node.Info) {
 		cfg.Logger.Info("node ready", "api", info.APIURL, "agent", info.AgentURL, "dns", info.DNSAddr, "data_dir", info.DataDir)
-		if role == roleUp {
-			a.announceUp(info)
+		if role != roleUp {
+			return
 		}
+		adminToken.Lock()
+		token := adminToken.value
+		adminToken.Unlock()
+		if token != "" {
+			a.loginLocal(info.APIURL, token)
+		}
+		a.announceUp(info)
 	}
 	if err := node.Run(ctx, cfg, ready); err != nil {
 		return fmt.Errorf("%s: %w", role, err)
@@ -257,6 +275,24 @@ func (a *app) showAdminToken(role daemonRole, dataDir, token string) {
 	}
 	fmt.Fprintf(a.stdout, "Admin API token, shown only this once (the cluster keeps only its hash):\n  %s\n"+
 		"Use it with atoll --token or %s=…, and make tokens for others with 'atoll token create --role …'.\n", token, tokenEnv)
+}
+
+// localContext is the context `atoll up --auth` logs in to its cluster as.
+const localContext = "local"
+
+// loginLocal keeps the new cluster's address and admin token as the current context, so
+// that the commands that follow just work; failing that, it says how to log in.
+func (a *app) loginLocal(addr, token string) {
+	cfg, err := a.loadConfig()
+	if err == nil {
+		cfg.put(cliContext{Name: localContext, Addr: addr, Token: token})
+		var path string
+		if path, err = a.saveConfig(cfg); err == nil {
+			fmt.Fprintf(a.stdout, "Logged in to %s as context %q (kept in %s): atoll commands use it.\n", addr, localContext, path)
+			return
+		}
+	}
+	fmt.Fprintf(a.stderr, "atoll: could not log in to the new cluster (%v); use atoll login --addr %s --token …\n", err, addr)
 }
 
 // orNone is s, or "none" when empty.

@@ -103,9 +103,9 @@ func (a *app) frameworkRunCmd(kind frameworkKind) *cobra.Command {
 func (a *app) frameworkSetup(kind frameworkKind, flags frameworkFlags, listenSet bool) (frameworkSetup, error) {
 	masterURL := flags.master
 	if masterURL == "" {
-		addr, err := resolveAddr(a.addrFlag, a.addrSet, a.getenv(addrEnv))
+		addr, err := a.masterAddr()
 		if err != nil {
-			return frameworkSetup{}, &usageError{err}
+			return frameworkSetup{}, err
 		}
 		masterURL = addr
 	}

@@ -15,13 +15,13 @@ func newMarathonClient(baseURL, token string) *marathon.Client {
 	return marathon.NewClient(baseURL, marathon.WithTimeout(requestTimeout), marathon.WithToken(token))
 }
 
-// marathon returns a client for the master address the flags and environment name.
+// marathon returns a client for the master the flags, the environment or the current
+// context name.
 func (a *app) marathon() (*marathon.Client, error) {
-	addr, err := resolveAddr(a.addrFlag, a.addrSet, a.getenv(addrEnv))
+	addr, err := a.masterAddr()
 	if err != nil {
-		return nil, &usageError{err}
+		return nil, err
 	}
-	a.addr = addr
 	return newMarathonClient(addr, a.token()), nil
 }
 

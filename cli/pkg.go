@@ -24,13 +24,13 @@ import (
 // did, with what DC/OS users missed: a progress display until the installed deployment is
 // healthy, option errors that name the option, and uninstall that removes everything.
 
-// cosmos returns a client for the master address the flags and environment name.
+// cosmos returns a client for the master the flags, the environment or the current
+// context name.
 func (a *app) cosmos() (*universe.Client, error) {
-	addr, err := resolveAddr(a.addrFlag, a.addrSet, a.getenv(addrEnv))
+	addr, err := a.masterAddr()
 	if err != nil {
-		return nil, &usageError{err}
+		return nil, err
 	}
-	a.addr = addr
 	return universe.NewClient(addr, universe.WithToken(a.token())), nil
 }
 

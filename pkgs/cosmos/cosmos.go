@@ -214,9 +214,12 @@ func (s *Service) load(ctx context.Context, r universe.PackageRepository) (*pkgs
 			s.log.Warn("a repository could not be fetched again; using the copy fetched before", "repository", r.Name, "uri", r.URI, "fetched", f.at, "err", err)
 			return f.repo, nil
 		}
-		kept, keptErr := s.keptIndex(r)
-		if keptErr != nil {
-			return nil, &cosmosError{http.StatusBadGateway, "RepositoryUriConnection", fmt.Sprintf("%v (and no copy of its index is kept: %v)", err, keptErr)}
+		kept, ok, keptErr := s.keptIndex(r)
+		switch {
+		case keptErr != nil:
+			return nil, &cosmosError{http.StatusBadGateway, "RepositoryUriConnection", fmt.Sprintf("%v (and the copy of its index kept does not load: %v)", err, keptErr)}
+		case !ok:
+			return nil, &cosmosError{http.StatusBadGateway, "RepositoryUriConnection", err.Error()}
 		}
 		// Fetched by an earlier leader, or before a restart: that copy serves until the
 		// repository answers again (tried at the next Refresh).
@@ -233,13 +236,15 @@ func (s *Service) load(ctx context.Context, r universe.PackageRepository) (*pkgs
 	return repo, nil
 }
 
-// keptIndex loads the copy of a fetched repository's index kept in the replicated state.
-func (s *Service) keptIndex(r universe.PackageRepository) (*pkgs.Repository, error) {
+// keptIndex loads the copy of a fetched repository's index kept in the replicated state;
+// ok is false when there is none.
+func (s *Service) keptIndex(r universe.PackageRepository) (repo *pkgs.Repository, ok bool, err error) {
 	entry, ok := s.m.Store().KV(namespace, contentPrefix+r.URI)
 	if !ok {
-		return nil, errors.New("none was stored")
+		return nil, false, nil
 	}
-	return pkgs.LoadIndex(entry.Value, r.Name, r.URI)
+	repo, err = pkgs.LoadIndex(entry.Value, r.Name, r.URI)
+	return repo, err == nil, err
 }
 
 // keepIndex replaces the copy of a repository's index kept in the replicated state with
