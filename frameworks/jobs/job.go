@@ -8,90 +8,28 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atoll/atoll/api/chronos"
 	"github.com/atoll/atoll/frameworks/jobs/schedule"
 	"github.com/atoll/atoll/frameworks/services/placement"
 )
 
-// Job is a Chronos job definition, its JSON field names Chronos's. Cron is Atoll's
-// addition: a 5-field cron schedule in ScheduleTimeZone, instead of Schedule.
-type Job struct {
-	Name                 string     `json:"name"`
-	Command              string     `json:"command"`
-	Shell                *bool      `json:"shell,omitempty"`
-	Arguments            []string   `json:"arguments,omitempty"`
-	Schedule             string     `json:"schedule,omitempty"`
-	ScheduleTimeZone     string     `json:"scheduleTimeZone,omitempty"`
-	Cron                 string     `json:"cron,omitempty"`
-	Parents              []string   `json:"parents,omitempty"`
-	Retries              *int       `json:"retries,omitempty"`
-	CPUs                 float64    `json:"cpus"`
-	Mem                  float64    `json:"mem"`
-	Disk                 float64    `json:"disk"`
-	Disabled             bool       `json:"disabled"`
-	Concurrent           bool       `json:"concurrent"`
-	Owner                string     `json:"owner,omitempty"`
-	OwnerName            string     `json:"ownerName,omitempty"`
-	Description          string     `json:"description,omitempty"`
-	RunAsUser            string     `json:"runAsUser,omitempty"`
-	EnvironmentVariables []EnvVar   `json:"environmentVariables,omitempty"`
-	Constraints          [][]string `json:"constraints,omitempty"`
-	HighPriority         bool       `json:"highPriority,omitempty"`
-	SoftError            bool       `json:"softError,omitempty"`
-	MaxCompletionTime    int64      `json:"maxCompletionTime,omitempty"`
-	Fetch                []Fetch    `json:"fetch,omitempty"`
-	URIs                 []string   `json:"uris,omitempty"`
-	Container            *Container `json:"container,omitempty"`
-	Epsilon              string     `json:"epsilon,omitempty"`
-	Async                bool       `json:"async,omitempty"`
-	// Counters are shown, never taken from a request.
-	Counters
-}
-
-// Counters are a job's read-only statistics, shown with it.
-type Counters struct {
-	SuccessCount           int64  `json:"successCount"`
-	ErrorCount             int64  `json:"errorCount"`
-	LastSuccess            string `json:"lastSuccess"`
-	LastError              string `json:"lastError"`
-	ErrorsSinceLastSuccess int64  `json:"errorsSinceLastSuccess"`
-}
-
-// EnvVar is one environment variable of a job's task.
-type EnvVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
-
-// Fetch is a URI fetched into the task's sandbox before it runs.
-type Fetch struct {
-	URI        string `json:"uri"`
-	Executable bool   `json:"executable,omitempty"`
-	Extract    *bool  `json:"extract,omitempty"`
-	Cache      bool   `json:"cache,omitempty"`
-}
-
-// Container is the image a job's task runs in.
-type Container struct {
-	Type           string      `json:"type"`
-	Image          string      `json:"image"`
-	Network        string      `json:"network,omitempty"`
-	Volumes        []Volume    `json:"volumes,omitempty"`
-	ForcePullImage bool        `json:"forcePullImage,omitempty"`
-	Parameters     []Parameter `json:"parameters,omitempty"`
-}
-
-// Volume mounts a host path into a job's container.
-type Volume struct {
-	ContainerPath string `json:"containerPath"`
-	HostPath      string `json:"hostPath,omitempty"`
-	Mode          string `json:"mode,omitempty"`
-}
-
-// Parameter is a key/value option for the containerizer.
-type Parameter struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
+// The job's wire types are api/chronos's: the framework serves what the client reads.
+type (
+	// Job is a Chronos job definition (with Atoll's cron field), and its counters.
+	Job = chronos.Job
+	// Counters are a job's read-only statistics, shown with it, never taken from a request.
+	Counters = chronos.Counters
+	// EnvVar is one environment variable of a job's runs.
+	EnvVar = chronos.EnvVar
+	// Fetch is a URI fetched into a run's sandbox.
+	Fetch = chronos.Fetch
+	// Container runs a job's runs in a container.
+	Container = chronos.Container
+	// Volume mounts a host path into a job's container.
+	Volume = chronos.Volume
+	// Parameter is a key/value option for the containerizer.
+	Parameter = chronos.Parameter
+)
 
 // Chronos's defaults for what a job leaves out (or gives as 0).
 const (
@@ -129,14 +67,14 @@ func decodeJob(data []byte, dependent bool, now time.Time) (*Job, error) {
 		return nil, badRequestf("the job is not valid JSON: data after the object")
 	}
 	j.Counters = Counters{}
-	if err := j.normalize(dependent, now); err != nil {
+	if err := normalize(&j, dependent, now); err != nil {
 		return nil, err
 	}
 	return &j, nil
 }
 
 // normalize validates a job and fills in its defaults.
-func (j *Job) normalize(dependent bool, now time.Time) error {
+func normalize(j *Job, dependent bool, now time.Time) error {
 	switch {
 	case j.Name == "":
 		return badRequestf("name: a job needs a name")
@@ -278,8 +216,8 @@ func jobConstraint(c []string) (placement.Constraint, error) {
 	return placement.ParseConstraint([]string{c[0], op, c[2]})
 }
 
-// schedule returns the job's schedule, nil for a dependent job.
-func (j *Job) schedule() (schedule.Schedule, error) {
+// jobSchedule returns the job's schedule, nil for a dependent job.
+func jobSchedule(j *Job) (schedule.Schedule, error) {
 	loc, err := schedule.LoadLocation(j.ScheduleTimeZone)
 	if err != nil {
 		return nil, err
@@ -297,8 +235,8 @@ func (j *Job) schedule() (schedule.Schedule, error) {
 	return nil, nil
 }
 
-// requirements is what one run of the job needs from an offer.
-func (j *Job) requirements() (*placement.Requirements, error) {
+// jobRequirements is what one run of the job needs from an offer.
+func jobRequirements(j *Job) (*placement.Requirements, error) {
 	req := &placement.Requirements{CPUs: j.CPUs, MemMB: j.Mem, DiskMB: j.Disk}
 	for _, c := range j.Constraints {
 		pc, err := jobConstraint(c)

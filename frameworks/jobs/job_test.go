@@ -56,7 +56,7 @@ func TestDecodeJobDefaults(t *testing.T) {
 	if *j.Retries != 0 || j.CPUs != 1 || j.Mem != 2 || j.Disk != 3 || *j.Shell || j.Container.Type != "DOCKER" {
 		t.Errorf("given values %+v", j)
 	}
-	req, err := j.requirements()
+	req, err := jobRequirements(j)
 	if err != nil || len(req.Constraints) != 3 || req.Constraints[0].Operator != "CLUSTER" {
 		t.Errorf("requirements %+v, %v", req, err)
 	}

@@ -105,11 +105,11 @@ type entry struct {
 }
 
 func newEntry(j *Job) (*entry, error) {
-	sched, err := j.schedule()
+	sched, err := jobSchedule(j)
 	if err != nil {
 		return nil, err
 	}
-	req, err := j.requirements()
+	req, err := jobRequirements(j)
 	if err != nil {
 		return nil, err
 	}
