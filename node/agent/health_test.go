@@ -369,7 +369,9 @@ func TestHealthCheckStopsWithTask(t *testing.T) {
 	a := TestAgent(t, peer.masters)
 	peer.nextSubscribe()
 	updates := newUpdateStream(peer)
-	ev := launchEvent("stopped", "trap 'sleep 0.5; exit 0' TERM; while :; do sleep 0.05; done")
+	// The task says when its trap is set: a TERM before that (on a loaded machine) would
+	// end it by the signal rather than by its own exit.
+	ev := launchEvent("stopped", "trap 'sleep 0.5; exit 0' TERM; touch trapped; while :; do sleep 0.05; done")
 	ev.Launch.FrameworkInfo.Capabilities = []api.FrameworkCapability{{Type: api.CapabilityTaskKillingState}}
 	cmd := "echo >> checks; test ! -e sick"
 	ev.Launch.Task.HealthCheck = fastHealthCheck(healthCommand, 1)
@@ -382,6 +384,10 @@ func TestHealthCheckStopsWithTask(t *testing.T) {
 	wantHealth(t, healthy, "stopped", true, "")
 	peer.ack(healthy)
 	sandbox := a.Tasks()[0].Sandbox
+	waitUntil(t, "the task's trap to be set", func() bool {
+		_, err := os.Stat(filepath.Join(sandbox, "trapped"))
+		return err == nil
+	})
 
 	peer.send(killEvent("stopped", 5*time.Second))
 	killing := updates.next(t)
