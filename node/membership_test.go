@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -361,6 +362,8 @@ func TestMembershipConfigValidate(t *testing.T) {
 		{"join", func(c *MembershipConfig) { c.Join = []string{"10.0.0.1", "host:bad"} }, `join[1]: "host:bad": port "bad" is not a number in 1-65535`},
 		{"logger", func(c *MembershipConfig) { c.Logger = nil }, "logger: nil"},
 		{"reconnect", func(c *MembershipConfig) { c.ReconnectTimeout = -time.Second }, "reconnect-timeout: -1s, want >= 0"},
+		{"gossip key", func(c *MembershipConfig) { c.GossipKey = make([]byte, 32) }, ""},
+		{"short gossip key", func(c *MembershipConfig) { c.GossipKey = make([]byte, 31) }, "gossip key: 31 bytes, want 16, 24 or 32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -459,6 +462,47 @@ func TestMembershipCluster(t *testing.T) {
 		eventually(t, "new tags seen", func() error { return membersEqual(m, want) })
 		if got, want := m.MasterAPIs(), []string{"http://127.0.0.1:5050"}; !slices.Equal(got, want) {
 			t.Errorf("MasterAPIs() after b dropped the master role = %q, want %q", got, want)
+		}
+	}
+}
+
+// TestMembershipGossipKey: nodes with the cluster's gossip key join each other; a node
+// with another key, or none, cannot join them, and neither side ever lists the other.
+func TestMembershipGossipKey(t *testing.T) {
+	t.Parallel()
+	logs := newTestLog(t)
+	key := func(b byte) func(*MembershipConfig) {
+		return func(c *MembershipConfig) { c.GossipKey = bytes.Repeat([]byte{b}, 32) }
+	}
+	tags := map[string]string{TagRole: RoleAgent}
+	a := startNode(t, logs, "a", tags, key(1))
+	b := startNode(t, logs, "b", tags, func(c *MembershipConfig) { key(1)(c); joining(a.Addr())(c) })
+	want := []api.Member{memberOf(t, "a", a, "alive", tags), memberOf(t, "b", b, "alive", tags)}
+	for _, m := range []*Membership{a, b} {
+		eventually(t, "a and b see each other", func() error { return membersEqual(m, want) })
+	}
+
+	wrongKey := startNode(t, logs, "c", tags, func(c *MembershipConfig) { key(2)(c); joining(a.Addr())(c) })
+	noKey := startNode(t, logs, "d", tags, joining(a.Addr()))
+	// A join that cannot succeed retries until it is told to stop; the first attempts
+	// take well under these seconds on loopback.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for _, outsider := range []*Membership{wrongKey, noKey} {
+		err := outsider.WaitJoined(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s joined a cluster with another gossip key: WaitJoined() = %v", outsider.name, err)
+		}
+		if got := names(outsider.Members()); !slices.Equal(got, []string{outsider.name}) {
+			t.Fatalf("%s lists %q, want only itself", outsider.name, got)
+		}
+	}
+	if _, ok := logs.find("node=c", "No installed keys could decrypt the message"); !ok {
+		t.Error("the node with the wrong key logged no decryption failure")
+	}
+	for _, m := range []*Membership{a, b} {
+		if err := membersEqual(m, want); err != nil {
+			t.Fatalf("after the outsiders tried: %v", err)
 		}
 	}
 }

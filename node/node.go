@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/atoll/atoll/lb/vip"
 	"github.com/atoll/atoll/lb/vipproxy"
+	"github.com/atoll/atoll/node/pki"
 )
 
 // Version is the Atoll version, set at build time with -ldflags "-X …/node.Version=…".
@@ -42,11 +44,39 @@ type Config struct {
 	// BootstrapExpect is how many masters form the first Raft configuration.
 	BootstrapExpect int
 	// Auth makes the master API require tokens (master.AuthConfig). Off by default while
-	// agents, load balancers, DNS servers and standalone frameworks send none.
+	// agents, load balancers, DNS servers and standalone frameworks send none; on with
+	// Secure or JoinToken.
 	Auth bool
 	// AdminToken receives the admin token the leading master creates when the cluster
 	// has no working one (Auth only): the only copy. nil: the master logs it.
 	AdminToken func(token string)
+	// Secure runs the node with node security, on the credentials in DataDir/pki: the
+	// master API over TLS (and over plain HTTP only what a machine fetches before it has
+	// joined: install.sh, the binary, the CA, /health), Raft over mutual TLS, encrypted
+	// gossip, and API tokens required (Auth). A master that has no credentials and no
+	// JoinToken starts a secure cluster: it creates the CA, the gossip key and its own
+	// certificate, bootstraps Raft alone whatever BootstrapExpect says (the other
+	// masters join it with a token, and the leader adds each to Raft), and makes one
+	// join token per node role (JoinCommands). A node with JoinToken is secure without it.
+	Secure bool
+	// JoinToken ("ATL1-<CA hash>-<secret>") joins this node to a secure cluster through
+	// MasterURL: the node checks the master's CA against the hash, sends the secret (an
+	// API token of role master, agent or lb) with a certificate request, and keeps the
+	// certificate, the CA and the gossip key it receives in DataDir/pki, so that a
+	// restart joins no more.
+	JoinToken string
+	// MasterURL is the master a node with JoinToken joins through (https://host:port);
+	// empty: the host of the first Join address, at APIPort.
+	MasterURL string
+	// TLSNames are IP addresses and DNS names this node's certificate holds besides its
+	// advertise and bind addresses, its name, the hostname and localhost: the names
+	// users reach it at (a load balancer's, a DNS alias).
+	TLSNames []string
+	// JoinCommands receives the commands that install the other nodes of a new secure
+	// cluster, one per role ("curl … | sudo sh -s -- agent --token ATL1-…"), when this
+	// master's cluster makes its first join tokens: the only copies. nil: the node logs
+	// them.
+	JoinCommands func(commands map[pki.Role]string)
 	// APIPort is the master HTTP API port; AgentPort the agent's HTTP port; RaftPort the
 	// Raft transport; GossipPort serf's.
 	APIPort   int
@@ -262,6 +292,9 @@ func (c Config) Validate() error {
 	if !c.Master && len(c.Join) == 0 {
 		return errors.New("join: an agent needs --join with the address of any node")
 	}
+	if err := c.validateSecurity(); err != nil {
+		return err
+	}
 	switch c.Containerizer {
 	case "", ContainerizerRunc, ContainerizerProcess:
 	default:
@@ -308,3 +341,29 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// validateSecurity checks the fields of a secure node.
+func (c Config) validateSecurity() error {
+	if c.JoinToken != "" {
+		if _, err := pki.ParseJoinToken(c.JoinToken); err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+		if c.MasterURL == "" && len(c.Join) == 0 {
+			return errors.New("token: a node joins through a master: give --join or --master-url")
+		}
+	}
+	if c.MasterURL != "" {
+		if _, err := pki.MasterBaseURL(c.MasterURL); err != nil {
+			return fmt.Errorf("master-url: %w", err)
+		}
+	}
+	for _, name := range c.TLSNames {
+		if net.ParseIP(name) == nil && !isNameText(name) || name == "" {
+			return fmt.Errorf("tls-san: %q, want an IP address or a DNS name", name)
+		}
+	}
+	return nil
+}
+
+// secure reports whether the node runs with node security.
+func (c Config) secure() bool { return c.Secure || c.JoinToken != "" }

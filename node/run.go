@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,8 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +37,8 @@ import (
 	"github.com/atoll/atoll/isolate/network"
 	"github.com/atoll/atoll/node/agent"
 	"github.com/atoll/atoll/node/master"
+	"github.com/atoll/atoll/node/master/state"
+	"github.com/atoll/atoll/node/pki"
 	"github.com/atoll/atoll/pkgs/cosmos"
 )
 
@@ -82,6 +88,16 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 5)
 
+	// A secure node holds its credentials before it listens or gossips: they decide
+	// how it does both.
+	var creds *pki.Credentials
+	createdCluster := false
+	if cfg.secure() {
+		if creds, createdCluster, err = nodeCredentials(ctx, cfg, adv, log); err != nil {
+			return err
+		}
+	}
+
 	// Listeners first, so port 0 resolves before gossip advertises the addresses.
 	var apiLn, marathonLn net.Listener
 	tags := map[string]string{TagID: id, TagVersion: Version}
@@ -93,7 +109,11 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			return fmt.Errorf("master API listener: %w", err)
 		}
 		defer apiLn.Close()
-		info.APIURL = "http://" + net.JoinHostPort(adv, strconv.Itoa(apiLn.Addr().(*net.TCPAddr).Port))
+		scheme := "http://"
+		if creds != nil {
+			scheme = "https://"
+		}
+		info.APIURL = scheme + net.JoinHostPort(adv, strconv.Itoa(apiLn.Addr().(*net.TCPAddr).Port))
 		tags[TagAPI] = info.APIURL
 		if cfg.MarathonPort != 0 {
 			if marathonLn, err = net.Listen("tcp", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.MarathonPort))); err != nil {
@@ -130,6 +150,9 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	mcfg.Dev = cfg.Dev
 	mcfg.Logger = cfg.Logger.With("component", "gossip")
 	mcfg.SnapshotPath = filepath.Join(cfg.DataDir, "serf.snapshot")
+	if creds != nil {
+		mcfg.GossipKey = creds.GossipKey
+	}
 	members, err := NewMembership(mcfg)
 	if err != nil {
 		return fmt.Errorf("gossip: %w", err)
@@ -165,7 +188,8 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 
 	var m *master.Master
 	if cfg.Master {
-		m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, registry, log)
+		ms := masterSecurity{creds: creds, createdCluster: createdCluster}
+		m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, registry, ms, log)
 		// A Raft port picked free can be taken by another process before Raft binds it
 		// (tests start many nodes at once): pick another and say so in gossip.
 		for attempt := 0; err != nil && cfg.RaftPort == 0 && errors.Is(err, syscall.EADDRINUSE) && attempt < 3; attempt++ {
@@ -176,7 +200,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			if err = members.SetTags(tags); err != nil {
 				break
 			}
-			m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, registry, log)
+			m, err = startMaster(ctx, cfg, id, adv, raftPort, info.APIURL, members, registry, ms, log)
 		}
 		if err != nil {
 			cancel()
@@ -190,23 +214,37 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 				m.Handle(p, dnsAPI)
 			}
 		}
-		srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("master API: %w", err)
+		handler := m.Handler()
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		// A secure master's plain HTTP: what a machine without credentials fetches.
+		plainSrv := &http.Server{Handler: plainHTTP(handler), ReadHeaderTimeout: 10 * time.Second}
+		// Shutting either server down closes the port the two share (SplitTLS): the
+		// other then sees its listener closed, which is no failure either.
+		serve := func(ln net.Listener, what string) {
+			if creds != nil {
+				tlsConns, plainConns := pki.SplitTLS(ln)
+				ln = tls.NewListener(tlsConns, creds.ServerTLS())
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := plainSrv.Serve(plainConns); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+						errc <- fmt.Errorf("%s (plain HTTP): %w", what, err)
+					}
+				}()
 			}
-		}()
-		if marathonLn != nil {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := srv.Serve(marathonLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					errc <- fmt.Errorf("master API on the Marathon port: %w", err)
+				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+					errc <- fmt.Errorf("%s: %w", what, err)
 				}
 			}()
 		}
+		serve(apiLn, "master API")
+		if marathonLn != nil {
+			serve(marathonLn, "master API on the Marathon port")
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := m.Run(ctx); err != nil {
@@ -215,8 +253,10 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			shutdownCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
 			defer c()
 			_ = srv.Shutdown(shutdownCtx)
+			_ = plainSrv.Shutdown(shutdownCtx)
 		}()
-		if cfg.BootstrapExpect > 1 && !m.Raft().HasState() {
+		// A secure cluster is bootstrapped by the master that created it, alone.
+		if creds == nil && cfg.BootstrapExpect > 1 && !m.Raft().HasState() {
 			go bootstrapWhenMastersMeet(ctx, cfg.BootstrapExpect, m, members, log)
 		}
 		rm := &raftMembers{m: m, members: members, log: log.With("component", "raft-members"),
@@ -327,7 +367,15 @@ func withTag(tags map[string]string, k, v string) map[string]string {
 	return out
 }
 
-func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, apiURL string, members *Membership, registry *prometheus.Registry, log *slog.Logger) (*master.Master, error) {
+// masterSecurity is what a secure node's master needs of its security.
+type masterSecurity struct {
+	// creds are the node's credentials; nil on a node without security.
+	creds *pki.Credentials
+	// createdCluster says this master just created the cluster's CA.
+	createdCluster bool
+}
+
+func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, apiURL string, members *Membership, registry *prometheus.Registry, sec masterSecurity, log *slog.Logger) (*master.Master, error) {
 	mc := master.DefaultConfig()
 	mc.ID = id
 	mc.DataDir = filepath.Join(cfg.DataDir, "master")
@@ -338,13 +386,18 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 	mc.Version = Version
 	mc.Dev = cfg.Dev
 	mc.RaftFailureTimeout = cfg.RaftFailureTimeout
-	mc.BootstrapSelf = cfg.BootstrapExpect == 1
+	// A master joining a secure cluster never bootstraps; the one that created it does.
+	mc.BootstrapSelf = sec.createdCluster || cfg.JoinToken == "" && cfg.BootstrapExpect == 1
 	mc.AgentTimeout = cfg.AgentTimeout
 	mc.OfferTimeout = cfg.OfferTimeout
 	mc.Logger = cfg.Logger
 	mc.Registry = registry
 	mc.Members = members.Members
-	mc.Auth = master.AuthConfig{Enabled: cfg.Auth, AdminToken: cfg.AdminToken}
+	mc.Auth = master.AuthConfig{Enabled: cfg.Auth || sec.creds != nil, AdminToken: cfg.AdminToken}
+	if sec.creds != nil {
+		mc.RaftTLS = &state.RaftTLS{Server: sec.creds.ServerTLS(pki.RoleMaster), Client: sec.creds.ClientTLS(pki.RoleMaster)}
+		mc.ForwardTLS = sec.creds.ClientTLS(pki.RoleMaster)
+	}
 	mc.LeaderAPI = func(serverID string) string {
 		for _, mem := range members.Masters() {
 			if mem.Tags[TagID] == serverID {
@@ -357,15 +410,25 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 		// One process on a laptop: frameworks and agents are local, so failures show fast.
 		mc.HeartbeatInterval = 5 * time.Second
 	}
+	var joinErr error
 	mc.Extensions = append(mc.Extensions, func(m *master.Master) {
 		services.Attach(m, services.Config{Logger: cfg.Logger})
 		jobs.Attach(m, jobs.Config{Logger: cfg.Logger})
 		cosmos.Attach(m, cosmos.Config{Logger: cfg.Logger})
 		install.Register(m, install.Config{Join: members.Addr(), Logger: cfg.Logger})
+		if sec.creds != nil {
+			joinErr = master.AttachJoin(m, master.JoinConfig{Credentials: sec.creds, FirstJoinTokens: func(tokens map[pki.Role]string) {
+				announceJoinCommands(cfg, apiURL, tokens, log)
+			}})
+		}
 	})
 	m, err := master.New(mc)
 	if err != nil {
 		return nil, err
+	}
+	if joinErr != nil {
+		m.Raft().Close()
+		return nil, joinErr
 	}
 	members.Subscribe(func(ev MemberEvent) {
 		if ev.Type == MemberFailed && HasRole(ev.Member, RoleAgent) {
@@ -639,4 +702,203 @@ func freePort(host string) (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// nodeCredentials returns a secure node's credentials: those in DataDir/pki when they fit
+// this node; else those a join with cfg.JoinToken obtains; else, on a master, a new
+// cluster's, which created reports.
+func nodeCredentials(ctx context.Context, cfg Config, adv string, log *slog.Logger) (creds *pki.Credentials, created bool, err error) {
+	dir := filepath.Join(cfg.DataDir, "pki")
+	id := nodeIdentity(cfg, adv)
+	var token pki.JoinToken
+	if cfg.JoinToken != "" {
+		if token, err = pki.ParseJoinToken(cfg.JoinToken); err != nil {
+			return nil, false, fmt.Errorf("token: %w", err)
+		}
+	}
+	creds, err = pki.LoadCredentials(dir)
+	switch {
+	case err == nil:
+		if cfg.JoinToken != "" && token.CAHash != creds.CA.Hash() {
+			return nil, false, fmt.Errorf("%s holds the credentials of another cluster (CA %s) than --token pins (CA %s): remove it to join this one", dir, creds.CA.Hash(), token.CAHash)
+		}
+		why := unfitCredentials(creds, cfg, id)
+		if why == "" {
+			return creds, false, nil
+		}
+		if cfg.JoinToken == "" {
+			return nil, false, fmt.Errorf("the credentials in %s do not fit this node: %s; join again with --token", dir, why)
+		}
+		log.Info("joining the cluster again", "reason", why)
+	case !errors.Is(err, pki.ErrNoCredentials):
+		return nil, false, err
+	case cfg.JoinToken == "" && cfg.Master:
+		if creds, err = pki.NewCluster(cfg.Name, id, time.Now()); err != nil {
+			return nil, false, fmt.Errorf("create the cluster CA: %w", err)
+		}
+		if err := creds.Save(dir); err != nil {
+			return nil, false, err
+		}
+		log.Info("created a secure cluster: its CA, gossip key and this master's certificate", "ca_sha256", creds.CA.Hash(), "dir", dir)
+		return creds, true, nil
+	case cfg.JoinToken == "":
+		return nil, false, fmt.Errorf("no node credentials in %s: a node joins a secure cluster with --token (ATL1-…, from the first master or atoll token create)", dir)
+	}
+	if creds, err = joinCluster(ctx, cfg, id, token, log); err != nil {
+		return nil, false, err
+	}
+	if err := creds.Save(dir); err != nil {
+		return nil, false, err
+	}
+	return creds, false, nil
+}
+
+// unfitCredentials says why credentials do not fit the node cfg describes, "" when they do.
+func unfitCredentials(creds *pki.Credentials, cfg Config, id pki.Identity) string {
+	for _, role := range id.Roles {
+		if !slices.Contains(creds.Roles(), role) {
+			return fmt.Sprintf("the node certificate lacks the %s role", role)
+		}
+	}
+	if cfg.Master && !creds.CA.CanSign() {
+		return "a master needs the CA key"
+	}
+	if leaf := creds.Cert.Leaf; !time.Now().Before(leaf.NotAfter) {
+		return fmt.Sprintf("the node certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
+// joinCluster joins through the master cfg names, retrying while it cannot be reached
+// (a cluster started all at once); a refusal or a CA that is not the token's ends it.
+func joinCluster(ctx context.Context, cfg Config, id pki.Identity, token pki.JoinToken, log *slog.Logger) (*pki.Credentials, error) {
+	masterURL := cfg.MasterURL
+	if masterURL == "" {
+		addr, err := joinAddr(cfg.Join[0])
+		if err != nil {
+			return nil, fmt.Errorf("join: %w", err)
+		}
+		host, _, _ := net.SplitHostPort(addr)
+		masterURL = net.JoinHostPort(host, strconv.Itoa(cfg.APIPort))
+	}
+	backoff := joinBackoffMin
+	for {
+		creds, err := pki.Join(ctx, pki.JoinConfig{MasterURL: masterURL, Token: token, Identity: id})
+		if err == nil {
+			log.Info("joined the secure cluster", "master", masterURL, "roles", creds.Roles(), "ca_sha256", creds.CA.Hash(),
+				"certificate_expires", creds.Cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+			return creds, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("join the cluster with --token: %w", ctx.Err())
+		}
+		if !unreachable(err) {
+			return nil, fmt.Errorf("join the cluster with --token: %w", err)
+		}
+		log.Warn("waiting to join: the master cannot be reached", "master", masterURL, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("join the cluster with --token: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, joinBackoffMax)
+	}
+}
+
+// unreachable reports whether a join failed for want of a connection to the master, as
+// opposed to an answer (a refusal, a CA that is not the token's, a certificate that does
+// not verify), which trying again would not change.
+func unreachable(err error) bool {
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &verify) {
+		return false
+	}
+	var op *net.OpError
+	var urlErr *url.Error
+	return errors.As(err, &op) || errors.As(err, &urlErr) && urlErr.Timeout()
+}
+
+// nodeIdentity is what the node's certificate says: its name and roles, and the
+// addresses users reach it at.
+func nodeIdentity(cfg Config, adv string) pki.Identity {
+	id := pki.Identity{Name: cfg.Name}
+	if cfg.Master {
+		id.Roles = append(id.Roles, pki.RoleMaster)
+	}
+	if cfg.Agent {
+		id.Roles = append(id.Roles, pki.RoleAgent)
+	}
+	if cfg.LB {
+		id.Roles = append(id.Roles, pki.RoleLB)
+	}
+	addIP := func(ip net.IP) {
+		if ip == nil || ip.IsUnspecified() || slices.ContainsFunc(id.IPs, ip.Equal) {
+			return
+		}
+		if v4 := ip.To4(); v4 != nil {
+			ip = v4
+		}
+		id.IPs = append(id.IPs, ip)
+	}
+	addName := func(name string) {
+		if name != "" && !slices.Contains(id.DNSNames, name) {
+			id.DNSNames = append(id.DNSNames, name)
+		}
+	}
+	addIP(net.ParseIP(adv))
+	addIP(net.ParseIP(cfg.BindAddr))
+	addIP(net.IPv4(127, 0, 0, 1))
+	addIP(net.IPv6loopback)
+	addName(cfg.Name)
+	if host, err := os.Hostname(); err == nil && isNameText(host) {
+		addName(host)
+	}
+	addName("localhost")
+	for _, n := range cfg.TLSNames {
+		if ip := net.ParseIP(n); ip != nil {
+			addIP(ip)
+		} else {
+			addName(n)
+		}
+	}
+	return id
+}
+
+// announceJoinCommands hands out the commands that install the first other nodes of a
+// new secure cluster, one per role.
+func announceJoinCommands(cfg Config, apiURL string, tokens map[pki.Role]string, log *slog.Logger) {
+	host := strings.TrimPrefix(apiURL, "https://")
+	commands := make(map[pki.Role]string, len(tokens))
+	for role, token := range tokens {
+		// install.sh comes over plain HTTP: the machine has no credentials yet.
+		commands[role] = fmt.Sprintf("curl -fsSL http://%s/install.sh | sudo sh -s -- %s --token %s", host, role, token)
+	}
+	if cfg.JoinCommands != nil {
+		cfg.JoinCommands(commands)
+		return
+	}
+	for _, role := range pki.Roles {
+		log.Warn("shown only this once: run this on a machine to make it a "+string(role)+" of the cluster", "command", commands[role])
+	}
+}
+
+// plainHTTP serves, of a secure master's API, what a machine fetches over plain HTTP
+// before it has credentials: the installer, the binary, the CA its join token pins, and
+// the health probes; everything else is over TLS only.
+func plainHTTP(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && plainPath(r.URL.Path) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, fmt.Sprintf("this master serves its API over TLS: use https://%s%s", r.Host, r.URL.RequestURI()), http.StatusBadRequest)
+	})
+}
+
+func plainPath(p string) bool {
+	switch p {
+	case "/health", "/ping", "/install.sh", "/atoll-uninstall.sh", pki.CAPath:
+		return true
+	}
+	return strings.HasPrefix(p, "/download/") && path.Clean(p) == p
 }

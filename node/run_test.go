@@ -1,13 +1,16 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"github.com/atoll/atoll/dns"
 	"github.com/atoll/atoll/isolate"
 	"github.com/atoll/atoll/node/agent"
+	"github.com/atoll/atoll/node/pki"
 )
 
 func TestMain(m *testing.M) {
@@ -321,4 +325,219 @@ func TestRaftPortTaken(t *testing.T) {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("Run with the Raft port taken = %v, want EADDRINUSE", err)
 	}
+}
+
+// TestSecureCluster: the first master of a secure cluster creates its CA, bootstraps
+// Raft alone and hands out the join commands once; its API is TLS, with only what a
+// machine fetches before it has joined over plain HTTP on the same port. A master whose
+// token pins another CA is refused before it sends its secret; one with the master join
+// token joins, and the leader adds it to Raft, over mutual TLS and encrypted gossip.
+func TestSecureCluster(t *testing.T) {
+	cfg1 := loopbackConfig(t, "m1")
+	cfg1.Master, cfg1.BootstrapExpect, cfg1.Secure, cfg1.DNSPort = true, 3, true, -1
+	commands := make(chan map[pki.Role]string, 2)
+	cfg1.JoinCommands = func(c map[pki.Role]string) { commands <- c }
+	admins := make(chan string, 2)
+	cfg1.AdminToken = func(token string) { admins <- token }
+	m1 := runNode(t, cfg1)
+	host, ok := strings.CutPrefix(m1.APIURL, "https://127.0.0.1:")
+	if !ok {
+		t.Fatalf("master API %q, want https://127.0.0.1:…", m1.APIURL)
+	}
+	host = "127.0.0.1:" + host
+	creds, err := pki.LoadCredentials(filepath.Join(cfg1.DataDir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joinCommands map[pki.Role]string
+	select {
+	case joinCommands = <-commands:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no join commands within 30s")
+	}
+	tokens := map[pki.Role]pki.JoinToken{}
+	for _, role := range pki.Roles {
+		prefix := "curl -fsSL http://" + host + "/install.sh | sudo sh -s -- " + string(role) + " --token "
+		tokenText, ok := strings.CutPrefix(joinCommands[role], prefix)
+		token, err := pki.ParseJoinToken(tokenText)
+		if !ok || err != nil || token.CAHash != creds.CA.Hash() {
+			t.Fatalf("%s join command %q: want %q and a token of CA %s (%v)", role, joinCommands[role], prefix+"ATL1-…", creds.CA.Hash(), err)
+		}
+		tokens[role] = token
+	}
+	admin := <-admins
+
+	// Plain HTTP serves the installer's routes alone; the API is TLS with the cluster CA.
+	for _, tt := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{pki.CAPath, http.StatusOK, string(creds.CA.CertPEM())},
+		{"/health", http.StatusOK, "ok\n"},
+		{"/master/state", http.StatusBadRequest, "this master serves its API over TLS: use https://" + host + "/master/state\n"},
+		{"/download/../master/state", http.StatusBadRequest, "this master serves its API over TLS: use https://" + host + "/download/../master/state\n"},
+	} {
+		resp, err := http.Get("http://" + host + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || string(body) != tt.body {
+			t.Errorf("plain GET %s: %d %q, want %d %q", tt.path, resp.StatusCode, body, tt.status, tt.body)
+		}
+	}
+	userTLS := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: creds.CA.Pool()}}}
+	defer userTLS.CloseIdleConnections()
+	client := api.NewClient(m1.APIURL, api.WithToken(admin), api.WithHTTPClient(userTLS))
+
+	// A token of another cluster's CA: refused, nothing kept.
+	other, err := pki.NewCA("other", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := loopbackConfig(t, "m2")
+	bad.Master, bad.DNSPort, bad.Join, bad.MasterURL = true, -1, []string{m1.GossipAddr}, m1.APIURL
+	bad.JoinToken = pki.JoinToken{CAHash: other.Hash(), Secret: tokens[pki.RoleMaster].Secret}.String()
+	want := "join the cluster with --token: CA hash mismatch: expected " + other.Hash() + ", the server presented " + creds.CA.Hash()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := Run(ctx, bad, nil); err == nil || err.Error() != want {
+		t.Fatalf("a master with a token of another CA: Run() = %v\nwant %s", err, want)
+	}
+	if _, err := os.Stat(filepath.Join(bad.DataDir, "pki")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused master kept credentials: %v", err)
+	}
+
+	// The master join token: the second master joins, and Raft has both.
+	cfg2 := loopbackConfig(t, "m2")
+	cfg2.Master, cfg2.DNSPort, cfg2.Join, cfg2.MasterURL = true, -1, []string{m1.GossipAddr}, m1.APIURL
+	cfg2.JoinToken = tokens[pki.RoleMaster].String()
+	m2 := runNode(t, cfg2)
+	if !strings.HasPrefix(m2.APIURL, "https://127.0.0.1:") {
+		t.Fatalf("second master's API %q", m2.APIURL)
+	}
+	creds2, err := pki.LoadCredentials(filepath.Join(cfg2.DataDir, "pki"))
+	if err != nil || creds2.CA.Hash() != creds.CA.Hash() || !creds2.CA.CanSign() || !bytes.Equal(creds2.GossipKey, creds.GossipKey) {
+		t.Fatalf("second master's credentials: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		peers, err := client.RaftPeers(context.Background())
+		if err == nil && len(peers.Servers) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("raft peers after 30s: %+v, %v; want both masters", peers, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The second master, a follower, forwards reads to the leader, over TLS, once its
+	// replica has the admin token.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, m2.APIURL+"/master/state", nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := userTLS.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /master/state from the second master: %s %s", resp.Status, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestConfigSecurityFields(t *testing.T) {
+	token := "ATL1-" + strings.Repeat("ab", 32) + "-atl_secret"
+	tests := []struct {
+		name string
+		edit func(*Config)
+		err  string
+	}{
+		{"token", func(c *Config) { c.JoinToken, c.Join = token, []string{"10.0.0.1"} }, ""},
+		{"not a join token", func(c *Config) { c.JoinToken, c.Join = "atl_x_y", []string{"10.0.0.1"} },
+			"token: token is not an Atoll join token: want ATL1-<CA hash>-<secret>, as the first master and `atoll token create --role agent|lb|master` print it"},
+		{"token without a master to join", func(c *Config) { c.JoinToken = token }, "token: a node joins through a master: give --join or --master-url"},
+		{"master URL", func(c *Config) { c.JoinToken, c.MasterURL = token, "https://10.0.0.1:5050" }, ""},
+		{"bad master URL", func(c *Config) { c.MasterURL = "10.0.0.1" }, `master-url: master URL "10.0.0.1": want https://host:port`},
+		{"TLS names", func(c *Config) { c.TLSNames = []string{"10.0.0.9", "api.example.com"} }, ""},
+		{"bad TLS name", func(c *Config) { c.TLSNames = []string{"a b"} }, `tls-san: "a b", want an IP address or a DNS name`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := loopbackConfig(t, "m1")
+			cfg.Master = true
+			tt.edit(&cfg)
+			if err := cfg.Validate(); errString(err) != tt.err {
+				t.Fatalf("Validate() = %q, want %q", errString(err), tt.err)
+			}
+		})
+	}
+}
+
+// TestSecureNodeRefusals: a secure node that cannot hold credentials of the cluster its
+// token names says why and starts nothing; one whose master does not answer keeps trying.
+func TestSecureNodeRefusals(t *testing.T) {
+	clusterA, err := pki.NewCluster("a", pki.Identity{Name: "a1", Roles: []pki.Role{pki.RoleAgent}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "https://" + closed.Addr().String()
+	closed.Close()
+	tokenB := pki.JoinToken{CAHash: strings.Repeat("cd", 32), Secret: "atl_secret"}.String()
+	tests := []struct {
+		name  string
+		edit  func(*Config)
+		creds *pki.Credentials
+		err   func(cfg Config) string
+	}{
+		{"agent without a token", func(c *Config) { c.Secure = true }, nil, func(cfg Config) string {
+			return "no node credentials in " + filepath.Join(cfg.DataDir, "pki") + ": a node joins a secure cluster with --token (ATL1-…, from the first master or atoll token create)"
+		}},
+		{"credentials of another cluster", func(c *Config) { c.JoinToken = tokenB }, clusterA, func(cfg Config) string {
+			return filepath.Join(cfg.DataDir, "pki") + " holds the credentials of another cluster (CA " + clusterA.CA.Hash() + ") than --token pins (CA " + strings.Repeat("cd", 32) + "): remove it to join this one"
+		}},
+		{"credentials without the role", func(c *Config) { c.Secure, c.LB = true, true }, clusterA, func(cfg Config) string {
+			return "the credentials in " + filepath.Join(cfg.DataDir, "pki") + " do not fit this node: the node certificate lacks the lb role; join again with --token"
+		}},
+		{"master unreachable", func(c *Config) { c.JoinToken, c.MasterURL = tokenB, deadURL }, nil, func(Config) string {
+			return "join the cluster with --token: context deadline exceeded"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := loopbackConfig(t, "a1")
+			cfg.Agent, cfg.Join, cfg.DNSPort = true, []string{"127.0.0.1:1"}, -1
+			tt.edit(&cfg)
+			if tt.creds != nil {
+				if err := tt.creds.Save(filepath.Join(cfg.DataDir, "pki")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := Run(ctx, cfg, nil); errString(err) != tt.err(cfg) {
+				t.Fatalf("Run() = %q\nwant %q", errString(err), tt.err(cfg))
+			}
+		})
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/api/universe"
+	"github.com/atoll/atoll/node/pki"
 )
 
 // roleSet is a set of token roles besides admin, which may make every request.
@@ -105,6 +106,9 @@ var policy = []rule{
 	// asks the others whether a cluster exists (and must not form a second one when it
 	// does), and gossip publishes the same servers and addresses anyway.
 	{method: "GET", path: api.RaftPeersPath, kind: public},
+	// A joining node's first request, and its join, which checks its own token (join.go).
+	{method: "GET", path: pki.CAPath, kind: public},
+	{method: "POST", path: pki.JoinPath, kind: write, allow: byAgent | byLB | byMaster},
 
 	// Tokens, and snapshots, which hold them and whose restore would bring back revoked
 	// ones: admin only.

@@ -59,7 +59,7 @@ func (m *Master) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	proxy := &httputil.ReverseProxy{
-		Transport: forwardTransport,
+		Transport: m.forward,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host

@@ -5,6 +5,7 @@ package master
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,12 @@ type Config struct {
 	Extensions []func(*Master)
 	// Auth turns on API tokens (see AuthConfig); off by default.
 	Auth AuthConfig
+	// RaftTLS carries Raft between masters over mutual TLS (state.RaftConfig's TLS);
+	// nil is plain TCP.
+	RaftTLS *state.RaftTLS
+	// ForwardTLS is the TLS configuration of the requests a follower forwards to the
+	// leader, when the masters serve their API over TLS; nil forwards plain HTTP.
+	ForwardTLS *tls.Config
 }
 
 // DefaultConfig is the production preset.
@@ -149,6 +156,7 @@ type Master struct {
 	events  *broker
 	metrics *metrics
 	auth    *authState
+	forward http.RoundTripper
 	started time.Time
 
 	// mu guards the leader-only state below; it is never held across a Raft apply.
@@ -177,6 +185,12 @@ func New(cfg Config) (*Master, error) {
 		started: time.Now(),
 	}
 	m.metrics = newMetrics(m)
+	m.forward = forwardTransport
+	if cfg.ForwardTLS != nil {
+		t := forwardTransport.Clone()
+		t.TLSClientConfig = cfg.ForwardTLS
+		m.forward = t
+	}
 	m.auth = newAuthState(cfg.Auth, cfg.Logger)
 	m.events = newBroker(m)
 	m.fsm.OnChange(m.events.publish)
@@ -188,6 +202,7 @@ func New(cfg Config) (*Master, error) {
 	rc.DataDir = cfg.DataDir
 	rc.Logger = cfg.Logger.With("component", "raft")
 	rc.Dev = cfg.Dev
+	rc.TLS = cfg.RaftTLS
 	if cfg.RaftFailureTimeout != 0 {
 		rc.FailureTimeout = cfg.RaftFailureTimeout
 	}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,18 @@ type RaftConfig struct {
 	// SnapshotInterval is how often Raft checks SnapshotThreshold. Default 2 minutes
 	// (raft's): checks are cheap, but more often gains little as the threshold dominates.
 	SnapshotInterval time.Duration
+	// TLS, when set, carries the transport over mutual TLS; nil is plain TCP.
+	TLS *RaftTLS
+}
+
+// RaftTLS is the TLS of a Raft transport: both sides check that the other is a member
+// (node/pki builds such configurations from a master's certificate).
+type RaftTLS struct {
+	// Server accepts the connections other members open; it must require and verify
+	// their certificates.
+	Server *tls.Config
+	// Client opens connections to other members; it must verify theirs.
+	Client *tls.Config
 }
 
 // Raft tunables that are not configuration: batching is what makes concurrent applies
@@ -124,6 +137,9 @@ func (c RaftConfig) Validate() error {
 	}
 	if c.SnapshotInterval <= 0 {
 		return fmt.Errorf("raft config: SnapshotInterval is %v, want > 0", c.SnapshotInterval)
+	}
+	if c.TLS != nil && (c.TLS.Server == nil || c.TLS.Client == nil) {
+		return errors.New("raft config: TLS needs both a Server and a Client configuration")
 	}
 	if err := raft.ValidateConfig(c.raftConfig(nil)); err != nil {
 		return fmt.Errorf("raft config: %w", err)
@@ -227,12 +243,19 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 			return nil, fmt.Errorf("raft advertise address: %w", err)
 		}
 	}
-	r.transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
+	transportConfig := &raft.NetworkTransportConfig{
 		Logger:  hlog.Named("transport"),
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,
-	})
-	if err != nil {
+	}
+	if cfg.TLS != nil {
+		var stream *tlsStreamLayer
+		if stream, err = listenTLS(cfg.BindAddr, advertise, cfg.TLS); err != nil {
+			return nil, fmt.Errorf("raft transport on %s: %w", cfg.BindAddr, err)
+		}
+		transportConfig.Stream = stream
+		r.transport = raft.NewNetworkTransportWithConfig(transportConfig)
+	} else if r.transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, transportConfig); err != nil {
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.BindAddr, err)
 	}
 	if r.Raft, err = raft.NewRaft(cfg.raftConfig(hlog), fsm, r.logs, boltStore, r.snapshots, r.transport); err != nil {
@@ -243,6 +266,45 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 	ok = true
 	return r, nil
 }
+
+// tlsStreamLayer is the Raft transport's stream layer over mutual TLS: a TLS listener
+// for the connections other members open, TLS dials for those this member opens.
+type tlsStreamLayer struct {
+	net.Listener
+	advertise net.Addr
+	client    *tls.Config
+}
+
+var _ raft.StreamLayer = (*tlsStreamLayer)(nil)
+
+// listenTLS binds the stream layer to bind; other members dial advertise, or the bound
+// address when advertise is nil, which must then be a specific IP.
+func listenTLS(bind string, advertise net.Addr, cfg *RaftTLS) (*tlsStreamLayer, error) {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	if advertise == nil {
+		advertise = ln.Addr()
+	}
+	if tcp, ok := advertise.(*net.TCPAddr); !ok || tcp.IP == nil || tcp.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("address %v is not one other members can dial", advertise)
+	}
+	return &tlsStreamLayer{Listener: tls.NewListener(ln, cfg.Server), advertise: advertise, client: cfg.Client}, nil
+}
+
+// Dial opens a TLS connection to another member, the handshake included in timeout.
+func (l *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", string(address), l.client)
+	if err != nil {
+		return nil, fmt.Errorf("raft TLS dial %s: %w", address, err)
+	}
+	return conn, nil
+}
+
+// Addr is what other members dial.
+func (l *tlsStreamLayer) Addr() net.Addr { return l.advertise }
 
 // Addr is the address other members reach this one at.
 func (r *Raft) Addr() raft.ServerAddress { return r.transport.LocalAddr() }

@@ -1,0 +1,223 @@
+package master
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/node/master/state"
+	"github.com/atoll/atoll/node/pki"
+)
+
+// Node joins in a secure cluster (see node/pki). Every master serves the cluster CA and
+// signs the certificates of joining nodes with the CA key it holds; the join secrets are
+// API tokens of the node roles (master, agent, lb), stored and checked like every API
+// token (auth.go), so `atoll token list` shows them, `atoll token revoke` stops them, and
+// the node's API calls use the same token. The first leader of a secure cluster creates
+// one join token per role and hands them out once (JoinConfig.FirstJoinTokens).
+
+// JoinConfig configures a master's part in node joins (AttachJoin).
+type JoinConfig struct {
+	// Credentials are this master's: the cluster CA with its key, which signs the
+	// joining nodes' certificates, and the gossip key they receive.
+	Credentials *pki.Credentials
+	// CertValidity is how long node certificates are valid; 0 is pki.DefaultCertValidity.
+	CertValidity time.Duration
+	// FirstJoinTokens receives the join tokens ("ATL1-…") the first leader of a secure
+	// cluster creates, one per node role: the only copies. nil logs them.
+	FirstJoinTokens func(tokens map[pki.Role]string)
+	// Now is the clock certificates are issued by; nil is time.Now.
+	Now func() time.Time
+}
+
+// Validate reports the first thing wrong with c.
+func (c JoinConfig) Validate() error {
+	switch {
+	case c.Credentials == nil:
+		return errors.New("join: no credentials")
+	case !c.Credentials.CA.CanSign():
+		return errors.New("join: this master holds the CA certificate without its key, so it cannot sign the certificates of joining nodes")
+	case len(c.Credentials.GossipKey) != pki.GossipKeySize:
+		return fmt.Errorf("join: gossip key of %d bytes, want %d", len(c.Credentials.GossipKey), pki.GossipKeySize)
+	case c.CertValidity < 0:
+		return fmt.Errorf("join: certificate validity %v, want ≥ 0", c.CertValidity)
+	}
+	return nil
+}
+
+// firstJoinTokensKey, in the tokens' namespace, records that the first join tokens were
+// made, so that no later leader makes them again.
+const firstJoinTokensKey = "first-join-tokens"
+
+// joinService serves the join endpoints of one master.
+type joinService struct {
+	m        *Master
+	cfg      JoinConfig
+	caPEM    []byte
+	caKeyPEM string
+	now      func() time.Time
+	validity time.Duration
+}
+
+// AttachJoin adds the join endpoints (pki.CAPath, pki.JoinPath) to m's API, and the
+// leader service that creates the first join tokens. Call it before Handler, as an
+// extension (Config.Extensions).
+func AttachJoin(m *Master, cfg JoinConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	caKey, err := cfg.Credentials.CA.KeyPEM()
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	j := &joinService{m: m, cfg: cfg, caPEM: cfg.Credentials.CA.CertPEM(), caKeyPEM: string(caKey), now: cfg.Now, validity: cfg.CertValidity}
+	if j.now == nil {
+		j.now = time.Now
+	}
+	if j.validity == 0 {
+		j.validity = pki.DefaultCertValidity
+	}
+	m.Handle("GET "+pki.CAPath, http.HandlerFunc(j.handleCA))
+	m.Handle("POST "+pki.JoinPath, http.HandlerFunc(j.handleJoin))
+	m.AddLeaderService(firstJoinTokens{j})
+	return nil
+}
+
+func (j *joinService) handleCA(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(j.caPEM)
+}
+
+// handleJoin checks the join secret (an API token of a node role) as every API token is
+// checked, also when the master does not require tokens elsewhere, and signs the node's
+// certificate for the roles the token grants.
+func (j *joinService) handleJoin(w http.ResponseWriter, r *http.Request) {
+	token, authErr := j.m.authenticate(r)
+	if authErr != nil {
+		writeAuthError(w, r, authErr)
+		return
+	}
+	grantable := pki.GrantableRoles(pki.Role(token.Role))
+	if grantable == nil {
+		writeAuthError(w, r, forbidden("token %s has role %s, which joins no node: join with a token of role master, agent or lb (atoll token create --role agent)", token.ID, token.Role))
+		return
+	}
+	var req pki.JoinRequest
+	if err := j.m.decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	for _, role := range req.Roles {
+		if !slices.Contains(grantable, role) {
+			writeAuthError(w, r, forbidden("token %s of role %s cannot join a node with role %q", token.ID, token.Role, role))
+			return
+		}
+	}
+	csr, err := pki.ParseCSR([]byte(req.CSR))
+	if err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	id, err := pki.CSRIdentity(csr, req.Roles)
+	if err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	cert, err := j.cfg.Credentials.CA.Issue(csr.PublicKey, id, j.now(), j.validity)
+	if err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	answer := pki.JoinResponse{Certificate: string(pki.CertPEM(cert)), CA: string(j.caPEM), GossipKey: j.cfg.Credentials.GossipKey}
+	if slices.Contains(req.Roles, pki.RoleMaster) {
+		answer.CAKey = j.caKeyPEM
+	}
+	j.m.log.Info("node joined: certificate issued", "node", id.Name, "roles", req.Roles, "token", token.ID,
+		"remote", r.RemoteAddr, "expires", cert.NotAfter.UTC().Format(time.RFC3339))
+	writeJSON(w, http.StatusOK, answer)
+}
+
+// firstJoinTokens is the leader service that creates the first join tokens of a secure
+// cluster, once.
+type firstJoinTokens struct{ j *joinService }
+
+var _ LeaderService = firstJoinTokens{}
+
+func (firstJoinTokens) Name() string { return "first-join-tokens" }
+
+// Run creates the tokens unless they were made before, retrying while this master leads.
+func (s firstJoinTokens) Run(ctx context.Context) {
+	m := s.j.m
+	for {
+		if _, made := m.fsm.Store().KV(authNamespace, firstJoinTokensKey); made {
+			return
+		}
+		tokens, err := s.create(ctx)
+		if err == nil {
+			m.log.Info("created the first join tokens", "roles", len(tokens))
+			if s.j.cfg.FirstJoinTokens != nil {
+				s.j.cfg.FirstJoinTokens(tokens)
+			} else {
+				for _, role := range pki.Roles {
+					m.log.Warn("a join token, shown only this once: install a node with it (install.sh "+string(role)+" --token …), make others with atoll token create --role "+string(role), "role", role, "join_token", tokens[role])
+				}
+			}
+			return
+		}
+		m.log.Warn("could not create the first join tokens; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// create replicates one API token per node role and the record that they exist, in one
+// write, and returns them as join tokens.
+func (s firstJoinTokens) create(ctx context.Context) (map[pki.Role]string, error) {
+	m := s.j.m
+	now := m.auth.now().UTC()
+	tokens := make(map[pki.Role]string, len(pki.Roles))
+	var ids []string
+	var puts []state.KVPut
+	for _, role := range pki.Roles {
+		id, secret, err := newTokenSecret()
+		if err != nil {
+			return nil, err
+		}
+		if _, taken := m.fsm.Store().KV(authNamespace, tokenKeyPrefix+id); taken || slices.Contains(ids, id) {
+			return nil, fmt.Errorf("token id %s made twice", id)
+		}
+		hash := hashSecret(secret)
+		record := storedToken{
+			Token:        api.Token{ID: id, Role: api.TokenRole(role), Created: now, CreatedBy: "first-join-tokens"},
+			SecretSHA256: hex.EncodeToString(hash[:]),
+		}
+		value, err := json.Marshal(record)
+		if err != nil {
+			return nil, fmt.Errorf("encode token %s: %w", id, err)
+		}
+		ids = append(ids, id)
+		puts = append(puts, state.KVPut{Key: tokenKeyPrefix + id, Value: value})
+		tokens[role] = pki.JoinToken{CAHash: s.j.cfg.Credentials.CA.Hash(), Secret: tokenPrefix + id + "_" + secret}.String()
+	}
+	marker, err := json.Marshal(struct {
+		Created time.Time `json:"created"`
+		Tokens  []string  `json:"tokens"`
+	}{now, ids})
+	if err != nil {
+		return nil, fmt.Errorf("encode the first join tokens' record: %w", err)
+	}
+	puts = append(puts, state.KVPut{Key: firstJoinTokensKey, Value: marker})
+	if _, err := m.WriteKV(ctx, &state.WriteKVRequest{Namespace: authNamespace, Puts: puts}); err != nil {
+		return nil, fmt.Errorf("store the first join tokens: %w", err)
+	}
+	return tokens, nil
+}
