@@ -24,21 +24,21 @@ import (
 	"github.com/atoll/atoll/api"
 )
 
-// Tag keys every node sets on its gossip member; nodes find each other's roles and
-// addresses through them.
+// Tag keys every node sets on its gossip member (api.MemberTag*, which clients read);
+// nodes find each other's roles and addresses through them.
 const (
 	// TagRole lists the node's roles, comma-separated: master, agent, lb.
-	TagRole = "role"
-	// TagAPI is a master's API base URL (http://ip:port).
-	TagAPI = "api"
+	TagRole = api.MemberTagRole
+	// TagAPI is a master's API base URL (http://ip:port, https:// when secure).
+	TagAPI = api.MemberTagAPI
 	// TagRaft is a master's Raft transport address (ip:port).
-	TagRaft = "raft"
+	TagRaft = api.MemberTagRaft
 	// TagAgentHTTP is an agent's HTTP address (ip:port).
-	TagAgentHTTP = "agent_http"
+	TagAgentHTTP = api.MemberTagAgentHTTP
 	// TagVersion is the node's Atoll version.
-	TagVersion = "version"
+	TagVersion = api.MemberTagVersion
 	// TagID is the node's stable id, kept across restarts.
-	TagID = "id"
+	TagID = api.MemberTagID
 )
 
 // Roles listed in TagRole.

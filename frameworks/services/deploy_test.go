@@ -258,6 +258,7 @@ func TestRollingUpgradeWithHealthChecks(t *testing.T) {
 // maximum, the queue shows the delay and the last failure, and resetting the delay
 // relaunches at once.
 func TestLaunchBackoff(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 1)
 	events := c.events("status_update_event")
 	c.mustCall(http.StatusCreated, "POST", "/v2/apps", `{"id": "/crash", "cmd": "exit 3", "cpus": 0.1, "mem": 16,
@@ -308,6 +309,7 @@ func TestLaunchBackoff(t *testing.T) {
 // TestReadinessChecks: a deployment waits for new instances to answer their readiness
 // check, and shows the check's results meanwhile.
 func TestReadinessChecks(t *testing.T) {
+	t.Parallel()
 	bb := busybox(t)
 	c := newCluster(t, 1)
 	// The ready page appears 3 s after the task starts.
@@ -351,6 +353,7 @@ func TestReadinessChecks(t *testing.T) {
 // TestUnreachableStrategy: when an agent stops answering, an app's tasks there are
 // replaced at once by default, and never with unreachableStrategy "disabled".
 func TestUnreachableStrategy(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 0)
 	resources := []api.Resource{
 		{Name: "cpus", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 4}},

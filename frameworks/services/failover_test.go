@@ -16,6 +16,7 @@ import (
 // upgrade: the new leader's framework resumes the deployment from the replicated state
 // and finishes it, with exactly the app's instances running and none launched twice.
 func TestFailoverDuringDeployment(t *testing.T) {
+	t.Parallel()
 	mc := master.NewTestCluster(t, 3, func(c *master.Config) {
 		c.Extensions = append(c.Extensions, func(m *master.Master) {
 			services.Attach(m, services.Config{Logger: c.Logger, TickInterval: 100 * time.Millisecond})

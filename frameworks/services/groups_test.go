@@ -118,6 +118,7 @@ func TestGroupDependencies(t *testing.T) {
 }
 
 func TestRealGroupsPostAndListBack(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"real-100-apps.json", "real-1000-apps.json", "sleep-group.json"} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(corpus(t, "marathon/groups/"+name))

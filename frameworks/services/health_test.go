@@ -24,6 +24,7 @@ func busybox(t testing.TB) string {
 // TestHealthChecks: instances count once their agent-run health check passes, and a task
 // failing its check is killed by its agent and replaced.
 func TestHealthChecks(t *testing.T) {
+	t.Parallel()
 	bb := busybox(t)
 	c := newCluster(t, 1)
 	events := c.events("health_status_changed_event", "unhealthy_task_kill_event")
