@@ -1,281 +1,1004 @@
 package lb
 
 import (
-	"context"
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
+	"net/netip"
+	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
-// request is a proxied request's routing state, shared by the handler, the round tripper
-// and the response hook.
-type request struct {
-	svc     *service
-	client  string
-	cookie  string
-	backend *backend
-	// hsts: the response gets Strict-Transport-Security (a TLS request to a service
-	// with HAPROXY_{n}_USE_HSTS).
-	hsts bool
+// The HTTP path: each client connection (cleartext, or TLS once its handshake is done)
+// is served by one goroutine that reads a request head, routes it, and forwards it over
+// a pooled keep-alive connection to the backend picked, relaying the response as it
+// comes; a request body that is not already wholly read is streamed to the backend by a
+// second goroutine while the first waits for the response. Bodies are never held whole:
+// they pass through fixed buffers. A WebSocket (or any) upgrade the backend accepts
+// becomes a tunnel of both connections.
+
+// clientConn is a client's HTTP connection and the state reused by its requests.
+type clientConn struct {
+	s *Server
+	// conn is the connection requests are read from and responses written to (TLS or
+	// TCP); dc wraps it with the inactivity deadlines.
+	conn     net.Conn
+	dc       deadlineConn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	listener string
+	tls      bool
+	// addr is the client's address; ip its text, as X-Forwarded-For and source
+	// balancing take it.
+	addr netip.Addr
+	ip   string
+
+	req  request
+	resp response
+	// reqChunked decodes a chunked request body, respChunked a chunked response's: the
+	// two may be read at once.
+	reqChunked, respChunked chunkedReader
+	// body is a request body already read whole, framed as it is sent on; data and
+	// trailers are scratch space for decoding one.
+	body, data, trailers []byte
+	// hostKey is scratch space for the virtual host looked up.
+	hostKey []byte
+	tried   []*backend
 }
 
-type requestKey struct{}
-
-// errNoBackend: the service has no backend left to try.
-var errNoBackend = errors.New("no backend available")
-
-// serveHTTP routes a request by its listener: a service port's service, the virtual host
-// and path on the virtual host ports, the X-Marathon-App-Id header on the app id port.
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rt := s.routes.Load()
-	var svc *service
-	key, _ := r.Context().Value(listenerKey{}).(string)
-	switch key {
-	case vhostListener, vhostTLSListener:
-		svc = rt.vhost(r.Host, r.URL.Path)
-	case appIDListener:
-		svc = rt.appIDs[r.Header.Get(AppIDHeader)]
-	default:
-		if svc = rt.byListen[key]; svc != nil && svc.def.Mode != ModeHTTP {
-			svc = nil
-		}
+// serveHTTPConn serves a client's connection until it ends or is ended.
+func (s *Server) serveHTTPConn(raw net.Conn, listener string, isTLS bool) {
+	defer s.untrack(raw)
+	c := &clientConn{s: s, conn: newSockConn(raw), listener: listener, tls: isTLS}
+	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
+		c.addr = ap.Addr().Unmap()
+		c.ip = c.addr.String()
 	}
-	if svc == nil {
-		s.metrics.unrouted.Inc()
-		http.Error(w, "503 Service Unavailable: no service routes this request", http.StatusServiceUnavailable)
-		return
-	}
-	svc.stats.sessions.Add(1)
-	if key == vhostListener && svc.def.RedirectToHTTPS {
-		// As marathon-lb's frontend did, before the backend's access rules.
-		w.Header().Set("Location", "https://"+hostOnly(r.Host)+s.httpsPort+r.URL.RequestURI())
-		s.finish(svc, http.StatusMovedPermanently, start)
-		w.WriteHeader(http.StatusMovedPermanently)
-		return
-	}
-	hsts := r.TLS != nil && svc.def.UseHSTS
-	if hsts {
-		w.Header().Set(hstsHeader, hstsValue)
-	}
-	if !svc.allows(remoteAddr(r)) {
-		svc.stats.denied.Add(1)
-		s.finish(svc, http.StatusForbidden, start)
-		http.Error(w, "403 Forbidden", http.StatusForbidden)
-		return
-	}
-	if svc.auth != nil {
-		user, password, ok := r.BasicAuth()
-		if !svc.checkAuth(user, password, ok) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="`+svc.def.Auth.Realm+`"`)
-			s.finish(svc, http.StatusUnauthorized, start)
-			http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+	if isTLS {
+		tc := tls.Server(c.conn, s.tlsConf)
+		_ = raw.SetDeadline(time.Now().Add(s.cfg.HeaderTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.log.Debug("TLS handshake failed", "client", c.ip, "err", err)
 			return
 		}
+		_ = raw.SetDeadline(time.Time{})
+		c.conn = tc
 	}
-	req := &request{svc: svc, hsts: hsts, client: clientHost(remoteAddr(r))}
-	if svc.def.Sticky {
-		if c, err := r.Cookie(stickyCookie); err == nil {
-			req.cookie = c.Value
+	c.dc = deadlineConn{Conn: c.conn, writeTimeout: s.cfg.ClientTimeout}
+	c.br, c.bw = getReader(&c.dc), getWriter(&c.dc)
+	defer func() { putBuffers(c.br, c.bw) }()
+	for c.serveRequest() {
+	}
+}
+
+// serveRequest serves the next request; false when the connection is done.
+func (c *clientConn) serveRequest() bool {
+	s, r := c.s, &c.req
+	c.dc.readFor(s.cfg.IdleTimeout)
+	if _, err := c.br.Peek(1); err != nil {
+		return false
+	}
+	start := time.Now()
+	if !headBuffered(c.br) {
+		// A head that did not come in one piece: the rest of it must come in time.
+		c.dc.readUntil(start.Add(s.cfg.HeaderTimeout))
+	}
+	err := readHead(c.br, &r.head)
+	if err == nil {
+		if err = r.parseRequest(); err == nil {
+			err = r.analyze()
 		}
 	}
-	if r.ContentLength > 0 {
-		svc.stats.bytesIn.Add(uint64(r.ContentLength))
+	if err != nil {
+		c.refuse(err)
+		return false
 	}
-	cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
-	svc.stats.active.Add(1)
-	s.proxy.ServeHTTP(cw, r.WithContext(context.WithValue(r.Context(), requestKey{}, req)))
-	svc.stats.active.Add(-1)
-	if b := req.backend; b != nil {
-		b.active.Add(-1)
-		b.responses[codeClass(cw.code)].Add(1)
-		b.bytesOut.Add(uint64(cw.written))
-		if r.ContentLength > 0 {
-			b.bytesIn.Add(uint64(r.ContentLength))
+	if r.hasBody() {
+		c.dc.readFor(s.cfg.ClientTimeout)
+	}
+
+	rt := s.routes.Load()
+	svc := c.route(rt)
+	if svc == nil {
+		s.metrics.unrouted.Inc()
+		return c.local(nil, start, http.StatusServiceUnavailable, "", "503 Service Unavailable: no service routes this request\n")
+	}
+	svc.stats.sessions.Add(1)
+	if c.listener == vhostListener && svc.def.RedirectToHTTPS {
+		// As marathon-lb's frontend did, before the backend's access rules.
+		location := "Location: https://" + hostOnly(string(r.host)) + s.httpsPort + string(r.uri) + "\r\n"
+		return c.local(svc, start, http.StatusMovedPermanently, location, "")
+	}
+	hsts := c.tls && svc.def.UseHSTS
+	var extra string
+	if hsts {
+		extra = hstsHeader + ": " + hstsValue + "\r\n"
+	}
+	if !svc.allows(c.addr) {
+		svc.stats.denied.Add(1)
+		return c.local(svc, start, http.StatusForbidden, extra, "403 Forbidden\n")
+	}
+	if svc.auth != nil {
+		user, password, ok := basicAuth(r)
+		if !svc.checkAuth(user, password, ok) {
+			extra += `WWW-Authenticate: Basic realm="` + svc.def.Auth.Realm + "\"\r\n"
+			return c.local(svc, start, http.StatusUnauthorized, extra, "401 Unauthorized\n")
 		}
 	}
-	svc.stats.bytesOut.Add(uint64(cw.written))
-	s.finish(svc, cw.code, start)
+	return c.forward(svc, start, hsts)
 }
 
-// finish counts a finished request.
-func (s *Server) finish(svc *service, code int, start time.Time) {
-	svc.stats.responses[codeClass(code)].Add(1)
-	s.metrics.observe(svc.def.Name, code, time.Since(start))
+// headBuffered tells whether a whole request head is already in br's buffer.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
-// codeClass maps a status to HAProxy's hrsp_1xx..hrsp_5xx (index 1-5) or other (0).
-func codeClass(code int) int {
-	if code < 100 || code > 599 {
-		return 0
+// route finds the service of a request by its listener: the service port's, the
+// virtual host and path's, the X-Marathon-App-Id header's.
+func (c *clientConn) route(rt *routes) *service {
+	r := &c.req
+	switch c.listener {
+	case vhostListener, vhostTLSListener:
+		c.hostKey = appendHostKey(c.hostKey[:0], r.host)
+		return rt.vhost(c.hostKey, r.path)
+	case appIDListener:
+		return rt.appIDs[string(r.value(fieldAppID))]
 	}
-	return code / 100
-}
-
-func remoteAddr(r *http.Request) net.Addr {
-	if ap, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
-		return ap
+	if svc := rt.byListen[c.listener]; svc != nil && svc.def.Mode == ModeHTTP {
+		return svc
 	}
-	return &net.TCPAddr{}
-}
-
-// rewrite makes the outgoing request: X-Forwarded-For as HAProxy's forwardfor option did
-// (appended to the client's), X-Forwarded-Host, X-Forwarded-Proto "https" or "http" as
-// the client connected, the client's Host kept; the round tripper picks the address.
-func (s *Server) rewrite(pr *httputil.ProxyRequest) {
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = pr.In.Host
-	pr.Out.Host = pr.In.Host
-	if xff, ok := pr.In.Header["X-Forwarded-For"]; ok {
-		pr.Out.Header["X-Forwarded-For"] = xff
-	}
-	pr.SetXForwarded()
-}
-
-// modifyResponse keeps the load balancer's Strict-Transport-Security the only one, and
-// sets the sticky cookie when the request was not already pinned to the backend that
-// answered.
-func (s *Server) modifyResponse(resp *http.Response) error {
-	req, _ := resp.Request.Context().Value(requestKey{}).(*request)
-	if req == nil {
-		return nil
-	}
-	if req.hsts {
-		resp.Header.Del(hstsHeader)
-	}
-	if req.backend == nil || !req.svc.def.Sticky || req.cookie == req.backend.cookie {
-		return nil
-	}
-	resp.Header.Add("Set-Cookie", (&http.Cookie{Name: stickyCookie, Value: req.backend.cookie, Path: "/", HttpOnly: true}).String())
-	resp.Header.Add("Cache-Control", `no-cache="set-cookie"`)
 	return nil
 }
 
-// proxyError answers a request no backend could take: 503 when no backend was reachable
-// (HAProxy's "no server available"), 502 when one failed mid-way.
-func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	req, _ := r.Context().Value(requestKey{}).(*request)
-	code := http.StatusBadGateway
-	if errors.Is(err, errNoBackend) || isDialError(err) {
-		code = http.StatusServiceUnavailable
-	}
-	if req != nil {
-		req.svc.stats.failures.Add(1)
-		s.log.Debug("proxy error", "service", req.svc.def.Name, "err", err)
-	}
-	w.WriteHeader(code)
-	_, _ = io.WriteString(w, strconv.Itoa(code)+" "+http.StatusText(code)+"\n")
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// roundTripper sends a request to the backend its service picks, and on a refused
-// connection ejects that backend and tries another (a request with a body only when its
-// body can be sent again).
-type roundTripper struct{ s *Server }
-
-func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
-	req, _ := out.Context().Value(requestKey{}).(*request)
-	if req == nil {
-		return nil, errNoBackend
-	}
-	deadline := time.Now().Add(rt.s.cfg.QueueTimeout)
-	for {
-		seen := rt.s.routes.Load()
-		resp, err := rt.try(out, req)
-		if !errors.Is(err, errNoBackend) || out.Body != nil && out.Body != http.NoBody {
-			return resp, err
+// value is the first field of kind's value, nil without one.
+func (h *head) value(kind fieldKind) []byte {
+	for _, f := range h.fields {
+		if f.kind == kind {
+			return h.bytes(f.value)
 		}
-		// Every backend refused: a task was killed before its removal reached this table,
-		// and its replacement is on its way. Wait for the next table, as HAProxy queued.
-		for rt.s.routes.Load() == seen {
-			if time.Now().After(deadline) || out.Context().Err() != nil {
-				return nil, err
+	}
+	return nil
+}
+
+// appendHostKey appends a Host value as the virtual hosts are keyed: without its port
+// or a trailing dot, in lower case (hostOnly without allocating).
+func appendHostKey(dst, host []byte) []byte {
+	if len(host) > 0 && host[0] == '[' {
+		if end := indexByte(host, ']'); end > 0 && end+1 < len(host) && host[end+1] == ':' {
+			host = host[1:end]
+		}
+	} else if i := indexByte(host, ':'); i >= 0 && indexByte(host[i+1:], ':') < 0 {
+		host = host[:i]
+	}
+	if n := len(host); n > 0 && host[n-1] == '.' {
+		host = host[:n-1]
+	}
+	for _, ch := range host {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		dst = append(dst, ch)
+	}
+	return dst
+}
+
+// basicAuth reads the credentials of an "Authorization: Basic" field.
+func basicAuth(r *request) (user, password string, ok bool) {
+	v := r.value(fieldAuthorization)
+	if len(v) < 6 || !equalFold(v[:6], "basic ") {
+		return "", "", false
+	}
+	decoded, err := base64.StdEncoding.DecodeString(string(v[6:]))
+	if err != nil {
+		return "", "", false
+	}
+	i := bytes.IndexByte(decoded, ':')
+	if i < 0 {
+		return "", "", false
+	}
+	return string(decoded[:i]), string(decoded[i+1:]), true
+}
+
+// stickyValue is the request's sticky cookie, "" without one.
+func stickyValue(r *request) string {
+	for _, f := range r.fields {
+		if f.kind != fieldCookie {
+			continue
+		}
+		v := r.bytes(f.value)
+		for len(v) > 0 {
+			pair := v
+			if i := indexByte(v, ';'); i >= 0 {
+				pair, v = v[:i], v[i+1:]
+			} else {
+				v = nil
+			}
+			pair = trimOWS(pair)
+			if name, value, ok := bytes.Cut(pair, []byte("=")); ok && string(name) == stickyCookie {
+				return string(bytes.Trim(value, `"`))
+			}
+		}
+	}
+	return ""
+}
+
+// refuse answers a request that could not be read with its error's status, when it has
+// one (a connection that broke or timed out gets nothing).
+func (c *clientConn) refuse(err error) {
+	var pe *protoError
+	if !errors.As(err, &pe) {
+		return
+	}
+	c.s.log.Debug("request refused", "client", c.ip, "status", pe.status, "err", pe.msg)
+	c.req.method = span{}
+	text := strconv.Itoa(pe.status) + " " + http.StatusText(pe.status)
+	if c.writeLocal(pe.status, "", text+": "+pe.msg+"\n", true) == nil {
+		c.lingeringClose()
+	}
+}
+
+// lingerTimeout is how long a connection closed after an error response keeps reading
+// what the client still sends: closing with unread bytes would reset the connection,
+// and with it the response the client has not read yet.
+const lingerTimeout = 500 * time.Millisecond
+
+// lingeringClose ends the sending side and drains the client's until it closes too or
+// lingerTimeout passes.
+func (c *clientConn) lingeringClose() {
+	closeWrite(c.conn)
+	c.dc.readUntil(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, c.br)
+}
+
+// local answers a request from the load balancer itself and counts it for svc (when
+// not nil). The connection goes on unless the client closes it or its body cannot be
+// skipped.
+func (c *clientConn) local(svc *service, start time.Time, code int, extra, body string) bool {
+	keep := !c.req.close && c.skipBody()
+	err := c.writeLocal(code, extra, body, !keep)
+	if svc != nil {
+		c.s.finish(svc, code, start)
+	}
+	return keep && err == nil
+}
+
+// skipBody drops a request body that is wholly in the read buffer; false when there is
+// one that is not (the connection must then close).
+func (c *clientConn) skipBody() bool {
+	r := &c.req
+	if !r.hasBody() {
+		return true
+	}
+	p, _ := c.br.Peek(c.br.Buffered())
+	if !r.chunked {
+		if int64(len(p)) < r.contentLength {
+			return false
+		}
+		_, _ = c.br.Discard(int(r.contentLength))
+		return true
+	}
+	var err error
+	var n int
+	c.data, c.trailers, n, err = decodeChunked(p, c.data[:0], c.trailers[:0])
+	if err != nil {
+		return false
+	}
+	_, _ = c.br.Discard(n)
+	return true
+}
+
+// writeLocal writes a response of the load balancer's own.
+func (c *clientConn) writeLocal(code int, extra, body string, close bool) error {
+	w := c.bw
+	_, _ = w.WriteString("HTTP/1.1 ")
+	_, _ = w.WriteString(strconv.Itoa(code))
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(http.StatusText(code))
+	_, _ = w.WriteString("\r\n")
+	if body != "" {
+		_, _ = w.WriteString("Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n")
+	}
+	_, _ = w.WriteString("Content-Length: ")
+	_, _ = w.WriteString(strconv.Itoa(len(body)))
+	_, _ = w.WriteString("\r\n")
+	_, _ = w.WriteString(extra)
+	c.writeConnection(close)
+	_, _ = w.WriteString("\r\n")
+	if !c.req.isHead() {
+		_, _ = w.WriteString(body)
+	}
+	return w.Flush()
+}
+
+// writeConnection writes the Connection field a response needs: close, or keep-alive
+// to an HTTP/1.0 client that asked for it.
+func (c *clientConn) writeConnection(close bool) {
+	switch {
+	case close:
+		_, _ = c.bw.WriteString("Connection: close\r\n")
+	case c.req.minor == 0:
+		_, _ = c.bw.WriteString("Connection: keep-alive\r\n")
+	}
+}
+
+// Body modes of a request being forwarded.
+const (
+	bodyNone = iota
+	// bodyBuffered: the body was wholly read already and is sent with the head (and can
+	// be sent again to another backend).
+	bodyBuffered
+	// bodyStreamed: the body is copied from the client to the backend as it comes.
+	bodyStreamed
+)
+
+// forward sends a request to a backend of svc and relays its response; false when the
+// client's connection is done. When every backend refused, it waits up to the queue
+// timeout for a newer table with a backend that answers, as HAProxy queued.
+func (c *clientConn) forward(svc *service, start time.Time, hsts bool) bool {
+	s, r := c.s, &c.req
+	var cookie string
+	if svc.def.Sticky {
+		cookie = stickyValue(r)
+	}
+	mode := bodyNone
+	if r.hasBody() {
+		buffered, err := c.bufferBody()
+		if err != nil {
+			svc.stats.failures.Add(1)
+			c.refuse(err)
+			s.finish(svc, statusOf(err), start)
+			return false
+		}
+		mode = bodyStreamed
+		if buffered {
+			mode = bodyBuffered
+		}
+	}
+	svc.stats.active.Add(1)
+	defer svc.stats.active.Add(-1)
+	queueUntil := start.Add(s.cfg.QueueTimeout)
+	for {
+		seen := s.routes.Load()
+		again, failCode, keep := c.try(svc, cookie, mode, hsts, start)
+		if !again {
+			return keep
+		}
+		// Every backend refused the connection or failed the request, which can be sent
+		// again: a task was killed before its removal reached this table, and its
+		// replacement is on its way.
+		if failCode == 0 {
+			failCode = http.StatusServiceUnavailable
+		}
+		for s.routes.Load() == seen {
+			if time.Now().After(queueUntil) || s.isClosed() {
+				return c.fail(svc, start, failCode, mode)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		next := rt.s.routes.Load().byName[req.svc.def.Name]
+		next := s.routes.Load().byName[svc.def.Name]
 		if next == nil {
-			return nil, err
+			return c.fail(svc, start, failCode, mode)
 		}
-		req.svc = next
+		svc = next
 	}
 }
 
-// try sends the request to up to Attempts backends of its service.
-func (rt roundTripper) try(out *http.Request, req *request) (*http.Response, error) {
-	var tried []*backend
-	for attempt := range rt.s.cfg.Attempts {
-		b := req.svc.pick(req.client, req.cookie, tried)
+// statusOf is the status a client is answered for err.
+func statusOf(err error) int {
+	var pe *protoError
+	if errors.As(err, &pe) {
+		return pe.status
+	}
+	return http.StatusBadRequest
+}
+
+// bufferBody takes a request body that is already wholly in the read buffer (the usual
+// small POST) off it, framed as it is sent on, into c.body; false for one that is not,
+// which is streamed. A chunked body's framing is checked as far as it has arrived (at
+// least its first size line, unless the client waits for 100 Continue), so that one
+// already invalid is refused before anything is sent on.
+func (c *clientConn) bufferBody() (bool, error) {
+	r := &c.req
+	p, _ := c.br.Peek(c.br.Buffered())
+	if !r.chunked {
+		if int64(len(p)) < r.contentLength {
+			return false, nil
+		}
+		c.body = append(c.body[:0], p[:r.contentLength]...)
+		_, _ = c.br.Discard(int(r.contentLength))
+		return true, nil
+	}
+	for {
+		var err error
+		var n int
+		c.data, c.trailers, n, err = decodeChunked(p, c.data[:0], c.trailers[:0])
+		switch {
+		case err == nil:
+			c.body = c.body[:0]
+			if len(c.data) > 0 {
+				c.body = strconv.AppendInt(c.body, int64(len(c.data)), 16)
+				c.body = append(append(append(c.body, '\r', '\n'), c.data...), '\r', '\n')
+			}
+			c.body = append(append(append(c.body, "0\r\n"...), c.trailers...), '\r', '\n')
+			_, _ = c.br.Discard(n)
+			return true, nil
+		case !errors.Is(err, errIncomplete):
+			return false, err
+		case r.expect || bytes.IndexByte(p, '\n') >= 0 || len(p) >= c.br.Size():
+			return false, nil
+		}
+		if _, err := c.br.Peek(len(p) + 1); err != nil {
+			return false, err
+		}
+		p, _ = c.br.Peek(c.br.Buffered())
+	}
+}
+
+// fail answers a request no backend could take or answer (503 when none took the
+// connection, 502 when one failed, 504 when one did not answer in time).
+func (c *clientConn) fail(svc *service, start time.Time, code int, mode int) bool {
+	svc.stats.failures.Add(1)
+	keep := !c.req.close && mode != bodyStreamed
+	err := c.writeLocal(code, "", strconv.Itoa(code)+" "+http.StatusText(code)+"\n", !keep)
+	c.s.finish(svc, code, start)
+	return keep && err == nil
+}
+
+// Outcomes of one exchange with a backend.
+const (
+	// exchanged: a response (whole or in part) went to the client.
+	exchanged = iota
+	// stale: a reused connection turned out closed before the backend read the request,
+	// which may go on another connection.
+	stale
+	// failed: the backend failed before a response went to the client.
+	failed
+)
+
+type outcome struct {
+	kind int
+	// code is the status for a failure (502 or 504).
+	code int
+	// keep: the client's connection goes on.
+	keep bool
+	// retry: the request may go to another backend (nothing of it is lost).
+	retry bool
+}
+
+// try sends the request to up to Attempts backends of svc, skipping those that refuse
+// connections (ejecting them) and, for a request that can be sent again, those that fail
+// it. again: no backend answered and the request can still be sent (failCode is the
+// status of the last failure, 0 when every backend refused); keep: the client's
+// connection goes on.
+func (c *clientConn) try(svc *service, cookie string, mode int, hsts bool, start time.Time) (again bool, failCode int, keep bool) {
+	s, r := c.s, &c.req
+	tried := c.tried[:0]
+	defer func() { c.tried = tried[:0] }()
+	for range s.cfg.Attempts {
+		b := svc.pick(c.ip, cookie, tried)
 		if b == nil {
 			break
 		}
 		tried = append(tried, b)
-		out.URL.Host = b.addr
-		b.active.Add(1)
 		b.sessions.Add(1)
-		resp, err := rt.s.transport.RoundTrip(out)
-		if err == nil {
-			req.backend = b
-			return resp, nil
-		}
-		b.active.Add(-1)
-		if !isDialError(err) {
-			b.failures.Add(1)
-			// A backend that died mid-request (its task killed): an idempotent request
-			// without a body goes to another one, as HAProxy's retry-on empty-response.
-			if out.Body == nil || out.Body == http.NoBody {
-				if m := out.Method; m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions {
-					continue
+		for {
+			bc, reused, err := s.getConn(b, mode == bodyStreamed || !r.idempotent())
+			if err != nil {
+				if errors.Is(err, errClosed) {
+					return false, 0, false
 				}
+				s.eject(b, err)
+				break
 			}
-			return nil, err
-		}
-		rt.s.eject(b, err)
-		if out.Body != nil && out.Body != http.NoBody {
-			if out.GetBody == nil || attempt == rt.s.cfg.Attempts-1 {
-				return nil, err
+			b.active.Add(1)
+			out := c.exchange(svc, b, bc, reused, cookie, mode, hsts, start)
+			b.active.Add(-1)
+			switch out.kind {
+			case exchanged:
+				return false, 0, out.keep
+			case stale:
+				continue
 			}
-			body, gerr := out.GetBody()
-			if gerr != nil {
-				return nil, err
+			b.failures.Add(1)
+			if !out.retry || !r.idempotent() {
+				return false, 0, c.fail(svc, start, out.code, mode)
 			}
-			out.Body = body
+			// A backend that died mid-request (its task killed): the request goes to
+			// another one, as HAProxy's retry-on empty-response.
+			failCode = out.code
+			break
 		}
 	}
-	return nil, errNoBackend
+	return true, failCode, false
 }
 
-// codeWriter notes the status and the body bytes written.
-type codeWriter struct {
-	http.ResponseWriter
-	code    int
-	written int64
+// exchange sends the request over bc and relays the response.
+func (c *clientConn) exchange(svc *service, b *backend, bc *backendConn, reused bool, cookie string, mode int, hsts bool, start time.Time) outcome {
+	s, r, resp := c.s, &c.req, &c.resp
+	c.writeRequestHead(bc.bw, b)
+	if mode == bodyBuffered {
+		_, _ = bc.bw.Write(c.body)
+	}
+	if err := bc.bw.Flush(); err != nil {
+		s.closeConn(bc)
+		if reused {
+			return outcome{kind: stale}
+		}
+		return outcome{kind: failed, code: http.StatusBadGateway, retry: true}
+	}
+	var body *bodyCopy
+	if mode == bodyStreamed {
+		body = c.streamBody(bc)
+	}
+	// The response head, after any interim (1xx) responses, which an HTTP/1.1 client
+	// gets as they come.
+	for {
+		err := readHead(bc.br, &resp.head)
+		if err == nil {
+			if err = resp.parseResponse(); err == nil {
+				err = resp.analyze(r.isHead())
+			}
+		}
+		if err != nil {
+			received := len(resp.buf) > 0
+			body.abort(c, bc)
+			s.closeConn(bc)
+			if body != nil {
+				if body.readErr != nil {
+					// The client's body broke off or was malformed: nothing to retry.
+					c.refuse(body.readErr)
+					s.finish(svc, statusOf(body.readErr), start)
+					svc.stats.failures.Add(1)
+					return outcome{kind: exchanged}
+				}
+				// The client's body went, at least in part: the request is not sent again.
+				return outcome{kind: failed, code: failureStatus(err)}
+			}
+			if !received && reused && r.idempotent() && !isTimeout(err) {
+				return outcome{kind: stale}
+			}
+			s.log.Debug("backend failed", "service", svc.def.Name, "backend", b.addr, "err", err)
+			return outcome{kind: failed, code: failureStatus(err), retry: !isTimeout(err)}
+		}
+		if resp.status >= 200 || resp.status == http.StatusSwitchingProtocols {
+			break
+		}
+		if r.minor == 1 {
+			c.writeInterim()
+			if err := c.bw.Flush(); err != nil {
+				body.abort(c, bc)
+				s.closeConn(bc)
+				return outcome{kind: exchanged}
+			}
+		}
+	}
+	if resp.status == http.StatusSwitchingProtocols {
+		if r.upgrade == nil || !bytes.EqualFold(resp.upgrade, r.upgrade) {
+			body.abort(c, bc)
+			s.closeConn(bc)
+			return outcome{kind: failed, code: http.StatusBadGateway}
+		}
+		c.tunnel(svc, b, bc, hsts, start)
+		return outcome{kind: exchanged}
+	}
+
+	code := resp.status
+	setCookie := svc.def.Sticky && cookie != b.cookie
+	chunkedOut, closeAfter := c.writeResponseHead(b, hsts, setCookie)
+	n, readErr, writeErr := c.relayBody(bc, chunkedOut)
+	if writeErr == nil {
+		writeErr = c.bw.Flush()
+	}
+	reusable := readErr == nil && writeErr == nil && !resp.close
+	keep := writeErr == nil && readErr == nil && !closeAfter && !r.close
+	if body != nil {
+		if !body.finish(c, bc) {
+			reusable, keep = false, false
+		}
+	}
+	if reusable {
+		s.putConn(b, bc)
+	} else {
+		s.closeConn(bc)
+	}
+	if readErr != nil {
+		b.failures.Add(1)
+		svc.stats.failures.Add(1)
+		s.log.Debug("backend failed mid-response", "service", svc.def.Name, "backend", b.addr, "err", readErr)
+	}
+	class := codeClass(code)
+	b.responses[class].Add(1)
+	b.bytesOut.Add(uint64(n))
+	svc.stats.bytesOut.Add(uint64(n))
+	in := uint64(0)
+	if mode == bodyBuffered {
+		in = uint64(len(c.body))
+	} else if body != nil {
+		in = uint64(body.n)
+	}
+	b.bytesIn.Add(in)
+	svc.stats.bytesIn.Add(in)
+	s.finish(svc, code, start)
+	return outcome{kind: exchanged, keep: keep && !s.isClosed()}
 }
 
-func (w *codeWriter) WriteHeader(code int) {
-	w.code = code
-	w.ResponseWriter.WriteHeader(code)
+// failureStatus is the status for a backend that failed with err.
+func failureStatus(err error) int {
+	if isTimeout(err) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
 }
 
-func (w *codeWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.written += int64(n)
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// hopByHop tells whether f is a field Connection lists (not sent on).
+func hopByHop(h *head, tokens []span, f field) bool {
+	name := h.bytes(f.name)
+	for _, t := range tokens {
+		if bytes.EqualFold(name, h.bytes(t)) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeRequestHead writes the request as it goes to backend b: HTTP/1.1 with the
+// client's Host and fields but the hop-by-hop ones, its own framing, and
+// X-Forwarded-For (appended to the client's, as HAProxy's forwardfor),
+// X-Forwarded-Host and X-Forwarded-Proto (replacing the client's).
+func (c *clientConn) writeRequestHead(w *bufio.Writer, b *backend) {
+	r := &c.req
+	_, _ = w.Write(r.bytes(r.method))
+	_ = w.WriteByte(' ')
+	_, _ = w.Write(r.uri)
+	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
+	if r.host != nil {
+		_, _ = w.Write(r.host)
+	} else {
+		_, _ = w.WriteString(b.addr)
+	}
+	_, _ = w.WriteString("\r\n")
+	var xff []byte
+	for _, f := range r.fields {
+		switch f.kind {
+		case fieldOther, fieldExpect, fieldCookie, fieldAuthorization, fieldAppID, fieldHSTS:
+			if len(r.connTokens) > 0 && hopByHop(&r.head, r.connTokens, f) {
+				continue
+			}
+			_, _ = w.Write(r.bytes(f.name))
+			_, _ = w.WriteString(": ")
+			_, _ = w.Write(r.bytes(f.value))
+			_, _ = w.WriteString("\r\n")
+		case fieldXForwardedFor:
+			if xff != nil {
+				xff = append(xff, ", "...)
+			}
+			xff = append(xff, r.bytes(f.value)...)
+		}
+	}
+	switch {
+	case r.chunked:
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+	case r.contentLength >= 0:
+		var digits [20]byte
+		_, _ = w.WriteString("Content-Length: ")
+		_, _ = w.Write(strconv.AppendInt(digits[:0], r.contentLength, 10))
+		_, _ = w.WriteString("\r\n")
+	}
+	if r.upgrade != nil {
+		_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		_, _ = w.Write(r.upgrade)
+		_, _ = w.WriteString("\r\n")
+	}
+	_, _ = w.WriteString("X-Forwarded-For: ")
+	if xff != nil {
+		_, _ = w.Write(xff)
+		_, _ = w.WriteString(", ")
+	}
+	_, _ = w.WriteString(c.ip)
+	if r.host != nil {
+		_, _ = w.WriteString("\r\nX-Forwarded-Host: ")
+		_, _ = w.Write(r.host)
+	}
+	if c.tls {
+		_, _ = w.WriteString("\r\nX-Forwarded-Proto: https\r\n\r\n")
+	} else {
+		_, _ = w.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")
+	}
+}
+
+// writeStatusLine writes the response's status line as HTTP/1.1.
+func (c *clientConn) writeStatusLine() {
+	resp := &c.resp
+	_, _ = c.bw.WriteString("HTTP/1.1 ")
+	_, _ = c.bw.Write(resp.buf[9:12])
+	_ = c.bw.WriteByte(' ')
+	_, _ = c.bw.Write(resp.bytes(resp.target))
+	_, _ = c.bw.WriteString("\r\n")
+}
+
+// writeFields writes the response's fields that go on to the client.
+func (c *clientConn) writeFields(hsts bool) {
+	resp := &c.resp
+	for _, f := range resp.fields {
+		switch f.kind {
+		case fieldConnection, fieldProxyConnection, fieldKeepAlive, fieldTransferEncoding, fieldContentLength, fieldUpgrade:
+			continue
+		case fieldHSTS:
+			// The load balancer's is the only one where it sets its own.
+			if hsts {
+				continue
+			}
+		}
+		if len(resp.connTokens) > 0 && hopByHop(&resp.head, resp.connTokens, f) {
+			continue
+		}
+		_, _ = c.bw.Write(resp.bytes(f.name))
+		_, _ = c.bw.WriteString(": ")
+		_, _ = c.bw.Write(resp.bytes(f.value))
+		_, _ = c.bw.WriteString("\r\n")
+	}
+}
+
+// writeInterim writes an interim (1xx) response.
+func (c *clientConn) writeInterim() {
+	c.writeStatusLine()
+	c.writeFields(false)
+	_, _ = c.bw.WriteString("\r\n")
+}
+
+// writeResponseHead writes the final response's head. chunkedOut: the body goes out
+// chunked; closeAfter: the connection must close after it (its end is the close).
+func (c *clientConn) writeResponseHead(b *backend, hsts, setCookie bool) (chunkedOut, closeAfter bool) {
+	r, resp, w := &c.req, &c.resp, c.bw
+	c.writeStatusLine()
+	c.writeFields(hsts)
+	switch {
+	case resp.chunked && r.minor == 1:
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+		chunkedOut = true
+	case resp.chunked:
+		// An HTTP/1.0 client knows no chunks: the body ends with the connection.
+		closeAfter = !resp.bodyless(r.isHead())
+	case resp.contentLength >= 0:
+		var digits [20]byte
+		_, _ = w.WriteString("Content-Length: ")
+		_, _ = w.Write(strconv.AppendInt(digits[:0], resp.contentLength, 10))
+		_, _ = w.WriteString("\r\n")
+	case resp.untilClose:
+		closeAfter = true
+	}
+	if hsts {
+		_, _ = w.WriteString(hstsHeader + ": " + hstsValue + "\r\n")
+	}
+	if setCookie {
+		_, _ = w.WriteString("Set-Cookie: ")
+		_, _ = w.WriteString(b.setCookie)
+		_, _ = w.WriteString("\r\nCache-Control: no-cache=\"set-cookie\"\r\n")
+	}
+	c.writeConnection(closeAfter || r.close)
+	_, _ = w.WriteString("\r\n")
+	return chunkedOut, closeAfter
+}
+
+// relayBody copies the response body from bc to the client. readErr is the backend's
+// failure, writeErr the client's.
+func (c *clientConn) relayBody(bc *backendConn, chunkedOut bool) (n int64, readErr, writeErr error) {
+	r, resp := &c.req, &c.resp
+	switch {
+	case resp.bodyless(r.isHead()):
+		return 0, nil, nil
+	case resp.chunked:
+		c.respChunked.reset(bc.br)
+		return copyBody(c.bw, &c.respChunked, chunkedOut, c.respChunked.trailersOf)
+	case resp.contentLength >= 0:
+		return copyN(c.bw, bc.br, resp.contentLength)
+	}
+	return copyBody(c.bw, bc.br, false, nil)
+}
+
+// trailersOf returns the trailer lines read, for copyBody.
+func (c *chunkedReader) trailersOf() []byte { return c.trailers }
+
+// copyN copies n bytes from src to dst through src's buffer.
+func copyN(dst *bufio.Writer, src *bufio.Reader, n int64) (written int64, readErr, writeErr error) {
+	for written < n {
+		if src.Buffered() == 0 {
+			if _, err := src.Peek(1); err != nil {
+				if errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				return written, err, nil
+			}
+		}
+		p, _ := src.Peek(int(min(int64(src.Buffered()), n-written)))
+		m, err := dst.Write(p)
+		_, _ = src.Discard(m)
+		written += int64(m)
+		if err != nil {
+			return written, nil, err
+		}
+	}
+	return written, nil, nil
+}
+
+// copyBody copies src to its end into dst, as chunks with chunkedOut (ended by the
+// last chunk and the trailers trailers returns). A src that is a raw connection's
+// reader ends with io.EOF, which is its body's end.
+func copyBody(dst *bufio.Writer, src io.Reader, chunkedOut bool, trailers func() []byte) (written int64, readErr, writeErr error) {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	for {
+		m, err := src.Read(buf)
+		if m > 0 {
+			var werr error
+			if chunkedOut {
+				werr = writeChunk(dst, buf[:m])
+			} else {
+				_, werr = dst.Write(buf[:m])
+			}
+			written += int64(m)
+			if werr != nil {
+				return written, nil, werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			if chunkedOut {
+				var t []byte
+				if trailers != nil {
+					t = trailers()
+				}
+				return written, nil, writeLastChunk(dst, t)
+			}
+			return written, nil, nil
+		}
+		if err != nil {
+			return written, err, nil
+		}
+	}
+}
+
+// bodyCopy is a request body being streamed from the client to a backend by its own
+// goroutine.
+type bodyCopy struct {
+	done chan struct{}
+	// read: the body was wholly read from the client.
+	read atomic.Bool
+	// Set before done is closed.
+	n                 int64
+	readErr, writeErr error
+}
+
+// streamBody starts copying the request body to bc.
+func (c *clientConn) streamBody(bc *backendConn) *bodyCopy {
+	r := &c.req
+	body := &bodyCopy{done: make(chan struct{})}
+	go func() {
+		defer close(body.done)
+		var src io.Reader
+		var trailers func() []byte
+		if r.chunked {
+			c.reqChunked.reset(c.br)
+			src, trailers = &c.reqChunked, c.reqChunked.trailersOf
+		} else {
+			src = io.LimitReader(c.br, r.contentLength)
+		}
+		n, readErr, writeErr := copyBody(bc.bw, &eofReader{r: src, short: !r.chunked, left: r.contentLength}, r.chunked, trailers)
+		if readErr == nil && writeErr == nil {
+			body.read.Store(true)
+			writeErr = bc.bw.Flush()
+		}
+		body.n, body.readErr, body.writeErr = n, readErr, writeErr
+		if readErr != nil || writeErr != nil {
+			// The backend must not wait for the rest of a body that will not come, nor
+			// the exchange for its answer.
+			bc.conn.Close()
+		}
+	}()
+	return body
+}
+
+// eofReader turns the early end of a Content-Length body into io.ErrUnexpectedEOF.
+type eofReader struct {
+	r     io.Reader
+	short bool
+	left  int64
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if errors.Is(err, io.EOF) && e.short && e.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
 	return n, err
 }
 
-func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush lets streamed responses through as they come.
-func (w *codeWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
+// finish waits for a body whose response is complete; false when the body was not
+// wholly sent (the client's connection cannot go on, nor the backend's). A body still
+// being read when the response ended (a backend that answered early, a client that
+// waits for a 100 Continue that will not come) is cut off.
+func (body *bodyCopy) finish(c *clientConn, bc *backendConn) bool {
+	if !body.read.Load() {
+		body.abort(c, bc)
+		return false
 	}
+	<-body.done
+	return body.readErr == nil && body.writeErr == nil
+}
+
+// abort stops the copy and waits for its goroutine; the client's connection can no
+// longer be read. A nil body does nothing.
+func (body *bodyCopy) abort(c *clientConn, bc *backendConn) {
+	if body == nil {
+		return
+	}
+	select {
+	case <-body.done:
+		return
+	default:
+	}
+	c.dc.abort()
+	bc.conn.Close()
+	<-body.done
+	if body.readErr == nil {
+		body.readErr = errAborted
+	}
+}
+
+// errAborted: a request body cut off because its response ended first.
+var errAborted = errors.New("request body cut off")
+
+// tunnel relays an accepted upgrade (101) and then copies both connections both ways
+// until both sides are done, as the TCP proxy does.
+func (c *clientConn) tunnel(svc *service, b *backend, bc *backendConn, hsts bool, start time.Time) {
+	s, resp, w := c.s, &c.resp, c.bw
+	defer s.closeConn(bc)
+	c.writeStatusLine()
+	c.writeFields(hsts)
+	_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
+	_, _ = w.Write(resp.upgrade)
+	_, _ = w.WriteString("\r\n\r\n")
+	if n := bc.br.Buffered(); n > 0 {
+		p, _ := bc.br.Peek(n)
+		_, _ = w.Write(p)
+	}
+	b.responses[1].Add(1)
+	s.finish(svc, http.StatusSwitchingProtocols, start)
+	if err := w.Flush(); err != nil {
+		return
+	}
+	_ = c.conn.SetDeadline(time.Time{})
+	_ = bc.conn.SetDeadline(time.Time{})
+	if n := c.br.Buffered(); n > 0 {
+		p, _ := c.br.Peek(n)
+		if _, err := bc.conn.Write(p); err != nil {
+			return
+		}
+	}
+	done := make(chan int64, 1)
+	go func() {
+		n := pump(bc.conn, c.conn)
+		closeWrite(bc.conn)
+		done <- n
+	}()
+	out := pump(c.conn, bc.conn)
+	closeWrite(c.conn)
+	// The backend is done; the client gets the idle timeout to finish sending.
+	_ = c.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	in := <-done
+	b.bytesIn.Add(uint64(in))
+	b.bytesOut.Add(uint64(out))
+	svc.stats.bytesIn.Add(uint64(in))
+	svc.stats.bytesOut.Add(uint64(out))
 }

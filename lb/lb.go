@@ -41,13 +41,22 @@ type Config struct {
 	EjectFor time.Duration
 	// Attempts is how many backends a connection or request tries before it fails.
 	Attempts int
-	// QueueTimeout is how long an HTTP request without a body that found every backend
-	// refusing waits for a newer table with a backend that answers.
+	// QueueTimeout is how long an HTTP request that found every backend refusing waits
+	// for a newer table with a backend that answers.
 	QueueTimeout time.Duration
 	// MaxIdlePerBackend bounds the idle keep-alive connections kept to each backend.
 	MaxIdlePerBackend int
 	// IdleTimeout closes client and backend keep-alive connections idle this long.
 	IdleTimeout time.Duration
+	// HeaderTimeout bounds the time from a request's first byte to the end of its head,
+	// and a TLS handshake.
+	HeaderTimeout time.Duration
+	// ClientTimeout ends a client connection silent this long while it sends a request
+	// body or should be reading a response.
+	ClientTimeout time.Duration
+	// ServerTimeout answers 504 (or ends the response) when a backend is silent this long
+	// while the proxy waits for its response.
+	ServerTimeout time.Duration
 }
 
 // DefaultConfig is the production preset: marathon-lb's ports.
@@ -74,6 +83,12 @@ func DefaultConfig() Config {
 		// HAProxy's "timeout http-keep-alive" in marathon-lb's template was 1 s for clients;
 		// a minute keeps benchmark and real keep-alive clients on one connection.
 		IdleTimeout: 60 * time.Second,
+		// net/http's usual ReadHeaderTimeout: a slow-loris client holds a connection no
+		// longer than this.
+		HeaderTimeout: 10 * time.Second,
+		// marathon-lb's HAProxy "timeout client" and "timeout server".
+		ClientTimeout: 30 * time.Second,
+		ServerTimeout: 30 * time.Second,
 	}
 }
 
@@ -106,8 +121,13 @@ func (c Config) Validate() error {
 	if c.MaxIdlePerBackend < 0 {
 		errs = append(errs, fmt.Errorf("lb: MaxIdlePerBackend %d is negative", c.MaxIdlePerBackend))
 	}
-	if c.IdleTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("lb: IdleTimeout %v is not positive", c.IdleTimeout))
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{{"IdleTimeout", c.IdleTimeout}, {"HeaderTimeout", c.HeaderTimeout}, {"ClientTimeout", c.ClientTimeout}, {"ServerTimeout", c.ServerTimeout}} {
+		if d.value <= 0 {
+			errs = append(errs, fmt.Errorf("lb: %s %v is not positive", d.name, d.value))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,9 +54,30 @@ func newMetrics(s *Server, reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observe(service string, code int, d time.Duration) {
-	m.requests.WithLabelValues(service, codeClasses[codeClass(code)]).Inc()
-	m.duration.WithLabelValues(service).Observe(d.Seconds())
+// serviceMetrics are one service's children of the request metrics, looked up as they
+// are first needed (so that only the status classes seen are exported).
+type serviceMetrics struct {
+	requests [6]atomic.Pointer[prometheus.Counter]
+	duration prometheus.Observer
+}
+
+// observe counts a finished request of svc. Requests racing to look up a child get the
+// same one.
+func (m *metrics) observe(svc *service, code int, d time.Duration) {
+	sm := svc.stats.observed.Load()
+	if sm == nil {
+		sm = &serviceMetrics{duration: m.duration.WithLabelValues(svc.def.Name)}
+		svc.stats.observed.Store(sm)
+	}
+	class := codeClass(code)
+	counter := sm.requests[class].Load()
+	if counter == nil {
+		c := m.requests.WithLabelValues(svc.def.Name, codeClasses[class])
+		counter = &c
+		sm.requests[class].Store(counter)
+	}
+	(*counter).Inc()
+	sm.duration.Observe(d.Seconds())
 }
 
 // Describe implements prometheus.Collector.

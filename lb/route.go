@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"hash/fnv"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -49,8 +50,11 @@ type service struct {
 type backend struct {
 	addr    string
 	service string
-	// cookie is the sticky cookie's value for it.
-	cookie string
+	// cookie is the sticky cookie's value for it; setCookie the Set-Cookie value that
+	// pins a client to it.
+	cookie, setCookie string
+	// pool holds its idle keep-alive HTTP connections.
+	pool connPool
 	// active counts open connections (TCP) or requests in flight (HTTP).
 	active       atomic.Int64
 	ejectedUntil atomic.Int64 // unix nanoseconds
@@ -70,6 +74,8 @@ type serviceStats struct {
 	bytesOut  atomic.Uint64
 	responses [6]atomic.Uint64
 	active    atomic.Int64
+	// observed are the service's request metrics, looked up once (metrics.observe).
+	observed atomic.Pointer[serviceMetrics]
 }
 
 func (b *backend) ejected(now int64) bool { return b.ejectedUntil.Load() > now }
@@ -111,7 +117,9 @@ func compile(t *Table, defaultBind string, old *routes) *routes {
 			b := oldBackends[def.Name+" "+bd.Addr]
 			if b == nil {
 				sum := sha256.Sum256([]byte(def.Name + " " + bd.Addr))
-				b = &backend{addr: bd.Addr, service: def.Name, cookie: strconv.FormatUint(uint64(sum[0])<<40|uint64(sum[1])<<32|uint64(sum[2])<<24|uint64(sum[3])<<16|uint64(sum[4])<<8|uint64(sum[5]), 36)}
+				cookie := strconv.FormatUint(uint64(sum[0])<<40|uint64(sum[1])<<32|uint64(sum[2])<<24|uint64(sum[3])<<16|uint64(sum[4])<<8|uint64(sum[5]), 36)
+				b = &backend{addr: bd.Addr, service: def.Name, cookie: cookie,
+					setCookie: (&http.Cookie{Name: stickyCookie, Value: cookie, Path: "/", HttpOnly: true}).String()}
 			}
 			if !slices.Contains(svc.backends, b) {
 				svc.backends = append(svc.backends, b)
@@ -151,10 +159,11 @@ func compile(t *Table, defaultBind string, old *routes) *routes {
 	return r
 }
 
-// vhost finds the service for a request's host and path on the virtual host port.
-func (r *routes) vhost(host, path string) *service {
-	for _, svc := range r.vhosts[hostOnly(host)] {
-		if svc.def.Path == "" || strings.HasPrefix(path, svc.def.Path) {
+// vhost finds the service for a request's path and host on the virtual host port, the
+// host as appendHostKey makes it.
+func (r *routes) vhost(host, path []byte) *service {
+	for _, svc := range r.vhosts[string(host)] {
+		if p := svc.def.Path; p == "" || len(path) >= len(p) && string(path[:len(p)]) == p {
 			return svc
 		}
 	}
@@ -162,15 +171,10 @@ func (r *routes) vhost(host, path string) *service {
 }
 
 // allows tells whether a client address may use the service.
-func (svc *service) allows(remote net.Addr) bool {
+func (svc *service) allows(addr netip.Addr) bool {
 	if len(svc.allowed) == 0 {
 		return true
 	}
-	ap, err := netip.ParseAddrPort(remote.String())
-	if err != nil {
-		return false
-	}
-	addr := ap.Addr().Unmap()
 	for _, p := range svc.allowed {
 		if p.Contains(addr) {
 			return true

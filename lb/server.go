@@ -1,15 +1,12 @@
 package lb
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httputil"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -20,30 +17,29 @@ import (
 
 // Server is the proxy: it listens on the service ports of its current table (TCP or HTTP
 // as each service's mode says), on the virtual host ports (plain and TLS) and on the app
-// id port. Swap
-// replaces the table atomically: listeners of ports still in use stay open, connections
-// already made keep their backend, and a backend gone from the table only loses new work.
+// id port. Swap replaces the table atomically: listeners of ports still in use stay open,
+// connections already made keep their backend, and a backend gone from the table only
+// loses new work. HTTP is served by the load balancer's own HTTP/1.1 path (http.go):
+// TLS is terminated first, and clients offering HTTP/2 are served HTTP/1.1 (ALPN).
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	routes    atomic.Pointer[routes]
-	transport *http.Transport
-	proxy     *httputil.ReverseProxy
-	http      *http.Server
-	https     *http.Server
-	httpConns *connQueue
-	metrics   *metrics
+	cfg     Config
+	log     *slog.Logger
+	routes  atomic.Pointer[routes]
+	dialer  *net.Dialer
+	tlsConf *tls.Config
+	metrics *metrics
 	// defaultCert is served to TLS clients whose SNI has no certificate of its own.
 	defaultCert *tls.Certificate
 	// httpsPort is appended to the host of redirects to https (":8443"), "" for 443.
 	httpsPort string
+	closed    atomic.Bool
 
 	mu        sync.Mutex // guards the fields below
 	listeners map[string]net.Listener
 	fixed     map[string]net.Listener // the virtual host and app id listeners by kind
-	tcpConns  map[net.Conn]struct{}
-	closed    bool
-	wg        sync.WaitGroup
+	// conns are every connection open: clients' (TCP and HTTP) and backends'.
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
 }
 
 // Listener kinds for HTTP connections that are not a service port's.
@@ -56,15 +52,6 @@ const (
 // AppIDHeader routes requests on the app id port (marathon-lb's 9091).
 const AppIDHeader = "X-Marathon-App-Id"
 
-// listenerKey is the context key of the listener an HTTP connection came from.
-type listenerKey struct{}
-
-// taggedConn is an accepted connection handed to the HTTP server, naming its listener.
-type taggedConn struct {
-	net.Conn
-	listener string
-}
-
 // NewServer starts a Server with an empty table: it listens on cfg.HTTPAddr,
 // cfg.HTTPSAddr and cfg.AppIDAddr; service ports follow from Swap.
 func NewServer(cfg Config) (*Server, error) {
@@ -76,59 +63,21 @@ func NewServer(cfg Config) (*Server, error) {
 		log:       cfg.Logger.With("component", "lb"),
 		listeners: map[string]net.Listener{},
 		fixed:     map[string]net.Listener{},
-		tcpConns:  map[net.Conn]struct{}{},
-		httpConns: newConnQueue(),
+		conns:     map[net.Conn]struct{}{},
+		dialer:    &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
 	}
 	if cfg.HTTPSAddr != "" {
 		if err := s.setDefaultCert(); err != nil {
 			return nil, err
 		}
 	}
+	s.tlsConf = s.tlsConfig()
 	s.routes.Store(compile(&Table{Services: []Service{}, Problems: []Problem{}}, cfg.BindAddr, nil))
 	m, err := newMetrics(s, cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	s.metrics = m
-	s.transport = &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost:   cfg.MaxIdlePerBackend,
-		IdleConnTimeout:       cfg.IdleTimeout,
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
-		WriteBufferSize:       16 << 10,
-		ReadBufferSize:        16 << 10,
-	}
-	s.proxy = &httputil.ReverseProxy{
-		Rewrite:        s.rewrite,
-		Transport:      roundTripper{s},
-		BufferPool:     bufferPool{},
-		ModifyResponse: s.modifyResponse,
-		ErrorHandler:   s.proxyError,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	s.http = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc, ok := c.(*taggedConn); ok {
-				return context.WithValue(ctx, listenerKey{}, tc.listener)
-			}
-			return ctx
-		},
-	}
-	s.https = &http.Server{
-		Handler:           s.http.Handler,
-		ReadHeaderTimeout: s.http.ReadHeaderTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          s.http.ErrorLog,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, listenerKey{}, vhostTLSListener)
-		},
-	}
-	s.wg.Go(func() { _ = s.http.Serve(s.httpConns) })
 	for _, l := range []struct{ addr, kind string }{{cfg.HTTPAddr, vhostListener}, {cfg.HTTPSAddr, vhostTLSListener}, {cfg.AppIDAddr, appIDListener}} {
 		if l.addr == "" {
 			continue
@@ -143,9 +92,6 @@ func NewServer(cfg Config) (*Server, error) {
 			if port := ln.Addr().(*net.TCPAddr).Port; port != 443 {
 				s.httpsPort = ":" + strconv.Itoa(port)
 			}
-			tlsLn := tls.NewListener(ln, s.tlsConfig())
-			s.wg.Go(func() { _ = s.https.Serve(tlsLn) })
-			continue
 		}
 		s.wg.Go(func() { s.acceptHTTP(ln, l.kind) })
 	}
@@ -205,9 +151,9 @@ func (s *Server) Table() *Table { return s.routes.Load().table }
 // while everything else is served.
 func (s *Server) Swap(t *Table) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("lb: server closed")
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return errClosed
 	}
 	old := s.routes.Load()
 	next := compile(t, s.cfg.BindAddr, old)
@@ -236,58 +182,62 @@ func (s *Server) Swap(t *Table) error {
 			delete(s.listeners, key)
 		}
 	}
-	if removedBackends(old, next) {
-		// Idle keep-alive connections to backends gone from the table would otherwise wait
-		// for their idle timeout; those in use finish their requests first.
-		s.transport.CloseIdleConnections()
+	s.mu.Unlock()
+	// Keep-alive connections to backends gone from the table would otherwise wait for
+	// their idle timeout; those in use finish their requests first.
+	for _, b := range removedBackends(old, next) {
+		s.closePool(b, true)
 	}
 	return errors.Join(errs...)
 }
 
-func removedBackends(old, next *routes) bool {
+// removedBackends are the backends of old that next does not have.
+func removedBackends(old, next *routes) []*backend {
 	kept := map[*backend]bool{}
 	for _, svc := range next.services {
 		for _, b := range svc.backends {
 			kept[b] = true
 		}
 	}
+	var gone []*backend
 	for _, svc := range old.services {
 		for _, b := range svc.backends {
 			if !kept[b] {
-				return true
+				gone = append(gone, b)
 			}
 		}
 	}
-	return false
+	return gone
 }
+
+// isClosed tells whether Close was called.
+func (s *Server) isClosed() bool { return s.closed.Load() }
 
 // Close stops every listener and closes every connection.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed.Swap(true) {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
 	for key, ln := range s.listeners {
 		ln.Close()
 		delete(s.listeners, key)
 	}
-	for kind, ln := range s.fixed {
-		// The HTTPS server owns its listener and closes it below.
-		if kind != vhostTLSListener {
-			ln.Close()
-		}
+	for _, ln := range s.fixed {
+		ln.Close()
 	}
-	for c := range s.tcpConns {
+	for c := range s.conns {
 		c.Close()
 	}
 	s.mu.Unlock()
-	s.httpConns.Close()
-	err := errors.Join(s.http.Close(), s.https.Close())
-	s.transport.CloseIdleConnections()
+	for _, svc := range s.routes.Load().services {
+		for _, b := range svc.backends {
+			s.closePool(b, true)
+		}
+	}
 	s.wg.Wait()
-	return err
+	return nil
 }
 
 // acceptService accepts on a service port; each connection goes by the service the port
@@ -306,23 +256,23 @@ func (s *Server) acceptService(ln net.Listener, key string) {
 		switch {
 		case svc == nil:
 			c.Close()
+		case !s.track(c):
+			return
 		case svc.def.Mode == ModeHTTP:
-			s.httpConns.put(&taggedConn{Conn: c, listener: key})
-		case !svc.allows(c.RemoteAddr()):
+			s.wg.Go(func() { s.serveHTTPConn(c, key, false) })
+		case !svc.allows(remoteIP(c)):
 			svc.stats.denied.Add(1)
-			c.Close()
+			s.untrack(c)
 		default:
-			if !s.trackTCP(c) {
-				return
-			}
 			s.wg.Go(func() {
-				defer s.untrackTCP(c)
+				defer s.untrack(c)
 				s.proxyTCP(c, svc)
 			})
 		}
 	}
 }
 
+// acceptHTTP accepts on the virtual host (plain or TLS) or app id port.
 func (s *Server) acceptHTTP(ln net.Listener, kind string) {
 	for {
 		c, err := ln.Accept()
@@ -333,7 +283,10 @@ func (s *Server) acceptHTTP(ln net.Listener, kind string) {
 			}
 			return
 		}
-		s.httpConns.put(&taggedConn{Conn: c, listener: kind})
+		if !s.track(c) {
+			return
+		}
+		s.wg.Go(func() { s.serveHTTPConn(c, kind, kind == vhostTLSListener) })
 	}
 }
 
@@ -342,38 +295,41 @@ func isTemporary(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE)
 }
 
-func (s *Server) trackTCP(c net.Conn) bool {
+// track notes an open connection, which Close closes; false (and c closed) once the
+// server is closed.
+func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed.Load() {
 		c.Close()
 		return false
 	}
-	s.tcpConns[c] = struct{}{}
+	s.conns[c] = struct{}{}
 	return true
 }
 
-func (s *Server) untrackTCP(c net.Conn) {
+// untrack closes a tracked connection.
+func (s *Server) untrack(c net.Conn) {
 	s.mu.Lock()
-	delete(s.tcpConns, c)
+	delete(s.conns, c)
 	s.mu.Unlock()
 	c.Close()
 }
 
-// proxyTCP connects a client to a backend and copies both ways (splice(2) between the two
-// TCP sockets) until both sides are done.
+// proxyTCP connects a client to a backend and copies both ways (pump) until both sides
+// are done.
 func (s *Server) proxyTCP(client net.Conn, svc *service) {
 	var tried []*backend
 	var upstream net.Conn
 	var chosen *backend
-	host := clientHost(client.RemoteAddr())
+	host := remoteIP(client).String()
 	for range s.cfg.Attempts {
 		b := svc.pick(host, "", tried)
 		if b == nil {
 			break
 		}
 		tried = append(tried, b)
-		c, err := net.DialTimeout("tcp", b.addr, s.cfg.DialTimeout)
+		c, err := s.dialer.Dial("tcp", b.addr)
 		if err != nil {
 			s.eject(b, err)
 			continue
@@ -395,12 +351,12 @@ func (s *Server) proxyTCP(client net.Conn, svc *service) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n, _ := io.Copy(upstream, client)
+		n := pump(upstream, client)
 		chosen.bytesIn.Add(uint64(n))
 		svc.stats.bytesIn.Add(uint64(n))
 		closeWrite(upstream)
 	}()
-	n, _ := io.Copy(client, upstream)
+	n := pump(client, upstream)
 	chosen.bytesOut.Add(uint64(n))
 	svc.stats.bytesOut.Add(uint64(n))
 	closeWrite(client)
@@ -409,9 +365,11 @@ func (s *Server) proxyTCP(client net.Conn, svc *service) {
 	<-done
 }
 
+// closeWrite ends the sending side of a connection (TCP's FIN, TLS's close_notify), or
+// closes one that cannot half-close.
 func closeWrite(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 		return
 	}
 	c.Close()
@@ -425,55 +383,24 @@ func (s *Server) eject(b *backend, err error) {
 	}
 }
 
-func clientHost(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
+// remoteIP is a connection's peer address (zero when it has none).
+func remoteIP(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
 	}
-	host, _, _ := net.SplitHostPort(a.String())
-	return host
+	return netip.Addr{}
 }
 
-// connQueue is a net.Listener fed by the accept loops, so that one http.Server serves the
-// HTTP connections of every port.
-type connQueue struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
+// finish counts a finished request.
+func (s *Server) finish(svc *service, code int, start time.Time) {
+	svc.stats.responses[codeClass(code)].Add(1)
+	s.metrics.observe(svc, code, time.Since(start))
 }
 
-func newConnQueue() *connQueue {
-	return &connQueue{conns: make(chan net.Conn, 128), done: make(chan struct{})}
-}
-
-func (q *connQueue) put(c net.Conn) {
-	select {
-	case q.conns <- c:
-	case <-q.done:
-		c.Close()
+// codeClass maps a status to HAProxy's hrsp_1xx..hrsp_5xx (index 1-5) or other (0).
+func codeClass(code int) int {
+	if code < 100 || code > 599 {
+		return 0
 	}
+	return code / 100
 }
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.conns:
-		return c, nil
-	case <-q.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error {
-	q.once.Do(func() { close(q.done) })
-	return nil
-}
-
-func (q *connQueue) Addr() net.Addr { return &net.TCPAddr{} }
-
-// bufferPool lends the reverse proxy its copy buffers (httputil.ReverseProxy would
-// allocate 32 KiB per request).
-type bufferPool struct{}
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }

@@ -358,69 +358,6 @@ func TestEjection(t *testing.T) {
 	}
 }
 
-// TestRequestSmuggling: ambiguous framing is refused (two Content-Lengths: 400; a
-// Transfer-Encoding other than chunked: 501), and a request with both Content-Length and
-// chunked Transfer-Encoding is framed by its chunks, as RFC 9112 §6.3 makes an
-// intermediary do: the backend sees the same requests as the proxy, so nothing hides in a
-// body.
-func TestRequestSmuggling(t *testing.T) {
-	s, _ := newTestServer(t)
-	port := freePort(t)
-	var mu sync.Mutex
-	var seen []string
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		seen = append(seen, r.Method+" "+r.URL.Path+" "+string(body))
-		mu.Unlock()
-		fmt.Fprint(w, "ok")
-	}))
-	defer backend.Close()
-	swap(t, s, svcDef("web", port, ModeHTTP, strings.TrimPrefix(backend.URL, "http://")))
-
-	raw := func(request string) string {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, request); err != nil {
-			t.Fatal(err)
-		}
-		var statuses []string
-		r := bufio.NewReader(c)
-		for {
-			resp, err := http.ReadResponse(r, nil)
-			if err != nil {
-				break
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			statuses = append(statuses, strconv.Itoa(resp.StatusCode))
-		}
-		return strings.Join(statuses, ",")
-	}
-	for _, tc := range []struct {
-		name, request, statuses string
-	}{
-		{"two content lengths", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc", "400"},
-		{"unknown transfer encoding", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\nabc", "501"},
-		{"two transfer encodings", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", "501"},
-		{"bad content length with chunked", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
-		{"CL.TE", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nX: y\r\n\r\n", "200,400"},
-	} {
-		if got := raw(tc.request); got != tc.statuses {
-			t.Errorf("%s: statuses %s, want %s", tc.name, got, tc.statuses)
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{"POST /a "}; fmt.Sprint(seen) != fmt.Sprint(want) {
-		t.Errorf("backend saw %q, want %q", seen, want)
-	}
-}
-
 // TestSwapDrains: a long-lived TCP connection keeps working after its backend and even its
 // service port left the table, and clients see no failed request across many swaps under
 // load that move backends in and out.
@@ -487,5 +424,22 @@ func TestSwapDrains(t *testing.T) {
 	fmt.Fprintf(long, "still here\n")
 	if line, err := reader.ReadString('\n'); line != "still here\n" || err != nil {
 		t.Errorf("long-lived connection read %q %v after the swaps", line, err)
+	}
+}
+
+// TestConfigValidate: every field the server cannot run with is reported, and the
+// presets are valid.
+func TestConfigValidate(t *testing.T) {
+	for _, cfg := range []Config{DefaultConfig(), DevConfig()} {
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("preset: %v", err)
+		}
+	}
+	cfg := Config{EjectFor: -1, QueueTimeout: -1, MaxIdlePerBackend: -1, HeaderTimeout: -1}
+	want := "lb: Logger is nil\nlb: DialTimeout 0s is not positive\nlb: EjectFor -1ns is negative\nlb: Attempts 0 is less than 1\n" +
+		"lb: QueueTimeout -1ns is negative\nlb: MaxIdlePerBackend -1 is negative\nlb: IdleTimeout 0s is not positive\n" +
+		"lb: HeaderTimeout -1ns is not positive\nlb: ClientTimeout 0s is not positive\nlb: ServerTimeout 0s is not positive"
+	if err := cfg.Validate(); err == nil || err.Error() != want {
+		t.Errorf("Validate = %v, want %q", err, want)
 	}
 }

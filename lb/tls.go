@@ -112,7 +112,8 @@ func (r *routes) loadCerts() {
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		// HTTP/1.1 only, as the plain virtual host port: one request path to reason about.
+		// HTTP/1.1 only: TLS connections are served by the same HTTP/1.1 path as the
+		// plain ports (http.go), and clients that offer h2 as well settle on HTTP/1.1.
 		NextProtos:     []string{"http/1.1"},
 		GetCertificate: s.certificate,
 	}

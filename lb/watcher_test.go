@@ -148,6 +148,20 @@ func TestWatcherFollowsMaster(t *testing.T) {
 	eventually(t, "scaled up to 3", want(3, "v1"))
 	call("PUT", "/v2/apps/web", app(1, "v1"))
 	eventually(t, "scaled down to 1", want(1, "v1"))
+	// The scale-down's deployment ends once the killed tasks have ended, which can be
+	// after the load balancer dropped them: a change before then is refused (409).
+	eventually(t, "no deployment in progress", func() error {
+		resp, err := http.Get(ts.URL + "/v2/deployments")
+		if err != nil {
+			return err
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.TrimSpace(string(data)) != "[]" {
+			return fmt.Errorf("GET /v2/deployments = %d %s", resp.StatusCode, data)
+		}
+		return nil
+	})
 
 	// A rolling upgrade under a client loop on the virtual host port.
 	var ok, failed atomic.Int64

@@ -184,7 +184,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			}
 		}()
 	}
-	runVIPProxy(ctx, cfg, dnsSrv, log, &wg)
+	runVIPProxy(ctx, cfg, dnsSrv, registry, log, &wg)
 
 	var m *master.Master
 	if cfg.Master {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/atoll/atoll/dns"
 	"github.com/atoll/atoll/lb/vipproxy"
 )
@@ -14,8 +16,8 @@ import (
 // runVIPProxy balances the cluster's named VIPs on a node running an agent or a load
 // balancer (as DC/OS balanced them on every agent), following the VIP table of the node's
 // DNS server until ctx ends. When it cannot run — no root, no DNS server to follow — it
-// says why once and the node runs on without it.
-func runVIPProxy(ctx context.Context, cfg Config, dnsSrv *dns.Server, log *slog.Logger, wg *sync.WaitGroup) {
+// says why once and the node runs on without it. Its metrics go to registry.
+func runVIPProxy(ctx context.Context, cfg Config, dnsSrv *dns.Server, registry prometheus.Registerer, log *slog.Logger, wg *sync.WaitGroup) {
 	if !cfg.VIPProxy || !cfg.Agent && !cfg.LB {
 		return
 	}
@@ -35,6 +37,7 @@ func runVIPProxy(ctx context.Context, cfg Config, dnsSrv *dns.Server, log *slog.
 	pc := vipproxy.DefaultConfig()
 	pc.Logger = cfg.Logger
 	pc.Addresses = addrs
+	pc.Registerer = registry
 	// One table per interface: nodes with interfaces of their own (tests) do not share one.
 	pc.NATTable = cfg.VIPInterface
 	p, err := vipproxy.New(pc)

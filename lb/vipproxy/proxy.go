@@ -5,7 +5,8 @@
 // the next when one refuses. It listens on a port of the VIP's address it picks, and
 // nftables DNAT rules send the VIP port's connections there, so that the VIP port stays
 // free for a process listening on all the node's addresses (see Config.NATTable). It
-// follows a changing table (Update, Run) without touching the connections it carries.
+// follows a changing table (Update, Run) without touching the connections it carries,
+// and counts each VIP port's connections and bytes for Prometheus (Config.Registerer).
 package vipproxy
 
 import (
@@ -21,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/atoll/atoll/lb/vip"
 )
@@ -42,6 +45,9 @@ type Config struct {
 	// without nf_tables), the proxy listens on the VIP ports themselves, which clashes
 	// with any process listening on the same port on all the node's addresses.
 	NATTable string
+	// Registerer receives the proxy's metrics (connections, bytes and backend dial
+	// failures per VIP port); nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig is the production preset, without Addresses (NewDummy's, as root).
@@ -127,6 +133,8 @@ type listener struct {
 	port uint16
 	ln   net.Listener
 	svc  atomic.Pointer[service]
+	// stats are its counters, which the metrics read.
+	stats *vipStats
 }
 
 // service is a VIP port's backends, as of one table.
@@ -149,6 +157,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger.With("component", "vip-proxy"),
 		listeners: map[netip.AddrPort]*listener{}, addrs: map[netip.Addr]int{}, conns: map[net.Conn]struct{}{}}
+	if err := newMetrics(p, cfg.Registerer); err != nil {
+		return nil, err
+	}
 	if cfg.NATTable != "" {
 		nat, err := openNAT(cfg.NATTable)
 		if err != nil {
@@ -256,7 +267,7 @@ func (p *Proxy) startLocked(addr netip.AddrPort, backends []netip.AddrPort) erro
 		return fmt.Errorf("VIP %s: %w", addr, err)
 	}
 	p.addrs[ip]++
-	l := &listener{addr: addr, port: ln.Addr().(*net.TCPAddr).AddrPort().Port(), ln: ln}
+	l := &listener{addr: addr, port: ln.Addr().(*net.TCPAddr).AddrPort().Port(), ln: ln, stats: &vipStats{}}
 	l.svc.Store(newService(backends))
 	p.listeners[addr] = l
 	p.serving.Go(func() { p.accept(l) })
@@ -369,10 +380,11 @@ func (p *Proxy) accept(l *listener) {
 			c.Close()
 			return
 		}
+		l.stats.accepted.Add(1)
 		svc := l.svc.Load()
 		p.serving.Go(func() {
 			defer p.untrack(c)
-			p.proxy(c, l.addr, svc)
+			p.proxy(c, l, svc)
 		})
 	}
 }
@@ -397,9 +409,10 @@ func (p *Proxy) untrack(c net.Conn) {
 
 // proxy connects a client of a VIP port to a backend and copies both ways until both
 // sides are done; with no backend that takes the connection, the client's is closed.
-func (p *Proxy) proxy(client net.Conn, addr netip.AddrPort, svc *service) {
-	upstream := p.dial(addr, svc)
+func (p *Proxy) proxy(client net.Conn, l *listener, svc *service) {
+	upstream := p.dial(l, svc)
 	if upstream == nil {
+		l.stats.failed.Add(1)
 		return
 	}
 	if !p.track(upstream) {
@@ -407,13 +420,17 @@ func (p *Proxy) proxy(client net.Conn, addr netip.AddrPort, svc *service) {
 		return
 	}
 	defer p.untrack(upstream)
+	l.stats.active.Add(1)
+	defer l.stats.active.Add(-1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = io.Copy(upstream, client)
+		n, _ := io.Copy(upstream, client)
+		l.stats.bytesIn.Add(uint64(n))
 		closeWrite(upstream)
 	}()
-	_, _ = io.Copy(client, upstream)
+	n, _ := io.Copy(client, upstream)
+	l.stats.bytesOut.Add(uint64(n))
 	closeWrite(client)
 	// The backend is done; a client that never finishes sending is not waited for
 	// forever.
@@ -427,7 +444,8 @@ const halfClosedTimeout = time.Minute
 
 // dial connects to the service's backends in round-robin order, those that failed
 // lately last, until one answers; nil when none does.
-func (p *Proxy) dial(addr netip.AddrPort, svc *service) net.Conn {
+func (p *Proxy) dial(l *listener, svc *service) net.Conn {
+	addr := l.addr
 	n := len(svc.backends)
 	if n == 0 {
 		p.log.Debug("VIP has no backend", "vip", addr)
@@ -451,6 +469,7 @@ func (p *Proxy) dial(addr netip.AddrPort, svc *service) net.Conn {
 			b.downUntil.Store(0)
 			return c
 		}
+		l.stats.dialFailed(b.addr)
 		if b.downUntil.Swap(time.Now().Add(p.cfg.EjectFor).UnixNano()) < now {
 			p.log.Info("VIP backend failed; tried last for a while", "vip", addr, "backend", b.addr, "for", p.cfg.EjectFor, "err", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/atoll/atoll/lb/vip"
 )
@@ -384,5 +387,97 @@ func TestConfigValidate(t *testing.T) {
 	cfg.Addresses, cfg.NATTable = Local{}, strings.Repeat("a", 65)
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "longer than 64 characters") {
 		t.Errorf("NATTable of 65 characters: Validate = %v", err)
+	}
+}
+
+// gathered is the registry's metrics as "name{label="value",...} value" lines, sorted.
+func gathered(t testing.TB, reg *prometheus.Registry) []string {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			value := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			lines = append(lines, fmt.Sprintf("%s{%s} %g", f.GetName(), strings.Join(labels, ","), value))
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+// waitMetrics waits until the registry's metrics are want.
+func waitMetrics(t testing.TB, reg *prometheus.Registry, want []string) {
+	t.Helper()
+	slices.Sort(want)
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		got := gathered(t, reg)
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMetrics: each VIP port counts the connections it accepted, those being proxied,
+// those no backend took, the bytes each way and the failed attempts on each backend.
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := DefaultConfig()
+	cfg.Logger, cfg.Addresses, cfg.NATTable, cfg.Registerer = testLogger(t), Local{}, "", reg
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	live, dead, deadToo := echoServer(t, "live"), refusing(t), refusing(t)
+	a, b := freePort(t, "127.0.0.209"), freePort(t, "127.0.0.209")
+	if err := p.Update(table(tcpService(a, dead, live), tcpService(b, deadToo))); err != nil {
+		t.Fatal(err)
+	}
+	metrics := func(vip netip.AddrPort, accepted, active, failed, in, out int, dialFailures map[netip.AddrPort]int) []string {
+		lines := []string{
+			fmt.Sprintf(`atoll_vip_connections_accepted_total{vip="%s"} %d`, vip, accepted),
+			fmt.Sprintf(`atoll_vip_connections_active{vip="%s"} %d`, vip, active),
+			fmt.Sprintf(`atoll_vip_connections_failed_total{vip="%s"} %d`, vip, failed),
+			fmt.Sprintf(`atoll_vip_bytes_total{direction="in",vip="%s"} %d`, vip, in),
+			fmt.Sprintf(`atoll_vip_bytes_total{direction="out",vip="%s"} %d`, vip, out),
+		}
+		for backend, n := range dialFailures {
+			lines = append(lines, fmt.Sprintf(`atoll_vip_backend_dial_failures_total{backend="%s",vip="%s"} %d`, backend, vip, n))
+		}
+		return lines
+	}
+
+	// The first connection tries the refusing backend first (round robin from the
+	// first), the second goes to the live one.
+	first, _ := dial(t, a)
+	first.echo("one")
+	waitMetrics(t, reg, append(metrics(a, 1, 1, 0, 0, 0, map[netip.AddrPort]int{dead: 1}), metrics(b, 0, 0, 0, 0, 0, nil)...))
+	second, _ := dial(t, a)
+	second.echo("two")
+	first.c.Close()
+	second.c.Close()
+	c, err := net.DialTimeout("tcp", b.String(), waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitMetrics(t, reg, append(metrics(a, 2, 0, 0, len("one\ntwo\n"), len("live\none\nlive\ntwo\n"), map[netip.AddrPort]int{dead: 1}),
+		metrics(b, 1, 0, 1, 0, 0, map[netip.AddrPort]int{deadToo: 1})...))
+
+	// Another proxy cannot register the same metrics.
+	if _, err := New(cfg); err == nil || !strings.HasPrefix(err.Error(), "vip proxy: register metrics: ") {
+		t.Errorf("second New with the same registry: %v", err)
 	}
 }

@@ -1,0 +1,151 @@
+#!/bin/sh
+# Load balancer throughput on loopback, Atoll's lb.Server beside HAProxy in front of the
+# same nginx backend:
+#  - nginx (Debian's) serves a 612-byte page at / and a 1 MiB file at /big on a loopback
+#    port, with its own config in a temp dir (2 workers, no access log);
+#  - HAProxy (Debian's 2.6) with nbthread 2 and http-reuse always has an HTTP frontend
+#    (option forwardfor, as marathon-lb's) and a TCP frontend, each with nginx as its one
+#    server;
+#  - scripts/bench/lbfixture runs Atoll's lb.Server with the equivalent two-service table
+#    (GOMAXPROCS is the core count, as HAProxy's threads);
+#  - wrk measures, one proxy at a time and alternating which goes first from run to run:
+#    L7 keep-alive (wrk -t2 -c64, requests/s and p99), L4 throughput of the 1 MiB file
+#    (-t2 -c8) and L4 new connections (-t2 -c32, Connection: close), and nginx direct
+#    once per run as a reference. The 1-minute load average after each run is printed:
+#    the machine is shared, and a figure means little without it; so is each proxy's
+#    CPU time per request (or per connection) over the run, which what else runs sways
+#    less than requests per second.
+# Needs: apt-get install -y haproxy nginx wrk
+# Usage: scripts/bench/lb.sh [runs (3)] [seconds per L7 run (8)]
+set -eu
+cd "$(dirname "$0")/../.."
+runs="${1:-3}"
+secs="${2:-8}"
+nginx_port=18090
+haproxy_http=18080
+haproxy_tcp=18081
+atoll_http=18180
+atoll_tcp=18181
+for tool in haproxy nginx wrk; do
+	command -v "$tool" >/dev/null || { echo "lb.sh: $tool not found (apt-get install -y haproxy nginx wrk)" >&2; exit 1; }
+done
+work="$(mktemp -d)"
+pids=""
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+chmod 755 "$work"
+mkdir -p "$work/www" "$work/nginx"
+head -c 612 /dev/zero | tr '\0' 'a' >"$work/www/index.html"
+head -c 1048576 /dev/urandom >"$work/www/big"
+chmod -R a+rX "$work/www"
+cat >"$work/nginx.conf" <<CONF
+worker_processes 2;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $work/nginx;
+	proxy_temp_path $work/nginx;
+	fastcgi_temp_path $work/nginx;
+	uwsgi_temp_path $work/nginx;
+	scgi_temp_path $work/nginx;
+	keepalive_requests 100000;
+	keepalive_timeout 75s;
+	server {
+		listen 127.0.0.1:$nginx_port;
+		root $work/www;
+	}
+}
+CONF
+nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
+nginx_pid=$!
+pids="$pids $nginx_pid"
+
+cat >"$work/haproxy.cfg" <<CONF
+global
+	nbthread $(nproc)
+	maxconn 8000
+defaults
+	timeout connect 5s
+	timeout client 30s
+	timeout server 30s
+	timeout http-keep-alive 60s
+frontend l7
+	mode http
+	bind 127.0.0.1:$haproxy_http
+	default_backend web
+backend web
+	mode http
+	option forwardfor
+	http-reuse always
+	server nginx 127.0.0.1:$nginx_port
+frontend l4
+	mode tcp
+	bind 127.0.0.1:$haproxy_tcp
+	default_backend raw
+backend raw
+	mode tcp
+	server nginx 127.0.0.1:$nginx_port
+CONF
+haproxy -db -f "$work/haproxy.cfg" 2>"$work/haproxy.log" &
+haproxy_pid=$!
+pids="$pids $haproxy_pid"
+
+go build -o "$work/lbfixture" ./scripts/bench/lbfixture
+GOMAXPROCS="$(nproc)" "$work/lbfixture" -backend "127.0.0.1:$nginx_port" -http-port "$atoll_http" -tcp-port "$atoll_tcp" >"$work/lbfixture.log" 2>&1 &
+atoll_pid=$!
+pids="$pids $atoll_pid"
+for _ in $(seq 100); do
+	grep -q '^ready' "$work/lbfixture.log" && curl -fs -o /dev/null "http://127.0.0.1:$haproxy_http/" && break
+	sleep 0.1
+done
+grep -q '^ready' "$work/lbfixture.log" || { cat "$work/lbfixture.log" >&2; echo "lb.sh: Atoll not ready" >&2; exit 1; }
+for port in $nginx_port $haproxy_http $haproxy_tcp $atoll_http $atoll_tcp; do
+	curl -fs -o /dev/null "http://127.0.0.1:$port/big" || { cat "$work"/*.log >&2; echo "lb.sh: nothing answers on $port" >&2; exit 1; }
+done
+
+# cputicks PID: the CPU time (user and system, all threads) process PID and its
+# children (nginx's workers) have used, in clock ticks.
+cputicks() {
+	for p in "$1" $(pgrep -P "$1"); do cat "/proc/$p/stat"; done | awk '{t += $14 + $15} END {print t}'
+}
+
+# wrkrun PID ARGS...: "req/s p99 transfer/s cpu-us/req load1" of one wrk run against
+# the server PID.
+wrkrun() {
+	pid=$1
+	shift
+	before="$(cputicks "$pid")"
+	wrk "$@" >"$work/wrk.out" 2>&1 || { cat "$work/wrk.out" >&2; exit 1; }
+	after="$(cputicks "$pid")"
+	awk -v load="$(cut -d' ' -f1 /proc/loadavg)" -v ticks="$((after - before))" -v hz="$(getconf CLK_TCK)" \
+		'/^ +99%/ {p99=$2} /^Requests\/sec:/ {r=$2} /^Transfer\/sec:/ {x=$2} / requests in / {n=$1}
+		/Non-2xx|Socket errors/ {errs=errs " [" $0 "]"}
+		END {printf "%10s %9s %10s %11.1f %6s%s", r, (p99 == "" ? "-" : p99), x, ticks / hz * 1e6 / n, load, errs}' "$work/wrk.out"
+}
+
+l7() { wrkrun "$1" -t2 -c64 -d"${secs}s" --latency "http://127.0.0.1:$2/"; }
+big() { wrkrun "$1" -t2 -c8 -d6s "http://127.0.0.1:$2/big"; }
+conns() { wrkrun "$1" -t2 -c32 -d6s -H "Connection: close" "http://127.0.0.1:$2/"; }
+
+echo "lb.sh: $runs runs on $(nproc) cores; HAProxy $(haproxy -v | head -1 | cut -d' ' -f3), nginx backend on $nginx_port"
+printf '%-4s %-6s %-8s %10s %9s %10s %11s %6s\n' run test proxy req/s p99 transfer cpu-us/req load1
+for run in $(seq "$runs"); do
+	if [ $((run % 2)) -eq 1 ]; then order="haproxy atoll"; else order="atoll haproxy"; fi
+	for test in l7 big conns; do
+		for proxy in $order; do
+			if [ "$proxy" = haproxy ]; then
+				pid=$haproxy_pid port=$haproxy_http
+				[ "$test" = l7 ] || port=$haproxy_tcp
+			else
+				pid=$atoll_pid port=$atoll_http
+				[ "$test" = l7 ] || port=$atoll_tcp
+			fi
+			printf '%-4s %-6s %-8s %s\n' "$run" "$test" "$proxy" "$($test "$pid" "$port")"
+		done
+	done
+	printf '%-4s %-6s %-8s %s\n' "$run" l7 nginx "$(l7 "$nginx_pid" "$nginx_port")"
+done
