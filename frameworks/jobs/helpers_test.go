@@ -55,7 +55,8 @@ func newCluster(t testing.TB, n int) *cluster {
 	return c
 }
 
-// waitAgents waits until the master knows n agents.
+// waitAgents waits until the master knows n agents and the jobs framework has loaded
+// its state (until then its API answers 503).
 func (c *cluster) waitAgents(n int) {
 	c.t.Helper()
 	eventually(c.t, fmt.Sprintf("%d agents registered", n), func() error {
@@ -64,6 +65,7 @@ func (c *cluster) waitAgents(n int) {
 		}
 		return nil
 	})
+	c.read("/v1/scheduler/jobs", nil)
 }
 
 // call sends a request to the master and decodes a 2xx JSON answer into out (unless
