@@ -31,7 +31,10 @@ type LaunchSpec struct {
 	TaskID string
 	// Sandbox is the task's directory, already created by the agent, and its working
 	// directory unless its image names one; the task's stdout and stderr go to
-	// Sandbox/stdout and Sandbox/stderr, rotated to stdout.1 … (see LogRotation).
+	// Sandbox/stdout and Sandbox/stderr, rotated to stdout.1 … (see LogRotation). The
+	// process containerizer creates each file at its stream's first output when the
+	// task runs as the agent's own user, so a task that writes nothing has none (unless
+	// the sandbox came with them).
 	Sandbox string
 	// Command is what runs: through /bin/sh -c when Command.IsShell(), else Value with
 	// Arguments as argv. In a container with an image, a command without a value runs

@@ -94,7 +94,7 @@ type rotatingFile struct {
 	maxSize int64
 	keep    int
 	// fd is the file's descriptor: a bare one, which costs fewer system calls to set up
-	// than an os.File.
+	// than an os.File; -1 until the first write opens a lazily opened file.
 	fd int
 	// size is the file's, once the first write has looked it up (-1 until then): a task
 	// that writes nothing costs no lookup.
@@ -109,17 +109,31 @@ type rotatingFile struct {
 // openRotatingFile opens path for appending, creating it if need be; rot has its
 // defaults filled in.
 func openRotatingFile(path string, rot LogRotation) (*rotatingFile, error) {
-	fd, err := openAppend(path, 0)
+	fd, err := openAppend(path, unix.O_CREAT)
 	if err != nil {
 		return nil, err
 	}
 	return &rotatingFile{path: path, maxSize: rot.MaxSize, keep: rot.Keep, fd: fd, size: -1, rotated: -1}, nil
 }
 
-// openAppend opens path for appending, creating it if need be, with extra flags (such as
-// O_EXCL).
+// lazyRotatingFile is openRotatingFile that creates path only at the first write, so
+// that a stream without output costs no file; a file that is there already is opened
+// now, as openRotatingFile does. Only for a writer that runs as the task's user: the
+// task may have put a symlink at path by the first write.
+func lazyRotatingFile(path string, rot LogRotation) (*rotatingFile, error) {
+	fd, err := openAppend(path, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		fd, err = -1, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &rotatingFile{path: path, maxSize: rot.MaxSize, keep: rot.Keep, fd: fd, size: -1, rotated: -1}, nil
+}
+
+// openAppend opens path for appending with extra flags (O_CREAT, O_EXCL).
 func openAppend(path string, flags int) (int, error) {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC|flags, 0o644)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC|flags, 0o644)
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -130,6 +144,13 @@ func openAppend(path string, flags int) (int, error) {
 // size. If the rotation fails, p still goes to the current file, and the rotation is
 // tried again at the next write.
 func (r *rotatingFile) write(p []byte) error {
+	if r.fd < 0 {
+		fd, err := openAppend(r.path, unix.O_CREAT)
+		if err != nil {
+			return err
+		}
+		r.fd = fd
+	}
 	var statErr, rotateErr error
 	if r.size < 0 {
 		statErr = r.stat()
@@ -193,7 +214,7 @@ func (r *rotatingFile) rotate() error {
 	default:
 		return fmt.Errorf("rotate %s: %w", r.path, err)
 	}
-	fd, err := openAppend(r.path, unix.O_EXCL)
+	fd, err := openAppend(r.path, unix.O_CREAT|unix.O_EXCL)
 	if err != nil {
 		// The output goes on to the file now named path.1.
 		return fmt.Errorf("rotate %s: %w", r.path, err)
@@ -208,7 +229,12 @@ func (r *rotatingFile) rotate() error {
 	return nil
 }
 
-func (r *rotatingFile) close() { unix.Close(r.fd) }
+func (r *rotatingFile) close() {
+	if r.fd >= 0 {
+		unix.Close(r.fd)
+		r.fd = -1
+	}
+}
 
 // outputPipe makes a pipe for one of a task's output streams: the read end is pollable,
 // for the pump; the write end, the task's, blocks, so that a task that writes faster
@@ -337,12 +363,19 @@ type taskOutput struct {
 
 // newTaskOutput opens the files a task's stdout and stderr go to, rotated as rot says
 // (zero settings meaning the defaults), and makes their pipes; the pumps start with
-// start.
-func newTaskOutput(logger *slog.Logger, stdoutPath, stderrPath string, rot LogRotation) (*taskOutput, error) {
+// start. With lazy, a file that is not there yet is created at its stream's first output
+// instead: a task that writes nothing to a stream leaves no file for it, and its launch
+// creates none, creating a file being the costliest step of a launch on some disks. Lazy
+// is only for a task that runs as the pumps' own user (see lazyRotatingFile).
+func newTaskOutput(logger *slog.Logger, stdoutPath, stderrPath string, rot LogRotation, lazy bool) (*taskOutput, error) {
 	rot = rot.withDefaults()
 	o := &taskOutput{}
 	for i, path := range []string{stdoutPath, stderrPath} {
-		file, err := openRotatingFile(path, rot)
+		open := openRotatingFile
+		if lazy {
+			open = lazyRotatingFile
+		}
+		file, err := open(path, rot)
 		if err != nil {
 			o.close()
 			return nil, err

@@ -332,13 +332,15 @@ func firstDifference(want, got string) string {
 func TestTaskOutput(t *testing.T) {
 	rot := LogRotation{MaxSize: 64 << 10, Keep: 3}
 
-	t.Run("copies the output to the end", func(t *testing.T) {
-		dir := t.TempDir()
-		o, err := newTaskOutput(testLogger(t), filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr"), rot)
+	// run starts script with a taskOutput on dir, lazy or not, and returns once its
+	// output is copied.
+	run := func(t *testing.T, dir, script string, lazy bool) {
+		t.Helper()
+		o, err := newTaskOutput(testLogger(t), filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr"), rot, lazy)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command("sh", "-c", "seq 1 100000; seq 200001 300000 >&2")
+		cmd := exec.Command("sh", "-c", script)
 		cmd.Stdout, cmd.Stderr = o.stdout, o.stderr
 		if err := cmd.Start(); err != nil {
 			o.close()
@@ -349,13 +351,68 @@ func TestTaskOutput(t *testing.T) {
 			t.Fatal(err)
 		}
 		o.drain(testTimeout)
-		checkRotatedOutput(t, dir, "stdout", rot, seqOutput(1, 100000))
-		checkRotatedOutput(t, dir, "stderr", rot, seqOutput(200001, 300000))
-	})
+	}
+
+	for _, lazy := range []bool{false, true} {
+		t.Run(fmt.Sprint("copies the output to the end, lazy=", lazy), func(t *testing.T) {
+			dir := t.TempDir()
+			run(t, dir, "seq 1 100000; seq 200001 300000 >&2", lazy)
+			checkRotatedOutput(t, dir, "stdout", rot, seqOutput(1, 100000))
+			checkRotatedOutput(t, dir, "stderr", rot, seqOutput(200001, 300000))
+		})
+	}
+
+	// Eager files exist from the start; lazy ones once their stream has output, and
+	// are appended to like eager ones when they exist already.
+	files := []struct {
+		name     string
+		script   string
+		lazy     bool
+		existing map[string]string
+		want     map[string]string
+	}{
+		{name: "eager, no output", script: "true", want: map[string]string{"stdout": "", "stderr": ""}},
+		{name: "lazy, no output", script: "true", lazy: true, want: map[string]string{}},
+		{name: "lazy, stdout only", script: "echo out", lazy: true, want: map[string]string{"stdout": "out\n"}},
+		{name: "lazy, stderr only", script: "echo err >&2", lazy: true, want: map[string]string{"stderr": "err\n"}},
+		{
+			name: "lazy, appended to existing files", script: "echo out; echo err >&2", lazy: true,
+			existing: map[string]string{"stdout": "before\n", "stderr": "before\n"},
+			want:     map[string]string{"stdout": "before\nout\n", "stderr": "before\nerr\n"},
+		},
+	}
+	for _, tc := range files {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, tc.existing)
+			run(t, dir, tc.script, tc.lazy)
+			if got := dirFiles(t, dir); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("files = %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	// What is at the path is opened at once, lazy or not: what cannot take output fails
+	// the launch rather than the first write.
+	for _, lazy := range []bool{false, true} {
+		t.Run(fmt.Sprint("a directory in the way, lazy=", lazy), func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, "stderr"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			o, err := newTaskOutput(testLogger(t), filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr"), rot, lazy)
+			if want := "open " + filepath.Join(dir, "stderr") + ": is a directory"; err == nil || err.Error() != want {
+				if err == nil {
+					o.close()
+				}
+				t.Fatalf("newTaskOutput = %v, want %q", err, want)
+			}
+		})
+	}
 
 	t.Run("stops at the grace while a writer holds the pipe", func(t *testing.T) {
 		dir := t.TempDir()
-		o, err := newTaskOutput(testLogger(t), filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr"), rot)
+		o, err := newTaskOutput(testLogger(t), filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr"), rot, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,10 +88,14 @@ func (c ProcessConfig) Validate() error {
 // no agent for SupervisorIdleTimeout, or when StateDir is removed (killing its tasks).
 //
 // The tasks' stdout and stderr are pipes that the supervisor copies to the sandbox's
-// files, rotated as ProcessConfig.TaskLogs says. A task's exit is reported once its
-// output is copied to the end; should a process the task started in a process group of
-// its own still hold the pipes, a second after the task exited, and what that process
-// writes afterwards is lost.
+// files, rotated as ProcessConfig.TaskLogs says. For a task that runs as the agent's own
+// user, a file that is not there yet is created at its stream's first output: creating
+// files is the costliest step of a launch on some disks, and many short tasks write
+// nothing to stderr, or at all. One that runs as another user has both created, and
+// given to it, before it starts. A task's exit is reported once its output is copied to
+// the end; should a process the task started in a process group of its own still hold
+// the pipes, a second after the task exited, and what that process writes afterwards is
+// lost.
 //
 // Should the supervisor die, its tasks run on, unsupervised (until they write to stdout
 // or stderr, whose pipes died with it: SIGPIPE ends them); it cannot give them a
@@ -110,6 +115,9 @@ type Process struct {
 	executable  string
 	idleTimeout time.Duration
 	taskLogs    LogRotation
+	// baseEnv is what every task inherits of the agent's environment, as it was when p
+	// was made.
+	baseEnv []string
 
 	// containers is closed by Close.
 	containers *containerTable[*containerEntry]
@@ -155,6 +163,7 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 		executable:  executable,
 		idleTimeout: idleTimeout,
 		taskLogs:    cfg.TaskLogs,
+		baseEnv:     baseEnv(os.Environ()),
 	}
 	p.containers = newContainerTable[*containerEntry](logger, connectTimeout, p.Destroy)
 	return p, nil
@@ -191,7 +200,7 @@ func (p *Process) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 		return State{}, errContainerExists
 	}
 	defer release()
-	task, err := buildTaskSpec(spec)
+	task, err := buildTaskSpec(spec, p.baseEnv)
 	if err != nil {
 		return State{}, err
 	}
@@ -242,9 +251,9 @@ func (p *Process) killAbandoned(c *containerEntry) {
 	}
 }
 
-// buildTaskSpec resolves what the task runs, as whom and with which environment, and
-// prepares the sandbox for that user.
-func buildTaskSpec(spec LaunchSpec) (taskSpec, error) {
+// buildTaskSpec resolves what the task runs, as whom and with which environment (base
+// and the spec's), and prepares the sandbox for that user.
+func buildTaskSpec(spec LaunchSpec, base []string) (taskSpec, error) {
 	cmd := spec.Command
 	if cmd.Value == nil {
 		return taskSpec{}, errors.New("command has no value")
@@ -273,7 +282,7 @@ func buildTaskSpec(spec LaunchSpec) (taskSpec, error) {
 			return taskSpec{}, err
 		}
 	}
-	env, err := taskEnv(append(baseEnv(os.Environ()), userEnv...), cmd.Environment, spec.Env)
+	env, err := taskEnv(append(slices.Clip(base), userEnv...), cmd.Environment, spec.Env)
 	if err != nil {
 		return taskSpec{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,11 +275,16 @@ func TestLaunchWait(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("status = %+v, want %+v", got, tc.want)
 			}
-			if got, want := readFile(t, filepath.Join(spec.Sandbox, "stdout")), strings.ReplaceAll(tc.wantStdout, "$SANDBOX", spec.Sandbox); got != want {
-				t.Errorf("stdout = %q, want %q", got, want)
+			// A stream without output has no file: the task runs as the agent's user.
+			want := map[string]string{}
+			if tc.wantStdout != "" {
+				want["stdout"] = strings.ReplaceAll(tc.wantStdout, "$SANDBOX", spec.Sandbox)
 			}
-			if got := readFile(t, filepath.Join(spec.Sandbox, "stderr")); got != tc.wantStderr {
-				t.Errorf("stderr = %q, want %q", got, tc.wantStderr)
+			if tc.wantStderr != "" {
+				want["stderr"] = tc.wantStderr
+			}
+			if got := dirFiles(t, spec.Sandbox); !reflect.DeepEqual(got, want) {
+				t.Errorf("sandbox files = %q, want %q", got, want)
 			}
 		})
 	}
@@ -945,17 +951,25 @@ func TestUser(t *testing.T) {
 			}
 			launch(t, p, spec)
 			if got, want := waitExit(t, p, spec.ContainerID), (ExitStatus{Message: "exited with status 0"}); got != want {
-				t.Errorf("status = %+v, want %+v; stderr %q", got, want, readFile(t, filepath.Join(spec.Sandbox, "stderr")))
+				t.Errorf("status = %+v, want %+v; sandbox files %q", got, want, dirFiles(t, spec.Sandbox))
 			}
-			if got := readFile(t, filepath.Join(spec.Sandbox, "stdout")); got != tc.wantStdout {
-				t.Errorf("stdout = %q, want %q", got, tc.wantStdout)
+			// Another user's output files are made, and given to it, before it starts;
+			// the agent's own user gets each at its first output.
+			want := map[string]string{"stdout": tc.wantStdout}
+			if tc.wantOwner != self.Uid {
+				want["stderr"] = ""
 			}
-			fi, err := os.Stat(spec.Sandbox)
-			if err != nil {
-				t.Fatal(err)
+			if got := dirFiles(t, spec.Sandbox); !reflect.DeepEqual(got, want) {
+				t.Errorf("sandbox files = %q, want %q", got, want)
 			}
-			if got := strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Uid)); got != tc.wantOwner {
-				t.Errorf("sandbox owner = %s, want %s", got, tc.wantOwner)
+			for _, name := range append(slices.Sorted(maps.Keys(want)), "") {
+				fi, err := os.Stat(filepath.Join(spec.Sandbox, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Uid)); got != tc.wantOwner {
+					t.Errorf("owner of sandbox/%s = %s, want %s", name, got, tc.wantOwner)
+				}
 			}
 		})
 	}

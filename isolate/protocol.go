@@ -67,7 +67,8 @@ type taskSpec struct {
 	Env  []string `json:"env"`
 	// Dir is the sandbox: the task's working directory.
 	Dir string `json:"dir"`
-	// Stdout and Stderr are files the task's output is appended to.
+	// Stdout and Stderr are files the task's output is appended to; without a
+	// Credential, one that is not there yet is created at its stream's first output.
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
 	// LogMaxSize and LogKeep rotate those files (LogRotation); zero means the defaults,

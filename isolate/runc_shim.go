@@ -186,7 +186,8 @@ func (s *runcShim) start(specData []byte) error {
 		return err
 	}
 	p := s.spec.Process
-	output, err := newTaskOutput(s.logger, p.Stdout, p.Stderr, LogRotation{MaxSize: p.LogMaxSize, Keep: p.LogKeep})
+	// Created now: the shim runs as root, and the container's user may not be.
+	output, err := newTaskOutput(s.logger, p.Stdout, p.Stderr, LogRotation{MaxSize: p.LogMaxSize, Keep: p.LogKeep}, false)
 	if err != nil {
 		return err
 	}

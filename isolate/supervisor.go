@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -459,7 +459,6 @@ type task struct {
 
 	// mu is held while the task starts, so that signals wait for its pid.
 	mu        sync.Mutex
-	cmd       *exec.Cmd
 	output    *taskOutput
 	pid       int // 0 until started
 	startTime uint64
@@ -509,11 +508,14 @@ func (s *supervisor) launch(spec *taskSpec) (*task, *os.File, error) {
 
 // start forks the task in a process group of its own, so that it and its children can be
 // signalled together, with its output going through pipes to the sandbox's files (see
-// taskOutput). There is no parent-death signal: it would fire when the forking thread,
+// taskOutput), which, unless they are there already, are created at the task's first
+// output when it runs as the supervisor's own user (for another user, the agent has
+// created them). There is no parent-death signal: it would fire when the forking thread,
 // not the supervisor, exits, and locking a thread per task costs too much. Tasks whose
 // supervisor dies run on until the agent notices and kills them (see Process).
 func (t *task) start(spec *taskSpec, devNull *os.File, logger *slog.Logger) (*os.File, error) {
-	output, err := newTaskOutput(logger, spec.Stdout, spec.Stderr, LogRotation{MaxSize: spec.LogMaxSize, Keep: spec.LogKeep})
+	rot := LogRotation{MaxSize: spec.LogMaxSize, Keep: spec.LogKeep}
+	output, err := newTaskOutput(logger, spec.Stdout, spec.Stderr, rot, spec.Credential == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -522,24 +524,22 @@ func (t *task) start(spec *taskSpec, devNull *os.File, logger *slog.Logger) (*os
 	if c := spec.Credential; c != nil {
 		attr.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: c.Groups}
 	}
-	cmd := &exec.Cmd{
-		Path:        spec.Path,
-		Args:        spec.Args,
-		Env:         spec.Env,
-		Dir:         spec.Dir,
-		Stdin:       devNull,
-		Stdout:      output.stdout,
-		Stderr:      output.stderr,
-		SysProcAttr: attr,
-	}
 	before, beforeErr := bootTicks()
-	if err := cmd.Start(); err != nil {
-		output.close()
-		return nil, fmt.Errorf("start task: %w", err)
-	}
+	// syscall.ForkExec rather than os/exec, which would make an os.Process the
+	// supervisor has no use for, with a duplicate of the pidfd to make and close.
+	pid, err := syscall.ForkExec(spec.Path, spec.Args, &syscall.ProcAttr{
+		Dir:   spec.Dir,
+		Env:   spec.Env,
+		Files: []uintptr{devNull.Fd(), output.stdout.Fd(), output.stderr.Fd()},
+		Sys:   attr,
+	})
 	after, afterErr := bootTicks()
+	if err != nil {
+		output.close()
+		return nil, fmt.Errorf("start task: %w", forkExecError(spec, err))
+	}
 	output.start()
-	t.cmd, t.pid, t.output = cmd, cmd.Process.Pid, output
+	t.pid, t.output = pid, output
 	// The kernel stamps the task's start time at fork, on the boot-time clock: when the
 	// clock showed the same tick before and after, that tick is the start time, and
 	// reading it from /proc, which costs more than the rest of the launch's own work, is
@@ -553,11 +553,12 @@ func (t *task) start(spec *taskSpec, devNull *os.File, logger *slog.Logger) (*os
 		err = errors.New("no pidfd (Linux 5.3 or later is needed)")
 	}
 	if err == nil {
-		err = unix.SetNonblock(pidfd, true)
+		// A pidfd has no other status flag to keep.
+		_, err = unix.FcntlInt(uintptr(pidfd), unix.F_SETFL, unix.O_NONBLOCK)
 	}
 	if err != nil {
 		signalGroup(t.pid, unix.SIGKILL)
-		cmd.Wait()
+		reap(t.pid)
 		output.drain(outputDrainGrace)
 		if pidfd >= 0 {
 			unix.Close(pidfd)
@@ -566,6 +567,30 @@ func (t *task) start(spec *taskSpec, devNull *os.File, logger *slog.Logger) (*os
 	}
 	t.startTime = startTime
 	return os.NewFile(uintptr(pidfd), "pidfd"), nil
+}
+
+// forkExecError words a failed start as os/exec would: a sandbox that has gone is
+// "chdir", anything else "fork/exec" of the executable.
+func forkExecError(spec *taskSpec, err error) error {
+	if _, statErr := os.Stat(spec.Dir); statErr != nil {
+		var pathErr *fs.PathError
+		if errors.As(statErr, &pathErr) {
+			return &fs.PathError{Op: "chdir", Path: spec.Dir, Err: pathErr.Err}
+		}
+	}
+	return &fs.PathError{Op: "fork/exec", Path: spec.Path, Err: err}
+}
+
+// reap waits for the child pid to exit, which it has or is about to, and returns how it
+// ended.
+func reap(pid int) (syscall.WaitStatus, error) {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if !errors.Is(err, syscall.EINTR) {
+			return ws, err
+		}
+	}
 }
 
 // watch waits for the task to exit, sweeps up whatever it left running, reaps it, copies
@@ -579,7 +604,8 @@ func (s *supervisor) watch(t *task, pidfd *os.File) {
 	}
 	pidfd.Close()
 	t.mu.Lock()
-	if err := signalGroup(t.pid, unix.SIGKILL); err != nil {
+	// The task itself has exited; what is left of its process group goes too.
+	if err := unix.Kill(-t.pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
 		s.logger.Warn("kill leftover processes", "container", t.id, "err", err)
 	}
 	t.exited = true
@@ -587,12 +613,11 @@ func (s *supervisor) watch(t *task, pidfd *os.File) {
 		t.timer.Stop()
 	}
 	t.mu.Unlock()
-	// A non-zero exit is no error here: the status is read from ProcessState, which is
-	// missing only if the task could not be reaped at all.
-	waitErr := t.cmd.Wait()
-	status := statusRecord{Code: -1, Message: fmt.Sprintf("reap the task: %v", waitErr)}
-	if t.cmd.ProcessState != nil {
-		status = recordOf(exitStatusOf(t.cmd.ProcessState.Sys().(syscall.WaitStatus)))
+	status := statusRecord{Code: -1}
+	if ws, err := reap(t.pid); err != nil {
+		status.Message = fmt.Sprintf("reap the task: %v", err)
+	} else {
+		status = recordOf(exitStatusOf(ws))
 	}
 	t.output.drain(outputDrainGrace)
 	// Recorded before the task leaves the running ones, so that a query finds it in one

@@ -347,3 +347,28 @@ func processesIn(t testing.TB, dir string) []int {
 	}
 	return pids
 }
+
+// A start that fails is worded as os/exec words it: by the sandbox when that has gone,
+// else by the executable.
+func TestForkExecError(t *testing.T) {
+	sandbox := t.TempDir()
+	gone := filepath.Join(sandbox, "gone")
+	tests := []struct {
+		name string
+		dir  string
+		err  error
+		want string
+	}{
+		{name: "executable missing", dir: sandbox, err: syscall.ENOENT, want: "fork/exec /no/such/prog: no such file or directory"},
+		{name: "not executable", dir: sandbox, err: syscall.EACCES, want: "fork/exec /no/such/prog: permission denied"},
+		{name: "sandbox gone", dir: gone, err: syscall.ENOENT, want: "chdir " + gone + ": no such file or directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := forkExecError(&taskSpec{Path: "/no/such/prog", Dir: tc.dir}, tc.err)
+			if got.Error() != tc.want {
+				t.Errorf("forkExecError = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -83,8 +83,9 @@ type task struct {
 	// done is closed when the goroutine launching or watching the container exits; nil
 	// while none runs.
 	done chan struct{}
-	// written settles once the task's record from LAUNCH is on disk; the container is
-	// not started before.
+	// written settles once the task's record from LAUNCH is written to the checkpoint,
+	// where a restarted agent finds it (it is synced with the task's first update); the
+	// container is not started before.
 	written *cpOp
 }
 
@@ -143,7 +144,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent resources: %w", err)
 	}
-	cp, err := openCheckpoint(filepath.Join(workDir, "meta", "agent.db"))
+	cp, err := openCheckpoint(filepath.Join(workDir, "meta"))
 	if err != nil {
 		return nil, err
 	}

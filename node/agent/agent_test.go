@@ -89,7 +89,7 @@ func shutdown(t *testing.T, a *Agent, killTasks bool) {
 // readCheckpoint returns what a stopped agent left in workDir's checkpoint.
 func readCheckpoint(t *testing.T, workDir string) []checkpointedTask {
 	t.Helper()
-	cp, err := openCheckpoint(filepath.Join(workDir, "meta", "agent.db"))
+	cp, err := openCheckpoint(filepath.Join(workDir, "meta"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +440,7 @@ func TestRebootStartsNewAgent(t *testing.T) {
 	} {
 		t.Run(tt.bootID, func(t *testing.T) {
 			workDir := t.TempDir()
-			cp, err := openCheckpoint(filepath.Join(workDir, "meta", "agent.db"))
+			cp, err := openCheckpoint(filepath.Join(workDir, "meta"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -520,7 +520,7 @@ func TestConfigValidate(t *testing.T) {
 // go back to: one was never launched, the other's container records are gone.
 func TestRecoveryReportsLostTasks(t *testing.T) {
 	workDir := t.TempDir()
-	cp, err := openCheckpoint(filepath.Join(workDir, "meta", "agent.db"))
+	cp, err := openCheckpoint(filepath.Join(workDir, "meta"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,7 +562,7 @@ func TestRecoveryReportsLostTasks(t *testing.T) {
 // update resent.
 func TestRecoveryDeletesAcknowledgedTasks(t *testing.T) {
 	workDir := t.TempDir()
-	cp, err := openCheckpoint(filepath.Join(workDir, "meta", "agent.db"))
+	cp, err := openCheckpoint(filepath.Join(workDir, "meta"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,7 +18,7 @@ import (
 //
 //	go test -run XXX -bench CheckpointTaskLifecycle ./node/agent
 func BenchmarkCheckpointTaskLifecycle(b *testing.B) {
-	cp := openTestCheckpoint(b, filepath.Join(b.TempDir(), "agent.db"))
+	cp := openTestCheckpoint(b, b.TempDir())
 	const concurrent = 50
 	next := make(chan int)
 	var wg sync.WaitGroup

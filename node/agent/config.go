@@ -14,7 +14,7 @@ import (
 // Config configures an agent. DefaultConfig gives production values; TestAgent tightens the
 // timings for tests.
 type Config struct {
-	// WorkDir holds everything the agent keeps on disk: the checkpoint (meta/agent.db), the
+	// WorkDir holds everything the agent keeps on disk: the checkpoint (meta/agent.log), the
 	// task sandboxes (sandboxes/<framework>/<task>.<container>) and, by convention, the
 	// containerizer's state (containers/). It is created if missing.
 	WorkDir string

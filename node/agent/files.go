@@ -147,8 +147,12 @@ func (f sandboxFiles) readFile(r *http.Request) (readResponse, error) {
 	if err != nil {
 		return readResponse{}, err
 	}
-	path, err := f.resolve(r.URL.Query().Get("path"))
+	requested := r.URL.Query().Get("path")
+	path, err := f.resolve(requested)
 	if err != nil {
+		if f.unwrittenOutput(requested, err) {
+			return readResponse{}, nil
+		}
 		return readResponse{}, err
 	}
 	file, err := os.Open(path)
@@ -176,6 +180,34 @@ func (f sandboxFiles) readFile(r *http.Request) (readResponse, error) {
 		return readResponse{}, err
 	}
 	return readResponse{Data: string(buf[:n]), Offset: offset}, nil
+}
+
+// unwrittenOutput reports whether requested, which resolve failed with err, is the
+// stdout or stderr of a sandbox (root/framework/run) that the task has not written to
+// yet: the process containerizer creates them at the first output, and until then they
+// read as the empty files they were when created up front.
+func (f sandboxFiles) unwrittenOutput(requested string, err error) bool {
+	var he *httpError
+	if !errors.As(err, &he) || he.status != http.StatusNotFound {
+		return false
+	}
+	if name := filepath.Base(requested); name != "stdout" && name != "stderr" {
+		return false
+	}
+	sandbox, err := f.resolve(filepath.Dir(filepath.Clean(requested)))
+	if err != nil {
+		return false
+	}
+	realRoot, err := filepath.EvalSymlinks(f.root)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(realRoot, sandbox)
+	if err != nil || len(strings.Split(rel, string(filepath.Separator))) != 2 {
+		return false
+	}
+	info, err := os.Stat(sandbox)
+	return err == nil && info.IsDir()
 }
 
 // browse answers /files/browse?path= with the entries of a directory.

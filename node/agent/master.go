@@ -393,24 +393,30 @@ func (a *Agent) heartbeat(ctx context.Context, sess session) error {
 
 // call POSTs one call on the session's stream; the master answers 202.
 func (a *Agent) call(ctx context.Context, sess session, c api.AgentCall) error {
-	body, err := json.Marshal(c)
+	return a.post(ctx, sess, c.Type, c)
+}
+
+// post POSTs call, a call of type callType in any form that encodes as one, on the
+// session's stream; the master answers 202.
+func (a *Agent) post(ctx context.Context, sess session, callType api.AgentCallType, call any) error {
+	body, err := json.Marshal(call)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", c.Type, err)
+		return fmt.Errorf("encode %s: %w", callType, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sess.master+api.AgentPath, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%s to master %s: %w", c.Type, sess.master, err)
+		return fmt.Errorf("%s to master %s: %w", callType, sess.master, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.StreamIDHeader, sess.streamID)
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s to master %s: %w", c.Type, sess.master, err)
+		return fmt.Errorf("%s to master %s: %w", callType, sess.master, err)
 	}
 	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("%s to master %s answered %s: %s", c.Type, sess.master, resp.Status, errorBody(resp))
+		return fmt.Errorf("%s to master %s answered %s: %s", callType, sess.master, resp.Status, errorBody(resp))
 	}
 	drain(resp)
 	return nil

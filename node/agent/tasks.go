@@ -64,8 +64,8 @@ func (a *Agent) launch(ev *api.AgentEventLaunch) {
 		},
 		backoff: a.cfg.UpdateRetryInitial,
 	}
-	// The task is on disk before anything runs (runTask waits for it), so a crash from
-	// here on is recovered.
+	// The task is in the checkpoint before anything runs (runTask waits for it), so an
+	// agent that crashes from here on finds it when it restarts.
 	t.written = a.cp.putTaskAsync(&t.rec)
 	a.tasks[key] = t
 	if a.stopping {
@@ -145,8 +145,8 @@ func hasImage(c *api.ContainerInfo) bool {
 func (a *Agent) runTask(t *task) {
 	defer a.taskGoroutines.Done()
 	defer close(t.done)
-	// A task from LAUNCH starts only once its record is on disk; one from recovery (no op)
-	// was read from disk.
+	// A task from LAUNCH starts only once its record is written; one from recovery (no
+	// op) was read from disk.
 	if t.written != nil {
 		if err := t.written.wait(); err != nil {
 			a.log.Error("cannot checkpoint the task, so it is not launched", "framework", t.rec.FrameworkID, "task", t.rec.Task.TaskID.Value, "err", err)
@@ -192,8 +192,12 @@ func (a *Agent) runTask(t *task) {
 }
 
 func (a *Agent) launchContainer(spec isolate.LaunchSpec) (isolate.State, error) {
-	if err := os.MkdirAll(spec.Sandbox, 0o755); err != nil {
-		return isolate.State{}, fmt.Errorf("create sandbox: %w", err)
+	// One mkdir, unless the framework's directory is not there yet: MkdirAll looks up
+	// the path and its parent first.
+	if err := os.Mkdir(spec.Sandbox, 0o755); err != nil {
+		if err := os.MkdirAll(spec.Sandbox, 0o755); err != nil {
+			return isolate.State{}, fmt.Errorf("create sandbox: %w", err)
+		}
 	}
 	if uris := spec.Command.URIs; len(uris) > 0 {
 		if a.cfg.Fetcher == nil {
@@ -368,8 +372,8 @@ func (a *Agent) shutdownFramework(frameworkID string) {
 
 // removeTaskLocked forgets t and destroys its container once the task is deleted from the
 // checkpoint. Nothing waits for that deletion: the acknowledgements that end tasks arrive
-// one after another on the master's stream, and an fsync for each would hold up all the
-// events behind it. a.mu must be held.
+// one after another on the master's stream, and waiting for each write would hold up all
+// the events behind it. a.mu must be held.
 func (a *Agent) removeTaskLocked(t *task) {
 	key := t.rec.key()
 	deleted := a.cp.deleteTask(key)

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
 	"time"
@@ -77,10 +78,9 @@ func (a *Agent) updateLocked(t *task, rec taskRecord, status api.TaskStatus) boo
 		status.Labels = &api.Labels{Labels: []api.Label{{Key: sandboxLabel, Value: rec.Sandbox}}}
 	}
 	update := api.AgentCallUpdate{FrameworkID: api.FrameworkID{Value: rec.FrameworkID}, Status: status}
-	// Queued for the group commit; the sender holds it back until it is on disk.
-	seq, written := a.cp.appendUpdateAsync(&rec, update)
+	// Queued for the group commit; the sender holds it back until it is durable.
 	t.rec = rec
-	t.queue = append(t.queue, queuedUpdate{seq: seq, update: update, written: written})
+	t.queue = append(t.queue, a.cp.appendUpdateAsync(&rec, update))
 	a.log.Info("task status", "framework", rec.FrameworkID, "task", rec.Task.TaskID.Value, "state", status.State, "message", status.Message, "reason", status.Reason)
 	if len(t.queue) == 1 {
 		t.nextSend, t.backoff = time.Time{}, a.cfg.UpdateRetryInitial
@@ -172,12 +172,8 @@ func (a *Agent) sendUpdates(ctx context.Context) {
 			go func() {
 				defer sends.Done()
 				defer func() { <-slots }()
-				call := api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: sess.agentID}, Updates: due}
-				if len(due) == 1 {
-					call.Update, call.Updates = &due[0], nil
-				}
-				if err := a.call(ctx, sess, call); err != nil && ctx.Err() == nil {
-					a.log.Warn("status updates not delivered, will resend", "updates", len(due), "first_task", due[0].Status.TaskID.Value, "err", err)
+				if err := a.post(ctx, sess, api.AgentUpdate, newUpdateCall(sess.agentID, due)); err != nil && ctx.Err() == nil {
+					a.log.Warn("status updates not delivered, will resend", "updates", len(due), "first_task", due[0].update.Status.TaskID.Value, "err", err)
 				}
 			}()
 			if wait == 0 {
@@ -196,18 +192,39 @@ func (a *Agent) sendUpdates(ctx context.Context) {
 	}
 }
 
+// updateCall is an UPDATE call whose status updates are JSON already, as they were
+// checkpointed: its Update and Updates stand for AgentCall's.
+type updateCall struct {
+	api.AgentCall
+	Update  json.RawMessage   `json:"update,omitempty"`
+	Updates []json.RawMessage `json:"updates,omitempty"`
+}
+
+// newUpdateCall makes the UPDATE call of agentID that carries due.
+func newUpdateCall(agentID string, due []queuedUpdate) updateCall {
+	call := updateCall{AgentCall: api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: agentID}}}
+	if len(due) == 1 {
+		call.Update = due[0].encoded
+		return call
+	}
+	for _, q := range due {
+		call.Updates = append(call.Updates, q.encoded)
+	}
+	return call
+}
+
 // dueUpdates returns up to limit head updates due at now (scheduling their resends), the
 // session to send them on, and how long until the next one is due: 0 when more than limit
 // were due. Nothing is due while the agent is not registered: registering makes every
 // head due at once.
-func (a *Agent) dueUpdates(now time.Time, limit int) (session, []api.AgentCallUpdate, time.Duration) {
+func (a *Agent) dueUpdates(now time.Time, limit int) (session, []queuedUpdate, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	wait := time.Hour
 	if a.session == nil {
 		return session{}, nil, wait
 	}
-	var due []api.AgentCallUpdate
+	var due []queuedUpdate
 	for _, t := range a.tasks {
 		if len(t.queue) == 0 {
 			continue
@@ -234,7 +251,18 @@ func (a *Agent) dueUpdates(now time.Time, limit int) (session, []api.AgentCallUp
 				continue
 			}
 		}
-		due = append(due, t.queue[0].update)
+		if t.queue[0].encoded == nil {
+			// Read from disk.
+			encoded, err := json.Marshal(t.queue[0].update)
+			if err != nil {
+				a.log.Error("cannot encode status update; it is lost", "task", t.queue[0].update.Status.TaskID.Value, "err", err)
+				t.queue = t.queue[1:]
+				t.nextSend = time.Time{}
+				continue
+			}
+			t.queue[0].encoded = encoded
+		}
+		due = append(due, t.queue[0])
 		t.nextSend = now.Add(t.backoff)
 		wait = min(wait, t.backoff)
 		t.backoff = min(2*t.backoff, a.cfg.UpdateRetryMax)
