@@ -52,6 +52,8 @@ type Agent struct {
 	stop    context.CancelFunc
 	// kick wakes the status update sender.
 	kick chan struct{}
+	// recovered is closed once Run has recovered the checkpointed tasks' containers.
+	recovered chan struct{}
 	// taskGoroutines counts the goroutines launching and watching containers; background
 	// counts container destroys. Both only grow while Run runs.
 	taskGoroutines sync.WaitGroup
@@ -167,8 +169,9 @@ func New(cfg Config) (*Agent, error) {
 			// the leader's address for later calls.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		kick:  make(chan struct{}, 1),
-		tasks: map[string]*task{},
+		kick:      make(chan struct{}, 1),
+		recovered: make(chan struct{}),
+		tasks:     map[string]*task{},
 	}
 	cp.onCommit = a.kickSender
 	if err := a.load(); err != nil {
@@ -329,6 +332,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer context.AfterFunc(a.stopCtx, cancel)()
 
 	a.recoverContainers(ctx)
+	close(a.recovered)
 	var sender sync.WaitGroup
 	sender.Go(func() { a.sendUpdates(ctx) })
 	a.connect(ctx)

@@ -602,6 +602,9 @@ func TestRecoveryDeletesAcknowledgedTasks(t *testing.T) {
 // TASK_KILLED, and never starts the container.
 func TestKillBeforeLaunch(t *testing.T) {
 	a := TestAgent(t, func() []string { return nil })
+	// A task put in the table before the agent's recovery ran would be taken for one the
+	// previous agent process never launched.
+	<-a.recovered
 	cmd := "echo never"
 	rec := taskRecord{
 		FrameworkID: testFramework, ContainerID: "c-early", State: api.TaskStaging, Killing: true,
