@@ -252,6 +252,12 @@ func benchmarkSimulatedLaunches(b *testing.B, mode authMode) {
 	info := frameworkInfo("bench")
 	info.Principal = "bench"
 	f := subscribe(b, ts.URL, info, clientOpts...)
+	driveSimulatedLaunches(b, f)
+}
+
+// driveSimulatedLaunches launches b.N tasks through f as fast as offers come, at most
+// 100 per ACCEPT, and reports tasks/s and CPU per task, as BenchmarkLaunchesSimulated.
+func driveSimulatedLaunches(b *testing.B, f *framework) {
 	const cpus, mem, perAccept = 0.01, 4.0, 100
 	var (
 		mu       sync.Mutex

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -103,70 +102,4 @@ func forwardingProxy(b *testing.B, target, token string, transport http.RoundTri
 	})
 	b.Cleanup(proxy.Close)
 	return proxy.URL
-}
-
-// driveSimulatedLaunches launches b.N tasks through f as fast as offers come, at most
-// 100 per ACCEPT, and reports tasks/s and CPU per task, as BenchmarkLaunchesSimulated.
-func driveSimulatedLaunches(b *testing.B, f *framework) {
-	const cpus, mem, perAccept = 0.01, 4.0, 100
-	var (
-		mu       sync.Mutex
-		running  = map[string]bool{}
-		launched int
-	)
-	total := b.N
-	done := make(chan struct{})
-	b.ResetTimer()
-	start, startCPU := time.Now(), processCPU(b)
-	go func() {
-		for ev := range f.events {
-			switch ev.Type {
-			case api.EventUpdate:
-				st := ev.Update.Status
-				if len(st.UUID) > 0 {
-					go func() { _ = f.stream.Acknowledge(f.ctx, st) }()
-				}
-				mu.Lock()
-				if st.State == api.TaskRunning && !running[st.TaskID.Value] {
-					running[st.TaskID.Value] = true
-					if len(running) == total {
-						close(done)
-					}
-				}
-				mu.Unlock()
-			case api.EventOffers:
-				for _, o := range ev.Offers.Offers {
-					var tasks []api.TaskInfo
-					for len(tasks) < perAccept && launched < total {
-						task := shellTask(fmt.Sprintf("t%d", launched), "true", cpus, mem)
-						task.AgentID = o.AgentID
-						tasks = append(tasks, task)
-						launched++
-					}
-					if len(tasks) == 0 {
-						go func() { _ = f.stream.Decline(f.ctx, []api.OfferID{o.ID}, refuse(60)) }()
-						continue
-					}
-					go func() {
-						err := f.stream.Accept(f.ctx, []api.OfferID{o.ID}, []api.OfferOperation{{
-							Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: tasks}}}, refuse(0))
-						if err != nil && f.ctx.Err() == nil {
-							b.Errorf("accept %d tasks: %v", len(tasks), err)
-						}
-					}()
-				}
-			}
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		mu.Lock()
-		defer mu.Unlock()
-		b.Fatalf("only %d of %d tasks running in 2 minutes", len(running), total)
-	}
-	elapsed, cpu := time.Since(start), processCPU(b)-startCPU
-	b.StopTimer()
-	b.ReportMetric(float64(total)/elapsed.Seconds(), "tasks/s")
-	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-µs/task")
 }
