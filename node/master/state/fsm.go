@@ -241,23 +241,57 @@ func (f *FSM) ApplyBatch(entries []*raft.Log) []any {
 	return responses
 }
 
-// decodedEntry is a command of a batch being decoded: req and err are set once done is
-// closed.
+// decodedEntry is a command being decoded: data is the entry's bytes (nil for an entry
+// that is not a command), and req and err are set once done is closed.
 type decodedEntry struct {
+	data []byte
 	req  any
 	err  error
 	done chan struct{}
 }
 
-// decodeBatch decodes the commands of a batch on up to GOMAXPROCS goroutines, in order of
-// the entries, so that the first is applied while the others are decoded: decoding
-// (JSON) is most of the cost of applying, and a burst of launches comes as a batch of
-// large AddTasks commands. Commands decoded ahead (predecodeStore) are taken as they are.
-// Decoding depends on nothing but the entry, so every master still applies the same. A
-// batch of one is decoded at once.
+func newDecodedEntry(entry *raft.Log) *decodedEntry {
+	d := &decodedEntry{done: make(chan struct{})}
+	if entry.Type == raft.LogCommand {
+		d.data = entry.Data
+	}
+	return d
+}
+
+// decode decodes the command, if it is one, and closes done.
+func (d *decodedEntry) decode() {
+	if d.data != nil {
+		_, d.req, d.err = Decode(d.data)
+	}
+	close(d.done)
+}
+
+// decodeAll decodes the entries on up to GOMAXPROCS goroutines, in their order, so that
+// the first can be used while the others are decoded. It returns at once.
+func decodeAll(work []*decodedEntry) {
+	var next atomic.Int64
+	decode := func() {
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= len(work) {
+				return
+			}
+			work[k].decode()
+		}
+	}
+	for range min(runtime.GOMAXPROCS(0), len(work)) {
+		go decode()
+	}
+}
+
+// decodeBatch decodes the commands of a batch (decodeAll): decoding (JSON) is most of
+// the cost of applying, and a burst of launches comes as a batch of large AddTasks
+// commands. Commands decoded ahead (predecodeStore) are taken as they are. Decoding
+// depends on nothing but the entry, so every master still applies the same. A batch of
+// one is decoded at once.
 func (f *FSM) decodeBatch(entries []*raft.Log) []*decodedEntry {
 	decoded := make([]*decodedEntry, len(entries))
-	var todo []int
+	var todo []*decodedEntry
 	for i, entry := range entries {
 		if entry.Type == raft.LogCommand {
 			if d, ok := f.takeAhead(entry); ok {
@@ -265,29 +299,13 @@ func (f *FSM) decodeBatch(entries []*raft.Log) []*decodedEntry {
 				continue
 			}
 		}
-		decoded[i] = &decodedEntry{done: make(chan struct{})}
-		todo = append(todo, i)
-	}
-	var next atomic.Int64
-	work := func() {
-		for {
-			k := int(next.Add(1)) - 1
-			if k >= len(todo) {
-				return
-			}
-			i := todo[k]
-			if entries[i].Type == raft.LogCommand {
-				_, decoded[i].req, decoded[i].err = Decode(entries[i].Data)
-			}
-			close(decoded[i].done)
-		}
+		decoded[i] = newDecodedEntry(entry)
+		todo = append(todo, decoded[i])
 	}
 	if len(todo) == 1 {
-		work()
-		return decoded
-	}
-	for range min(runtime.GOMAXPROCS(0), len(todo)) {
-		go work()
+		todo[0].decode()
+	} else {
+		decodeAll(todo)
 	}
 	return decoded
 }

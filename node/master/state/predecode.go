@@ -1,9 +1,7 @@
 package state
 
 import (
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/hashicorp/raft"
@@ -36,72 +34,50 @@ func (s *predecodeStore) StoreLogs(entries []*raft.Log) error {
 // predecoded are the commands being decoded ahead of their commit, by log index.
 type predecoded struct {
 	mu      sync.Mutex
-	entries map[uint64]*aheadEntry
-}
-
-// aheadEntry is a command decoded ahead: data is the entry's bytes it was decoded from
-// (taken only for an entry with those very bytes), the result is set once done is closed.
-type aheadEntry struct {
-	data []byte
-	decodedEntry
+	entries map[uint64]*decodedEntry
 }
 
 // predecode starts decoding the large commands among entries.
 func (f *FSM) predecode(entries []*raft.Log) {
-	var work []*aheadEntry
+	var work []*decodedEntry
 	for _, entry := range entries {
 		if entry.Type != raft.LogCommand || len(entry.Data) < predecodeMin {
 			continue
 		}
-		a := &aheadEntry{data: entry.Data, decodedEntry: decodedEntry{done: make(chan struct{})}}
+		d := newDecodedEntry(entry)
 		f.ahead.mu.Lock()
 		if f.ahead.entries == nil {
-			f.ahead.entries = map[uint64]*aheadEntry{}
+			f.ahead.entries = map[uint64]*decodedEntry{}
 		}
 		// An entry stored again at an index (a follower's log truncated after a new
 		// leader's) replaces what was decoded of the old one.
-		f.ahead.entries[entry.Index] = a
+		f.ahead.entries[entry.Index] = d
 		f.ahead.mu.Unlock()
-		work = append(work, a)
+		work = append(work, d)
 	}
-	if len(work) == 0 {
-		return
-	}
-	var next atomic.Int64
-	decode := func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= len(work) {
-				return
-			}
-			a := work[i]
-			_, a.req, a.err = Decode(a.data)
-			close(a.done)
-		}
-	}
-	for range min(runtime.GOMAXPROCS(0), len(work)) {
-		go decode()
-	}
+	decodeAll(work)
 }
 
-// takeAhead returns the entry's command decoded ahead, if it was, and forgets it and
-// anything decoded ahead at lower indexes (entries dropped before they were applied).
+// takeAhead returns the entry's command decoded ahead, if it was from these very bytes
+// (not merely equal ones: the entry applied is the one stored, not one read back or
+// replaced), and forgets it and anything decoded ahead at lower indexes (entries dropped
+// before they were applied).
 func (f *FSM) takeAhead(entry *raft.Log) (*decodedEntry, bool) {
 	f.ahead.mu.Lock()
 	defer f.ahead.mu.Unlock()
 	if len(f.ahead.entries) == 0 {
 		return nil, false
 	}
-	a, ok := f.ahead.entries[entry.Index]
+	d, ok := f.ahead.entries[entry.Index]
 	for index := range f.ahead.entries {
 		if index <= entry.Index {
 			delete(f.ahead.entries, index)
 		}
 	}
-	if !ok || !sameBytes(a.data, entry.Data) {
+	if !ok || len(d.data) != len(entry.Data) || unsafe.SliceData(d.data) != unsafe.SliceData(entry.Data) {
 		return nil, false
 	}
-	return &a.decodedEntry, true
+	return d, true
 }
 
 // forgetAhead drops everything decoded ahead (the state was replaced by a snapshot).
@@ -109,10 +85,4 @@ func (f *FSM) forgetAhead() {
 	f.ahead.mu.Lock()
 	clear(f.ahead.entries)
 	f.ahead.mu.Unlock()
-}
-
-// sameBytes reports whether a and b are the same bytes in memory (not merely equal):
-// the entry applied is the very one that was stored, not one read back or replaced.
-func sameBytes(a, b []byte) bool {
-	return len(a) == len(b) && unsafe.SliceData(a) == unsafe.SliceData(b)
 }
