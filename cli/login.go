@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -76,22 +77,13 @@ func (a *app) saveConfig(cfg *cliConfig) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Written beside and renamed over: a crash leaves the old file or the new, and the
-	// new one never has a mode an old file had.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".config-*")
-	if err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
+	// A crash leaves the old file or the new; CreateTemp makes it 0600 whatever mode an
+	// old file had.
+	if _, err := writeFileAtomically(path, func(w io.Writer) error {
+		_, err := w.Write(append(data, '\n'))
+		return err
+	}); err != nil {
+		return "", err
 	}
 	return path, nil
 }
