@@ -646,8 +646,9 @@ func localView(ctx context.Context, h *Host) masterView {
 }
 
 // waitFollows waits up to timeout until h's own view names the cluster's current leader
-// (normally leader, unless another election followed) and h does not claim to lead.
-func waitFollows(t testing.TB, c *Cluster, h, leader *Host, timeout time.Duration) {
+// (normally leader, unless another election followed) and h does not claim to lead, and
+// returns that leader.
+func waitFollows(t testing.TB, c *Cluster, h, leader *Host, timeout time.Duration) *Host {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -659,7 +660,7 @@ func waitFollows(t testing.TB, c *Cluster, h, leader *Host, timeout time.Duratio
 		cancel()
 		v := localView(context.Background(), h)
 		if v.err == nil && v.leader == "master@"+current.Addr(APIPort) && !v.self && current != h {
-			return
+			return current
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s does not follow the leader (%s, elected after %s) within %v: leader %q, self %t, err %v", h.Name(), current.Name(), leader.Name(), timeout, v.leader, v.self, v.err)
