@@ -246,6 +246,13 @@ type OfferOperation struct {
 // LaunchOperation launches tasks.
 type LaunchOperation struct {
 	TaskInfos []TaskInfo `json:"task_infos"`
+	// NotBefore, an Atoll extension, launches the tasks at that time rather than at once:
+	// the master records them now (their resources are theirs from now on, and they are
+	// TASK_STAGING) and sends them to the agent when the time comes, so that a launch
+	// due at a known time costs nothing but the send then. It may be at most
+	// MaxLaunchAhead ahead; a time already passed launches at once. A task killed before
+	// its time ends TASK_KILLED without reaching the agent.
+	NotBefore *TimeInfo `json:"not_before,omitempty"`
 }
 
 // Environment holds environment variables.

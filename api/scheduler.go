@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Scheduler API types (include/mesos/v1/scheduler/scheduler.proto), spoken on
 // POST /api/v1/scheduler.
 
@@ -182,3 +184,6 @@ type ErrorEvent struct {
 
 // StreamIDHeader carries the scheduler stream id (≤128 bytes).
 const StreamIDHeader = "Mesos-Stream-Id"
+
+// MaxLaunchAhead is how far ahead a LAUNCH's NotBefore (an Atoll extension) may be.
+const MaxLaunchAhead = time.Minute

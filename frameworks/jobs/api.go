@@ -150,8 +150,13 @@ func (s *Service) postJob(dependent bool) func(w http.ResponseWriter, r *http.Re
 		rescheduled := old == nil || old.job.Schedule != j.Schedule || old.job.Cron != j.Cron || old.job.ScheduleTimeZone != j.ScheduleTimeZone
 		if old != nil && old.ahead != nil {
 			if rescheduled {
-				// The run recorded ahead was of the old schedule.
+				// The run recorded ahead was of the old schedule: launched ahead of its
+				// time, its task is killed (it ends without having started).
 				e.st.Runs = slices.DeleteFunc(slices.Clone(old.st.Runs), func(r *run) bool { return r == old.ahead })
+				if old.ahead.State != runQueued {
+					delete(s.byTask, old.ahead.TaskID)
+					s.kills[old.ahead.TaskID] = old.ahead.Agent
+				}
 			} else {
 				e.ahead = old.ahead
 			}

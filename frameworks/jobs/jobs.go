@@ -395,8 +395,14 @@ func (s *Service) load(ctx context.Context) error {
 			}
 		}
 		missed := !e.st.Next.IsZero() && !e.st.Next.After(now)
-		if missed && slices.ContainsFunc(e.st.Runs, func(r *run) bool { return r.State == runQueued && !r.Scheduled.After(now) }) {
-			// Runs passed while no master led, and one not launched is due: it is the
+		// A run launched ahead whose time passed while no master led starts late, once
+		// its agent is back.
+		late := func(r *run) bool {
+			t := live[r.TaskID]
+			return t != nil && t.State == api.TaskStaging && !t.LaunchAt.IsZero() && !t.LaunchAt.After(now)
+		}
+		if missed && slices.ContainsFunc(e.st.Runs, func(r *run) bool { return (r.State == runQueued || late(r)) && !r.Scheduled.After(now) }) {
+			// Runs passed while no master led, and one not started is due: it is the
 			// one run made up for them, and the schedule goes on from now.
 			e.st.Next = time.Time{}
 			if next, ok := e.sched.Next(now); ok {

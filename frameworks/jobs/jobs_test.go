@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/node/master/state"
 )
 
 // TestScheduledRunsOnTime: a job every 2 s, five times (R5), runs five times, each
@@ -173,6 +177,70 @@ func TestRescheduleDropsRunRecordedAhead(t *testing.T) {
 	if runs := c.runs("moved"); len(runs) != 0 {
 		t.Fatalf("runs after the schedule changed: %+v", runs)
 	}
+	time.Sleep(time.Until(due.Add(time.Second)))
+	if runs := c.runs("moved"); len(runs) != 0 {
+		t.Errorf("runs after the old time passed: %+v", runs)
+	}
+	if v := c.job("moved"); v.SuccessCount != 0 || v.ErrorCount != 0 {
+		t.Errorf("the job ran at its old time: %+v", v)
+	}
+}
+
+// TestRunLaunchedAhead: a run recorded ahead is launched ahead too: the master holds its
+// task TASK_STAGING with the run's time as its launch time, and starts it then, not
+// before. When the job's schedule changes before that time, the task is killed without
+// ever starting and the job has no run.
+func TestRunLaunchedAhead(t *testing.T) {
+	c := newCluster(t, 1)
+	launchedAhead := func(name string, due time.Time) *state.Task {
+		t.Helper()
+		var task *state.Task
+		eventually(t, "the task of "+name+" launched ahead", func() error {
+			for _, tk := range c.master.Store().Tasks() {
+				if tk.Info.Name == "ChronosTask:"+name {
+					task = tk
+				}
+			}
+			switch {
+			case task == nil:
+				return errors.New("no task")
+			case task.State != api.TaskStaging || !task.LaunchAt.Equal(due):
+				return fmt.Errorf("task %s %s, launch at %v", task.ID, task.State, task.LaunchAt)
+			}
+			return nil
+		})
+		if time.Now().After(due) {
+			t.Fatalf("the task of %s was seen launched ahead only after its time %v", name, due)
+		}
+		return task
+	}
+
+	due := time.Now().Add(4 * time.Second).UTC().Truncate(time.Millisecond)
+	c.mustCall(http.StatusNoContent, "POST", "/v1/scheduler/iso8601", map[string]any{
+		"name": "timed", "command": "true", "schedule": "R1/" + due.Format(time.RFC3339Nano) + "/PT1H", "mem": 16}, nil)
+	launchedAhead("timed", due)
+	c.waitCounts("timed", 1, 0)
+	if start := parseTime(t, c.runs("timed")[0].Start); start.Before(due) {
+		t.Errorf("the run started at %v, before its time %v", start, due)
+	}
+
+	due = time.Now().Add(4 * time.Second).UTC().Truncate(time.Millisecond)
+	job := map[string]any{"name": "moved", "command": "true", "schedule": "R1/" + due.Format(time.RFC3339Nano) + "/PT1H", "mem": 16}
+	c.mustCall(http.StatusNoContent, "POST", "/v1/scheduler/iso8601", job, nil)
+	task := launchedAhead("moved", due)
+	job["schedule"] = "R1/" + due.Add(time.Hour).Format(time.RFC3339Nano) + "/PT1H"
+	c.mustCall(http.StatusNoContent, "POST", "/v1/scheduler/iso8601", job, nil)
+	eventually(t, "the task launched ahead killed", func() error {
+		for _, tk := range c.master.Store().CompletedTasks() {
+			if tk.ID == task.ID {
+				if n := len(tk.Statuses); tk.State != api.TaskKilled || n == 0 || tk.Statuses[n-1].Reason != api.ReasonTaskKilledDuringLaunch {
+					return fmt.Errorf("task %s %s: %+v", tk.ID, tk.State, tk.Statuses)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("task %s not completed", task.ID)
+	})
 	time.Sleep(time.Until(due.Add(time.Second)))
 	if runs := c.runs("moved"); len(runs) != 0 {
 		t.Errorf("runs after the old time passed: %+v", runs)

@@ -270,7 +270,7 @@ func (s *Service) pass(ctx context.Context, tick bool) error {
 	s.acks = nil
 	kills := s.kills
 	s.kills = map[string]string{}
-	wanted := len(s.ahead) > 0 || s.hasEligible(now)
+	wanted := s.aheadWaiting() || s.hasEligible(now)
 	revive := wanted && (s.suppressed || s.declinedIdle)
 	suppress := !wanted && !s.suppressed
 	if revive {
@@ -394,6 +394,10 @@ func (s *Service) takeDueLocked(now time.Time) bool {
 			continue
 		}
 		s.endAheadLocked(e)
+		if r.State != runQueued {
+			// Launched ahead, at this time.
+			continue
+		}
 		earlier := slices.ContainsFunc(e.st.Runs, func(x *run) bool { return x != r && x.State == runQueued && x.Scheduled.Before(r.Scheduled) })
 		if e.job.Disabled || (!e.job.Concurrent && earlier) {
 			s.dropQueuedLocked(e, r)
@@ -502,10 +506,15 @@ func (s *Service) killRunLocked(e *entry, r *run, why string, now time.Time) {
 }
 
 // eligible says a queued run may launch now: it is in the replicated state, its time
-// came, and its job runs concurrently or has no run launched and no earlier run waiting.
+// came — or it is the run recorded ahead of an enabled job, launched now to start at its
+// time (a LAUNCH with NotBefore) — and its job runs concurrently or has no run launched
+// and no earlier run waiting.
 func (s *Service) eligible(r *run, now time.Time) bool {
 	e := s.jobs[r.job]
-	if e == nil || !r.persisted || e.ahead == r || r.Scheduled.After(now) {
+	if e == nil || !r.persisted {
+		return false
+	}
+	if r.Scheduled.After(now) && (e.ahead != r || e.job.Disabled || r.Scheduled.Sub(now) > api.MaxLaunchAhead) {
 		return false
 	}
 	if e.job.Concurrent {
@@ -539,6 +548,8 @@ type launchPlan struct {
 	declines []api.OfferID
 	// refuse is how long the declined offers are refused.
 	refuse time.Duration
+	// now is when the plan was made: runs due later launch at their time.
+	now time.Time
 }
 
 // offerLaunch is the runs launched on one offer.
@@ -617,7 +628,7 @@ func (s *Service) planLocked(offers []api.Offer, now time.Time) launchPlan {
 				}
 				placed[i] = append(placed[i], placedRun{e.job, r, claims[0].Resources})
 				delete(s.queued, r)
-				r.State, r.Agent, r.Host, r.Launched = runLaunched, offer.AgentID.Value, offer.Hostname, now
+				r.State, r.Agent, r.Host, r.Launched = runLaunched, offer.AgentID.Value, offer.Hostname, maxTime(now, r.Scheduled)
 				s.byTask[r.TaskID] = r
 				remaining[i].Resources = placement.Remaining(remaining[i].Resources, claims[0].Resources)
 			}
@@ -632,7 +643,7 @@ func (s *Service) planLocked(offers []api.Offer, now time.Time) launchPlan {
 			}
 		}
 	}
-	plan := launchPlan{refuse: s.cfg.DeclineIdle}
+	plan := launchPlan{refuse: s.cfg.DeclineIdle, now: now}
 	if len(waiting) > 0 {
 		plan.refuse = s.cfg.DeclineUnfit
 	}
@@ -640,7 +651,7 @@ func (s *Service) planLocked(offers []api.Offer, now time.Time) launchPlan {
 		switch {
 		case len(placed[i]) > 0:
 			plan.accepts = append(plan.accepts, offerLaunch{offer, placed[i]})
-		case len(s.ahead) > 0:
+		case s.aheadWaiting():
 			s.held[offer.ID.Value] = offer
 		default:
 			plan.declines = append(plan.declines, offer.ID)
@@ -662,13 +673,25 @@ func (s *Service) execute(ctx context.Context, stream *api.SchedulerStream, plan
 	for i, launch := range plan.accepts {
 		wg.Go(func() {
 			tasks[i] = make([]api.TaskInfo, len(launch.runs))
+			// One LAUNCH per start time: the runs come earliest due first.
+			var ops []api.OfferOperation
+			start := 0
 			for k, p := range launch.runs {
 				tasks[i][k] = s.taskInfo(p.job, p.run, &launch.offer, p.resources)
+				if k+1 < len(launch.runs) && launchTime(launch.runs[k+1].run, plan.now).Equal(launchTime(p.run, plan.now)) {
+					continue
+				}
+				op := &api.LaunchOperation{TaskInfos: tasks[i][start : k+1]}
+				if at := launchTime(p.run, plan.now); !at.IsZero() {
+					op.NotBefore = &api.TimeInfo{Nanoseconds: at.UnixNano()}
+				}
+				ops = append(ops, api.OfferOperation{Type: api.OperationLaunch, Launch: op})
+				start = k + 1
 			}
 			zero := 0.0
 			errs[i] = s.call(ctx, stream, &api.Call{Type: api.CallAccept, Accept: &api.Accept{
 				OfferIDs:   []api.OfferID{launch.offer.ID},
-				Operations: []api.OfferOperation{{Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: tasks[i]}}},
+				Operations: ops,
 				Filters:    &api.Filters{RefuseSeconds: &zero},
 			}})
 		})
@@ -692,6 +715,21 @@ func (s *Service) execute(ctx context.Context, stream *api.SchedulerStream, plan
 		return s.decline(ctx, stream, plan.declines, plan.refuse)
 	}
 	return nil
+}
+
+// launchTime is when a run placed at now starts: zero for at once, or its time when that
+// is later.
+func launchTime(r *run, now time.Time) time.Time {
+	if r.Scheduled.After(now) {
+		return r.Scheduled
+	}
+	return time.Time{}
+}
+
+// aheadWaiting says a run recorded ahead of its time still waits to be launched, so that
+// offers are held for it. s.mu is held.
+func (s *Service) aheadWaiting() bool {
+	return slices.ContainsFunc(s.ahead, func(r *run) bool { return r.State == runQueued })
 }
 
 // requeueUnrecorded puts back in the queue the runs of tasks an ACCEPT that failed did

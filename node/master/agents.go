@@ -164,7 +164,14 @@ func (m *Master) agentSubscribe(w http.ResponseWriter, r *http.Request, sub *api
 		return
 	}
 
-	// Reconcile: what the agent runs against what the master believes.
+	// Reconcile: what the agent runs against what the master believes. Launches waiting
+	// for their time are not the agent's to know yet.
+	m.mu.Lock()
+	var pending map[state.TaskKey]*deferredLaunch
+	if m.leader != nil {
+		pending = m.pendingOnLocked(m.leader, id, false, now)
+	}
+	m.mu.Unlock()
 	reported := map[state.TaskKey]api.AgentTask{}
 	for _, t := range sub.Tasks {
 		reported[state.TaskKey{FrameworkID: t.FrameworkID.Value, TaskID: t.Task.TaskID.Value}] = t
@@ -197,7 +204,7 @@ func (m *Master) agentSubscribe(w http.ResponseWriter, r *http.Request, sub *api
 	}
 	for _, known := range store.TasksByAgent(id) {
 		key := state.TaskKey{FrameworkID: known.FrameworkID, TaskID: known.ID}
-		if _, ok := reported[key]; ok || known.State.Terminal() {
+		if _, ok := reported[key]; ok || known.State.Terminal() || pending[key] != nil {
 			continue
 		}
 		// The agent does not know the task: it was lost with the agent's state, or its
@@ -252,6 +259,12 @@ func (m *Master) agentSubscribe(w http.ResponseWriter, r *http.Request, sub *api
 	for _, u := range updates {
 		m.sendUpdateLocked(ls, u.FrameworkID, u.Status)
 	}
+	// Launches whose time came while the agent was away go on its new stream, but those
+	// it has (sent by a previous leader).
+	for key := range reported {
+		delete(ls.pending, key)
+	}
+	due := m.pendingOnLocked(ls, id, true, time.Now())
 	ls.triggerAllocation()
 	m.mu.Unlock()
 
@@ -270,6 +283,11 @@ func (m *Master) agentSubscribe(w http.ResponseWriter, r *http.Request, sub *api
 			FrameworkID: api.FrameworkID{Value: k.FrameworkID},
 			TaskID:      api.TaskID{Value: k.TaskID},
 		}})
+	}
+	for _, d := range due {
+		if st.sendRecord(d.record) {
+			m.metrics.tasksLaunched.Inc()
+		}
 	}
 	err := st.serve(r.Context(), w)
 	m.agentDisconnected(ls, as, st, err)
@@ -311,6 +329,10 @@ func (m *Master) agentTimedOut(agentID string, as *agentSession) {
 	}
 	delete(ls.agents, agentID)
 	ls.alloc.RemoveAgent(agentID)
+	// Its launches still to come end with its other tasks, below.
+	for key := range m.pendingOnLocked(ls, agentID, false, time.Now()) {
+		delete(ls.pending, key)
+	}
 	m.mu.Unlock()
 
 	m.log.Warn("agent did not come back in time; marking it unreachable", "agent", agentID, "timeout", m.cfg.AgentTimeout)

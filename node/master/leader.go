@@ -28,6 +28,8 @@ type leaderState struct {
 	term      uint64
 
 	allocTrigger chan struct{}
+	// pending are the launches waiting for their time (LAUNCH with NotBefore).
+	pending map[state.TaskKey]*deferredLaunch
 	// services counts the leader services running for this term.
 	services sync.WaitGroup
 }
@@ -112,6 +114,7 @@ func (m *Master) becomeLeader(ctx context.Context) {
 		}
 		ls.alloc.AddUsed(t.FrameworkID, t.AgentID, t.Role, r)
 	}
+	m.takeOverLaunchesLocked(ls, store, now)
 	m.leader = ls
 	for _, s := range m.services {
 		m.startServiceLocked(ls, s)

@@ -524,7 +524,7 @@ func (m *Master) schedulerCall(ctx context.Context, streamID string, call *api.C
 	case api.CallSuppress:
 		ls.alloc.Suppress(fid, call.Suppress.Roles)
 	case api.CallKill:
-		return m.kill(ls, fs, call.Kill)
+		return m.kill(ctx, ls, fs, call.Kill)
 	case api.CallAcknowledge:
 		return m.acknowledge(ls, fid, call.Acknowledge)
 	case api.CallReconcile:

@@ -20,11 +20,26 @@ import (
 func (m *Master) accept(ctx context.Context, ls *leaderState, fs *frameworkSession, acc *api.Accept) error {
 	refuse := m.refuseDuration(acc.Filters)
 	var launches []api.TaskInfo
+	// launchAt is when each launch is sent to the agent: zero for at once.
+	var launchAt []time.Time
+	now := time.Now()
 	for _, op := range acc.Operations {
 		switch op.Type {
 		case api.OperationLaunch:
-			if op.Launch != nil {
-				launches = append(launches, op.Launch.TaskInfos...)
+			if op.Launch == nil {
+				continue
+			}
+			at, err := notBefore(op.Launch, now)
+			if err != nil {
+				for _, t := range append(launches, op.Launch.TaskInfos...) {
+					m.sendTaskError(ls, fs.id, t, api.TaskError, api.ReasonTaskInvalid, err.Error())
+				}
+				m.recoverOffers(ls, fs.id, acc.OfferIDs, 0)
+				return errorf(http.StatusBadRequest, "%v", err)
+			}
+			launches = append(launches, op.Launch.TaskInfos...)
+			for range op.Launch.TaskInfos {
+				launchAt = append(launchAt, at)
 			}
 		default:
 			// Reservations and volumes arrive later; say so instead of ignoring them.
@@ -95,8 +110,7 @@ offers:
 	}
 	var rejected []rejection
 	seen := map[string]bool{}
-	now := time.Now()
-	for _, t := range launches {
+	for i, t := range launches {
 		role, res, why := m.validateTask(fs, agentID, t, remaining, seen)
 		if why != "" {
 			rejected = append(rejected, rejection{t, why})
@@ -113,6 +127,7 @@ offers:
 			Role:         role,
 			State:        api.TaskStaging,
 			LaunchedTime: now,
+			LaunchAt:     launchAt[i],
 			Statuses:     []api.TaskStatus{masterStatus(t.TaskID.Value, agentID, api.TaskStaging, "", "")},
 		})
 	}
@@ -181,14 +196,38 @@ offers:
 		as.stream.close(frames.err)
 		return nil
 	}
-	for _, rec := range frames.records {
+	later := map[time.Time][]*deferredLaunch{}
+	for i, rec := range frames.records {
+		if at := valid[i].LaunchAt; !at.IsZero() {
+			later[at] = append(later[at], &deferredLaunch{key: valid[i].Key(), agentID: agentID, at: at, record: rec})
+			continue
+		}
 		// A launch that did not reach the agent is reconciled when it re-subscribes: the
 		// task it does not report becomes LOST/GONE.
 		if as.stream.sendRecord(rec) {
 			m.metrics.tasksLaunched.Inc()
 		}
 	}
+	for at, launches := range later {
+		m.deferLaunchesLocked(ls, at, launches)
+	}
 	return nil
+}
+
+// notBefore is when a LAUNCH operation's tasks are sent to the agent: zero for at once
+// (no NotBefore, or one passed), or its NotBefore, at most api.MaxLaunchAhead from now.
+func notBefore(op *api.LaunchOperation, now time.Time) (time.Time, error) {
+	if op.NotBefore == nil {
+		return time.Time{}, nil
+	}
+	at := time.Unix(0, op.NotBefore.Nanoseconds)
+	switch {
+	case !at.After(now):
+		return time.Time{}, nil
+	case at.Sub(now) > api.MaxLaunchAhead:
+		return time.Time{}, fmt.Errorf("launch not_before %s is %v ahead; it may be at most %v ahead", at.UTC().Format(time.RFC3339Nano), at.Sub(now).Round(time.Millisecond), api.MaxLaunchAhead)
+	}
+	return at, nil
 }
 
 // launchFrames are the LAUNCH events of an ACCEPT's tasks, framed for the agent's stream,
@@ -332,13 +371,19 @@ func mustResources(rs []api.Resource) alloc.Resources {
 
 // kill forwards a KILL to the task's agent, or answers for tasks the master knows are
 // gone or never existed.
-func (m *Master) kill(ls *leaderState, fs *frameworkSession, k *api.Kill) error {
+func (m *Master) kill(ctx context.Context, ls *leaderState, fs *frameworkSession, k *api.Kill) error {
 	t, ok := m.fsm.Store().Task(fs.id, k.TaskID.Value)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.leader != ls {
+		m.mu.Unlock()
 		return errNotLeader
 	}
+	if d := ls.pending[state.TaskKey{FrameworkID: fs.id, TaskID: k.TaskID.Value}]; d != nil && ok {
+		delete(ls.pending, d.key)
+		m.mu.Unlock()
+		return m.killPending(ctx, ls, fs.id, d, t)
+	}
+	defer m.mu.Unlock()
 	if !ok {
 		agentID := ""
 		if k.AgentID != nil {

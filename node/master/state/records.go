@@ -56,6 +56,14 @@ type Task struct {
 	// MaxTaskStatuses of them.
 	Statuses     []api.TaskStatus `json:"statuses,omitempty"`
 	LaunchedTime time.Time        `json:"launched_time"`
+	// LaunchAt, when set, is when the leader sends the task to its agent (a LAUNCH with
+	// NotBefore): until then the task is TASK_STAGING without the agent knowing it.
+	LaunchAt time.Time `json:"launch_at,omitzero"`
+}
+
+// Pending says the task waits for its LaunchAt, at now: it was never sent to its agent.
+func (t *Task) Pending(now time.Time) bool {
+	return t.State == api.TaskStaging && t.LaunchAt.After(now)
 }
 
 // Key returns the task's primary key.
