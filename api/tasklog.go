@@ -37,7 +37,8 @@ var ErrNoTask = errors.New("no such task")
 
 // TaskLog says where a task's output is.
 type TaskLog struct {
-	// AgentURL is the API of the agent holding the sandbox ("http://host:5051").
+	// AgentURL is the API of the agent holding the sandbox ("http://host:5051";
+	// https when the master's URL is).
 	AgentURL string
 	// Sandbox is the task's sandbox directory on that agent.
 	Sandbox string
@@ -103,7 +104,12 @@ func (c *Client) LocateTaskLog(ctx context.Context, taskID string) (TaskLog, err
 		if !ok || addr == "" {
 			return TaskLog{}, fmt.Errorf("agent %s publishes no address for its files (pid %q)", found.AgentID.Value, ag.PID)
 		}
-		return TaskLog{AgentURL: "http://" + addr, Sandbox: sandbox, Task: *found}, nil
+		// A secure cluster's agents serve their API over TLS, as its masters do.
+		scheme := "http://"
+		if strings.HasPrefix(c.baseURL, "https://") {
+			scheme = "https://"
+		}
+		return TaskLog{AgentURL: scheme + addr, Sandbox: sandbox, Task: *found}, nil
 	}
 	return TaskLog{}, fmt.Errorf("task %s ran on agent %s, which the master no longer knows", taskID, found.AgentID.Value)
 }

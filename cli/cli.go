@@ -5,9 +5,12 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -29,6 +32,9 @@ const addrEnv = "ATOLL_ADDR"
 
 // tokenEnv names the environment variable with the API token, when --token is not given.
 const tokenEnv = "ATOLL_TOKEN"
+
+// caCertEnv names the environment variable with the CA file, when --ca-cert is not given.
+const caCertEnv = "ATOLL_CA_CERT"
 
 // requestTimeout bounds the one-shot API requests of the listing commands.
 const requestTimeout = 30 * time.Second
@@ -76,6 +82,8 @@ type app struct {
 	output   string
 	// tokenFlag is --token; token() resolves it.
 	tokenFlag string
+	// caCertFlag is --ca-cert; caCert() resolves it.
+	caCertFlag string
 	// configWarned says a config file that could not be read was reported.
 	configWarned bool
 	// addr is the resolved master URL, set by client.
@@ -151,6 +159,8 @@ func (a *app) rootCmd() *cobra.Command {
 	flags.StringVar(&a.addrFlag, "addr", defaultAddr, "master API URL (env "+addrEnv+")")
 	flags.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	flags.StringVar(&a.tokenFlag, "token", "", "API token sent to the masters (env "+tokenEnv+")")
+	flags.StringVar(&a.caCertFlag, "ca-cert", "", "PEM file of the CA the masters' certificates must be of, for https masters of a secure cluster "+
+		"(<data-dir>/pki/ca.crt on a master; env "+caCertEnv+")")
 
 	task := &cobra.Command{
 		Use:   "task",
@@ -226,20 +236,67 @@ func (a *app) client() (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return api.NewClient(addr, api.WithToken(a.token())), nil
+	h, err := a.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return api.NewClient(addr, api.WithToken(a.token()), api.WithHTTPClient(h)), nil
+}
+
+// caCert is the CA file the client trusts: --ca-cert, else the environment, else the
+// current context's when the master in use (a.addr) is the context's; "" trusts the
+// system's roots.
+func (a *app) caCert() string {
+	return a.setting(a.caCertFlag, caCertEnv, func(c cliContext) string { return c.CACert })
+}
+
+// httpClient is what the API calls go through: trusting caCert's CA alone when there is
+// one, else nil (the API client's own).
+func (a *app) httpClient() (*http.Client, error) {
+	path := a.caCert()
+	if path == "" {
+		return nil, nil
+	}
+	pool, err := loadCAFile(path)
+	if err != nil {
+		return nil, err
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	return &http.Client{Transport: transport}, nil
+}
+
+// loadCAFile reads a PEM file of CA certificates into a pool.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("--ca-cert: %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // token is the API token every client sends: --token, else the environment, else the
 // current context's when the master in use (a.addr) is the context's; "" sends none.
 func (a *app) token() string {
-	if a.tokenFlag != "" {
-		return a.tokenFlag
+	return a.setting(a.tokenFlag, tokenEnv, func(c cliContext) string { return c.Token })
+}
+
+// setting resolves a client setting: flag when given, else the environment variable
+// env, else the current context's (of) when the master in use (a.addr) is the
+// context's; "" when none has it.
+func (a *app) setting(flag, env string, of func(cliContext) string) string {
+	if flag != "" {
+		return flag
 	}
-	if token := strings.TrimSpace(a.getenv(tokenEnv)); token != "" {
-		return token
+	if v := strings.TrimSpace(a.getenv(env)); v != "" {
+		return v
 	}
 	if ctx, ok := a.currentContext(); ok && a.addr != "" && ctx.Addr == a.addr {
-		return ctx.Token
+		return of(ctx)
 	}
 	return ""
 }

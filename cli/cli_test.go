@@ -79,11 +79,15 @@ func (a *testApp) runCLI(t testing.TB, args ...string) int {
 	return code
 }
 
+// testJoinToken is a join token of the right form.
+var testJoinToken = "ATL1-" + strings.Repeat("ab", 32) + "-atl_secret"
+
 func TestDaemonConfig(t *testing.T) {
 	tests := []struct {
 		name     string
 		role     daemonRole
 		args     []string
+		env      map[string]string
 		want     func(*node.Config)
 		wantLogs logOptions
 	}{
@@ -114,6 +118,22 @@ func TestDaemonConfig(t *testing.T) {
 			},
 		},
 		{name: "master defaults", role: roleMaster, want: func(c *node.Config) { c.Master = true }},
+		{name: "secure master", role: roleMaster, args: []string{"--secure", "--tls-san", "api.example.com", "--tls-san=10.0.0.9"}, want: func(c *node.Config) {
+			c.Master, c.Secure, c.TLSNames = true, true, []string{"api.example.com", "10.0.0.9"}
+		}},
+		{name: "agent join token", role: roleAgent, args: []string{"--join", "10.0.0.1", "--join-token", testJoinToken, "--master-url", "https://10.0.0.1:5050", "--secure"},
+			want: func(c *node.Config) {
+				c.Agent, c.Join, c.JoinToken, c.MasterURL, c.Secure = true, []string{"10.0.0.1"}, testJoinToken, "https://10.0.0.1:5050", true
+			}},
+		{name: "lb join token from the environment", role: roleLB, args: []string{"--join", "10.0.0.1"},
+			env: map[string]string{joinTokenEnv: testJoinToken + "\n", masterURLEnv: "http://10.0.0.1:5050"},
+			want: func(c *node.Config) {
+				c.LB, c.Join, c.JoinToken, c.MasterURL = true, []string{"10.0.0.1"}, testJoinToken, "http://10.0.0.1:5050"
+			}},
+		{name: "flag over the environment", role: roleAgent, args: []string{"--join", "10.0.0.1", "--join-token", testJoinToken},
+			env:  map[string]string{joinTokenEnv: "ATL1-other"},
+			want: func(c *node.Config) { c.Agent, c.Join, c.JoinToken = true, []string{"10.0.0.1"}, testJoinToken }},
+		{name: "up ignores the join environment", role: roleUp, env: map[string]string{joinTokenEnv: testJoinToken}, want: func(c *node.Config) {}},
 		{name: "master auth", role: roleMaster, args: []string{"--auth"}, want: func(c *node.Config) { c.Master, c.Auth = true, true }},
 		{name: "up auth", role: roleUp, args: []string{"--auth"}, want: func(c *node.Config) { c.Auth = true }},
 		{
@@ -143,7 +163,7 @@ func TestDaemonConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, logs, err := daemonConfig(tt.role, tt.args)
+			got, logs, err := daemonConfig(tt.role, tt.args, func(k string) string { return tt.env[k] })
 			if err != nil {
 				t.Fatalf("daemonConfig: %v", err)
 			}
@@ -194,10 +214,17 @@ func TestDaemonConfigErrors(t *testing.T) {
 		{roleAgent, []string{"--join", "x", "--insecure-registry", "r:5000,"}, `insecure-registry: "", want host or host:port (no scheme or path)`},
 		{roleMaster, []string{"--insecure-registry", "r:5000"}, "unknown flag: --insecure-registry"},
 		{roleLB, []string{"--join", "x", "--insecure-registry", "r:5000"}, "unknown flag: --insecure-registry"},
+		{roleUp, []string{"--secure"}, "unknown flag: --secure"},
+		{roleUp, []string{"--join-token", testJoinToken}, "unknown flag: --join-token"},
+		{roleAgent, []string{"--join", "x", "--join-token", "atl_abc_def"}, "join-token: token is not an Atoll join token: " +
+			"want ATL1-<CA hash>-<secret>, as the first master and `atoll token create --role agent|lb|master` print it"},
+		{roleAgent, []string{"--join-token", testJoinToken}, "join: an agent needs --join with the address of any node"},
+		{roleMaster, []string{"--master-url", "ftp://m:1"}, `master-url: master URL "ftp://m:1": scheme "ftp", want https`},
+		{roleLB, []string{"--join", "x", "--tls-san", "a b"}, `tls-san: "a b", want an IP address or a DNS name`},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.role)+" "+strings.Join(tt.args, " "), func(t *testing.T) {
-			_, _, err := daemonConfig(tt.role, tt.args)
+			_, _, err := daemonConfig(tt.role, tt.args, func(string) string { return "" })
 			var usage *usageError
 			if !errors.As(err, &usage) || err.Error() != tt.want {
 				t.Fatalf("err = %#v, want usage error %q", err, tt.want)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/atoll/atoll/node"
+	"github.com/atoll/atoll/node/pki"
 )
 
 // daemonRole selects a daemon command: its preset and its flags.
@@ -76,7 +77,8 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	}
 	if master {
 		fs.BoolVar(&cfg.Auth, "auth", cfg.Auth, "require an API token (Authorization: Bearer) on every master API request but /health, /ping and the installer; "+
-			"a cluster without an admin token gets one, shown once (atoll up: in <data-dir>/admin.token). Off by default: agents, load balancers, DNS servers and standalone frameworks do not send tokens yet")
+			"a cluster without an admin token gets one, shown once (atoll up: in <data-dir>/admin.token). On with --secure, whose agents and load balancers send tokens of their own; "+
+			"off by default otherwise, since DNS servers and standalone frameworks send none yet")
 		fs.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "Raft transport port")
 		fs.DurationVar(&cfg.AgentTimeout, "agent-timeout", cfg.AgentTimeout, "how long an agent may be away before its tasks become UNREACHABLE (LOST for frameworks that are not partition-aware)")
 		fs.DurationVar(&cfg.OfferTimeout, "offer-timeout", cfg.OfferTimeout, "rescind offers a framework holds longer than this (0: never)")
@@ -124,7 +126,18 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	if role != roleMaster {
 		fs.BoolVar(&cfg.VIPProxy, "vip-proxy", cfg.VIPProxy, "balance the named VIPs on this node: their addresses on the "+cfg.VIPInterface+" interface (needs root), their TCP ports proxied to the tasks")
 	}
+	if role == roleMaster {
+		fs.BoolVar(&cfg.Secure, "secure", cfg.Secure, "run a secure cluster: the first master creates its CA and gossip key (in <data-dir>/pki) and prints, once, "+
+			"the commands that install the other nodes with join tokens; node traffic is TLS, gossip encrypted, API tokens required")
+	}
+	if role == roleAgent || role == roleLB {
+		fs.BoolVar(&cfg.Secure, "secure", cfg.Secure, "refuse to start outside a secure cluster: without credentials in <data-dir>/pki or --join-token")
+	}
 	if role != roleUp {
+		fs.StringVar(&cfg.JoinToken, "join-token", cfg.JoinToken, "join token (ATL1-…, from the first master or atoll token create --role "+string(role)+
+			") that joins this node to a secure cluster, once: it keeps its credentials in <data-dir>/pki (env "+joinTokenEnv+")")
+		fs.StringVar(&cfg.MasterURL, "master-url", cfg.MasterURL, "master API to join through with --join-token (default: the first --join host at port 5050; env "+masterURLEnv+")")
+		fs.StringSliceVar(&cfg.TLSNames, "tls-san", cfg.TLSNames, "IP address or DNS name this node's certificate holds besides its own addresses and names; repeatable")
 		fs.StringVar(&cfg.DNSDomain, "dns-domain", cfg.DNSDomain, "cluster DNS domain (names like web.marathon.<domain>)")
 		fs.IntVar(&cfg.DNSTTL, "dns-ttl", cfg.DNSTTL, "time to live of the cluster's DNS records, in seconds")
 		fs.StringSliceVar(&cfg.DNSUpstreams, "dns-upstream", cfg.DNSUpstreams, "resolver (host:port or IP) for names outside the cluster domain; repeatable (default: /etc/resolv.conf's)")
@@ -133,10 +146,22 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	fs.StringVar(&logs.format, "log-format", logs.format, "log format: text or json")
 }
 
-// daemonConfig parses a daemon's arguments over its role's preset into the node
-// configuration and logging options. It is all of the daemons' flag handling.
-func daemonConfig(role daemonRole, args []string) (node.Config, logOptions, error) {
+// The environment variables of the daemons' join flags: install.sh's environment file
+// sets them, so that the token stays out of the command line (and of ps).
+const (
+	joinTokenEnv = "ATOLL_JOIN_TOKEN"
+	masterURLEnv = "ATOLL_MASTER_URL"
+)
+
+// daemonConfig parses a daemon's arguments over its role's preset, and the environment
+// (getenv) under them, into the node configuration and logging options. It is all of
+// the daemons' flag handling.
+func daemonConfig(role daemonRole, args []string, getenv func(string) string) (node.Config, logOptions, error) {
 	cfg := role.preset()
+	if role != roleUp {
+		cfg.JoinToken = strings.TrimSpace(getenv(joinTokenEnv))
+		cfg.MasterURL = strings.TrimSpace(getenv(masterURLEnv))
+	}
 	logs := logFlags{level: "info", format: "text"}
 	fs := pflag.NewFlagSet(string(role), pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -202,7 +227,7 @@ func (a *app) daemonCmd(role daemonRole) *cobra.Command {
 		Long:               daemonHelp[role][1],
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, logs, err := daemonConfig(role, args)
+			cfg, logs, err := daemonConfig(role, args, a.getenv)
 			if errors.Is(err, pflag.ErrHelp) {
 				return cmd.Help()
 			}
@@ -227,14 +252,14 @@ func (a *app) runDaemon(ctx context.Context, role daemonRole, cfg node.Config, l
 		sync.Mutex
 		value string
 	}
-	if cfg.Auth {
-		cfg.AdminToken = func(token string) {
-			adminToken.Lock()
-			adminToken.value = token
-			adminToken.Unlock()
-			a.showAdminToken(role, cfg.DataDir, token)
-		}
+	// A master makes one only when it requires tokens: with --auth, or when secure.
+	cfg.AdminToken = func(token string) {
+		adminToken.Lock()
+		adminToken.value = token
+		adminToken.Unlock()
+		a.showAdminToken(role, cfg.DataDir, token)
 	}
+	cfg.JoinCommands = a.showJoinCommands
 	ready := func(info node.Info) {
 		cfg.Logger.Info("node ready", "api", info.APIURL, "agent", info.AgentURL, "dns", info.DNSAddr, "data_dir", info.DataDir)
 		if role != roleUp {
@@ -275,6 +300,18 @@ func (a *app) showAdminToken(role daemonRole, dataDir, token string) {
 	}
 	fmt.Fprintf(a.stdout, "Admin API token, shown only this once (the cluster keeps only its hash):\n  %s\n"+
 		"Use it with atoll --token or %s=…, and make tokens for others with 'atoll token create --role …'.\n", token, tokenEnv)
+}
+
+// showJoinCommands hands the user the commands that install the other nodes of the new
+// secure cluster this master created, the only copies of their join tokens.
+func (a *app) showJoinCommands(commands map[pki.Role]string) {
+	var b strings.Builder
+	b.WriteString("A new secure cluster. Install its other nodes with these commands, shown only this once\n" +
+		"(make more join tokens with 'atoll token create --role agent|lb|master'):\n")
+	for _, role := range pki.Roles {
+		fmt.Fprintf(&b, "  %s:\n    %s\n", role, commands[role])
+	}
+	_, _ = io.WriteString(a.stdout, b.String())
 }
 
 // localContext is the context `atoll up --auth` logs in to its cluster as.

@@ -30,6 +30,8 @@ type cliContext struct {
 	Name  string `json:"name"`
 	Addr  string `json:"addr"`
 	Token string `json:"token,omitempty"`
+	// CACert is the CA file the master's certificate must be of (--ca-cert at login).
+	CACert string `json:"ca_cert,omitempty"`
 }
 
 // configPath is the file's path: $XDG_CONFIG_HOME/atoll/config, else
@@ -162,7 +164,20 @@ func (a *app) loginCmd() *cobra.Command {
 			if name == "" {
 				name = strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://")
 			}
-			note, err := checkToken(cmd, api.NewClient(addr, api.WithToken(token)))
+			caCert := a.caCertFlag
+			if caCert == "" {
+				caCert = strings.TrimSpace(a.getenv(caCertEnv))
+			}
+			if caCert != "" {
+				if caCert, err = filepath.Abs(caCert); err != nil {
+					return fmt.Errorf("--ca-cert: %w", err)
+				}
+			}
+			h, err := a.httpClient()
+			if err != nil {
+				return err
+			}
+			note, err := checkToken(cmd, api.NewClient(addr, api.WithToken(token), api.WithHTTPClient(h)))
 			if err != nil {
 				return err
 			}
@@ -170,7 +185,7 @@ func (a *app) loginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg.put(cliContext{Name: name, Addr: addr, Token: token})
+			cfg.put(cliContext{Name: name, Addr: addr, Token: token, CACert: caCert})
 			path, err := a.saveConfig(cfg)
 			if err != nil {
 				return err

@@ -3,16 +3,21 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/node/pki"
 )
 
 // The token commands manage the API tokens the masters require when they run with
-// --auth; only an admin token may.
+// --auth or --secure; only an admin token may. In a secure cluster the tokens of the
+// node roles (agent, lb, master) are printed as join tokens, which install.sh and
+// --join-token take.
 
 func (a *app) tokenCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -69,15 +74,27 @@ func (a *app) tokenCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			joinToken := ""
+			if pki.GrantableRoles(pki.Role(req.Role)) != nil {
+				if joinToken, err = a.joinToken(ctx, created.Token); err != nil {
+					return fmt.Errorf("token %s was created, but not its join token: %w", created.Info.ID, err)
+				}
+			}
 			if a.output == "json" {
-				return a.printJSON(created)
+				return a.printJSON(createdToken{CreatedToken: created, JoinToken: joinToken})
 			}
 			expires := "never expires"
 			if !created.Info.Expires.IsZero() {
 				expires = "expires " + created.Info.Expires.UTC().Format(time.RFC3339)
 			}
-			_, err = fmt.Fprintf(a.stdout, "%s\nToken %s, role %s, %s. It is shown only this once.\n",
-				created.Token, created.Info.ID, created.Info.Role, expires)
+			if joinToken == "" {
+				_, err = fmt.Fprintf(a.stdout, "%s\nToken %s, role %s, %s. It is shown only this once.\n",
+					created.Token, created.Info.ID, created.Info.Role, expires)
+				return err
+			}
+			_, err = fmt.Fprintf(a.stdout, "%s\nJoin token %s, role %s, %s. It is shown only this once. Install a node with it:\n"+
+				"  curl -fsSL http://%s/install.sh | sudo sh -s -- %s --token %s\n",
+				joinToken, created.Info.ID, created.Info.Role, expires, strings.TrimPrefix(a.addr, "https://"), created.Info.Role, joinToken)
 			return err
 		},
 	}
@@ -86,6 +103,57 @@ func (a *app) tokenCreateCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "how long the token works, e.g. 24h (0: until revoked)")
 	return cmd
 }
+
+// createdToken is what `token create -o json` prints: the token, and for the node roles
+// of a secure cluster the join token that holds it.
+type createdToken struct {
+	*api.CreatedToken
+	JoinToken string `json:"join_token,omitempty"`
+}
+
+// joinToken makes the join token of a node role's API token: the token with the hash of
+// the cluster CA, which the master in use serves. Only a master reached over TLS that
+// verified (--ca-cert) is trusted with the hash; a cluster without security makes none,
+// and its nodes join with no token.
+func (a *app) joinToken(ctx context.Context, token string) (string, error) {
+	if !strings.HasPrefix(a.addr, "https://") {
+		return "", nil
+	}
+	h, err := a.httpClient()
+	if err != nil {
+		return "", err
+	}
+	if h == nil {
+		h = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.addr+pki.CAPath, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := h.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("fetch the cluster CA: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCABytes))
+	if err != nil {
+		return "", fmt.Errorf("fetch the cluster CA: %w", err)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return "", nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("fetch the cluster CA: %s: %s", resp.Status, strings.TrimSpace(string(data)))
+	}
+	ca, err := pki.ParseCA(data, nil)
+	if err != nil {
+		return "", fmt.Errorf("the cluster CA %s served: %w", a.addr, err)
+	}
+	return pki.JoinToken{CAHash: ca.Hash(), Secret: token}.String(), nil
+}
+
+// maxCABytes bounds the CA certificate read from a master: a few KiB.
+const maxCABytes = 64 << 10
 
 func (a *app) tokenListCmd() *cobra.Command {
 	return &cobra.Command{

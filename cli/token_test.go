@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +16,7 @@ import (
 	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/frameworks/services"
 	"github.com/atoll/atoll/node/master"
+	"github.com/atoll/atoll/node/pki"
 	"github.com/atoll/atoll/pkgs/cosmos"
 )
 
@@ -164,5 +168,94 @@ func TestShowAdminToken(t *testing.T) {
 		"Use it with atoll --token or ATOLL_TOKEN=…, and make tokens for others with 'atoll token create --role …'.\n"
 	if a.stdout.String() != want {
 		t.Errorf("master printed %q, want %q", a.stdout.String(), want)
+	}
+}
+
+// secureMaster starts a master of a secure cluster that requires tokens, serving its API
+// over TLS with its certificate of the cluster CA, and returns the API's URL, the CA's
+// file, the credentials and the admin token.
+func secureMaster(t testing.TB) (url, caFile string, creds *pki.Credentials, admin string) {
+	t.Helper()
+	creds, err := pki.NewCluster("test", pki.Identity{Name: "m1", Roles: []pki.Role{pki.RoleMaster}, IPs: []net.IP{net.IPv4(127, 0, 0, 1).To4()}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admins := make(chan string, 1)
+	var attachErr error
+	ts := master.NewTestServer(t, func(c *master.Config) {
+		c.Auth = master.AuthConfig{Enabled: true, AdminToken: func(token string) { admins <- token }, Now: func() time.Time { return testNow }}
+		c.Extensions = append(c.Extensions, func(m *master.Master) {
+			attachErr = master.AttachJoin(m, master.JoinConfig{Credentials: creds, FirstJoinTokens: func(map[pki.Role]string) {}})
+		})
+	})
+	if attachErr != nil {
+		t.Fatal(attachErr)
+	}
+	srv := httptest.NewUnstartedServer(ts.Handler())
+	srv.TLS = creds.ServerTLS()
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile = filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, creds.CA.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case admin = <-admins:
+	case <-time.After(testTimeout):
+		t.Fatal("no admin token")
+	}
+	return srv.URL, caFile, creds, admin
+}
+
+// TestTokenCreateJoinToken: on a secure cluster's master, reached over TLS with its CA,
+// the tokens of node roles are printed as join tokens holding the CA's hash, with the
+// command that installs a node, and a node joins with one; other roles get API tokens.
+// Without the CA the master is not trusted.
+func TestTokenCreateJoinToken(t *testing.T) {
+	url, caFile, creds, admin := secureMaster(t)
+	host := strings.TrimPrefix(url, "https://")
+	a := newTestApp(t, map[string]string{addrEnv: url, tokenEnv: admin, caCertEnv: caFile})
+	if code := a.runCLI(t, "token", "create", "--role", "agent", "--ttl", "24h"); code != 0 {
+		t.Fatalf("create: exit %d", code)
+	}
+	joinText, rest, _ := strings.Cut(a.stdout.String(), "\n")
+	token, err := pki.ParseJoinToken(joinText)
+	if err != nil || token.CAHash != creds.CA.Hash() {
+		t.Fatalf("create printed %q first, want a join token of CA %s (%v)", joinText, creds.CA.Hash(), err)
+	}
+	id := strings.Split(token.Secret, "_")[1]
+	want := fmt.Sprintf("Join token %s, role agent, expires 2026-03-02T12:00:00Z. It is shown only this once. Install a node with it:\n"+
+		"  curl -fsSL http://%s/install.sh | sudo sh -s -- agent --token %s\n", id, host, joinText)
+	if rest != want {
+		t.Fatalf("create printed after the token:\n%q\nwant\n%q", rest, want)
+	}
+	joined, err := pki.Join(context.Background(), pki.JoinConfig{MasterURL: url, Token: token, Identity: pki.Identity{Name: "a1", Roles: []pki.Role{pki.RoleAgent}}})
+	if err != nil || !slices.Equal(joined.Roles(), []pki.Role{pki.RoleAgent}) {
+		t.Fatalf("join with the printed token: %v", err)
+	}
+
+	a = newTestApp(t, map[string]string{addrEnv: url, tokenEnv: admin, caCertEnv: caFile})
+	if code := a.runCLI(t, "-o", "json", "token", "create", "--role", "lb"); code != 0 {
+		t.Fatalf("create -o json: exit %d", code)
+	}
+	var created struct {
+		Token     string `json:"token"`
+		JoinToken string `json:"join_token"`
+	}
+	if err := json.Unmarshal([]byte(a.stdout.String()), &created); err != nil || created.JoinToken != "ATL1-"+creds.CA.Hash()+"-"+created.Token {
+		t.Fatalf("create -o json printed %s (%v), want the join token of the token", a.stdout, err)
+	}
+
+	a = newTestApp(t, map[string]string{addrEnv: url, tokenEnv: admin, caCertEnv: caFile})
+	if code := a.runCLI(t, "token", "create", "--role", "operator"); code != 0 {
+		t.Fatalf("create operator: exit %d", code)
+	}
+	if first, _, _ := strings.Cut(a.stdout.String(), "\n"); !strings.HasPrefix(first, "atl_") {
+		t.Fatalf("an operator token printed as %q, want an API token", first)
+	}
+
+	a = newTestApp(t, map[string]string{addrEnv: url, tokenEnv: admin})
+	if code := a.runCLI(t, "token", "create", "--role", "agent"); code != 1 || !strings.Contains(a.stderr.String(), "x509: certificate signed by unknown authority") {
+		t.Fatalf("create without the CA: exit %d, stderr %q; want 1 and an unknown authority", code, a.stderr)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"runtime"
@@ -57,6 +58,11 @@ type Config struct {
 	// is called before every connection attempt, so gossip can keep it current. nil runs
 	// the server without cluster records (only SetVIPs and the zone's own records).
 	Masters func() []string
+	// HTTPClient, when set, makes the calls to the masters (a secure node's: the
+	// cluster's CA and the node's certificate, for https masters); nil uses Go's default.
+	HTTPClient *http.Client
+	// Token, when set, is the API token sent with every call to the masters.
+	Token string
 	// ReconnectBackoff is the first wait after the event stream failed; it doubles up to
 	// ReconnectBackoffMax while no master answers.
 	ReconnectBackoff    time.Duration

@@ -88,7 +88,7 @@ func (s *Server) follow(ctx context.Context, target string) (bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	connecting := time.AfterFunc(subscribeTimeout, cancel)
-	client := api.NewClient(target)
+	client := s.masterClient(target)
 	stream, err := client.SubscribeOperator(ctx)
 	if err != nil {
 		connecting.Stop()
@@ -125,7 +125,7 @@ func (s *Server) follow(ctx context.Context, target string) (bool, error) {
 		connecting.Stop()
 		return false, fmt.Errorf("first event is %s, want SUBSCRIBED", first.Type)
 	}
-	masters, err := readMasters(ctx, client, target, s.cfg.Masters())
+	masters, err := s.readMasters(ctx, client, target, s.cfg.Masters())
 	connecting.Stop()
 	if err != nil {
 		// The stream is good; the master names keep their last known values.
@@ -167,7 +167,7 @@ func (s *Server) follow(ctx context.Context, target string) (bool, error) {
 				go func() {
 					readCtx, done := context.WithTimeout(ctx, s.cfg.MasterRefresh)
 					defer done()
-					ms, err := readMasters(readCtx, client, target, s.cfg.Masters())
+					ms, err := s.readMasters(readCtx, client, target, s.cfg.Masters())
 					if err != nil {
 						s.log.Debug("cannot refresh the masters", "master", target, "err", err)
 						ms = nil
@@ -230,7 +230,7 @@ const askTimeout = 2 * time.Second
 // leader) and the gossip members (each master's API URL, for its port). The API URL of a
 // master that gossip does not name is found by asking each of urls which master it is;
 // one still unknown gets no port.
-func readMasters(ctx context.Context, client *api.Client, target string, urls []string) ([]Master, error) {
+func (s *Server) readMasters(ctx context.Context, client *api.Client, target string, urls []string) ([]Master, error) {
 	peers, err := client.RaftPeers(ctx)
 	if err != nil {
 		return nil, err
@@ -257,7 +257,7 @@ func readMasters(ctx context.Context, client *api.Client, target string, urls []
 			continue
 		}
 		askCtx, cancel := context.WithTimeout(ctx, askTimeout)
-		other, err := api.NewClient(u).RaftPeers(askCtx)
+		other, err := s.masterClient(u).RaftPeers(askCtx)
 		cancel()
 		if err == nil && other.AnsweredBy != "" {
 			if _, known := apis[other.AnsweredBy]; !known {
@@ -295,4 +295,10 @@ func hasRole(roles, role string) bool {
 		}
 	}
 	return false
+}
+
+// masterClient is an API client of the master at url, with the configured HTTP client
+// and token.
+func (s *Server) masterClient(url string) *api.Client {
+	return api.NewClient(url, api.WithHTTPClient(s.cfg.HTTPClient), api.WithToken(s.cfg.Token))
 }

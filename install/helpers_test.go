@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/atoll/atoll/install"
+	"github.com/atoll/atoll/node/pki"
 )
 
 func TestMain(m *testing.M) {
@@ -38,7 +39,8 @@ func TestMain(m *testing.M) {
 }
 
 // fakeNodeEnv, set to a file name, makes the test binary stand in for atoll when the
-// installer starts it: it writes its arguments to that file, one a line, creates the
+// installer starts it: it writes its arguments to that file, one a line, then the join
+// variables of its environment (ATOLL_JOIN_TOKEN=…, ATOLL_MASTER_URL=…), creates the
 // node-id file in its --data-dir as atoll does, and runs until SIGTERM.
 const fakeNodeEnv = "ATOLL_INSTALL_TEST_NODE"
 
@@ -58,6 +60,8 @@ func runFakeNode(argsFile string) int {
 			}
 		}
 	}
+	// What a node reads from its environment, as the environment file set it.
+	args = append(args, "ATOLL_JOIN_TOKEN="+os.Getenv("ATOLL_JOIN_TOKEN"), "ATOLL_MASTER_URL="+os.Getenv("ATOLL_MASTER_URL"))
 	if err := os.WriteFile(argsFile, []byte(strings.Join(args, "\n")+"\n"), 0o644); err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 2
@@ -86,6 +90,34 @@ func newMaster(t testing.TB, cfg install.Config, binary string, wrap func(http.H
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// clusterCA is a secure cluster's CA, served by the masters that withCA wraps, and a join
+// token of it.
+type clusterCA struct {
+	pem   []byte
+	hash  string
+	token string
+}
+
+func newClusterCA(t testing.TB) clusterCA {
+	t.Helper()
+	ca, err := pki.NewCA("test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clusterCA{pem: ca.CertPEM(), hash: ca.Hash(), token: pki.JoinToken{CAHash: ca.Hash(), Secret: "atl_abcdefghijkl_secret"}.String()}
+}
+
+// withCA wraps a master's handler to serve the cluster CA, as a secure master does.
+func (ca clusterCA) withCA(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == pki.CAPath {
+			_, _ = w.Write(ca.pem)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // get fetches url and returns the body of a 200 answer.

@@ -6,8 +6,12 @@
 # ROLE is master, agent or lb. --join is the gossip address (host or host:port) of a node
 # to join, by default the master that served this script; a URL (http://HOST:PORT) names
 # another master to install from and join. FLAGS are atoll's own, passed on to
-# `atoll ROLE` (`atoll ROLE --help` lists them). --token is recorded in the environment
-# file for when the cluster checks join tokens; it does not check them yet.
+# `atoll ROLE` (`atoll ROLE --help` lists them). --token is the join token of a secure
+# cluster (ATL1-<SHA-256 of the cluster CA>-<secret>, from the first master or `atoll
+# token create --role ROLE`): the script fetches the cluster CA from the master, checks
+# it against the token's hash before it trusts it (and installs nothing when they
+# differ), talks to the master over TLS with that CA from then on, and hands the token to
+# the node in the environment file; the node joins with it when it first starts.
 #
 # The script downloads the master's atoll, checks its platform and checksum, installs it
 # with an environment file and a systemd unit, starts the node (in the background where
@@ -66,6 +70,10 @@ main() {
 	trap 'exit 143' TERM
 
 	say "installing an atoll $role from $master_url"
+	api_url=$master_url
+	api_token=$token
+	ca_file=
+	[ -z "$token" ] || check_cluster_ca
 	download
 	install_files
 	if [ "${ATOLL_INSTALL_SKIP_START:-}" = 1 ]; then
@@ -164,8 +172,60 @@ option() {
 		'' | *[!A-Za-z0-9._~+/=-]*) die "--token: only letters, digits and . _ ~ + / = - may appear in a token" ;;
 		esac
 		token=$2
+		rest=${2#ATL1-}
+		hash=${rest%%-*}
+		secret=${rest#*-}
+		case $2 in
+		ATL1-*) ;;
+		*) token= ;;
+		esac
+		case $hash in
+		'' | *[!0-9a-f]*) token= ;;
+		esac
+		case $secret in
+		'' | *[!A-Za-z0-9_]*) token= ;;
+		esac
+		[ "${#hash}" -eq 64 ] && [ "$secret" != "$rest" ] || token=
+		[ -n "$token" ] ||
+			die "--token: not a join token: want ATL1-<CA hash>-<secret>, as the first master and atoll token create --role $role print it"
 		;;
 	esac
+}
+
+# check_cluster_ca fetches the cluster CA from the master, over plain HTTP as masters
+# serve it to machines that trust nothing yet, and checks it against the join token's
+# hash. From then on the script calls the master's API over TLS trusting that CA alone,
+# with the token's secret (an API token of the node's role) as its bearer.
+check_cluster_ca() {
+	rest=${token#ATL1-}
+	want=${rest%%-*}
+	if [ "$fetcher" = busybox-wget ] && [ "${ATOLL_INSTALL_SKIP_START:-}" != 1 ]; then
+		die "BusyBox's wget cannot check the master's certificate, which joining a secure cluster needs: install curl (apt-get install curl) and run again"
+	fi
+	fetch "$master_url/atoll/v1/ca" "$tmp/ca.crt" ||
+		die "cannot fetch the cluster CA from $master_url/atoll/v1/ca: is the master secure (atoll master --secure) and reachable? A join token is for secure clusters only"
+	got=$(cert_sha256 "$tmp/ca.crt") || die "$master_url/atoll/v1/ca is not a PEM certificate"
+	[ "$got" = "$want" ] ||
+		die "the cluster CA's hash $got, as $master_url served it, does not match the join token's $want: a man in the middle, or a token of another cluster; nothing was installed"
+	say "  the cluster CA matches the join token: SHA-256 $got"
+	ca_file=$tmp/ca.crt
+	api_url=https://${master_url#*://}
+	api_token=${rest#*-}
+}
+
+# cert_sha256 PEM prints the SHA-256 of the certificate in the file PEM (of its DER
+# encoding, as join tokens hash it).
+cert_sha256() {
+	sed -n '/^-----BEGIN CERTIFICATE-----/,/^-----END CERTIFICATE-----/p' "$1" | sed '/^-----/d' | tr -d '\r\n' >"$tmp/ca.b64"
+	[ -s "$tmp/ca.b64" ] || return 1
+	if command -v base64 >/dev/null 2>&1; then
+		base64 -d <"$tmp/ca.b64" >"$tmp/ca.der" 2>/dev/null || return 1
+	elif command -v openssl >/dev/null 2>&1; then
+		openssl base64 -d -A <"$tmp/ca.b64" >"$tmp/ca.der" 2>/dev/null || return 1
+	else
+		die "cannot check the cluster CA: install base64 (coreutils) or openssl"
+	fi
+	sha256 "$tmp/ca.der"
 }
 
 # url_host prints the host of the URL $1, without its port.
@@ -210,15 +270,22 @@ fetch() {
 	esac
 }
 
-# post URL JSON posts JSON to URL and prints the answer. It sends the token, if given, as
-# the bearer: the master may ask for one before it answers who has joined.
+# post URL JSON posts JSON to URL and prints the answer. It sends the API token, if any,
+# as the bearer: the master may ask for one before it answers who has joined. A secure
+# cluster's master must hold a certificate of its CA.
 post() {
 	url=$1 body=$2
 	shift 2
-	[ -z "$token" ] || set -- --header "Authorization: Bearer $token"
+	[ -z "$api_token" ] || set -- --header "Authorization: Bearer $api_token"
 	case $fetcher in
-	curl) curl -fsSL --connect-timeout 5 --max-time 10 -H 'Content-Type: application/json' "$@" -d "$body" "$url" </dev/null ;;
-	wget) wget -q -T 10 -O - --header 'Content-Type: application/json' "$@" --post-data "$body" "$url" </dev/null ;;
+	curl)
+		[ -z "$ca_file" ] || set -- "$@" --cacert "$ca_file"
+		curl -fsSL --connect-timeout 5 --max-time 10 -H 'Content-Type: application/json' "$@" -d "$body" "$url" </dev/null
+		;;
+	wget)
+		[ -z "$ca_file" ] || set -- "$@" --ca-certificate="$ca_file"
+		wget -q -T 10 -O - --header 'Content-Type: application/json' "$@" --post-data "$body" "$url" </dev/null
+		;;
 	busybox-wget) wget -q -O - --header 'Content-Type: application/json' "$@" --post-data "$body" "$url" </dev/null ;;
 	esac
 }
@@ -289,9 +356,6 @@ install_files() {
 	place "$tmp/env" "$env_file" 600
 	unit_content >"$tmp/unit"
 	place "$tmp/unit" "$unit_file" 644
-	if [ -n "$token" ]; then
-		say "  --token is recorded; this cluster does not check join tokens yet"
-	fi
 }
 
 # place SRC DEST MODE replaces DEST with SRC by a rename, unless they are the same.
@@ -320,7 +384,8 @@ ATOLL_DATA_DIR="$data_dir"
 EOF
 	if [ -n "$token" ]; then
 		cat <<EOF
-# Recorded for when the cluster checks join tokens; atoll does not read it yet.
+# The join token: the node joins the cluster with it when it first starts, and keeps
+# what it gets (its certificate, the cluster CA, the gossip key) in $data_dir/pki.
 ATOLL_JOIN_TOKEN="$token"
 EOF
 	fi
@@ -372,7 +437,7 @@ registration() {
 	esac
 	id=$(printf '%s\n' "$line" | sed -n 's/.*"agent_id":"\([^"]*\)".*/\1/p')
 	[ -n "$id" ] || return 1
-	agent=$(post "$master_url/api/v1" '{"type":"GET_AGENTS"}' 2>/dev/null | sed 's/{"agent_info":/\
+	agent=$(post "$api_url/api/v1" '{"type":"GET_AGENTS"}' 2>/dev/null | sed 's/{"agent_info":/\
 &/g' | grep -F "\"id\":{\"value\":\"$id\"}") || return 1
 	case $agent in
 	*'"active":true'*) ;;
@@ -383,7 +448,7 @@ registration() {
 
 # member prints the gossip member called $name as the master sees it, in JSON on one line.
 member() {
-	post "$master_url/api/v1" '{"type":"GET_MEMBERS"}' 2>/dev/null | sed 's/{"name":/\
+	post "$api_url/api/v1" '{"type":"GET_MEMBERS"}' 2>/dev/null | sed 's/{"name":/\
 &/g' | grep -F "{\"name\":\"$name\","
 }
 
@@ -429,6 +494,12 @@ start_node() {
 	(
 		set -f
 		cd /
+		# The node's environment, as systemd's EnvironmentFile= gives it: the join token
+		# and the master to join through.
+		set -a
+		# shellcheck disable=SC1090
+		. "$env_file"
+		set +a
 		# ATOLL_ARGS: one word per flag, as systemd splits it.
 		# shellcheck disable=SC2086
 		exec "$detach" "$bin" "$role" $args

@@ -52,7 +52,9 @@ ATOLL_MASTER_URL="%[1]s"
 ATOLL_DATA_DIR="%[2]s/var/lib/atoll"
 `, url, root)
 	if token != "" {
-		s += "# Recorded for when the cluster checks join tokens; atoll does not read it yet.\nATOLL_JOIN_TOKEN=\"" + token + "\"\n"
+		s += "# The join token: the node joins the cluster with it when it first starts, and keeps\n" +
+			"# what it gets (its certificate, the cluster CA, the gossip key) in " + root + "/var/lib/atoll/pki.\n" +
+			"ATOLL_JOIN_TOKEN=\"" + token + "\"\n"
 	}
 	return s + "ATOLL_ARGS=\"" + args + "\"\n"
 }
@@ -104,7 +106,8 @@ func TestInstall(t *testing.T) {
 		t.Run(tc.sh.name+"-"+tc.fetcher, func(t *testing.T) {
 			t.Parallel()
 			const binary = "atoll v1\n"
-			srv := newMaster(t, install.Config{Join: "10.0.0.1:7946"}, binary, nil)
+			ca := newClusterCA(t)
+			srv := newMaster(t, install.Config{Join: "10.0.0.1:7946"}, binary, ca.withCA)
 			script := get(t, srv.URL+install.ScriptPath)
 			root, tmp := dirs(t)
 			extra := []string{"ATOLL_INSTALL_SKIP_START=1"}
@@ -114,7 +117,7 @@ func TestInstall(t *testing.T) {
 				extra = append(extra, "ATOLL_INSTALL_BIN_DIR="+binDir)
 			}
 			r := runScript(t, tc.sh, script, env(toolsDir(t, tc.fetcher), tmp, root, extra...),
-				"agent", "--token", "ATL1-abc.def", "--", "--name", "node1", "--resources", "cpus:2;mem:512;ports:[31000-31999]")
+				"agent", "--token", ca.token, "--", "--name", "node1", "--resources", "cpus:2;mem:512;ports:[31000-31999]")
 			if r.code != 0 || r.stderr != "" {
 				t.Fatalf("exit %d, stderr:\n%s\nstdout:\n%s", r.code, r.stderr, r.stdout)
 			}
@@ -122,14 +125,14 @@ func TestInstall(t *testing.T) {
 			bin := root + binDir + "/atoll"
 			args := "--join 10.0.0.1:7946 --data-dir " + root + "/var/lib/atoll --name node1 --resources cpus:2;mem:512;ports:[31000-31999]"
 			wantOut := fmt.Sprintf(`installing an atoll agent from %[1]s
+  the cluster CA matches the join token: SHA-256 %[9]s
   downloaded atoll for %[2]s/%[3]s, SHA-256 %[4]s: verified
   wrote %[5]s
   wrote %[6]s
   wrote %[7]s/etc/atoll/agent.env
   wrote %[7]s/etc/systemd/system/atoll-agent.service
-  --token is recorded; this cluster does not check join tokens yet
 not started (ATOLL_INSTALL_SKIP_START=1); start it with: setsid %[5]s agent %[8]s </dev/null >>%[7]s/var/log/atoll-agent.log 2>&1 &
-`, srv.URL, runtime.GOOS, runtime.GOARCH, sum(binary), bin, root+binDir+"/atoll-uninstall.sh", root, args)
+`, srv.URL, runtime.GOOS, runtime.GOARCH, sum(binary), bin, root+binDir+"/atoll-uninstall.sh", root, args, ca.hash)
 			if r.stdout != wantOut {
 				t.Errorf("stdout:\n%s\nwant:\n%s", r.stdout, wantOut)
 			}
@@ -139,7 +142,7 @@ not started (ATOLL_INSTALL_SKIP_START=1); start it with: setsid %[5]s agent %[8]
 			want := map[string]entry{
 				"etc":                                    {mode: os.ModeDir | 0o755},
 				"etc/atoll":                              {mode: os.ModeDir | 0o755},
-				"etc/atoll/agent.env":                    {mode: 0o600, content: wantEnv(srv.URL, root, "ATL1-abc.def", args)},
+				"etc/atoll/agent.env":                    {mode: 0o600, content: wantEnv(srv.URL, root, ca.token, args)},
 				"etc/systemd":                            {mode: os.ModeDir | 0o755},
 				"etc/systemd/system":                     {mode: os.ModeDir | 0o755},
 				"etc/systemd/system/atoll-agent.service": {mode: 0o644, content: wantUnit(srv.URL, root, bin)},
@@ -330,14 +333,16 @@ removed %[1]s/etc/atoll
 }
 
 // TestBackgroundStart: without systemd the installer starts the node in the background
-// with the flags of the environment file, its output in the log and its pid in the pid
-// file, and when the node does not join in time says so and fails, leaving it installed;
+// with the flags of the environment file, its join token and master in the node's
+// environment (as systemd's EnvironmentFile= gives them), its output in the log and its
+// pid in the pid file, and when the node does not join in time says so and fails, leaving it installed;
 // running again stops that node and starts a new one; the uninstaller stops it and
 // removes its log and pid file too. The test binary stands in for atoll: the master
 // serves its own executable.
 func TestBackgroundStart(t *testing.T) {
 	t.Parallel()
-	srv := newMaster(t, install.Config{}, "", nil)
+	ca := newClusterCA(t)
+	srv := newMaster(t, install.Config{}, "", ca.withCA)
 	root, tmp := dirs(t)
 	argsFile := filepath.Join(t.TempDir(), "args")
 	pidFile := root + "/run/atoll-agent.pid"
@@ -354,7 +359,7 @@ func TestBackgroundStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := runScript(t, shells[0], script, env(path, tmp, root, fakeNodeEnv+"="+argsFile, "ATOLL_INSTALL_TIMEOUT=0"),
-			"agent", "--", "--name", "node1")
+			"agent", "--token", ca.token, "--", "--name", "node1")
 		pid, err := readPID(pidFile)
 		if err != nil {
 			t.Fatalf("%v; stdout:\n%s\nstderr:\n%s", err, r.stdout, r.stderr)
@@ -380,7 +385,8 @@ func TestBackgroundStart(t *testing.T) {
 			t.Errorf("stdout has no line %q:\n%s", line, r.stdout)
 		}
 	}
-	if got, want := waitFile(t, argsFile), strings.ReplaceAll("agent "+args, " ", "\n")+"\n"; got != want {
+	nodeEnv := "ATOLL_JOIN_TOKEN=" + ca.token + "\nATOLL_MASTER_URL=" + srv.URL + "\n"
+	if got, want := waitFile(t, argsFile), strings.ReplaceAll("agent "+args, " ", "\n")+"\n"+nodeEnv; got != want {
 		t.Errorf("the node's arguments:\n%s\nwant:\n%s", got, want)
 	}
 	if !processRuns(pid) {
@@ -448,9 +454,11 @@ func waitFile(t *testing.T, path string) string {
 	}
 }
 
-// TestBadInput: the installer refuses bad arguments, a master it cannot reach, a
-// download whose checksum does not match, a master of another architecture and a machine
-// without curl or wget, each with a message on stderr and exit status 1, writing nothing.
+// TestBadInput: the installer refuses bad arguments, a token that is no join token, a
+// master whose CA is not the one the join token pins (a man in the middle) or that has
+// none, a master it cannot reach, a download whose checksum does not match, a master of
+// another architecture and a machine without curl or wget (or with only BusyBox's wget
+// for a secure join), each with a message on stderr and exit status 1, writing nothing.
 func TestBadInput(t *testing.T) {
 	const binary = "atoll v1\n"
 	other := "arm64"
@@ -468,6 +476,8 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	usage := "usage: install.sh master|agent|lb [--join ADDR] [--token TOKEN] [-- ATOLL FLAGS]"
+	ca, mitm := newClusterCA(t), newClusterCA(t)
+	notJoinToken := "atoll-install: --token: not a join token: want ATL1-<CA hash>-<secret>, as the first master and atoll token create --role agent print it"
 	for _, tc := range []struct {
 		name     string
 		args     []string
@@ -485,6 +495,18 @@ func TestBadInput(t *testing.T) {
 		{name: "join without value", args: []string{"agent", "--join"}, want: "atoll-install: --join needs a value. " + usage},
 		{name: "bad join", args: []string{"agent", "--join", "m1;reboot"}, want: "atoll-install: --join 'm1;reboot': want host, host:port or http://host:port"},
 		{name: "bad token", args: []string{"agent", "--token=a'b"}, want: "atoll-install: --token: only letters, digits and . _ ~ + / = - may appear in a token"},
+		{name: "API token", args: []string{"agent", "--token", "atl_abcdefghijkl_secret"}, want: notJoinToken},
+		{name: "short CA hash", args: []string{"agent", "--token", "ATL1-abcd-atl_x"}, want: notJoinToken},
+		{name: "no secret", args: []string{"agent", "--token", "ATL1-" + ca.hash}, want: notJoinToken},
+		{name: "uppercase CA hash", args: []string{"lb", "--token", "ATL1-" + strings.ToUpper(ca.hash) + "-atl_x"},
+			want: strings.Replace(notJoinToken, "--role agent", "--role lb", 1)},
+		{name: "CA of another cluster", args: []string{"agent", "--token", mitm.token}, wrap: ca.withCA,
+			want: "atoll-install: the cluster CA's hash " + ca.hash + ", as MASTER served it, does not match the join token's " + mitm.hash +
+				": a man in the middle, or a token of another cluster; nothing was installed"},
+		{name: "master without security", args: []string{"agent", "--token", ca.token},
+			want: "atoll-install: cannot fetch the cluster CA from MASTER/atoll/v1/ca: is the master secure (atoll master --secure) and reachable? A join token is for secure clusters only"},
+		{name: "join token with busybox's wget", args: []string{"agent", "--token", ca.token}, wrap: ca.withCA, fetchers: []string{"busybox-wget"},
+			want: "atoll-install: BusyBox's wget cannot check the master's certificate, which joining a secure cluster needs: install curl (apt-get install curl) and run again"},
 		{name: "flag with a space", args: []string{"agent", "--", "--attributes", "rack:a b"}, want: "atoll-install: atoll flag 'rack:a b': spaces, quotes, backslashes and $ cannot go through the environment file"},
 		{name: "relative bin dir", args: []string{"agent"}, env: []string{"ATOLL_INSTALL_BIN_DIR=bin"}, want: "atoll-install: ATOLL_INSTALL_BIN_DIR=bin: want an absolute path"},
 		{name: "bad timeout", args: []string{"agent"}, env: []string{"ATOLL_INSTALL_TIMEOUT=soon"}, want: "atoll-install: ATOLL_INSTALL_TIMEOUT=soon: want a whole number of seconds"},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/atoll/atoll/lb"
 	"github.com/atoll/atoll/lb/vrrp"
+	"github.com/atoll/atoll/node/pki"
 )
 
 // lbRole is the load balancer role: the proxy, its admin server, and the watcher that
@@ -27,6 +28,9 @@ type lbRole struct {
 	// masters come from gossip.
 	apiURL  string
 	members *Membership
+	// creds are a secure node's: the watcher calls the masters over mutual TLS with the
+	// node's API token. nil without security.
+	creds *pki.Credentials
 }
 
 // listenAddr is host:port for a port flag; -1 means no listener.
@@ -38,7 +42,7 @@ func listenAddr(host string, port int) string {
 }
 
 // startLB opens the load balancer's listeners.
-func startLB(cfg Config, apiURL string, members *Membership, registry *prometheus.Registry) (*lbRole, error) {
+func startLB(cfg Config, apiURL string, members *Membership, registry *prometheus.Registry, creds *pki.Credentials) (*lbRole, error) {
 	lc := lb.DefaultConfig()
 	lc.Logger = cfg.Logger.With("component", "lb")
 	lc.Registerer = registry
@@ -51,7 +55,7 @@ func startLB(cfg Config, apiURL string, members *Membership, registry *prometheu
 	if err != nil {
 		return nil, fmt.Errorf("lb: %w (choose other ports with --lb-http-port, --lb-https-port and --lb-app-id-port)", err)
 	}
-	r := &lbRole{cfg: cfg, server: server, apiURL: apiURL, members: members}
+	r := &lbRole{cfg: cfg, server: server, apiURL: apiURL, members: members, creds: creds}
 	if addr := listenAddr(cfg.BindAddr, cfg.LBAdminPort); addr != "" {
 		if r.adminLn, err = net.Listen("tcp", addr); err != nil {
 			server.Close()
@@ -110,6 +114,10 @@ func (r *lbRole) run(ctx context.Context) error {
 	wc.Logger = r.cfg.Logger.With("component", "lb-watcher")
 	wc.Masters = masters
 	wc.Group = r.cfg.LBGroup
+	if r.creds != nil {
+		wc.Client = mastersClient(r.creds)
+		wc.Token = r.creds.APIToken
+	}
 	w, err := lb.NewWatcher(wc, r.server.Swap)
 	if err != nil {
 		return err

@@ -57,7 +57,11 @@ type Config struct {
 	// JoinToken starts a secure cluster: it creates the CA, the gossip key and its own
 	// certificate, bootstraps Raft alone whatever BootstrapExpect says (the other
 	// masters join it with a token, and the leader adds each to Raft), and makes one
-	// join token per node role (JoinCommands). A node with JoinToken is secure without it.
+	// join token per node role (JoinCommands). A node with JoinToken, or with
+	// credentials in DataDir/pki (it joined before), is secure without it. The agent
+	// and lb roles of a secure node call the masters over mutual TLS with the API token
+	// they got by joining, and the agent serves its own API over TLS; the masters take
+	// agent calls only from clients with an agent's certificate.
 	Secure bool
 	// JoinToken ("ATL1-<CA hash>-<secret>") joins this node to a secure cluster through
 	// MasterURL: the node checks the master's CA against the hash, sends the secret (an
@@ -346,10 +350,10 @@ func (c Config) Validate() error {
 func (c Config) validateSecurity() error {
 	if c.JoinToken != "" {
 		if _, err := pki.ParseJoinToken(c.JoinToken); err != nil {
-			return fmt.Errorf("token: %w", err)
+			return fmt.Errorf("join-token: %w", err)
 		}
 		if c.MasterURL == "" && len(c.Join) == 0 {
-			return errors.New("token: a node joins through a master: give --join or --master-url")
+			return errors.New("join-token: a node joins through a master: give --join or --master-url")
 		}
 	}
 	if c.MasterURL != "" {

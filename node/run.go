@@ -11,11 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,7 +44,8 @@ type Info struct {
 	// APIURL is the master API (http://host:port) when this node is a master, else the
 	// first master known through gossip.
 	APIURL string
-	// AgentURL is this node's agent HTTP address when it runs an agent.
+	// AgentURL is this node's agent API (http://host:port, https:// on a secure node)
+	// when it runs an agent.
 	AgentURL string
 	// AgentID is the agent's id once registered.
 	AgentID string
@@ -90,12 +88,13 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 
 	// A secure node holds its credentials before it listens or gossips: they decide
 	// how it does both.
-	var creds *pki.Credentials
-	createdCluster := false
-	if cfg.secure() {
-		if creds, createdCluster, err = nodeCredentials(ctx, cfg, adv, log); err != nil {
-			return err
-		}
+	creds, createdCluster, err := nodeCredentials(ctx, cfg, adv, log)
+	if err != nil {
+		return err
+	}
+	if creds != nil && creds.APIToken == "" && (cfg.Agent || cfg.LB) {
+		return fmt.Errorf("the agent and lb roles of a secure node call the masters with the API token a node gets by joining, and %s holds none: "+
+			"run them on nodes that join with --join-token, not on the master that created the cluster", filepath.Join(cfg.DataDir, "pki"))
 	}
 
 	// Listeners first, so port 0 resolves before gossip advertises the addresses.
@@ -170,7 +169,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	registry := prometheus.NewRegistry()
 	var dnsSrv *dns.Server
 	if cfg.DNSPort >= 0 {
-		dnsSrv, err = startDNS(cfg, adv, info.APIURL, members, registry)
+		dnsSrv, err = startDNS(cfg, adv, info.APIURL, members, registry, creds)
 		if err != nil {
 			return err
 		}
@@ -215,6 +214,9 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			}
 		}
 		handler := m.Handler()
+		if creds != nil {
+			handler = requireNodeCerts(handler)
+		}
 		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		// A secure master's plain HTTP: what a machine without credentials fetches.
 		plainSrv := &http.Server{Handler: plainHTTP(handler), ReadHeaderTimeout: 10 * time.Second}
@@ -268,7 +270,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	}
 
 	if cfg.LB {
-		lbr, err := startLB(cfg, info.APIURL, members, registry)
+		lbr, err := startLB(cfg, info.APIURL, members, registry, creds)
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -287,13 +289,16 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 
 	var a *agent.Agent
 	if cfg.Agent {
-		a, err = startAgent(cfg, adv, members, info.APIURL)
+		a, err = startAgent(cfg, adv, members, info.APIURL, creds)
 		if err != nil {
 			cancel()
 			wg.Wait()
 			return err
 		}
 		info.AgentURL = "http://" + a.HTTPAddr()
+		if creds != nil {
+			info.AgentURL = "https://" + a.HTTPAddr()
+		}
 		tags = withTag(tags, TagAgentHTTP, a.HTTPAddr())
 		if err := members.SetTags(tags); err != nil {
 			log.Warn("could not publish the agent address in gossip", "err", err)
@@ -481,7 +486,7 @@ func bootstrapWhenMastersMeet(ctx context.Context, n int, m *master.Master, memb
 
 // startDNS binds the node's DNS server, which follows the leading master's event stream:
 // this node's own master first, then whatever masters gossip knows.
-func startDNS(cfg Config, adv, localAPI string, members *Membership, registry prometheus.Registerer) (*dns.Server, error) {
+func startDNS(cfg Config, adv, localAPI string, members *Membership, registry prometheus.Registerer, creds *pki.Credentials) (*dns.Server, error) {
 	dc := dns.DefaultConfig()
 	if cfg.Dev {
 		dc = dns.DevConfig()
@@ -495,6 +500,10 @@ func startDNS(cfg Config, adv, localAPI string, members *Membership, registry pr
 	dc.Version = Version
 	dc.Registerer = registry
 	dc.Logger = cfg.Logger
+	if creds != nil {
+		// A secure node's DNS follows the masters over TLS, with the node's own token.
+		dc.HTTPClient, dc.Token = mastersClient(creds), creds.APIToken
+	}
 	dc.Masters = func() []string {
 		apis := members.MasterAPIs()
 		if localAPI == "" {
@@ -518,7 +527,9 @@ func startDNS(cfg Config, adv, localAPI string, members *Membership, registry pr
 // dnsAPIPaths are Mesos-DNS's HTTP API, served on the master port beside the master's own.
 var dnsAPIPaths = []string{"/v1/version", "/v1/config", "/v1/enumerate", "/v1/hosts/", "/v1/services/"}
 
-func startAgent(cfg Config, adv string, members *Membership, localAPI string) (*agent.Agent, error) {
+// startAgent makes the node's agent; a secure node's (creds) calls the masters over
+// mutual TLS with its API token and serves its own API over TLS.
+func startAgent(cfg Config, adv string, members *Membership, localAPI string, creds *pki.Credentials) (*agent.Agent, error) {
 	ac := agent.DefaultConfig()
 	ac.WorkDir = cfg.WorkDir
 	if ac.WorkDir == "" {
@@ -530,6 +541,11 @@ func startAgent(cfg Config, adv string, members *Membership, localAPI string) (*
 	ac.HTTPAddr = net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.AgentPort))
 	ac.Logger = cfg.Logger
 	ac.Version = Version
+	if creds != nil {
+		ac.MasterTLS = creds.ClientTLS(pki.RoleMaster)
+		ac.MasterToken = creds.APIToken
+		ac.TLS = creds.ServerTLS()
+	}
 	ac.Masters = func() []string {
 		apis := members.MasterAPIs()
 		if localAPI != "" {
@@ -702,203 +718,4 @@ func freePort(host string) (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// nodeCredentials returns a secure node's credentials: those in DataDir/pki when they fit
-// this node; else those a join with cfg.JoinToken obtains; else, on a master, a new
-// cluster's, which created reports.
-func nodeCredentials(ctx context.Context, cfg Config, adv string, log *slog.Logger) (creds *pki.Credentials, created bool, err error) {
-	dir := filepath.Join(cfg.DataDir, "pki")
-	id := nodeIdentity(cfg, adv)
-	var token pki.JoinToken
-	if cfg.JoinToken != "" {
-		if token, err = pki.ParseJoinToken(cfg.JoinToken); err != nil {
-			return nil, false, fmt.Errorf("token: %w", err)
-		}
-	}
-	creds, err = pki.LoadCredentials(dir)
-	switch {
-	case err == nil:
-		if cfg.JoinToken != "" && token.CAHash != creds.CA.Hash() {
-			return nil, false, fmt.Errorf("%s holds the credentials of another cluster (CA %s) than --token pins (CA %s): remove it to join this one", dir, creds.CA.Hash(), token.CAHash)
-		}
-		why := unfitCredentials(creds, cfg, id)
-		if why == "" {
-			return creds, false, nil
-		}
-		if cfg.JoinToken == "" {
-			return nil, false, fmt.Errorf("the credentials in %s do not fit this node: %s; join again with --token", dir, why)
-		}
-		log.Info("joining the cluster again", "reason", why)
-	case !errors.Is(err, pki.ErrNoCredentials):
-		return nil, false, err
-	case cfg.JoinToken == "" && cfg.Master:
-		if creds, err = pki.NewCluster(cfg.Name, id, time.Now()); err != nil {
-			return nil, false, fmt.Errorf("create the cluster CA: %w", err)
-		}
-		if err := creds.Save(dir); err != nil {
-			return nil, false, err
-		}
-		log.Info("created a secure cluster: its CA, gossip key and this master's certificate", "ca_sha256", creds.CA.Hash(), "dir", dir)
-		return creds, true, nil
-	case cfg.JoinToken == "":
-		return nil, false, fmt.Errorf("no node credentials in %s: a node joins a secure cluster with --token (ATL1-…, from the first master or atoll token create)", dir)
-	}
-	if creds, err = joinCluster(ctx, cfg, id, token, log); err != nil {
-		return nil, false, err
-	}
-	if err := creds.Save(dir); err != nil {
-		return nil, false, err
-	}
-	return creds, false, nil
-}
-
-// unfitCredentials says why credentials do not fit the node cfg describes, "" when they do.
-func unfitCredentials(creds *pki.Credentials, cfg Config, id pki.Identity) string {
-	for _, role := range id.Roles {
-		if !slices.Contains(creds.Roles(), role) {
-			return fmt.Sprintf("the node certificate lacks the %s role", role)
-		}
-	}
-	if cfg.Master && !creds.CA.CanSign() {
-		return "a master needs the CA key"
-	}
-	if leaf := creds.Cert.Leaf; !time.Now().Before(leaf.NotAfter) {
-		return fmt.Sprintf("the node certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
-	}
-	return ""
-}
-
-// joinCluster joins through the master cfg names, retrying while it cannot be reached
-// (a cluster started all at once); a refusal or a CA that is not the token's ends it.
-func joinCluster(ctx context.Context, cfg Config, id pki.Identity, token pki.JoinToken, log *slog.Logger) (*pki.Credentials, error) {
-	masterURL := cfg.MasterURL
-	if masterURL == "" {
-		addr, err := joinAddr(cfg.Join[0])
-		if err != nil {
-			return nil, fmt.Errorf("join: %w", err)
-		}
-		host, _, _ := net.SplitHostPort(addr)
-		masterURL = net.JoinHostPort(host, strconv.Itoa(cfg.APIPort))
-	}
-	backoff := joinBackoffMin
-	for {
-		creds, err := pki.Join(ctx, pki.JoinConfig{MasterURL: masterURL, Token: token, Identity: id})
-		if err == nil {
-			log.Info("joined the secure cluster", "master", masterURL, "roles", creds.Roles(), "ca_sha256", creds.CA.Hash(),
-				"certificate_expires", creds.Cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
-			return creds, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("join the cluster with --token: %w", ctx.Err())
-		}
-		if !unreachable(err) {
-			return nil, fmt.Errorf("join the cluster with --token: %w", err)
-		}
-		log.Warn("waiting to join: the master cannot be reached", "master", masterURL, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("join the cluster with --token: %w", ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, joinBackoffMax)
-	}
-}
-
-// unreachable reports whether a join failed for want of a connection to the master, as
-// opposed to an answer (a refusal, a CA that is not the token's, a certificate that does
-// not verify), which trying again would not change.
-func unreachable(err error) bool {
-	var verify *tls.CertificateVerificationError
-	if errors.As(err, &verify) {
-		return false
-	}
-	var op *net.OpError
-	var urlErr *url.Error
-	return errors.As(err, &op) || errors.As(err, &urlErr) && urlErr.Timeout()
-}
-
-// nodeIdentity is what the node's certificate says: its name and roles, and the
-// addresses users reach it at.
-func nodeIdentity(cfg Config, adv string) pki.Identity {
-	id := pki.Identity{Name: cfg.Name}
-	if cfg.Master {
-		id.Roles = append(id.Roles, pki.RoleMaster)
-	}
-	if cfg.Agent {
-		id.Roles = append(id.Roles, pki.RoleAgent)
-	}
-	if cfg.LB {
-		id.Roles = append(id.Roles, pki.RoleLB)
-	}
-	addIP := func(ip net.IP) {
-		if ip == nil || ip.IsUnspecified() || slices.ContainsFunc(id.IPs, ip.Equal) {
-			return
-		}
-		if v4 := ip.To4(); v4 != nil {
-			ip = v4
-		}
-		id.IPs = append(id.IPs, ip)
-	}
-	addName := func(name string) {
-		if name != "" && !slices.Contains(id.DNSNames, name) {
-			id.DNSNames = append(id.DNSNames, name)
-		}
-	}
-	addIP(net.ParseIP(adv))
-	addIP(net.ParseIP(cfg.BindAddr))
-	addIP(net.IPv4(127, 0, 0, 1))
-	addIP(net.IPv6loopback)
-	addName(cfg.Name)
-	if host, err := os.Hostname(); err == nil && isNameText(host) {
-		addName(host)
-	}
-	addName("localhost")
-	for _, n := range cfg.TLSNames {
-		if ip := net.ParseIP(n); ip != nil {
-			addIP(ip)
-		} else {
-			addName(n)
-		}
-	}
-	return id
-}
-
-// announceJoinCommands hands out the commands that install the first other nodes of a
-// new secure cluster, one per role.
-func announceJoinCommands(cfg Config, apiURL string, tokens map[pki.Role]string, log *slog.Logger) {
-	host := strings.TrimPrefix(apiURL, "https://")
-	commands := make(map[pki.Role]string, len(tokens))
-	for role, token := range tokens {
-		// install.sh comes over plain HTTP: the machine has no credentials yet.
-		commands[role] = fmt.Sprintf("curl -fsSL http://%s/install.sh | sudo sh -s -- %s --token %s", host, role, token)
-	}
-	if cfg.JoinCommands != nil {
-		cfg.JoinCommands(commands)
-		return
-	}
-	for _, role := range pki.Roles {
-		log.Warn("shown only this once: run this on a machine to make it a "+string(role)+" of the cluster", "command", commands[role])
-	}
-}
-
-// plainHTTP serves, of a secure master's API, what a machine fetches over plain HTTP
-// before it has credentials: the installer, the binary, the CA its join token pins, and
-// the health probes; everything else is over TLS only.
-func plainHTTP(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && plainPath(r.URL.Path) {
-			h.ServeHTTP(w, r)
-			return
-		}
-		http.Error(w, fmt.Sprintf("this master serves its API over TLS: use https://%s%s", r.Host, r.URL.RequestURI()), http.StatusBadRequest)
-	})
-}
-
-func plainPath(p string) bool {
-	switch p {
-	case "/health", "/ping", "/install.sh", "/atoll-uninstall.sh", pki.CAPath:
-		return true
-	}
-	return strings.HasPrefix(p, "/download/") && path.Clean(p) == p
 }

@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -333,39 +332,9 @@ func TestRaftPortTaken(t *testing.T) {
 // token pins another CA is refused before it sends its secret; one with the master join
 // token joins, and the leader adds it to Raft, over mutual TLS and encrypted gossip.
 func TestSecureCluster(t *testing.T) {
-	cfg1 := loopbackConfig(t, "m1")
-	cfg1.Master, cfg1.BootstrapExpect, cfg1.Secure, cfg1.DNSPort = true, 3, true, -1
-	commands := make(chan map[pki.Role]string, 2)
-	cfg1.JoinCommands = func(c map[pki.Role]string) { commands <- c }
-	admins := make(chan string, 2)
-	cfg1.AdminToken = func(token string) { admins <- token }
-	m1 := runNode(t, cfg1)
-	host, ok := strings.CutPrefix(m1.APIURL, "https://127.0.0.1:")
-	if !ok {
-		t.Fatalf("master API %q, want https://127.0.0.1:…", m1.APIURL)
-	}
-	host = "127.0.0.1:" + host
-	creds, err := pki.LoadCredentials(filepath.Join(cfg1.DataDir, "pki"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var joinCommands map[pki.Role]string
-	select {
-	case joinCommands = <-commands:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no join commands within 30s")
-	}
-	tokens := map[pki.Role]pki.JoinToken{}
-	for _, role := range pki.Roles {
-		prefix := "curl -fsSL http://" + host + "/install.sh | sudo sh -s -- " + string(role) + " --token "
-		tokenText, ok := strings.CutPrefix(joinCommands[role], prefix)
-		token, err := pki.ParseJoinToken(tokenText)
-		if !ok || err != nil || token.CAHash != creds.CA.Hash() {
-			t.Fatalf("%s join command %q: want %q and a token of CA %s (%v)", role, joinCommands[role], prefix+"ATL1-…", creds.CA.Hash(), err)
-		}
-		tokens[role] = token
-	}
-	admin := <-admins
+	sm := startSecureMaster(t, nil, func(c *Config) { c.BootstrapExpect = 3 })
+	m1, host, creds, tokens := sm.info, sm.host, sm.creds, sm.tokens
+	userTLS, client, admin := sm.tls, sm.client, sm.admin
 
 	// Plain HTTP serves the installer's routes alone; the API is TLS with the cluster CA.
 	for _, tt := range []struct {
@@ -388,9 +357,6 @@ func TestSecureCluster(t *testing.T) {
 			t.Errorf("plain GET %s: %d %q, want %d %q", tt.path, resp.StatusCode, body, tt.status, tt.body)
 		}
 	}
-	userTLS := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: creds.CA.Pool()}}}
-	defer userTLS.CloseIdleConnections()
-	client := api.NewClient(m1.APIURL, api.WithToken(admin), api.WithHTTPClient(userTLS))
 
 	// A token of another cluster's CA: refused, nothing kept.
 	other, err := pki.NewCA("other", time.Now())
@@ -400,7 +366,8 @@ func TestSecureCluster(t *testing.T) {
 	bad := loopbackConfig(t, "m2")
 	bad.Master, bad.DNSPort, bad.Join, bad.MasterURL = true, -1, []string{m1.GossipAddr}, m1.APIURL
 	bad.JoinToken = pki.JoinToken{CAHash: other.Hash(), Secret: tokens[pki.RoleMaster].Secret}.String()
-	want := "join the cluster with --token: CA hash mismatch: expected " + other.Hash() + ", the server presented " + creds.CA.Hash()
+	want := "join the cluster with --join-token: the cluster CA's hash " + creds.CA.Hash() + ", as " + m1.APIURL + " presented it, does not match the join token's " +
+		other.Hash() + ": a man in the middle, or a token of another cluster; nothing was sent to that server"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := Run(ctx, bad, nil); err == nil || err.Error() != want {
@@ -464,8 +431,8 @@ func TestConfigSecurityFields(t *testing.T) {
 	}{
 		{"token", func(c *Config) { c.JoinToken, c.Join = token, []string{"10.0.0.1"} }, ""},
 		{"not a join token", func(c *Config) { c.JoinToken, c.Join = "atl_x_y", []string{"10.0.0.1"} },
-			"token: token is not an Atoll join token: want ATL1-<CA hash>-<secret>, as the first master and `atoll token create --role agent|lb|master` print it"},
-		{"token without a master to join", func(c *Config) { c.JoinToken = token }, "token: a node joins through a master: give --join or --master-url"},
+			"join-token: token is not an Atoll join token: want ATL1-<CA hash>-<secret>, as the first master and `atoll token create --role agent|lb|master` print it"},
+		{"token without a master to join", func(c *Config) { c.JoinToken = token }, "join-token: a node joins through a master: give --join or --master-url"},
 		{"master URL", func(c *Config) { c.JoinToken, c.MasterURL = token, "https://10.0.0.1:5050" }, ""},
 		{"bad master URL", func(c *Config) { c.MasterURL = "10.0.0.1" }, `master-url: master URL "10.0.0.1": want https://host:port`},
 		{"TLS names", func(c *Config) { c.TLSNames = []string{"10.0.0.9", "api.example.com"} }, ""},
@@ -504,16 +471,16 @@ func TestSecureNodeRefusals(t *testing.T) {
 		err   func(cfg Config) string
 	}{
 		{"agent without a token", func(c *Config) { c.Secure = true }, nil, func(cfg Config) string {
-			return "no node credentials in " + filepath.Join(cfg.DataDir, "pki") + ": a node joins a secure cluster with --token (ATL1-…, from the first master or atoll token create)"
+			return "no node credentials in " + filepath.Join(cfg.DataDir, "pki") + ": a node joins a secure cluster with --join-token (ATL1-…, from the first master or atoll token create --role agent)"
 		}},
 		{"credentials of another cluster", func(c *Config) { c.JoinToken = tokenB }, clusterA, func(cfg Config) string {
-			return filepath.Join(cfg.DataDir, "pki") + " holds the credentials of another cluster (CA " + clusterA.CA.Hash() + ") than --token pins (CA " + strings.Repeat("cd", 32) + "): remove it to join this one"
+			return filepath.Join(cfg.DataDir, "pki") + " holds the credentials of another cluster (CA " + clusterA.CA.Hash() + ") than --join-token pins (CA " + strings.Repeat("cd", 32) + "): remove it to join this one"
 		}},
 		{"credentials without the role", func(c *Config) { c.Secure, c.LB = true, true }, clusterA, func(cfg Config) string {
-			return "the credentials in " + filepath.Join(cfg.DataDir, "pki") + " do not fit this node: the node certificate lacks the lb role; join again with --token"
+			return "the credentials in " + filepath.Join(cfg.DataDir, "pki") + " do not fit this node: the node certificate lacks the lb role; join again with --join-token"
 		}},
 		{"master unreachable", func(c *Config) { c.JoinToken, c.MasterURL = tokenB, deadURL }, nil, func(Config) string {
-			return "join the cluster with --token: context deadline exceeded"
+			return "join the cluster with --join-token: context deadline exceeded"
 		}},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,6 +155,13 @@ func New(cfg Config) (*Agent, error) {
 	// Status updates go out concurrently; keep that many connections to the master open
 	// instead of dialling anew for most calls (the default keeps two).
 	transport.MaxIdleConnsPerHost = maxConcurrentUpdates
+	if cfg.MasterTLS != nil {
+		transport.TLSClientConfig = cfg.MasterTLS.Clone()
+	}
+	var toMasters http.RoundTripper = transport
+	if cfg.MasterToken != "" {
+		toMasters = bearerTransport{base: transport, token: cfg.MasterToken}
+	}
 	a := &Agent{
 		cfg:        cfg,
 		log:        logger.With("component", "agent"),
@@ -164,7 +172,7 @@ func New(cfg Config) (*Agent, error) {
 		sandboxes:  sandboxes,
 		transport:  transport,
 		client: &http.Client{
-			Transport: transport,
+			Transport: toMasters,
 			// Redirects from non-leaders are followed by hand, to log them and to learn
 			// the leader's address for later calls.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -183,6 +191,9 @@ func New(cfg Config) (*Agent, error) {
 		cp.close()
 		return nil, fmt.Errorf("agent HTTP listener: %w", err)
 	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
 	a.listener = ln
 	a.stopCtx, a.stop = context.WithCancel(context.Background())
 	a.ip = advertisedIP(ln.Addr(), cfg.Hostname)
@@ -199,6 +210,19 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}()
 	return a, nil
+}
+
+// bearerTransport sends every request with "Authorization: Bearer token": the agent's
+// API token, on its calls to the masters.
+type bearerTransport struct {
+	base  http.RoundTripper
+	token string
+}
+
+func (t bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+t.token)
+	return t.base.RoundTrip(req)
 }
 
 // load reads the checkpoint into memory, dropping it when it belongs to an earlier boot.

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,8 +39,19 @@ type Config struct {
 	// follows a non-leader's redirect to the leader.
 	Masters func() []string
 
+	// MasterTLS, when set, is the TLS configuration of the agent's calls to the masters:
+	// a secure cluster's CA and the agent's node certificate (pki.Credentials.ClientTLS),
+	// for masters at https URLs. nil uses the system's roots.
+	MasterTLS *tls.Config
+	// MasterToken, when set, is the API token the agent sends with every call to the
+	// masters ("Authorization: Bearer").
+	MasterToken string
+
 	// HTTPAddr is where the agent's own HTTP API (health, sandbox files) listens.
 	HTTPAddr string
+	// TLS, when set, serves that API over TLS with this configuration (a secure
+	// cluster's node certificate, pki.Credentials.ServerTLS); nil serves plain HTTP.
+	TLS *tls.Config
 
 	// Containerizer launches, watches and kills the task containers. Required.
 	Containerizer isolate.Containerizer

@@ -18,9 +18,13 @@ import (
 // Node joins in a secure cluster (see node/pki). Every master serves the cluster CA and
 // signs the certificates of joining nodes with the CA key it holds; the join secrets are
 // API tokens of the node roles (master, agent, lb), stored and checked like every API
-// token (auth.go), so `atoll token list` shows them, `atoll token revoke` stops them, and
-// the node's API calls use the same token. The first leader of a secure cluster creates
-// one join token per role and hands them out once (JoinConfig.FirstJoinTokens).
+// token (auth.go), so `atoll token list` shows them and `atoll token revoke` stops them.
+// Each node that joins gets an API token of its own, of its most trusted role and with
+// its name as the principal, for its API calls: a join token may expire or be revoked
+// once its nodes have joined, and one node is cut off by revoking its own token. Joins
+// are served by the leader, which replicates that token. The first leader of a secure
+// cluster creates one join token per role and hands them out once
+// (JoinConfig.FirstJoinTokens).
 
 // JoinConfig configures a master's part in node joins (AttachJoin).
 type JoinConfig struct {
@@ -84,7 +88,7 @@ func AttachJoin(m *Master, cfg JoinConfig) error {
 		j.validity = pki.DefaultCertValidity
 	}
 	m.Handle("GET "+pki.CAPath, http.HandlerFunc(j.handleCA))
-	m.Handle("POST "+pki.JoinPath, http.HandlerFunc(j.handleJoin))
+	m.Handle("POST "+pki.JoinPath, m.LeaderOnly(http.HandlerFunc(j.handleJoin)))
 	m.AddLeaderService(firstJoinTokens{j})
 	return nil
 }
@@ -95,7 +99,8 @@ func (j *joinService) handleCA(w http.ResponseWriter, _ *http.Request) {
 }
 
 // handleJoin checks the join secret (an API token of a node role) as every API token is
-// checked, also when the master does not require tokens elsewhere, and signs the node's
+// checked, also when the master does not require tokens elsewhere, then the request (one
+// without a certificate request is refused alike whatever the token's role), and signs the node's
 // certificate for the roles the token grants.
 func (j *joinService) handleJoin(w http.ResponseWriter, r *http.Request) {
 	token, authErr := j.m.authenticate(r)
@@ -103,14 +108,19 @@ func (j *joinService) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeAuthError(w, r, authErr)
 		return
 	}
-	grantable := pki.GrantableRoles(pki.Role(token.Role))
-	if grantable == nil {
-		writeAuthError(w, r, forbidden("token %s has role %s, which joins no node: join with a token of role master, agent or lb (atoll token create --role agent)", token.ID, token.Role))
-		return
-	}
 	var req pki.JoinRequest
 	if err := j.m.decodeBody(r, &req); err != nil {
 		writeError(w, err)
+		return
+	}
+	csr, err := pki.ParseCSR([]byte(req.CSR))
+	if err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	grantable := pki.GrantableRoles(pki.Role(token.Role))
+	if grantable == nil {
+		writeAuthError(w, r, forbidden("token %s has role %s, which joins no node: join with a token of role master, agent or lb (atoll token create --role agent)", token.ID, token.Role))
 		return
 	}
 	for _, role := range req.Roles {
@@ -118,11 +128,6 @@ func (j *joinService) handleJoin(w http.ResponseWriter, r *http.Request) {
 			writeAuthError(w, r, forbidden("token %s of role %s cannot join a node with role %q", token.ID, token.Role, role))
 			return
 		}
-	}
-	csr, err := pki.ParseCSR([]byte(req.CSR))
-	if err != nil {
-		writeError(w, errorf(http.StatusBadRequest, "%v", err))
-		return
 	}
 	id, err := pki.CSRIdentity(csr, req.Roles)
 	if err != nil {
@@ -134,13 +139,28 @@ func (j *joinService) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
-	answer := pki.JoinResponse{Certificate: string(pki.CertPEM(cert)), CA: string(j.caPEM), GossipKey: j.cfg.Credentials.GossipKey}
+	nodeToken, err := j.m.createToken(r.Context(), api.CreateTokenRequest{Role: api.TokenRole(mostTrusted(req.Roles)), Principal: id.Name}, "join with token "+token.ID)
+	if err != nil {
+		writeError(w, fmt.Errorf("make the API token of node %s: %w", id.Name, err))
+		return
+	}
+	answer := pki.JoinResponse{Certificate: string(pki.CertPEM(cert)), CA: string(j.caPEM), GossipKey: j.cfg.Credentials.GossipKey, APIToken: nodeToken.Token}
 	if slices.Contains(req.Roles, pki.RoleMaster) {
 		answer.CAKey = j.caKeyPEM
 	}
-	j.m.log.Info("node joined: certificate issued", "node", id.Name, "roles", req.Roles, "token", token.ID,
+	j.m.log.Info("node joined: certificate issued", "node", id.Name, "roles", req.Roles, "token", token.ID, "node_token", nodeToken.Info.ID,
 		"remote", r.RemoteAddr, "expires", cert.NotAfter.UTC().Format(time.RFC3339))
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// mostTrusted is the first of pki.Roles among roles: the role of a node's own API token.
+func mostTrusted(roles []pki.Role) pki.Role {
+	for _, r := range pki.Roles {
+		if slices.Contains(roles, r) {
+			return r
+		}
+	}
+	return ""
 }
 
 // firstJoinTokens is the leader service that creates the first join tokens of a secure

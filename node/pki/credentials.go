@@ -24,6 +24,9 @@ type Credentials struct {
 	Cert tls.Certificate
 	// GossipKey encrypts serf's gossip (GossipKeySize bytes, AES-256-GCM).
 	GossipKey []byte
+	// APIToken is the API token the node sends to the masters (JoinResponse.APIToken);
+	// empty on the master that created the cluster, which needs none.
+	APIToken string
 }
 
 // GossipKeySize is the size of gossip keys: memberlist's largest, AES-256.
@@ -80,6 +83,7 @@ const (
 	certFile      = "node.crt"
 	keyFile       = "node.key"
 	gossipKeyFile = "gossip.key"
+	apiTokenFile  = "api.token"
 )
 
 // ErrNoCredentials is wrapped by LoadCredentials's error when dir holds none: the node
@@ -121,6 +125,10 @@ func LoadCredentials(dir string) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
+	apiToken, err := read(apiTokenFile, true)
+	if err != nil {
+		return nil, err
+	}
 	ca, err := ParseCA(caPEM, caKeyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
@@ -136,7 +144,7 @@ func LoadCredentials(dir string) (*Credentials, error) {
 	if err != nil || len(gossipKey) != GossipKeySize {
 		return nil, fmt.Errorf("%s: %s: want %d bytes in base64", dir, gossipKeyFile, GossipKeySize)
 	}
-	return &Credentials{CA: ca, Cert: cert, GossipKey: gossipKey}, nil
+	return &Credentials{CA: ca, Cert: cert, GossipKey: gossipKey, APIToken: strings.TrimSpace(string(apiToken))}, nil
 }
 
 // Save writes the credentials to dir, creating it; each file is replaced whole.
@@ -169,6 +177,11 @@ func (c *Credentials) Save(dir string) error {
 			return fmt.Errorf("save node credentials: %w", err)
 		}
 		files = append(files, file{caKeyFile, caKey, 0o600})
+	}
+	if c.APIToken != "" {
+		files = append(files, file{apiTokenFile, []byte(c.APIToken + "\n"), 0o600})
+	} else if err := os.Remove(filepath.Join(dir, apiTokenFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("save node credentials: %w", err)
 	}
 	for _, f := range files {
 		if err := writeFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {

@@ -57,15 +57,26 @@ func TestCredentialsSaveLoad(t *testing.T) {
 	// A node that is no master keeps no CA key.
 	agentDir := filepath.Join(t.TempDir(), "pki")
 	verifyOnly, _ := ParseCA(creds.CA.CertPEM(), nil)
-	agent := &Credentials{CA: verifyOnly, Cert: validCert(t, creds.CA, "a1", RoleAgent), GossipKey: creds.GossipKey}
+	agent := &Credentials{CA: verifyOnly, Cert: validCert(t, creds.CA, "a1", RoleAgent), GossipKey: creds.GossipKey, APIToken: "atl_node_secret"}
 	if err := agent.Save(agentDir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(agentDir, "ca.key")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("agent's ca.key: %v, want none", err)
 	}
-	if loaded, err := LoadCredentials(agentDir); err != nil || loaded.CA.CanSign() {
+	if st, err := os.Stat(filepath.Join(agentDir, "api.token")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("agent's api.token: %v, want mode 0600", err)
+	}
+	if loaded, err := LoadCredentials(agentDir); err != nil || loaded.CA.CanSign() || loaded.APIToken != "atl_node_secret" {
 		t.Fatalf("load agent credentials: %v", err)
+	}
+	// Saved again without a token, the node keeps none.
+	agent.APIToken = ""
+	if err := agent.Save(agentDir); err != nil {
+		t.Fatal(err)
+	}
+	if loaded, err := LoadCredentials(agentDir); err != nil || loaded.APIToken != "" {
+		t.Fatalf("load agent credentials saved without a token: %v", err)
 	}
 }
 

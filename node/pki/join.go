@@ -47,6 +47,10 @@ type JoinResponse struct {
 	CAKey string `json:"ca_key,omitempty"`
 	// GossipKey is the key that encrypts gossip (base64 in JSON).
 	GossipKey []byte `json:"gossip_key"`
+	// APIToken is the API token the master made for this node, of its most trusted role
+	// ("atl_<id>_<secret>"): the node sends it with its API calls, so that it keeps
+	// working when the join token expires or is revoked.
+	APIToken string `json:"api_token,omitempty"`
 }
 
 // GrantableRoles are the node roles a join token of role may obtain: a master's token
@@ -196,7 +200,7 @@ func (a *JoinResponse) credentials(pinned *CA, pub *ecdsa.PublicKey, roles []Rol
 	if len(a.GossipKey) != GossipKeySize {
 		return nil, fmt.Errorf("gossip key: %d bytes, want %d", len(a.GossipKey), GossipKeySize)
 	}
-	return &Credentials{CA: ca, Cert: tls.Certificate{Certificate: [][]byte{cert.Raw}, Leaf: cert}, GossipKey: a.GossipKey}, nil
+	return &Credentials{CA: ca, Cert: tls.Certificate{Certificate: [][]byte{cert.Raw}, Leaf: cert}, GossipKey: a.GossipKey, APIToken: a.APIToken}, nil
 }
 
 // FetchCA fetches the cluster CA from the master at base (https://host:port) and

@@ -98,7 +98,8 @@ type authMaster struct {
 	adminTokens chan string
 }
 
-func newAuthMaster(t testing.TB) *authMaster {
+// newAuthMaster starts the master; extensions are attached after the frameworks.
+func newAuthMaster(t testing.TB, extensions ...func(*master.Master)) *authMaster {
 	t.Helper()
 	logger, logs := newLogger(t)
 	am := &authMaster{tokens: map[api.TokenRole]string{}, logs: logs, clock: &clock{now: time.Now()}, adminTokens: make(chan string, 4)}
@@ -117,6 +118,7 @@ func newAuthMaster(t testing.TB) *authMaster {
 			cosmos.Attach(m, cosmos.Config{Logger: logger})
 			install.Register(m, install.Config{Executable: executable, Logger: logger})
 		})
+		c.Extensions = append(c.Extensions, extensions...)
 	})
 	am.tokens[api.RoleAdmin] = am.nextAdminToken(t)
 	admin := api.NewClient(am.URL, api.WithToken(am.tokens[api.RoleAdmin]))

@@ -6,8 +6,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/node/master"
+	"github.com/atoll/atoll/node/pki"
 )
 
 // access is who may make a request.
@@ -21,6 +24,7 @@ const (
 	admins                   // admin only
 	frameworks               // operator, admin, and framework tokens for their own principal
 	agents                   // operator, admin and agent
+	nodes                    // admin and the node roles: agent, lb and master
 )
 
 // may says whether a token of role (or none, "") may make a request needing a.
@@ -42,6 +46,8 @@ func (a access) may(role api.TokenRole) bool {
 		return role == api.RoleOperator || role == api.RoleFramework
 	case agents:
 		return role == api.RoleOperator || role == api.RoleAgent
+	case nodes:
+		return role == api.RoleAgent || role == api.RoleLB || role == api.RoleMaster
 	}
 	return false
 }
@@ -106,6 +112,9 @@ var routeAccess = func() map[string]access {
 		"GET /download/atoll":        anyone,
 		"GET /download/atoll.sha256": anyone,
 		"GET /download/atoll.arch":   anyone,
+		// A secure cluster's node joins (TestEveryRoute attaches them).
+		"GET /atoll/v1/ca":    anyone,
+		"POST /atoll/v1/join": nodes,
 	}
 	for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
 		for _, path := range []string{"/v2/apps/{path...}", "/v2/groups", "/v2/groups/{path...}"} {
@@ -147,11 +156,20 @@ var tokenKinds = []struct {
 const unknownToken = "atl_aaaaaaaaaaaa_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 // TestEveryRoute tries every route the master serves (enumerated from the list its mux
-// is built from) with every kind of token: without a working token it answers 401, with
+// is built from; the join routes of a secure cluster's master included) with every kind
+// of token: without a working token it answers 401, with
 // a role the policy does not allow 403, and otherwise the handler answers what it
 // answers the admin token.
 func TestEveryRoute(t *testing.T) {
-	am := newAuthMaster(t)
+	creds, err := pki.NewCluster("test", pki.Identity{Name: "m1", Roles: []pki.Role{pki.RoleMaster}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	am := newAuthMaster(t, func(m *master.Master) {
+		if err := master.AttachJoin(m, master.JoinConfig{Credentials: creds, FirstJoinTokens: func(map[pki.Role]string) {}}); err != nil {
+			t.Errorf("AttachJoin: %v", err)
+		}
+	})
 	type request struct{ method, pattern, path string }
 	var requests []request
 	for _, pattern := range am.Routes() {
