@@ -17,6 +17,10 @@ func ServerConfig(cert tls.Certificate, pool *x509.CertPool, clientRoles ...Role
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    pool,
 		ClientAuth:   tls.VerifyClientCertIfGiven,
+		// Full-size records: the dynamic sizing meant for browsers cuts every write of a
+		// connection's first megabyte (and again after a second idle, as event streams
+		// often are) into records of about 1 KB, each its own write(2).
+		DynamicRecordSizingDisabled: true,
 	}
 	if len(clientRoles) > 0 {
 		roles := append([]Role(nil), clientRoles...)
@@ -44,6 +48,8 @@ func ClientConfig(cert *tls.Certificate, pool *x509.CertPool, serverRole Role) *
 		// handshake: clients that open connections in bursts (a framework's concurrent
 		// calls) pay for one full handshake, not one per connection.
 		ClientSessionCache: tls.NewLRUClientSessionCache(0),
+		// Full-size records, as the servers' (ServerTLS).
+		DynamicRecordSizingDisabled: true,
 	}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
