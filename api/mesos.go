@@ -87,6 +87,22 @@ type Resource struct {
 	Set            *ValueSet       `json:"set,omitempty"`
 	Role           string          `json:"role,omitempty"`
 	AllocationInfo *AllocationInfo `json:"allocation_info,omitempty"`
+	// Disk says, for a disk resource, that it is a persistent volume.
+	Disk *DiskInfo `json:"disk,omitempty"`
+}
+
+// DiskInfo is a disk resource's persistence and where a task sees it (mesos.proto's
+// Resource.DiskInfo).
+type DiskInfo struct {
+	Persistence *DiskPersistence `json:"persistence,omitempty"`
+	// Volume is where the task sees it: ContainerPath and Mode.
+	Volume *Volume `json:"volume,omitempty"`
+}
+
+// DiskPersistence identifies a persistent volume on its agent.
+type DiskPersistence struct {
+	ID        string `json:"id"`
+	Principal string `json:"principal,omitempty"`
 }
 
 // Attribute is a fixed property of an agent (rack, zone, …) used by constraints.
@@ -265,7 +281,15 @@ type EnvironmentVariable struct {
 	Name  string `json:"name"`
 	Type  string `json:"type,omitempty"`
 	Value string `json:"value,omitempty"`
+	// Secret is the variable's value when Type is SECRET.
+	Secret *Secret `json:"secret,omitempty"`
 }
+
+// Environment variable types.
+const (
+	EnvValue  = "VALUE"
+	EnvSecret = "SECRET"
+)
 
 // CommandURI is an artifact fetched into the sandbox.
 type CommandURI struct {
@@ -347,6 +371,87 @@ type Volume struct {
 	HostPath      string `json:"host_path,omitempty"`
 	Mode          string `json:"mode,omitempty"`
 	Image         *Image `json:"image,omitempty"`
+	// Source says what the volume is when HostPath and Image are not set.
+	Source *VolumeSource `json:"source,omitempty"`
+}
+
+// Volume modes.
+const (
+	VolumeRW = "RW"
+	VolumeRO = "RO"
+)
+
+// Volume source types (mesos.proto's Volume.Source.Type).
+const (
+	VolumeSourceHostPath     = "HOST_PATH"
+	VolumeSourceSandboxPath  = "SANDBOX_PATH"
+	VolumeSourceDockerVolume = "DOCKER_VOLUME"
+	VolumeSourceSecret       = "SECRET"
+)
+
+// VolumeSource is a volume's source (mesos.proto's Volume.Source): Type names the one
+// of the other fields that is set.
+type VolumeSource struct {
+	Type         string              `json:"type"`
+	DockerVolume *DockerVolumeSource `json:"docker_volume,omitempty"`
+	HostPath     *HostPathSource     `json:"host_path,omitempty"`
+	SandboxPath  *SandboxPathSource  `json:"sandbox_path,omitempty"`
+	Secret       *Secret             `json:"secret,omitempty"`
+}
+
+// DockerVolumeSource is a volume of a volume driver (an external, DVDI volume).
+type DockerVolumeSource struct {
+	// Driver names the volume driver; empty means the default, "local".
+	Driver        string      `json:"driver,omitempty"`
+	Name          string      `json:"name"`
+	DriverOptions *Parameters `json:"driver_options,omitempty"`
+}
+
+// Parameters is a list of key/value pairs.
+type Parameters struct {
+	Parameter []Parameter `json:"parameter"`
+}
+
+// HostPathSource is a path on the agent's host.
+type HostPathSource struct {
+	Path string `json:"path"`
+}
+
+// Sandbox path types.
+const (
+	SandboxPathSelf   = "SELF"
+	SandboxPathParent = "PARENT"
+)
+
+// SandboxPathSource is a path relative to a sandbox: the container's own (SELF) or its
+// parent's (PARENT, for nested containers).
+type SandboxPathSource struct {
+	Type string `json:"type,omitempty"`
+	Path string `json:"path"`
+}
+
+// Secret types.
+const (
+	SecretReferenceType = "REFERENCE"
+	SecretValueType     = "VALUE"
+)
+
+// Secret is a secret, by reference to the secret store or by value.
+type Secret struct {
+	Type      string           `json:"type"`
+	Reference *SecretReference `json:"reference,omitempty"`
+	Value     *SecretValue     `json:"value,omitempty"`
+}
+
+// SecretReference names a secret in the secret store, and optionally one key of it.
+type SecretReference struct {
+	Name string `json:"name"`
+	Key  string `json:"key,omitempty"`
+}
+
+// SecretValue is a secret's content.
+type SecretValue struct {
+	Data []byte `json:"data"`
 }
 
 // IPAddress is an address of a container.
@@ -652,3 +757,14 @@ type Task struct {
 	User        string         `json:"user,omitempty"`
 	Role        string         `json:"role,omitempty"`
 }
+
+// Agent attributes by which an agent advertises what its containerizer gives tasks
+// beyond host paths and its bridge, each a TEXT attribute of comma-separated names:
+// AttributeNetworks are the named container networks its bridge also is (Marathon's
+// networks of mode container), AttributeVolumeDrivers its volume drivers besides
+// LocalVolumeDriver, which every agent with the runc containerizer has.
+const (
+	AttributeNetworks      = "atoll_networks"
+	AttributeVolumeDrivers = "atoll_volume_drivers"
+	LocalVolumeDriver      = "local"
+)

@@ -173,11 +173,26 @@ func commonLaunchErrors() []launchErrorCase {
 			wantErr: `launch $ID: environment entry "NOEQUALS" is not NAME=value`,
 		},
 		{
-			name: "secret environment variable",
+			name: "secret environment variable without a secret",
 			modify: func(s *LaunchSpec) {
 				s.Command.Environment = &api.Environment{Variables: []api.EnvironmentVariable{{Name: "S", Type: "SECRET"}}}
 			},
-			wantErr: `launch $ID: environment variable "S": type "SECRET" is not supported`,
+			wantErr: `launch $ID: environment variable "S": a SECRET needs a secret`,
+		},
+		{
+			name: "secret environment variable by reference",
+			modify: func(s *LaunchSpec) {
+				s.Command.Environment = &api.Environment{Variables: []api.EnvironmentVariable{{Name: "S", Type: "SECRET",
+					Secret: &api.Secret{Type: api.SecretReferenceType, Reference: &api.SecretReference{Name: "db/password"}}}}}
+			},
+			wantErr: `launch $ID: environment variable "S": secret "db/password" is a reference, which the agent cannot resolve: the framework must send its value`,
+		},
+		{
+			name: "environment variable of an unknown type",
+			modify: func(s *LaunchSpec) {
+				s.Command.Environment = &api.Environment{Variables: []api.EnvironmentVariable{{Name: "S", Type: "FILE"}}}
+			},
+			wantErr: `launch $ID: environment variable "S": type "FILE" is not supported`,
 		},
 	}
 }

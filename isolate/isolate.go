@@ -1,8 +1,9 @@
 // Package isolate runs tasks in isolated containers on an agent: the Containerizer seam,
 // the runc containerizer (libcontainer namespaces and cgroup limits, on the host's
 // filesystem or an OCI image's from isolate/image, on the host's network or
-// isolate/network's bridge) and the plain-process containerizer, the unprivileged
-// fallback.
+// isolate/network's bridge, with volumes: host and sandbox paths, local persistent
+// volumes, the local volume driver's, secrets) and the plain-process containerizer, the
+// unprivileged fallback.
 package isolate
 
 import (
@@ -52,6 +53,10 @@ type LaunchSpec struct {
 	// CPUs and MemMB are the task's resources, for containerizers that enforce limits.
 	CPUs  float64
 	MemMB float64
+	// Resources are the task's resources as its TaskInfo has them: the disk resources
+	// with a persistence id and a volume are local persistent volumes, which the runc
+	// containerizer keeps across the task's launches and mounts where their volume says.
+	Resources []api.Resource
 }
 
 // State is what the agent checkpoints about a running container so a restarted agent can

@@ -87,6 +87,16 @@ type RuncConfig struct {
 	// networking join (see Runc); nil fails their launch. It must serve this Runc alone:
 	// NewRunc removes the endpoints of containers that StateDir does not have.
 	Network *network.Bridge
+	// BridgeNames are other names of the bridge network: a task that asks for a network
+	// of one of these names (Marathon's named container networks, like DC/OS's "dcos")
+	// joins the bridge. The agent advertises them (api.AttributeNetworks) so that only
+	// tasks of networks it has come to it.
+	BridgeNames []string
+	// VolumesDir holds the volumes that outlive their tasks: local persistent volumes
+	// (persistent/<persistence id>) and the named volumes of the built-in "local" volume
+	// driver (local/<name>). Empty means the directory "volumes" beside StateDir, in the
+	// agent's work dir. It is created if missing.
+	VolumesDir string
 	// DNS are the nameservers, IP addresses, of the /etc/resolv.conf every container
 	// gets, and DNSSearch its search domains (which need DNS). Without DNS, containers on
 	// the host's filesystem see the host's /etc/resolv.conf and those with an image get a
@@ -126,6 +136,11 @@ func (c RuncConfig) Validate() error {
 			return fmt.Errorf("runc containerizer: hidden path %q is not absolute", path)
 		}
 	}
+	for _, name := range c.BridgeNames {
+		if name == "" || name == BridgeNetwork {
+			return fmt.Errorf("runc containerizer: bridge name %q: a name must be given, and other than %q", name, BridgeNetwork)
+		}
+	}
 	if err := checkDNS(c.DNS, c.DNSSearch); err != nil {
 		return fmt.Errorf("runc containerizer: %w", err)
 	}
@@ -154,6 +169,15 @@ func (c RuncConfig) Validate() error {
 // has none; the image's variables come first, the command's over them; the task runs in
 // the image's working directory, else the sandbox, as the user its command, else the
 // image, else its framework names, looked up in the image's /etc/passwd and /etc/group.
+//
+// A DOCKER container may be privileged (every capability the agent has, the host's
+// devices, no masked paths, /sys writable, no no_new_privs) and take the docker
+// parameters marathon.DockerOptions reads (env, label, hostname, pid=host, ipc=host,
+// net=host, shm-size, cap-add, cap-drop, ulimit, volume, device, workdir, read-only);
+// others fail its launch, naming them. Its volumes (see prepareVolumes and
+// Runc.prepareVolumes) are bind mounts of host paths, of paths of its sandbox, of its
+// local persistent volumes (RuncConfig.VolumesDir), of the local volume driver's named
+// volumes, and of its secrets, as files only its user can read.
 //
 // A container is on the host's network unless its task asks for the agent's bridge
 // (RuncConfig.Network): Docker's network BRIDGE, with the DockerInfo's port mappings, or a
@@ -186,6 +210,8 @@ type Runc struct {
 	images       RootFS
 	hidden       []string // HiddenPaths and StateDir, cleaned
 	network      *network.Bridge
+	bridgeNames  []string
+	volumesDir   string
 	dns          []string
 	dnsSearch    []string
 	taskLogs     LogRotation
@@ -256,15 +282,23 @@ func NewRunc(cfg RuncConfig) (*Runc, error) {
 		images:       cfg.Images,
 		hidden:       []string{stateDir},
 		network:      cfg.Network,
+		bridgeNames:  slices.Clone(cfg.BridgeNames),
+		volumesDir:   cfg.VolumesDir,
 		dns:          slices.Clone(cfg.DNS),
 		dnsSearch:    slices.Clone(cfg.DNSSearch),
 		taskLogs:     cfg.TaskLogs,
+	}
+	if r.volumesDir == "" {
+		r.volumesDir = filepath.Join(filepath.Dir(stateDir), "volumes")
+	}
+	if r.volumesDir, err = filepath.Abs(r.volumesDir); err != nil {
+		return nil, fmt.Errorf("runc containerizer: volumes dir: %w", err)
 	}
 	r.containers = newContainerTable[*runcContainer](logger, cleanupTimeout, r.Destroy)
 	for _, path := range cfg.HiddenPaths {
 		r.hidden = append(r.hidden, filepath.Clean(path))
 	}
-	for _, dir := range []string{r.containersDir(), r.libcontainerRoot(), r.hostRootsDir()} {
+	for _, dir := range []string{r.containersDir(), r.libcontainerRoot(), r.hostRootsDir(), r.volumesDir} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("runc containerizer: create state dir: %w", err)
 		}
@@ -312,7 +346,7 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	if err := checkRuncID(spec.ContainerID); err != nil {
 		return State{}, err
 	}
-	req, err := checkRuncContainer(spec.Container)
+	req, err := checkRuncContainer(spec.Container, r.bridgeNames)
 	if err != nil {
 		return State{}, err
 	}
@@ -361,6 +395,15 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	if spec.Container != nil {
 		params.Hostname = spec.Container.Hostname
 	}
+	params.Docker = req.docker
+	if req.docker.privileged || slices.Contains(req.docker.opts.CapAdd, "ALL") {
+		if params.AllCapabilities, err = boundingCapabilities(); err != nil {
+			return State{}, err
+		}
+	}
+	if params.Devices, params.DeviceRules, err = req.docker.devices(); err != nil {
+		return State{}, err
+	}
 	var imageConfig *image.ImageConfig
 	if req.image {
 		rootfs, config, err := r.images.Prepare(ctx, spec)
@@ -375,11 +418,15 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 			return State{}, err
 		}
 	}
-	process, cred, err := runcProcessOf(spec, imageConfig, params.Rootfs)
+	process, cred, err := runcProcessOf(spec, imageConfig, params.Rootfs, req.docker.opts)
 	if err != nil {
 		return State{}, err
 	}
 	process.LogMaxSize, process.LogKeep = r.taskLogs.MaxSize, r.taskLogs.Keep
+	// Before the sandbox is the task user's, so that what the volumes make there is too.
+	if params.Volumes, err = r.prepareVolumes(spec, req, cred); err != nil {
+		return State{}, err
+	}
 	if cred != nil {
 		if err := prepareSandbox(spec.Sandbox, process.Stdout, process.Stderr, cred); err != nil {
 			return State{}, err
@@ -397,7 +444,7 @@ func (r *Runc) launch(ctx context.Context, spec LaunchSpec) (State, error) {
 	}
 	var networks []api.NetworkInfo
 	if req.bridge {
-		if params.NetNS, networks, err = r.joinBridge(ctx, id, req.portMappings); err != nil {
+		if params.NetNS, networks, err = r.joinBridge(ctx, id, req.networkName, req.portMappings); err != nil {
 			return State{}, err
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/atoll/atoll/api"
@@ -45,22 +47,25 @@ const (
 // the bridge (a network_info named BridgeNetwork, or Docker's network BRIDGE) with the
 // port mappings of that network_info or of the DockerInfo, checked. Docker's network USER
 // joins the network its network_info names, which must be the bridge.
-func containerNetwork(ci *api.ContainerInfo) (bridge bool, mappings []network.PortMapping, err error) {
+func containerNetwork(ci *api.ContainerInfo, bridgeNames []string) (bridge bool, name string, mappings []network.PortMapping, err error) {
 	var requested []api.PortMapping
 	from := "network " + BridgeNetwork
 	for i, n := range ci.NetworkInfos {
-		switch n.Name {
-		case BridgeNetwork:
+		switch {
+		case n.Name == BridgeNetwork || n.Name != "" && slices.Contains(bridgeNames, n.Name):
 			if bridge {
-				return false, nil, fmt.Errorf("network_infos %d: network %q is joined twice", i, n.Name)
+				return false, "", nil, fmt.Errorf("network_infos %d: network %q is joined twice", i, n.Name)
 			}
-			bridge, requested = true, n.PortMappings
-		case "":
+			bridge, name, requested = true, n.Name, n.PortMappings
+			from = "network " + n.Name
+		case n.Name == "":
 			if len(n.PortMappings) > 0 {
-				return false, nil, fmt.Errorf("network_infos %d: port mappings need network %q", i, BridgeNetwork)
+				return false, "", nil, fmt.Errorf("network_infos %d: port mappings need network %q", i, BridgeNetwork)
 			}
+		case len(bridgeNames) > 0:
+			return false, "", nil, fmt.Errorf("the runc containerizer cannot join network %q: only %q, the agent's bridge, also named %s", n.Name, BridgeNetwork, quoteAll(bridgeNames))
 		default:
-			return false, nil, fmt.Errorf("the runc containerizer cannot join network %q: only %q, the agent's bridge", n.Name, BridgeNetwork)
+			return false, "", nil, fmt.Errorf("the runc containerizer cannot join network %q: only %q, the agent's bridge", n.Name, BridgeNetwork)
 		}
 	}
 	if d := ci.Docker; d != nil {
@@ -68,13 +73,16 @@ func containerNetwork(ci *api.ContainerInfo) (bridge bool, mappings []network.Po
 		case "":
 		case "HOST":
 			if bridge {
-				return false, nil, fmt.Errorf("docker: network HOST conflicts with network %q in network_infos", BridgeNetwork)
+				return false, "", nil, fmt.Errorf("docker: network HOST conflicts with network %q in network_infos", name)
 			}
 		case "BRIDGE":
 			if len(d.PortMappings) > 0 && len(requested) > 0 {
-				return false, nil, fmt.Errorf("docker: port mappings are given both here and in network %q: give them once", BridgeNetwork)
+				return false, "", nil, fmt.Errorf("docker: port mappings are given both here and in network %q: give them once", name)
 			}
 			bridge = true
+			if name == "" {
+				name = BridgeNetwork
+			}
 			if len(d.PortMappings) > 0 {
 				from, requested = "docker", make([]api.PortMapping, 0, len(d.PortMappings))
 				for _, m := range d.PortMappings {
@@ -83,22 +91,31 @@ func containerNetwork(ci *api.ContainerInfo) (bridge bool, mappings []network.Po
 			}
 		case "USER":
 			if !bridge {
-				return false, nil, fmt.Errorf("docker: network USER needs a network_info naming the network, and only %q, the agent's bridge, is supported", BridgeNetwork)
+				return false, "", nil, fmt.Errorf("docker: network USER needs a network_info naming the network, and only %q, the agent's bridge, is supported", BridgeNetwork)
 			}
 		default:
-			return false, nil, fmt.Errorf("docker: network %q is not supported: use HOST or BRIDGE", d.Network)
+			return false, "", nil, fmt.Errorf("docker: network %q is not supported: use HOST or BRIDGE", d.Network)
 		}
 		if len(d.PortMappings) > 0 && d.Network != "BRIDGE" {
-			return false, nil, errors.New("docker: port mappings need network BRIDGE")
+			return false, "", nil, errors.New("docker: port mappings need network BRIDGE")
 		}
 	}
 	if !bridge {
-		return false, nil, nil
+		return false, "", nil, nil
 	}
 	if mappings, err = network.PortMappingsFromAPI(requested); err != nil {
-		return false, nil, fmt.Errorf("%s: %w", from, err)
+		return false, "", nil, fmt.Errorf("%s: %w", from, err)
 	}
-	return true, mappings, nil
+	return true, name, mappings, nil
+}
+
+// quoteAll writes names quoted, separated by commas.
+func quoteAll(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	return strings.Join(quoted, ", ")
 }
 
 // checkDNS checks RuncConfig's DNS settings.
@@ -220,12 +237,17 @@ func readHostResolvConf() ([]byte, error) {
 
 // joinBridge attaches the container to the bridge with its port mappings and returns the
 // network namespace it is to join and what State reports of it.
-func (r *Runc) joinBridge(ctx context.Context, id string, mappings []network.PortMapping) (string, []api.NetworkInfo, error) {
+func (r *Runc) joinBridge(ctx context.Context, id, name string, mappings []network.PortMapping) (string, []api.NetworkInfo, error) {
 	ep, err := r.network.Attach(ctx, id, mappings)
 	if err != nil {
 		return "", nil, fmt.Errorf("join the bridge network: %w", err)
 	}
-	return ep.NetNSPath, []api.NetworkInfo{ep.NetworkInfo()}, nil
+	info := ep.NetworkInfo()
+	if name != BridgeNetwork {
+		// A named network the bridge also is: reported by the name the task asked for.
+		info.Name = name
+	}
+	return ep.NetNSPath, []api.NetworkInfo{info}, nil
 }
 
 // recoverNetwork reconciles the bridge with StateDir when r is made, before any launch:

@@ -258,18 +258,20 @@ func checkDetached(t testing.TB, b *network.Bridge, ep *network.Endpoint) {
 	}
 }
 
-// A task that asks for the bridge, Docker's way with an image or Marathon's on the host's
-// filesystem, runs in its endpoint's namespace with eth0 on the bridge, is reached through
+// A task that asks for the bridge, Docker's way with an image, Marathon's on the host's
+// filesystem, or by another name the agent gives its bridge, runs in its endpoint's namespace with eth0 on the bridge, is reached through
 // its mapped port on 127.0.0.1 and at its address, reports both in its State, and leaves
 // nothing on the bridge once destroyed.
 func TestRuncBridge(t *testing.T) {
 	images, ref := testImages(t, v1.Config{})
 	cfg := testNetworkConfig(t)
 	b := openTestBridge(t, cfg)
-	r := newTestRunc(t, t.TempDir(), func(c *RuncConfig) { c.Network, c.Images = b, images })
+	r := newTestRunc(t, t.TempDir(), func(c *RuncConfig) { c.Network, c.Images, c.BridgeNames = b, images, []string{"dcos"} })
 	tests := []struct {
 		name      string
 		container func(hostPort uint16) *api.ContainerInfo
+		// network is the name State reports, "" for the bridge's own.
+		network string
 	}{
 		{
 			name: "docker BRIDGE with an image",
@@ -279,6 +281,14 @@ func TestRuncBridge(t *testing.T) {
 			},
 		},
 		{name: "mesos-bridge on the host's filesystem", container: mesosBridge},
+		{
+			name: "a named network that is the bridge, as Marathon sends for networks mode container",
+			container: func(hostPort uint16) *api.ContainerInfo {
+				return &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{Name: "dcos", PortMappings: []api.PortMapping{
+					{HostPort: uint32(hostPort), ContainerPort: bridgeContainerPort, Protocol: "tcp"}}}}}
+			},
+			network: "dcos",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -294,7 +304,9 @@ func TestRuncBridge(t *testing.T) {
 			if !cfg.Subnet.Contains(ep.IP) || ep.IP == b.Gateway() {
 				t.Errorf("address %s, want one of %s other than the gateway %s", ep.IP, cfg.Subnet, b.Gateway())
 			}
-			if want := wantNetworkInfos(ep, hostPort); !reflect.DeepEqual(st.NetworkInfos, want) {
+			want := wantNetworkInfos(ep, hostPort)
+			want[0].Name = tc.network
+			if !reflect.DeepEqual(st.NetworkInfos, want) {
 				t.Errorf("State.NetworkInfos = %+v, want %+v", st.NetworkInfos, want)
 			}
 			checkTaskNetwork(t, spec, st, ep)

@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/api/marathon"
 	"github.com/atoll/atoll/isolate/image"
 	"github.com/atoll/atoll/isolate/network"
 )
@@ -147,33 +148,38 @@ func checkRuncID(id string) error {
 type runcRequest struct {
 	// image says the container runs an image.
 	image bool
-	// bridge says the container joins the agent's bridge, with portMappings.
+	// bridge says the container joins the agent's bridge, by the name networkName, with
+	// portMappings.
 	bridge       bool
+	networkName  string
 	portMappings []network.PortMapping
+	// docker are a DOCKER container's privileged flag and parameters.
+	docker dockerSettings
 }
 
 // checkRuncContainer reads what a task's container asks for, and rejects the settings
-// the runc containerizer cannot honour yet.
-func checkRuncContainer(ci *api.ContainerInfo) (runcRequest, error) {
+// the runc containerizer cannot honour yet. bridgeNames are the bridge's other names.
+func checkRuncContainer(ci *api.ContainerInfo, bridgeNames []string) (runcRequest, error) {
 	if ci == nil {
 		return runcRequest{}, nil
 	}
-	if len(ci.Volumes) > 0 {
-		return runcRequest{}, errors.New("the runc containerizer cannot mount volumes")
-	}
 	var req runcRequest
 	var err error
-	if req.bridge, req.portMappings, err = containerNetwork(ci); err != nil {
+	if req.bridge, req.networkName, req.portMappings, err = containerNetwork(ci, bridgeNames); err != nil {
 		return runcRequest{}, err
 	}
 	if d := ci.Docker; d != nil {
-		switch {
-		case d.Image == "":
+		if d.Image == "" {
 			return runcRequest{}, errors.New("docker: image is required")
-		case d.Privileged:
-			return runcRequest{}, errors.New("docker: privileged containers are not supported")
-		case len(d.Parameters) > 0:
-			return runcRequest{}, errors.New("docker: parameters are not supported")
+		}
+		if req.docker, err = parseDockerSettings(d); err != nil {
+			return runcRequest{}, err
+		}
+		if req.docker.opts.NetHost && req.bridge {
+			return runcRequest{}, errors.New("docker: parameter net=host asks for the host's network, but the container joins the bridge")
+		}
+		if h := req.docker.opts.Hostname; h != "" && ci.Hostname != "" && h != ci.Hostname {
+			return runcRequest{}, fmt.Errorf("docker: parameter hostname=%s contradicts the container's hostname %s", h, ci.Hostname)
 		}
 		req.image = true
 		return req, nil
@@ -406,6 +412,15 @@ type runcConfigParams struct {
 	// ResolvConf is a file shown, read-only, as the container's /etc/resolv.conf; empty
 	// for none.
 	ResolvConf string
+	// Volumes are mounted last, over everything else.
+	Volumes []volumeMount
+	// Docker are a DOCKER container's privileged flag and parameters; Devices and
+	// DeviceRules are the devices they ask for (see dockerSettings.devices).
+	Docker      dockerSettings
+	Devices     []*devicesconfig.Device
+	DeviceRules []*devicesconfig.Rule
+	// AllCapabilities are those a privileged container, or cap-add=ALL, gets.
+	AllCapabilities []string
 }
 
 // runcConfig is the libcontainer configuration of a container: its own mount, PID, IPC,
@@ -413,7 +428,9 @@ type runcConfigParams struct {
 // default capabilities, no new privileges, masked and read-only /proc paths, the default
 // devices, and cgroup limits.
 func runcConfig(p runcConfigParams) *configs.Config {
-	mounts := slices.Concat(p.HostMounts, containerMounts(p.Sandbox))
+	own := containerMounts(p.Sandbox)
+	p.Docker.applyMounts(own)
+	mounts := slices.Concat(p.HostMounts, own)
 	if p.ResolvConf != "" {
 		mounts = append(mounts, &configs.Mount{
 			Source:      p.ResolvConf,
@@ -422,34 +439,57 @@ func runcConfig(p runcConfigParams) *configs.Config {
 			Flags:       unix.MS_BIND | unix.MS_RDONLY | mountNoExec,
 		})
 	}
-	namespaces := configs.Namespaces{
-		{Type: configs.NEWNS},
-		{Type: configs.NEWPID},
-		{Type: configs.NEWIPC},
-		{Type: configs.NEWUTS},
-		{Type: configs.NEWCGROUP},
+	for _, v := range p.Volumes {
+		mounts = append(mounts, v.mount())
 	}
+	namespaces := configs.Namespaces{{Type: configs.NEWNS}}
+	opts := p.Docker.opts
+	if !opts.PIDHost {
+		namespaces = append(namespaces, configs.Namespace{Type: configs.NEWPID})
+	}
+	if !opts.IPCHost {
+		namespaces = append(namespaces, configs.Namespace{Type: configs.NEWIPC})
+	}
+	namespaces = append(namespaces, configs.Namespace{Type: configs.NEWUTS}, configs.Namespace{Type: configs.NEWCGROUP})
 	if p.NetNS != "" {
 		namespaces = append(namespaces, configs.Namespace{Type: configs.NEWNET, Path: p.NetNS})
 	}
+	hostname := p.Hostname
+	if opts.Hostname != "" {
+		hostname = opts.Hostname
+	}
+	devices := slices.Clone(specconv.AllowedDevices)
+	for _, d := range p.Devices {
+		devices = slices.DeleteFunc(devices, func(have *devicesconfig.Device) bool { return have.Path == d.Path })
+		devices = append(devices, d)
+	}
+	resources := *p.Resources
+	resources.Devices = slices.Concat(resources.Devices, p.DeviceRules)
+	caps := p.Docker.capabilities(p.AllCapabilities)
+	masked, readonly := slices.Concat(maskedPaths, p.Hidden), readonlyPaths
+	if p.Docker.privileged {
+		masked, readonly = slices.Clone(p.Hidden), nil
+	}
 	return &configs.Config{
 		Rootfs:     p.Rootfs,
-		Readonlyfs: p.ReadonlyRoot,
+		Readonlyfs: p.ReadonlyRoot || opts.ReadOnly,
 		Mounts:     mounts,
-		Devices:    specconv.AllowedDevices,
-		Hostname:   p.Hostname,
+		Devices:    devices,
+		Hostname:   hostname,
 		Namespaces: namespaces,
 		Capabilities: &configs.Capabilities{
-			Bounding:  defaultCapabilities,
-			Effective: defaultCapabilities,
-			Permitted: defaultCapabilities,
+			Bounding:  caps,
+			Effective: caps,
+			Permitted: caps,
 		},
-		NoNewPrivileges: true,
-		MaskPaths:       slices.Concat(maskedPaths, p.Hidden),
-		ReadonlyPaths:   readonlyPaths,
+		NoNewPrivileges: !p.Docker.privileged,
+		MaskPaths:       masked,
+		ReadonlyPaths:   readonly,
+		Rlimits:         p.Docker.rlimits(),
+		Labels:          slices.Clone(opts.Labels),
 		Cgroups: &cgroups.Cgroup{
 			Path:      p.CgroupPath,
-			Resources: p.Resources,
+			Resources: &resources,
 		},
 	}
 }
@@ -496,7 +536,7 @@ func taskArgs(cmd api.CommandInfo, img *image.ImageConfig) ([]string, error) {
 // framework names, looked up in the image, with the image's variables. Either way the
 // command's variables come next, then the agent's (spec.Env), then MESOS_SANDBOX,
 // pointing at SandboxMountPoint.
-func runcProcessOf(spec LaunchSpec, img *image.ImageConfig, rootfs string) (runcProcess, *taskCredential, error) {
+func runcProcessOf(spec LaunchSpec, img *image.ImageConfig, rootfs string, docker marathon.DockerOptions) (runcProcess, *taskCredential, error) {
 	args, err := taskArgs(spec.Command, img)
 	if err != nil {
 		return runcProcess{}, nil, err
@@ -524,10 +564,13 @@ func runcProcessOf(spec LaunchSpec, img *image.ImageConfig, rootfs string) (runc
 			cwd = path.Join("/", img.WorkingDir)
 		}
 	}
-	extra := append(slices.Clip(spec.Env), "MESOS_SANDBOX="+SandboxMountPoint)
+	extra := slices.Concat(docker.Env, spec.Env, []string{"MESOS_SANDBOX=" + SandboxMountPoint})
 	env, err := taskEnv(base, spec.Command.Environment, extra)
 	if err != nil {
 		return runcProcess{}, nil, err
+	}
+	if docker.Workdir != "" {
+		cwd = docker.Workdir
 	}
 	p := runcProcess{
 		Args:   args,

@@ -20,6 +20,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/api/marathon"
 	"github.com/atoll/atoll/isolate/image"
 	"github.com/atoll/atoll/isolate/network"
 )
@@ -115,12 +116,26 @@ func TestCheckRuncContainer(t *testing.T) {
 	}
 	web := []network.PortMapping{{HostPort: 31000, ContainerPort: 80, Protocol: network.TCP}}
 	tests := []struct {
-		name    string
-		ci      *api.ContainerInfo
+		name string
+		ci   *api.ContainerInfo
+		// names are the bridge's other names.
+		names   []string
 		want    runcRequest
 		wantErr string
 	}{
 		{name: "none"},
+		{
+			name:  "a named network that is the bridge",
+			ci:    &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{Name: "dcos", PortMappings: []api.PortMapping{{HostPort: 31000, ContainerPort: 80, Protocol: "tcp"}}}}},
+			names: []string{"overlay", "dcos"},
+			want:  runcRequest{bridge: true, networkName: "dcos", portMappings: web},
+		},
+		{
+			name:    "a named network the agent does not have",
+			ci:      &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{Name: "calico"}}},
+			names:   []string{"overlay", "dcos"},
+			wantErr: `the runc containerizer cannot join network "calico": only "mesos-bridge", the agent's bridge, also named "overlay", "dcos"`,
+		},
 		{name: "hostname only", ci: &api.ContainerInfo{Type: "MESOS", Hostname: "h"}},
 		{name: "mesos image", ci: &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: image}}, want: runcRequest{image: true}},
 		{name: "docker image", ci: &api.ContainerInfo{Type: "DOCKER", Docker: docker("HOST")}, want: runcRequest{image: true}},
@@ -129,18 +144,18 @@ func TestCheckRuncContainer(t *testing.T) {
 		{
 			name: "docker bridge network",
 			ci:   &api.ContainerInfo{Type: "DOCKER", Docker: docker("BRIDGE", api.DockerPortMapping{HostPort: 31000, ContainerPort: 80})},
-			want: runcRequest{image: true, bridge: true, portMappings: web},
+			want: runcRequest{image: true, bridge: true, networkName: BridgeNetwork, portMappings: web},
 		},
 		{
 			name: "docker bridge network, tcp and udp",
 			ci:   &api.ContainerInfo{Type: "DOCKER", Docker: docker("BRIDGE", api.DockerPortMapping{HostPort: 31000, ContainerPort: 53, Protocol: "udp,tcp"})},
-			want: runcRequest{image: true, bridge: true, portMappings: []network.PortMapping{
+			want: runcRequest{image: true, bridge: true, networkName: BridgeNetwork, portMappings: []network.PortMapping{
 				{HostPort: 31000, ContainerPort: 53, Protocol: network.UDP}, {HostPort: 31000, ContainerPort: 53, Protocol: network.TCP}}},
 		},
 		{
 			name: "docker bridge network without port mappings",
 			ci:   &api.ContainerInfo{Type: "DOCKER", Docker: docker("BRIDGE")},
-			want: runcRequest{image: true, bridge: true, portMappings: []network.PortMapping{}},
+			want: runcRequest{image: true, bridge: true, networkName: BridgeNetwork, portMappings: []network.PortMapping{}},
 		},
 		{
 			name:    "docker bridge network with an invalid port mapping",
@@ -166,7 +181,7 @@ func TestCheckRuncContainer(t *testing.T) {
 			name: "docker user network naming the bridge",
 			ci: &api.ContainerInfo{Type: "DOCKER", Docker: docker("USER"), NetworkInfos: []api.NetworkInfo{
 				{Name: BridgeNetwork, PortMappings: []api.PortMapping{{HostPort: 31000, ContainerPort: 80, Protocol: "tcp"}}}}},
-			want: runcRequest{image: true, bridge: true, portMappings: web},
+			want: runcRequest{image: true, bridge: true, networkName: BridgeNetwork, portMappings: web},
 		},
 		{
 			name:    "docker user network naming another network",
@@ -188,12 +203,12 @@ func TestCheckRuncContainer(t *testing.T) {
 			name: "mesos bridge network, as Marathon sends for container/bridge",
 			ci: &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{
 				{Name: BridgeNetwork, PortMappings: []api.PortMapping{{HostPort: 31000, ContainerPort: 80, Protocol: "tcp"}}}}},
-			want: runcRequest{bridge: true, portMappings: web},
+			want: runcRequest{bridge: true, networkName: BridgeNetwork, portMappings: web},
 		},
 		{
 			name: "mesos bridge network with an image",
 			ci:   &api.ContainerInfo{Type: "MESOS", Mesos: &api.MesosInfo{Image: image}, NetworkInfos: []api.NetworkInfo{{Name: BridgeNetwork}}},
-			want: runcRequest{image: true, bridge: true, portMappings: []network.PortMapping{}},
+			want: runcRequest{image: true, bridge: true, networkName: BridgeNetwork, portMappings: []network.PortMapping{}},
 		},
 		{
 			name: "mesos bridge network with a port mapped twice",
@@ -213,16 +228,32 @@ func TestCheckRuncContainer(t *testing.T) {
 		},
 		{name: "unnamed network", ci: &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{}}}},
 		{
-			name:    "privileged",
-			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Privileged: true}},
-			wantErr: "docker: privileged containers are not supported",
+			name: "privileged",
+			ci:   &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Privileged: true}},
+			want: runcRequest{image: true, docker: dockerSettings{privileged: true}},
 		},
 		{
-			name:    "docker parameters",
-			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Parameters: []api.Parameter{{Key: "cap-add", Value: "ALL"}}}},
-			wantErr: "docker: parameters are not supported",
+			name: "docker parameters",
+			ci: &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Parameters: []api.Parameter{
+				{Key: "cap-add", Value: "ALL"}, {Key: "pid", Value: "host"}, {Key: "shm-size", Value: "1m"}}}},
+			want: runcRequest{image: true, docker: dockerSettings{opts: marathon.DockerOptions{CapAdd: []string{"ALL"}, PIDHost: true, ShmSize: 1 << 20}}},
 		},
-		{name: "volumes", ci: &api.ContainerInfo{Type: "MESOS", Volumes: []api.Volume{{ContainerPath: "/d"}}}, wantErr: "the runc containerizer cannot mount volumes"},
+		{
+			name:    "unsupported docker parameter",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Parameters: []api.Parameter{{Key: "log-driver", Value: "journald"}}}},
+			wantErr: "docker: parameter 0 (log-driver=journald): is not supported by Atoll, which runs containers with runc, not the Docker CLI: supported are " + strings.Join(marathon.SupportedDockerParameters, ", "),
+		},
+		{
+			name:    "net=host on the bridge",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Docker: &api.DockerInfo{Image: "busybox", Network: "BRIDGE", Parameters: []api.Parameter{{Key: "net", Value: "host"}}}},
+			wantErr: "docker: parameter net=host asks for the host's network, but the container joins the bridge",
+		},
+		{
+			name:    "two hostnames",
+			ci:      &api.ContainerInfo{Type: "DOCKER", Hostname: "a", Docker: &api.DockerInfo{Image: "busybox", Parameters: []api.Parameter{{Key: "hostname", Value: "b"}}}},
+			wantErr: "docker: parameter hostname=b contradicts the container's hostname a",
+		},
+		{name: "volumes", ci: &api.ContainerInfo{Type: "MESOS", Volumes: []api.Volume{{ContainerPath: "/d"}}}},
 		{
 			name:    "named network",
 			ci:      &api.ContainerInfo{Type: "MESOS", NetworkInfos: []api.NetworkInfo{{Name: "overlay"}}},
@@ -231,7 +262,7 @@ func TestCheckRuncContainer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := checkRuncContainer(tc.ci)
+			got, err := checkRuncContainer(tc.ci, tc.names)
 			if errString(err) != tc.wantErr || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("checkRuncContainer = %+v, %q; want %+v, %q", got, errString(err), tc.want, tc.wantErr)
 			}
@@ -459,7 +490,7 @@ func TestRuncProcessOf(t *testing.T) {
 			if tc.rootfs == "empty" {
 				rootfs = t.TempDir()
 			}
-			p, cred, err := runcProcessOf(spec, tc.img, rootfs)
+			p, cred, err := runcProcessOf(spec, tc.img, rootfs, marathon.DockerOptions{})
 			if errString(err) != tc.wantErr {
 				t.Fatalf("runcProcessOf error = %v, want %q", err, tc.wantErr)
 			}

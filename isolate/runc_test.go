@@ -582,13 +582,6 @@ func TestRuncLaunchErrors(t *testing.T) {
 			},
 			wantErr: "launch $ID: the container has an image and the runc containerizer has no image store",
 		},
-		launchErrorCase{
-			name: "volumes",
-			modify: func(s *LaunchSpec) {
-				s.Container = &api.ContainerInfo{Type: "MESOS", Volumes: []api.Volume{{ContainerPath: "/data", HostPath: "/srv"}}}
-			},
-			wantErr: "launch $ID: the runc containerizer cannot mount volumes",
-		},
 	)
 	r := newTestRunc(t, t.TempDir())
 	testLaunchErrors(t, r, tests, func(t testing.TB) { checkNothingLeft(t, r) })

@@ -1,6 +1,7 @@
 package isolate
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -81,13 +82,22 @@ func taskEnv(base []string, cmdEnv *api.Environment, extra []string) ([]string, 
 	}
 	if cmdEnv != nil {
 		for _, v := range cmdEnv.Variables {
-			if v.Type != "" && v.Type != "VALUE" {
+			value := v.Value
+			switch v.Type {
+			case "", api.EnvValue:
+			case api.EnvSecret:
+				data, err := secretValue(v.Secret)
+				if err != nil {
+					return nil, fmt.Errorf("environment variable %q: %w", v.Name, err)
+				}
+				value = string(data)
+			default:
 				return nil, fmt.Errorf("environment variable %q: type %q is not supported", v.Name, v.Type)
 			}
-			if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") || strings.ContainsRune(v.Value, 0) {
+			if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") || strings.ContainsRune(value, 0) {
 				return nil, fmt.Errorf("environment variable %q: invalid", v.Name)
 			}
-			set(v.Name, v.Value)
+			set(v.Name, value)
 		}
 	}
 	if err := checkEnvEntries("environment entry", extra); err != nil {
@@ -190,4 +200,18 @@ func prepareSandbox(sandbox, stdout, stderr string, cred *taskCredential) error 
 		return fmt.Errorf("give sandbox to uid %d: %w", cred.UID, err)
 	}
 	return nil
+}
+
+// secretValue is the content of a secret the task's framework resolved: a VALUE secret.
+// A reference would need a secret store the agent could read, which it has not.
+func secretValue(s *api.Secret) ([]byte, error) {
+	switch {
+	case s == nil:
+		return nil, errors.New("a SECRET needs a secret")
+	case s.Type == api.SecretValueType && s.Value != nil:
+		return s.Value.Data, nil
+	case s.Type == api.SecretReferenceType && s.Reference != nil:
+		return nil, fmt.Errorf("secret %q is a reference, which the agent cannot resolve: the framework must send its value", s.Reference.Name)
+	}
+	return nil, fmt.Errorf("secret of type %q has no value", s.Type)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -173,8 +174,8 @@ func TestRenderErrors(t *testing.T) {
 			prefix + "the rendered app is not valid: 400 Invalid JSON: /cpus: error.expected.jsnumber", true},
 		{"invalid app", `{"id": "demo", "cmd": "x", "cpus": {{cpus}}}`, `{"cpus": 0}`,
 			prefix + "the rendered app is not valid: 422 Object is not valid: /cpus: got 0.0, expected 0.001 or more", true},
-		{"unsupported feature", `{"id": "demo", "container": {"docker": {"image": "i", "privileged": true}}}`, ``,
-			prefix + "the rendered app is not valid: 422 Object is not valid: /container/docker/privileged: privileged containers are not supported by Atoll", true},
+		{"unsupported feature", `{"id": "demo", "container": {"docker": {"image": "i", "parameters": [{"key": "log-driver", "value": "journald"}]}}}`, ``,
+			prefix + `the rendered app is not valid: 422 Object is not valid: /container/docker/parameters/0/key: docker parameter "log-driver" is not supported by Atoll, which runs containers with runc, not the Docker CLI: supported are ` + strings.Join(marathon.SupportedDockerParameters, ", "), true},
 		{"invalid group", `{"id": "/g", "apps": [{"id": "a", "cmd": "x", "dependencies": ["b"]}, {"id": "b", "cmd": "x", "dependencies": ["a"]}]}`, ``,
 			prefix + "the rendered group is not valid: 422 Object is not valid: /: Dependency graph has cyclic dependencies: /g/a -> /g/b -> /g/a", true},
 		{"invalid app id override", `{"id": "demo", "cmd": "x"}`, ``, "", true},

@@ -20,20 +20,18 @@
 // Marathon accepted and ignored fields it did not know; so does this package. Fields Marathon
 // knew but Atoll cannot honour are rejected with 422 naming the field, never dropped:
 //
-//   - container.volumes[].external (external volumes: Atoll has no volume driver),
-//     container.volumes[].persistent and residency (local persistent volumes need
-//     reservations, which Atoll's allocator does not make);
-//   - secrets, env values {"secret": …}, secret volumes (container.volumes[].secret) and
-//     container.docker.pullConfig (no secret store);
+//   - persistent volumes of type path or mount (Atoll keeps local persistent volumes in
+//     the agent's work dir), residency.taskLostBehavior RELAUNCH_AFTER_TIMEOUT, and
+//     external volumes of a provider other than dvdi;
+//   - container.docker.pullConfig (registry credentials from a secret);
 //   - storeUrls (the artifact store), container.appc (AppC images), container.linuxInfo
 //     (seccomp and IPC settings), container.docker.credential;
 //   - executor other than "" or "//cmd" (custom executors);
 //   - gpus > 0 (agents offer no GPUs);
-//   - container.docker.privileged true and container.docker.parameters (Atoll runs
-//     containers with runc, not the Docker CLI, and does not hand out full privileges);
-//   - networks with mode "container" and the legacy forms that mean the same (ipAddress,
-//     container.docker.network USER or NONE): agents have the host's network and their
-//     bridge ("container/bridge") only;
+//   - container.docker.parameters other than those DockerOptions maps onto runc
+//     containers (Atoll runs containers with runc, not the Docker CLI), and privileged or
+//     parameters in MESOS containers;
+//   - container networks without a name, and container.docker.network NONE;
 //   - pods in groups.
 //
 // The first group is found while decoding (those fields have no Go field here), the rest by
@@ -120,8 +118,11 @@ type App struct {
 	// TaskKillGracePeriodSeconds is the time between SIGTERM and SIGKILL; nil leaves it to
 	// the agent.
 	TaskKillGracePeriodSeconds *int `json:"taskKillGracePeriodSeconds,omitempty"`
-	// Secrets declares secrets by name (Atoll supports none).
+	// Secrets declares secrets by name: Source names a secret of the secret store.
 	Secrets map[string]SecretDef `json:"secrets,omitempty"`
+	// Residency says how tasks with local persistent volumes keep to their agents;
+	// Normalize gives resident apps the default.
+	Residency *Residency `json:"residency,omitempty"`
 	// PortDefinitions are the ports of host-networked tasks. Nil and empty differ on input:
 	// nil gets the default port, empty means none.
 	PortDefinitions []PortDefinition `json:"portDefinitions,omitzero"`
@@ -191,7 +192,7 @@ const (
 type EnvValue struct {
 	// Value is the variable's value when Secret is empty.
 	Value string
-	// Secret names a secret in App.Secrets (Atoll rejects these).
+	// Secret names a secret in App.Secrets.
 	Secret string
 }
 
@@ -226,7 +227,7 @@ func (v *EnvValue) decodeWire(d *decoder, raw any, path string) {
 	}
 }
 
-// SecretDef declares a secret (Atoll supports none).
+// SecretDef declares a secret of the app: Source names it in the secret store.
 type SecretDef struct {
 	Source string `json:"source"`
 }
@@ -414,11 +415,12 @@ type Docker struct {
 	Image string `json:"image"`
 	// ForcePullImage pulls even when the image is cached.
 	ForcePullImage bool `json:"forcePullImage"`
-	// Privileged gives the container every privilege (Atoll supports only false).
+	// Privileged gives the container every privilege: all capabilities and devices, no
+	// masked paths.
 	Privileged bool `json:"privileged"`
-	// Parameters are Docker CLI options (Atoll supports none).
+	// Parameters are Docker CLI options; Atoll takes those of DockerOptions.
 	Parameters []DockerParameter `json:"parameters,omitempty"`
-	// PullConfig names a secret holding registry credentials (Atoll supports none).
+	// PullConfig names a secret holding registry credentials (Atoll does not support it).
 	PullConfig *DockerPullConfig `json:"pullConfig,omitempty"`
 
 	// Network is the legacy form of App.Networks: BRIDGE, HOST, USER or NONE (input only).
@@ -438,14 +440,90 @@ type DockerPullConfig struct {
 	Secret string `json:"secret"`
 }
 
-// Volume mounts a host path (absolute, or relative to the sandbox) into the container.
+// Volume mounts a host path (absolute, or relative to the sandbox) into the container, or
+// is a local persistent volume, or an external volume.
 type Volume struct {
 	ContainerPath string `json:"containerPath"`
 	HostPath      string `json:"hostPath,omitempty"`
-	// Secret makes the volume a file holding that secret (Atoll supports none).
+	// Secret makes the volume a file holding that secret.
 	Secret string `json:"secret,omitempty"`
+	// Persistent makes the volume a local persistent volume: a directory its agent keeps
+	// across the task's restarts, which ties the task to that agent (a resident app).
+	Persistent *PersistentVolume `json:"persistent,omitempty"`
+	// External makes the volume one of a volume driver, found by name on any agent that
+	// has the driver.
+	External *ExternalVolume `json:"external,omitempty"`
 	// Mode is RO or RW.
 	Mode string `json:"mode"`
+}
+
+// PersistentVolume is a local persistent volume's disk.
+type PersistentVolume struct {
+	// Type is root (default): a directory in the agent's work dir. Atoll supports no
+	// other (path and mount disks).
+	Type string `json:"type"`
+	// Size is in MiB.
+	Size int `json:"size"`
+	// MaxSize and Constraints pick among mount disks (Atoll has none).
+	MaxSize     *int         `json:"maxSize,omitempty"`
+	Constraints []Constraint `json:"constraints,omitempty"`
+}
+
+func (p *PersistentVolume) setDefaults() { p.Type = PersistentRoot }
+
+// Persistent volume types.
+const (
+	PersistentRoot  = "root"
+	PersistentPath  = "path"
+	PersistentMount = "mount"
+)
+
+// ExternalVolume is a volume of a volume driver (Docker volume driver interface).
+type ExternalVolume struct {
+	Name string `json:"name"`
+	// Provider is dvdi.
+	Provider string `json:"provider"`
+	// Options go to the driver; "dvdi/driver" names it.
+	Options map[string]string `json:"options,omitempty"`
+	// Size is in GiB, for drivers that create volumes.
+	Size *int `json:"size,omitempty"`
+}
+
+// External volume providers and options.
+const (
+	ProviderDVDI     = "dvdi"
+	OptionDVDIDriver = "dvdi/driver"
+)
+
+// Residency says how a resident app's tasks keep to the agents holding their volumes.
+type Residency struct {
+	RelaunchEscalationTimeoutSeconds int `json:"relaunchEscalationTimeoutSeconds"`
+	// TaskLostBehavior is WAIT_FOREVER (default) or RELAUNCH_AFTER_TIMEOUT.
+	TaskLostBehavior string `json:"taskLostBehavior"`
+}
+
+func (r *Residency) setDefaults() {
+	r.RelaunchEscalationTimeoutSeconds = 3600
+	r.TaskLostBehavior = TaskLostWaitForever
+}
+
+// Task lost behaviours of resident apps.
+const (
+	TaskLostWaitForever          = "WAIT_FOREVER"
+	TaskLostRelaunchAfterTimeout = "RELAUNCH_AFTER_TIMEOUT"
+)
+
+// Resident reports whether the app has local persistent volumes.
+func (a *App) Resident() bool {
+	if a.Container == nil {
+		return false
+	}
+	for _, v := range a.Container.Volumes {
+		if v.Persistent != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // PortMapping maps a container port to a host port and a service port.

@@ -36,7 +36,39 @@ func DecodeApp(data []byte) (*App, error) {
 	if e := u.errorWith(http.StatusUnprocessableEntity, MessageInvalidObject); e != nil {
 		return nil, e
 	}
+	residentDefaults(app, tree.(map[string]any))
 	return app, nil
+}
+
+// residentDefaults gives a resident app (one with local persistent volumes) Marathon's
+// upgrade strategy for those, {0.5, 0}, when its JSON has none: a task keeps its volumes,
+// so no new task can start beside it.
+func residentDefaults(app *App, raw map[string]any) {
+	if raw["upgradeStrategy"] == nil && app.Resident() {
+		app.UpgradeStrategy = UpgradeStrategy{MinimumHealthCapacity: 0.5, MaximumOverCapacity: 0}
+	}
+}
+
+// residentGroupDefaults applies residentDefaults to every app of g, whose JSON is raw.
+func residentGroupDefaults(g *Group, raw map[string]any) {
+	rawApps, _ := raw["apps"].([]any)
+	for i, app := range g.Apps {
+		if i >= len(rawApps) {
+			break
+		}
+		if m, ok := rawApps[i].(map[string]any); ok && app != nil {
+			residentDefaults(app, m)
+		}
+	}
+	rawGroups, _ := raw["groups"].([]any)
+	for i, sub := range g.Groups {
+		if i >= len(rawGroups) {
+			break
+		}
+		if m, ok := rawGroups[i].(map[string]any); ok && sub != nil {
+			residentGroupDefaults(sub, m)
+		}
+	}
 }
 
 // DecodeGroup reads a group definition (POST/PUT /v2/groups) with its apps and subgroups.
@@ -57,6 +89,7 @@ func DecodeGroup(data []byte) (*Group, error) {
 	if e := u.errorWith(http.StatusUnprocessableEntity, MessageInvalidObject); e != nil {
 		return nil, e
 	}
+	residentGroupDefaults(g, tree.(map[string]any))
 	return g, nil
 }
 
@@ -77,6 +110,7 @@ func DecodeAppList(data []byte) ([]*App, error) {
 		d.value(reflectValue(apps[i]), item, path)
 		if m, ok := item.(map[string]any); ok {
 			unsupportedApp(&u, m, path)
+			residentDefaults(apps[i], m)
 		}
 	}
 	if e := d.err(); e != nil {

@@ -143,17 +143,11 @@ func TestDecodeUnsupported(t *testing.T) {
 		json string
 		want []ErrorDetail
 	}{
-		{"external volume", `{"container": {"volumes": [{"containerPath": "a", "mode": "RW"}, {"containerPath": "b", "external": {"name": "v"}}]}}`,
-			[]ErrorDetail{{"/container/volumes/1/external", []string{msgExternalVolumes}}}},
-		{"persistent volume and residency", `{"residency": {}, "container": {"volumes": [{"persistent": {"size": 1}}]}}`,
-			[]ErrorDetail{{"/residency", []string{msgResidency}}, {"/container/volumes/0/persistent", []string{msgPersistentVolumes}}}},
 		{"store urls", `{"storeUrls": ["http://x"]}`, []ErrorDetail{{"/storeUrls", []string{msgStoreURLs}}}},
 		{"appc", `{"container": {"type": "MESOS", "appc": {"image": "x"}}}`, []ErrorDetail{{"/container/appc", []string{msgAppC}}}},
 		{"linux info", `{"container": {"linuxInfo": {"seccomp": {}}}}`, []ErrorDetail{{"/container/linuxInfo", []string{msgLinuxInfo}}}},
 		{"credential", `{"container": {"docker": {"image": "x", "credential": {"principal": "p"}}}}`, []ErrorDetail{{"/container/docker/credential", []string{msgCredential}}}},
-		{"docker network USER", `{"container": {"docker": {"image": "x", "network": "USER"}}}`, []ErrorDetail{{"/container/docker/network", []string{msgContainerNetwork}}}},
-		{"docker network NONE", `{"container": {"docker": {"image": "x", "network": "NONE"}}}`, []ErrorDetail{{"/container/docker/network", []string{msgContainerNetwork}}}},
-		{"ip address", `{"ipAddress": {"networkName": "dcos"}}`, []ErrorDetail{{"/ipAddress", []string{msgContainerNetwork}}}},
+		{"docker network NONE", `{"container": {"docker": {"image": "x", "network": "NONE"}}}`, []ErrorDetail{{"/container/docker/network", []string{msgNoNetwork}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,6 +159,8 @@ func TestDecodeUnsupported(t *testing.T) {
 	for _, ok := range []string{
 		`{"storeUrls": [], "container": {"volumes": []}}`,
 		`{"ipAddress": {"networkName": "mesos-bridge"}}`,
+		`{"ipAddress": {"networkName": "dcos"}}`,
+		`{"container": {"docker": {"image": "x", "network": "USER"}}, "ipAddress": {"networkName": "dcos"}}`,
 		`{"ipAddress": {}, "container": {"docker": {"image": "x", "network": "BRIDGE"}}}`,
 		`{"residency": null, "check": null}`,
 		`{"check": {"http": {"portIndex": 0}}}`,
@@ -224,8 +220,38 @@ func TestDecodeAppList(t *testing.T) {
 	wantError(t, err, 400, "Invalid JSON", []ErrorDetail{{"/apps", []string{"error.expected.jsarray"}}})
 	_, err = DecodeAppList([]byte(`"x"`))
 	wantError(t, err, 400, "Invalid JSON", []ErrorDetail{{"/", []string{"error.expected.jsarray"}}})
-	_, err = DecodeAppList([]byte(`[{"id": "a", "residency": {}}]`))
-	wantError(t, err, 422, "Object is not valid", []ErrorDetail{{"/0/residency", []string{msgResidency}}})
+	_, err = DecodeAppList([]byte(`[{"id": "a", "storeUrls": ["http://x"]}]`))
+	wantError(t, err, 422, "Object is not valid", []ErrorDetail{{"/0/storeUrls", []string{msgStoreURLs}}})
+}
+
+// A resident app without an upgrade strategy gets {0.5, 0}, in an app, a list and a group;
+// one with an upgrade strategy keeps it, and so does an app without persistent volumes.
+func TestDecodeResidentDefaults(t *testing.T) {
+	const resident = `{"id": "a", "cmd": "x", "container": {"type": "MESOS", "volumes": [{"containerPath": "d", "mode": "RW", "persistent": {"size": 1}}]}}`
+	const given = `{"id": "b", "cmd": "x", "upgradeStrategy": {"minimumHealthCapacity": 0, "maximumOverCapacity": 0}, "container": {"type": "MESOS", "volumes": [{"containerPath": "d", "mode": "RW", "persistent": {"size": 1}}]}}`
+	const plain = `{"id": "c", "cmd": "x"}`
+	want := []UpgradeStrategy{{0.5, 0}, {0, 0}, {1, 1}}
+	app, err := DecodeApp([]byte(resident))
+	if err != nil || app.UpgradeStrategy != want[0] {
+		t.Errorf("DecodeApp: %+v, %v", app, err)
+	}
+	apps, err := DecodeAppList([]byte("[" + resident + "," + given + "," + plain + "]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := DecodeGroup([]byte(`{"id": "/", "groups": [{"id": "g", "apps": [` + resident + "," + given + "," + plain + `]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if apps[i].UpgradeStrategy != want[i] || g.Groups[0].Apps[i].UpgradeStrategy != want[i] {
+			t.Errorf("app %d: list %+v, group %+v, want %+v", i, apps[i].UpgradeStrategy, g.Groups[0].Apps[i].UpgradeStrategy, want[i])
+		}
+	}
+	Normalize(app, "/")
+	if app.Residency == nil || *app.Residency != (Residency{RelaunchEscalationTimeoutSeconds: 3600, TaskLostBehavior: TaskLostWaitForever}) {
+		t.Errorf("normalised residency %+v", app.Residency)
+	}
 }
 
 // TestWireForms: the types whose JSON is not a plain object marshal and unmarshal both ways.

@@ -57,6 +57,10 @@ func Normalize(app *App, base string) {
 		normalizePorts(app)
 	}
 	normalizeChecks(app)
+	if app.Resident() && app.Residency == nil {
+		app.Residency = &Residency{}
+		app.Residency.setDefaults()
+	}
 	if app.Labels == nil {
 		app.Labels = map[string]string{}
 	}

@@ -142,8 +142,8 @@ func TestDecodeAppPatchErrors(t *testing.T) {
 	wantError(t, err, 400, "Invalid JSON", []ErrorDetail{{"/instances", []string{"error.expected.jsnumber"}}})
 	_, err = DecodeAppPatch([]byte(`{"version": "2019-01-01T00:00:00.000Z", "instances": 4}`))
 	wantError(t, err, 422, "Object is not valid", []ErrorDetail{{"/", []string{msgVersionOnly}}})
-	_, err = DecodeAppPatch([]byte(`{"container": {"volumes": [{"external": {}}]}}`))
-	wantError(t, err, 422, "Object is not valid", []ErrorDetail{{"/container/volumes/0/external", []string{msgExternalVolumes}}})
+	_, err = DecodeAppPatch([]byte(`{"container": {"appc": {"image": "x"}}}`))
+	wantError(t, err, 422, "Object is not valid", []ErrorDetail{{"/container/appc", []string{msgAppC}}})
 
 	// Contradicting legacy and canonical fields both reach the merged app, which is invalid.
 	p, err := DecodeAppPatch([]byte(`{"uris": ["http://a"], "fetch": [{"uri": "http://b"}]}`))

@@ -1,6 +1,7 @@
 package marathon
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -23,32 +24,44 @@ var (
 
 // Messages of Marathon's validators.
 const (
-	msgCmdArgs          = "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'."
-	msgNotAbsolute      = "Path needs to be absolute"
-	msgRoot             = "must not be root"
-	msgReserved         = "must not end with any of the following reserved keywords: restart, tasks, versions, ., .."
-	msgNotEmpty         = "must not be empty"
-	msgNotDefined       = "must be defined"
-	msgPortNamesUnique  = "Port names must be unique."
-	msgPortsUnique      = "Ports must be unique."
-	msgHealthPortIndex  = "Health check port indices must address an element of the ports array or container port mappings."
-	msgOneMesosCheck    = "AppDefinition can contain at most one Mesos health check"
-	msgSingleInstance   = "Single instance app may only have one instance"
-	msgMigrationAPI     = "DCOS_PACKAGE_FRAMEWORK_NAME and DCOS_MIGRATION_API_PATH must be defined when using DCOS_MIGRATION_API_VERSION"
-	msgHostNetworks     = "Host networks may not have names or labels"
-	msgBridgeNetworks   = "Bridge networks may not have names"
-	msgDuplicateNets    = "Duplicate networks are not allowed"
-	msgNetworkMix       = "Must specify either a single host network, single bridge network, or else 1-to-n container networks"
-	msgUrisAndFetch     = "cannot specify both uris and fetch fields"
-	msgPortsAndDefs     = "cannot specify both ports and port definitions"
-	msgDockerPortMaps   = "cannot specify both portMappings and docker.portMappings"
-	msgCyclicDependency = "Dependency graph has cyclic dependencies"
-	msgInactiveExpunge  = "must be less than or equal to expungeAfterSeconds"
-	msgCheckOneKind     = "Check must specify exactly one of http, tcp or exec"
-	msgCheckPort        = "Check must specify either a port or a portIndex"
-	msgCheckHTTPS       = "HTTPS is not supported for checks: Mesos checks speak plain HTTP"
-	msgCheckPath        = "must be a URL path starting with /"
-	msgCheckCommand     = "must specify either shell or argv, never both"
+	msgCmdArgs              = "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'."
+	msgNotAbsolute          = "Path needs to be absolute"
+	msgRoot                 = "must not be root"
+	msgReserved             = "must not end with any of the following reserved keywords: restart, tasks, versions, ., .."
+	msgNotEmpty             = "must not be empty"
+	msgNotDefined           = "must be defined"
+	msgPortNamesUnique      = "Port names must be unique."
+	msgPortsUnique          = "Ports must be unique."
+	msgHealthPortIndex      = "Health check port indices must address an element of the ports array or container port mappings."
+	msgOneMesosCheck        = "AppDefinition can contain at most one Mesos health check"
+	msgSingleInstance       = "Single instance app may only have one instance"
+	msgMigrationAPI         = "DCOS_PACKAGE_FRAMEWORK_NAME and DCOS_MIGRATION_API_PATH must be defined when using DCOS_MIGRATION_API_VERSION"
+	msgHostNetworks         = "Host networks may not have names or labels"
+	msgBridgeNetworks       = "Bridge networks may not have names"
+	msgDuplicateNets        = "Duplicate networks are not allowed"
+	msgNetworkMix           = "Must specify either a single host network, single bridge network, or else 1-to-n container networks"
+	msgUrisAndFetch         = "cannot specify both uris and fetch fields"
+	msgPortsAndDefs         = "cannot specify both ports and port definitions"
+	msgDockerPortMaps       = "cannot specify both portMappings and docker.portMappings"
+	msgCyclicDependency     = "Dependency graph has cyclic dependencies"
+	msgInactiveExpunge      = "must be less than or equal to expungeAfterSeconds"
+	msgCheckOneKind         = "Check must specify exactly one of http, tcp or exec"
+	msgCheckPort            = "Check must specify either a port or a portIndex"
+	msgCheckHTTPS           = "HTTPS is not supported for checks: Mesos checks speak plain HTTP"
+	msgCheckPath            = "must be a URL path starting with /"
+	msgCheckCommand         = "must specify either shell or argv, never both"
+	msgDockerOnly           = "only DOCKER containers take this: use container type DOCKER"
+	msgNetworkName          = "a container network must be named: Atoll has no default network"
+	msgUndeclaredSecret     = "secret %q is not declared in the app's secrets"
+	msgRelaunchAfterTimeout = "RELAUNCH_AFTER_TIMEOUT is not supported by Atoll: a resident instance waits for the agent holding its volumes (WAIT_FOREVER)"
+	msgVolumeKinds          = "a volume is one of a host path, a secret, a persistent volume or an external volume"
+	msgPersistentPath       = "a persistent volume's containerPath is a directory name in the sandbox: it must not contain /"
+	msgPersistentRW         = "a persistent volume's mode must be RW"
+	msgPersistentType       = "Atoll keeps local persistent volumes in the agent's work dir (type root) only: it has no path or mount disks"
+	msgDVDIDriver           = "options must name the volume driver (dvdi/driver)"
+	msgResidencyVolumes     = "residency needs local persistent volumes"
+	msgResidentUpgrade      = "must be 0 for apps with local persistent volumes: a new task cannot start beside the one holding its volumes"
+	msgNetHost              = "docker parameter net=host asks for the host's network, but the app's networks are not host"
 )
 
 // Labels with rules of their own.
@@ -204,14 +217,7 @@ func validateApp(v *details, app *App, prefix string) {
 	for i, c := range app.Constraints {
 		validateConstraint(v, p("/constraints/"+strconv.Itoa(i)), c)
 	}
-	if len(app.Secrets) > 0 {
-		v.add(p("/secrets"), msgSecrets)
-	}
-	for _, name := range sortedKeys(app.Env) {
-		if app.Env[name].Secret != "" {
-			v.add(p("/env/"+name), msgSecrets)
-		}
-	}
+	validateSecrets(v, app, p)
 	validateLabels(v, app, p)
 	for i, dep := range app.Dependencies {
 		validPathID(v, p("/dependencies/"+strconv.Itoa(i)), dep, false)
@@ -226,10 +232,11 @@ func validateApp(v *details, app *App, prefix string) {
 			v.add(p("/acceptedResourceRoles/"+strconv.Itoa(i)), msgNotEmpty)
 		}
 	}
+	validateResidency(v, app, p)
 	validateNetworks(v, app.Networks, p)
 	validatePortDefinitions(v, app.PortDefinitions, p)
 	if app.Container != nil {
-		validateContainer(v, app.Container, app.Networks, p)
+		validateContainer(v, app.Container, app.Networks, app.Secrets, p)
 	}
 	validateHealthChecks(v, app, p)
 	validateCheck(v, app, p)
@@ -323,8 +330,8 @@ func validateNetworks(v *details, networks []Network, p func(string) string) {
 				v.add(p("/networks"), msgBridgeNetworks)
 			}
 		case NetworkContainer:
-			v.add(path+"/mode", msgContainerNetwork)
 			if n.Name == "" {
+				v.add(path+"/name", msgNetworkName)
 				unnamedContainers++
 			}
 		}
@@ -375,38 +382,29 @@ func validPortName(v *details, path, name string) {
 	}
 }
 
-func validateContainer(v *details, c *Container, networks []Network, p func(string) string) {
+func validateContainer(v *details, c *Container, networks []Network, secrets map[string]SecretDef, p func(string) string) {
 	oneOf(v, p("/container/type"), c.Type, ContainerDocker, ContainerMesos)
 	if d := c.Docker; d != nil {
 		if d.Image == "" {
 			v.add(p("/container/docker/image"), msgNotEmpty)
 		}
-		if d.Privileged {
-			v.add(p("/container/docker/privileged"), msgPrivileged)
+		if c.Type != ContainerDocker {
+			if d.Privileged {
+				v.add(p("/container/docker/privileged"), msgDockerOnly)
+			}
+			if len(d.Parameters) > 0 {
+				v.add(p("/container/docker/parameters"), msgDockerOnly)
+			}
 		}
-		if len(d.Parameters) > 0 {
-			v.add(p("/container/docker/parameters"), msgDockerParameters)
-		}
+		validateDockerParameters(v, d.Parameters, networks, p)
 		if d.PullConfig != nil {
-			v.add(p("/container/docker/pullConfig"), msgSecrets)
+			v.add(p("/container/docker/pullConfig"), msgPullConfig)
 		}
 	} else if c.Type == ContainerDocker {
 		v.add(p("/container/docker"), msgNotDefined)
 	}
 	for i, vol := range c.Volumes {
-		path := p("/container/volumes/" + strconv.Itoa(i))
-		if vol.ContainerPath == "" {
-			v.add(path+"/containerPath", msgNotEmpty)
-		}
-		if vol.Secret != "" {
-			// A secret volume has no host path or mode to check.
-			v.add(path+"/secret", msgSecretVolumes)
-			continue
-		}
-		if vol.HostPath == "" {
-			v.add(path+"/hostPath", msgNotEmpty)
-		}
-		oneOf(v, path+"/mode", vol.Mode, "RO", "RW")
+		validateVolume(v, vol, p("/container/volumes/"+strconv.Itoa(i)), secrets)
 	}
 	names := map[string]bool{}
 	for i, m := range c.PortMappings {
@@ -423,6 +421,136 @@ func validateContainer(v *details, c *Container, networks []Network, p func(stri
 				v.add(p("/container/portMappings"), msgPortNamesUnique)
 			}
 			names[m.Name] = true
+		}
+	}
+}
+
+// validateVolume checks a volume of one kind: a host path, a secret, a local persistent
+// volume or an external one.
+func validateVolume(v *details, vol Volume, path string, secrets map[string]SecretDef) {
+	if vol.ContainerPath == "" {
+		v.add(path+"/containerPath", msgNotEmpty)
+	}
+	kinds := 0
+	for _, set := range []bool{vol.HostPath != "", vol.Secret != "", vol.Persistent != nil, vol.External != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		v.add(path, msgVolumeKinds)
+		return
+	}
+	switch {
+	case vol.Secret != "":
+		// A secret volume has no mode to check.
+		if _, ok := secrets[vol.Secret]; !ok {
+			v.add(path+"/secret", fmt.Sprintf(msgUndeclaredSecret, vol.Secret))
+		}
+		return
+	case vol.Persistent != nil:
+		validatePersistentVolume(v, vol, path)
+	case vol.External != nil:
+		validateExternalVolume(v, vol.External, path+"/external")
+	case vol.HostPath == "":
+		v.add(path+"/hostPath", msgNotEmpty)
+	}
+	oneOf(v, path+"/mode", vol.Mode, "RO", "RW")
+}
+
+// validatePersistentVolume checks a local persistent volume: a root disk of some size, at
+// a path of the sandbox one level down, read-write.
+func validatePersistentVolume(v *details, vol Volume, path string) {
+	pv := vol.Persistent
+	if strings.Contains(vol.ContainerPath, "/") {
+		v.add(path+"/containerPath", msgPersistentPath)
+	}
+	if vol.Mode != "RW" {
+		v.add(path+"/mode", msgPersistentRW)
+	}
+	atLeast(v, path+"/persistent/size", pv.Size, 1)
+	if pv.Type != PersistentRoot {
+		oneOf(v, path+"/persistent/type", pv.Type, PersistentRoot, PersistentPath, PersistentMount)
+		if pv.Type == PersistentPath || pv.Type == PersistentMount {
+			v.add(path+"/persistent/type", msgPersistentType)
+		}
+	}
+	if pv.MaxSize != nil {
+		v.add(path+"/persistent/maxSize", msgPersistentType)
+	}
+	if len(pv.Constraints) > 0 {
+		v.add(path+"/persistent/constraints", msgPersistentType)
+	}
+}
+
+// validateExternalVolume checks an external volume: a name and a driver.
+func validateExternalVolume(v *details, ev *ExternalVolume, path string) {
+	if ev.Name == "" {
+		v.add(path+"/name", msgNotEmpty)
+	}
+	oneOf(v, path+"/provider", ev.Provider, ProviderDVDI)
+	if ev.Options[OptionDVDIDriver] == "" {
+		v.add(path+"/options", msgDVDIDriver)
+	}
+	if ev.Size != nil {
+		atLeast(v, path+"/size", *ev.Size, 1)
+	}
+}
+
+// validateSecrets checks the app's secrets, each naming a secret of the store, and that
+// every env value {"secret": name} names one of them. Whether the store has them is for
+// deployment to say.
+func validateSecrets(v *details, app *App, p func(string) string) {
+	for _, name := range sortedKeys(app.Secrets) {
+		if app.Secrets[name].Source == "" {
+			v.add(p("/secrets/"+name+"/source"), msgNotEmpty)
+		}
+	}
+	for _, name := range sortedKeys(app.Env) {
+		if ref := app.Env[name].Secret; ref != "" {
+			if _, ok := app.Secrets[ref]; !ok {
+				v.add(p("/env/"+name), fmt.Sprintf(msgUndeclaredSecret, ref))
+			}
+		}
+	}
+}
+
+// validateResidency checks a resident app: its residency, and an upgrade strategy that
+// never starts a task beside the one holding the volumes.
+func validateResidency(v *details, app *App, p func(string) string) {
+	r := app.Residency
+	if r == nil {
+		return
+	}
+	if !app.Resident() {
+		v.add(p("/residency"), msgResidencyVolumes)
+	}
+	atLeast(v, p("/residency/relaunchEscalationTimeoutSeconds"), r.RelaunchEscalationTimeoutSeconds, 0)
+	if r.TaskLostBehavior == TaskLostRelaunchAfterTimeout {
+		v.add(p("/residency/taskLostBehavior"), msgRelaunchAfterTimeout)
+	} else {
+		oneOf(v, p("/residency/taskLostBehavior"), r.TaskLostBehavior, TaskLostWaitForever, TaskLostRelaunchAfterTimeout)
+	}
+	if app.Resident() && app.UpgradeStrategy.MaximumOverCapacity != 0 {
+		v.add(p("/upgradeStrategy/maximumOverCapacity"), msgResidentUpgrade)
+	}
+}
+
+// validateDockerParameters checks each parameter with DockerOptions.Set, and that
+// net=host goes with host networking.
+func validateDockerParameters(v *details, params []DockerParameter, networks []Network, p func(string) string) {
+	var opts DockerOptions
+	for i, param := range params {
+		path := p("/container/docker/parameters/" + strconv.Itoa(i))
+		err := opts.Set(param.Key, param.Value)
+		switch {
+		case errors.Is(err, errUnsupportedParameter):
+			v.add(path+"/key", fmt.Sprintf("docker parameter %q %v", param.Key, err))
+		case err != nil:
+			v.add(path+"/value", fmt.Sprintf("docker parameter %s: %v", param.Key, err))
+		case opts.NetHost && slices.ContainsFunc(networks, func(n Network) bool { return n.Mode != NetworkHost }):
+			v.add(path+"/value", msgNetHost)
+			opts.NetHost = false
 		}
 	}
 }

@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -16,6 +17,10 @@ func TestValidateAccepts(t *testing.T) {
 		`{"id": "a", "cmd": "x"}`,
 		`{"id": "a", "args": ["x"]}`,
 		`{"id": "a", "container": {"docker": {"image": "i"}}}`,
+		`{"id": "a", "cmd": "x", "networks": [{"mode": "container", "name": "dcos"}]}`,
+		`{"id": "a", "cmd": "x", "secrets": {"s": {"source": "/db"}}, "env": {"P": {"secret": "s"}}, "container": {"type": "MESOS", "volumes": [{"containerPath": "f", "secret": "s"}]}}`,
+		`{"id": "a", "cmd": "x", "container": {"type": "MESOS", "volumes": [{"containerPath": "data", "mode": "RW", "persistent": {"size": 10}}, {"containerPath": "/var/lib/data", "hostPath": "data", "mode": "RW"}]}}`,
+		`{"id": "a", "cmd": "x", "container": {"type": "MESOS", "volumes": [{"containerPath": "data", "mode": "RW", "external": {"name": "v", "provider": "dvdi", "options": {"dvdi/driver": "pxd"}}}]}}`,
 		`{"id": "a", "container": {"type": "MESOS", "docker": {"image": "i"}}}`,
 		`{"id": "/a.b-c/d0", "cmd": "x", "instances": 0, "mem": 0, "cpus": 0.001, "executor": "//cmd"}`,
 		`{"id": "a", "cmd": "x", "constraints": [["@hostname", "UNIQUE"], ["rack", "CLUSTER", "r1"], ["rack", "GROUP_BY"], ["rack", "GROUP_BY", "3"],
@@ -101,9 +106,11 @@ func TestValidateRules(t *testing.T) {
 				{"/constraints/11", []string{"illegal constraint specification a,LIKE,b,c"}},
 			}},
 		// secrets
-		{"secrets", `{"id": "a", "cmd": "x", "secrets": {"s": {"source": "/db"}}, "env": {"A": "1", "P": {"secret": "s"}}}`, []ErrorDetail{
-			{"/secrets", []string{msgSecrets}},
-			{"/env/P", []string{msgSecrets}},
+		{"secrets", `{"id": "a", "cmd": "x", "secrets": {"s": {"source": "/db"}, "t": {"source": ""}}, "env": {"A": "1", "P": {"secret": "s"}, "Q": {"secret": "u"}},
+			"container": {"type": "MESOS", "volumes": [{"containerPath": "f", "secret": "s"}, {"containerPath": "g", "secret": "v"}]}}`, []ErrorDetail{
+			{"/secrets/t/source", []string{msgNotEmpty}},
+			{"/env/Q", []string{`secret "u" is not declared in the app's secrets`}},
+			{"/container/volumes/1/secret", []string{`secret "v" is not declared in the app's secrets`}},
 		}},
 		// labels
 		{"single instance", `{"id": "a", "cmd": "x", "instances": 2, "labels": {"MARATHON_SINGLE_INSTANCE_APP": "true"}}`, []ErrorDetail{
@@ -123,11 +130,9 @@ func TestValidateRules(t *testing.T) {
 			{"/networks/0/mode", []string{`unknown value "overlay": must be one of host, container/bridge, container`}},
 			{"/networks", []string{msgNetworkMix}},
 		}},
-		{"container network", `{"id": "a", "cmd": "x", "networks": [{"mode": "container", "name": "dcos"}]}`, []ErrorDetail{
-			{"/networks/0/mode", []string{msgContainerNetwork}}}},
 		{"container networks", `{"id": "a", "cmd": "x", "networks": [{"mode": "container"}, {"mode": "container"}]}`, []ErrorDetail{
-			{"/networks/0/mode", []string{msgContainerNetwork}},
-			{"/networks/1/mode", []string{msgContainerNetwork}},
+			{"/networks/0/name", []string{msgNetworkName}},
+			{"/networks/1/name", []string{msgNetworkName}},
 			{"/networks", []string{msgDuplicateNets}},
 		}},
 		{"host network with a name", `{"id": "a", "cmd": "x", "networks": [{"mode": "host", "name": "n", "labels": {"a": "b"}}]}`, []ErrorDetail{
@@ -157,19 +162,71 @@ func TestValidateRules(t *testing.T) {
 			{"/container/type", []string{`unknown value "RKT": must be one of DOCKER, MESOS`}}}},
 		{"docker without docker", `{"id": "a", "cmd": "x", "container": {"type": "DOCKER"}}`, []ErrorDetail{{"/container/docker", []string{msgNotDefined}}}},
 		{"docker image", `{"id": "a", "cmd": "x", "container": {"docker": {"image": ""}}}`, []ErrorDetail{{"/container/docker/image", []string{msgNotEmpty}}}},
-		{"privileged", `{"id": "a", "container": {"docker": {"image": "i", "privileged": true, "parameters": [{"key": "k", "value": "v"}], "pullConfig": {"secret": "s"}}}}`,
+		{"docker parameters", `{"id": "a", "container": {"docker": {"image": "i", "privileged": true, "parameters": [
+			{"key": "memory", "value": "1g"}, {"key": "ulimit", "value": "nofile=10:5"}, {"key": "pid", "value": "container:x"},
+			{"key": "shm-size", "value": "0"}, {"key": "cap-add", "value": "SYS-ADMIN"}, {"key": "env", "value": "NOVALUE"},
+			{"key": "volume", "value": "data:/data"}, {"key": "device", "value": "/dev/fuse:x"}, {"key": "workdir", "value": "w"},
+			{"key": "read-only", "value": "yes"}, {"key": "label", "value": "=v"}, {"key": "hostname", "value": "a b"},
+			{"key": "ulimit", "value": "nproc"},
+			{"key": "pid", "value": "host"}, {"key": "ipc", "value": "host"}, {"key": "net", "value": "host"}, {"key": "shm-size", "value": "350m"},
+			{"key": "cap-drop", "value": "net_raw"}, {"key": "ulimit", "value": "nofile=1024:2048"}, {"key": "e", "value": "A=1"},
+			{"key": "v", "value": "/srv:/data:ro"}, {"key": "device", "value": "/dev/fuse:rw"}, {"key": "w", "value": "/work"},
+			{"key": "read-only", "value": "true"}, {"key": "l", "value": "k=v"}, {"key": "h", "value": "box"}
+			], "pullConfig": {"secret": "s"}}}}`,
 			[]ErrorDetail{
-				{"/container/docker/privileged", []string{msgPrivileged}},
-				{"/container/docker/parameters", []string{msgDockerParameters}},
-				{"/container/docker/pullConfig", []string{msgSecrets}},
+				{"/container/docker/parameters/0/key", []string{`docker parameter "memory" ` + errUnsupportedParameter.Error()}},
+				{"/container/docker/parameters/1/value", []string{`docker parameter ulimit: "nofile=10:5": the soft limit is above the hard limit`}},
+				{"/container/docker/parameters/2/value", []string{`docker parameter pid: "container:x" is not supported: only host is`}},
+				{"/container/docker/parameters/3/value", []string{`docker parameter shm-size: "0" is not a size (a positive number with an optional unit b, k, m or g)`}},
+				{"/container/docker/parameters/4/value", []string{`docker parameter cap-add: "SYS-ADMIN" is not a capability`}},
+				{"/container/docker/parameters/5/value", []string{`docker parameter env: "NOVALUE" is not NAME=value`}},
+				{"/container/docker/parameters/6/value", []string{`docker parameter volume: "data:/data" is not host-path:container-path[:ro|rw] with absolute paths`}},
+				{"/container/docker/parameters/7/value", []string{`docker parameter device: "/dev/fuse:x" is not host-path[:container-path][:permissions] with absolute paths and permissions of r, w, m`}},
+				{"/container/docker/parameters/8/value", []string{`docker parameter workdir: "w" is not an absolute path`}},
+				{"/container/docker/parameters/9/value", []string{`docker parameter read-only: "yes" is not true or false`}},
+				{"/container/docker/parameters/10/value", []string{`docker parameter label: "=v" is not key=value`}},
+				{"/container/docker/parameters/11/value", []string{`docker parameter hostname: "a b" is not a host name`}},
+				{"/container/docker/parameters/12/value", []string{`docker parameter ulimit: "nproc" is not name=soft[:hard] with a name of ` + strings.Join(UlimitNames, ", ")}},
+				{"/container/docker/pullConfig", []string{msgPullConfig}},
 			}},
+		{"privileged and parameters of a MESOS container", `{"id": "a", "container": {"type": "MESOS", "docker": {"image": "i", "privileged": true, "parameters": [{"key": "pid", "value": "host"}]}}}`,
+			[]ErrorDetail{
+				{"/container/docker/privileged", []string{msgDockerOnly}},
+				{"/container/docker/parameters", []string{msgDockerOnly}},
+			}},
+		{"net=host on the bridge", `{"id": "a", "networks": [{"mode": "container/bridge"}], "container": {"docker": {"image": "i", "parameters": [{"key": "net", "value": "host"}]}, "portMappings": []}}`,
+			[]ErrorDetail{{"/container/docker/parameters/0/value", []string{msgNetHost}}}},
 		{"volumes", `{"id": "a", "container": {"docker": {"image": "i"}, "volumes": [{"containerPath": "", "hostPath": "", "mode": "RX"}]}}`, []ErrorDetail{
 			{"/container/volumes/0/containerPath", []string{msgNotEmpty}},
 			{"/container/volumes/0/hostPath", []string{msgNotEmpty}},
 			{"/container/volumes/0/mode", []string{`unknown value "RX": must be one of RO, RW`}},
 		}},
-		{"secret volume", `{"id": "a", "container": {"docker": {"image": "i"}, "volumes": [{"containerPath": "tunnel-secret", "secret": "tunnel-secret"}]}}`, []ErrorDetail{
-			{"/container/volumes/0/secret", []string{msgSecretVolumes}}}},
+		{"persistent volumes", `{"id": "a", "cmd": "x", "upgradeStrategy": {"maximumOverCapacity": 0.5}, "residency": {"taskLostBehavior": "NEVER", "relaunchEscalationTimeoutSeconds": -1},
+			"container": {"type": "MESOS", "volumes": [
+			{"containerPath": "a/b", "mode": "RO", "persistent": {"size": 0}},
+			{"containerPath": "c", "mode": "RW", "persistent": {"type": "mount", "size": 1, "maxSize": 2, "constraints": [["path", "LIKE", "x"]]}},
+			{"containerPath": "d", "mode": "RW", "hostPath": "/d", "persistent": {"size": 1}}]}}`, []ErrorDetail{
+			{"/residency/relaunchEscalationTimeoutSeconds", []string{"got -1, expected 0 or more"}},
+			{"/residency/taskLostBehavior", []string{`unknown value "NEVER": must be one of WAIT_FOREVER, RELAUNCH_AFTER_TIMEOUT`}},
+			{"/upgradeStrategy/maximumOverCapacity", []string{msgResidentUpgrade}},
+			{"/container/volumes/0/containerPath", []string{msgPersistentPath}},
+			{"/container/volumes/0/mode", []string{msgPersistentRW}},
+			{"/container/volumes/0/persistent/size", []string{"got 0, expected 1 or more"}},
+			{"/container/volumes/1/persistent/type", []string{msgPersistentType}},
+			{"/container/volumes/1/persistent/maxSize", []string{msgPersistentType}},
+			{"/container/volumes/1/persistent/constraints", []string{msgPersistentType}},
+			{"/container/volumes/2", []string{msgVolumeKinds}},
+		}},
+		{"residency without persistent volumes", `{"id": "a", "cmd": "x", "residency": {"taskLostBehavior": "RELAUNCH_AFTER_TIMEOUT"}}`, []ErrorDetail{
+			{"/residency", []string{msgResidencyVolumes}},
+			{"/residency/taskLostBehavior", []string{msgRelaunchAfterTimeout}}}},
+		{"external volume", `{"id": "a", "cmd": "x", "container": {"type": "MESOS", "volumes": [
+			{"containerPath": "a", "mode": "RW", "external": {"name": "", "provider": "rexray", "size": 0}}]}}`, []ErrorDetail{
+			{"/container/volumes/0/external/name", []string{msgNotEmpty}},
+			{"/container/volumes/0/external/provider", []string{`unknown value "rexray": must be one of dvdi`}},
+			{"/container/volumes/0/external/options", []string{msgDVDIDriver}},
+			{"/container/volumes/0/external/size", []string{"got 0, expected 1 or more"}},
+		}},
 		// health checks
 		{"health check port index", `{"id": "a", "cmd": "x", "healthChecks": [{"portIndex": 1}, {"protocol": "MESOS_TCP", "portIndex": -1}]}`, []ErrorDetail{
 			{"/healthChecks/0", []string{msgHealthPortIndex}},

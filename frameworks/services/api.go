@@ -55,6 +55,7 @@ func (s *Service) routes() {
 	handle("GET /v2/events", s.streamEvents)
 	handle("/v2/groups", s.groupPath)
 	handle("/v2/groups/{path...}", s.groupPath)
+	s.secretRoutes(handle)
 }
 
 // writeDeployment answers a change with the deployment it started, as Marathon does:

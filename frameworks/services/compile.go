@@ -2,8 +2,10 @@ package services
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +55,24 @@ func compile(app *marathon.App) (*appSpec, error) {
 		}
 		s.req.Constraints = append(s.req.Constraints, parsed)
 	}
-	bridge := usesBridge(app)
+	network := containerNetwork(app)
+	bridge := network != ""
+	if network != "" && network != bridgeNetwork {
+		s.req.Networks = []string{network}
+	}
+	if app.Container != nil {
+		for _, v := range app.Container.Volumes {
+			switch {
+			case v.Persistent != nil:
+				s.persistent = append(s.persistent, persistentVolume{containerPath: v.ContainerPath, mode: v.Mode, sizeMB: float64(v.Persistent.Size)})
+				s.req.DiskMB += float64(v.Persistent.Size)
+			case v.External != nil:
+				if d := v.External.Options[marathon.OptionDVDIDriver]; !slices.Contains(s.req.VolumeDrivers, d) {
+					s.req.VolumeDrivers = append(s.req.VolumeDrivers, d)
+				}
+			}
+		}
+	}
 	if bridge {
 		// A mapping with a host port takes one from the offer: any for 0, else that one.
 		s.req.RequirePorts = true
@@ -108,7 +127,13 @@ func compile(app *marathon.App) (*appSpec, error) {
 	if len(names) > 0 {
 		env := &api.Environment{}
 		for _, name := range names {
-			env.Variables = append(env.Variables, api.EnvironmentVariable{Name: name, Value: app.Env[name].Value})
+			v := app.Env[name]
+			if v.Secret != "" {
+				// Resolved to its value when a task launches (withSecretValues).
+				env.Variables = append(env.Variables, api.EnvironmentVariable{Name: name, Type: api.EnvSecret, Secret: secretReference(v.Secret)})
+				continue
+			}
+			env.Variables = append(env.Variables, api.EnvironmentVariable{Name: name, Value: v.Value})
 		}
 		cmd.Environment = env
 	}
@@ -117,8 +142,9 @@ func compile(app *marathon.App) (*appSpec, error) {
 		cmd.URIs = append(cmd.URIs, api.CommandURI{Value: f.URI, Executable: f.Executable, Extract: &extract, Cache: f.Cache, OutputFile: f.DestPath})
 	}
 	s.template.Command = cmd
+	s.secrets = app.Secrets
 	if app.Container != nil || bridge {
-		s.template.Container = containerInfo(app, bridge)
+		s.template.Container = containerInfo(app, network)
 	}
 	if len(app.Labels) > 0 {
 		keys := make([]string, 0, len(app.Labels))
@@ -157,15 +183,24 @@ func compile(app *marathon.App) (*appSpec, error) {
 	return s, nil
 }
 
-// usesBridge says the app's tasks join the agent's bridge network.
-func usesBridge(app *marathon.App) bool {
+// containerNetwork is the network the app's tasks join: the agents' bridge
+// (bridgeNetwork) for container/bridge, the network's name for a named container
+// network, which an agent that has it makes its bridge, or "" for the host's network.
+func containerNetwork(app *marathon.App) string {
 	for _, n := range app.Networks {
-		if n.Mode == marathon.NetworkBridge {
-			return true
+		switch n.Mode {
+		case marathon.NetworkBridge:
+			return bridgeNetwork
+		case marathon.NetworkContainer:
+			return n.Name
 		}
 	}
-	return false
+	return ""
 }
+
+// usesBridge says the app's tasks join a container network: the agent's bridge, by its
+// own name or another, with the app's port mappings.
+func usesBridge(app *marathon.App) bool { return containerNetwork(app) != "" }
 
 // taskName is Marathon's task name for an app: its path segments, last first, joined by
 // dots (/grp/web → web.grp), which Mesos-DNS turns into names.
@@ -175,26 +210,41 @@ func taskName(appID string) string {
 	return strings.Join(segments, ".")
 }
 
-// containerInfo turns an app's container and networks into the Mesos container.
-func containerInfo(app *marathon.App, bridge bool) *api.ContainerInfo {
+// containerInfo turns an app's container and the network it joins ("" for the host's)
+// into the Mesos container. Its local persistent volumes are not there but in each
+// task's resources (see withPersistentVolumes); its external volumes are Docker volumes
+// of their driver.
+func containerInfo(app *marathon.App, network string) *api.ContainerInfo {
 	c := &api.ContainerInfo{Type: "MESOS"}
 	mc := app.Container
 	if mc != nil {
 		for _, v := range mc.Volumes {
-			c.Volumes = append(c.Volumes, api.Volume{ContainerPath: v.ContainerPath, HostPath: v.HostPath, Mode: v.Mode})
+			switch {
+			case v.Persistent != nil:
+			case v.External != nil:
+				c.Volumes = append(c.Volumes, api.Volume{ContainerPath: v.ContainerPath, Mode: v.Mode, Source: externalSource(v.External)})
+			case v.Secret != "":
+				c.Volumes = append(c.Volumes, api.Volume{ContainerPath: v.ContainerPath, Mode: api.VolumeRO,
+					Source: &api.VolumeSource{Type: api.VolumeSourceSecret, Secret: secretReference(v.Secret)}})
+			default:
+				c.Volumes = append(c.Volumes, api.Volume{ContainerPath: v.ContainerPath, HostPath: v.HostPath, Mode: v.Mode})
+			}
 		}
 		if mc.Docker != nil && mc.Docker.Image != "" {
 			if mc.Type == marathon.ContainerDocker {
 				c.Type = "DOCKER"
-				c.Docker = &api.DockerInfo{Image: mc.Docker.Image, ForcePullImage: mc.Docker.ForcePullImage}
+				c.Docker = &api.DockerInfo{Image: mc.Docker.Image, ForcePullImage: mc.Docker.ForcePullImage, Privileged: mc.Docker.Privileged}
+				for _, p := range mc.Docker.Parameters {
+					c.Docker.Parameters = append(c.Docker.Parameters, api.Parameter{Key: p.Key, Value: p.Value})
+				}
 			} else {
 				cached := !mc.Docker.ForcePullImage
 				c.Mesos = &api.MesosInfo{Image: &api.Image{Type: "DOCKER", Docker: &api.ImageDocker{Name: mc.Docker.Image}, Cached: &cached}}
 			}
 		}
 	}
-	if bridge {
-		n := api.NetworkInfo{Name: bridgeNetwork}
+	if network != "" {
+		n := api.NetworkInfo{Name: network}
 		for _, pm := range mc.PortMappings {
 			if pm.HostPort == nil {
 				continue
@@ -204,6 +254,70 @@ func containerInfo(app *marathon.App, bridge bool) *api.ContainerInfo {
 		c.NetworkInfos = []api.NetworkInfo{n}
 	}
 	return c
+}
+
+// secretReference names one of the app's secrets, by its name in the app.
+func secretReference(name string) *api.Secret {
+	return &api.Secret{Type: api.SecretReferenceType, Reference: &api.SecretReference{Name: name}}
+}
+
+// externalSource is the Docker volume of an external volume: its driver is the dvdi/driver
+// option, the other options go to the driver.
+func externalSource(ev *marathon.ExternalVolume) *api.VolumeSource {
+	dv := &api.DockerVolumeSource{Driver: ev.Options[marathon.OptionDVDIDriver], Name: ev.Name}
+	for _, k := range slices.Sorted(maps.Keys(ev.Options)) {
+		if k != marathon.OptionDVDIDriver {
+			if dv.DriverOptions == nil {
+				dv.DriverOptions = &api.Parameters{}
+			}
+			dv.DriverOptions.Parameter = append(dv.DriverOptions.Parameter, api.Parameter{Key: k, Value: ev.Options[k]})
+		}
+	}
+	if ev.Size != nil {
+		if dv.DriverOptions == nil {
+			dv.DriverOptions = &api.Parameters{}
+		}
+		dv.DriverOptions.Parameter = append(dv.DriverOptions.Parameter, api.Parameter{Key: "size", Value: strconv.Itoa(*ev.Size)})
+	}
+	return &api.VolumeSource{Type: api.VolumeSourceDockerVolume, DockerVolume: dv}
+}
+
+// persistentVolume is a local persistent volume of an app: each instance has its own,
+// at containerPath (in its sandbox), of sizeMB.
+type persistentVolume struct {
+	containerPath, mode string
+	sizeMB              float64
+}
+
+// withPersistentVolumes turns sizeMB of the claim's disk into each persistent volume,
+// named by its id in ids (in the order of vols): a disk resource with its persistence
+// and volume, carved from the claimed disk of the same role, as Mesos's CREATE makes
+// them.
+func withPersistentVolumes(resources []api.Resource, vols []persistentVolume, ids []string) []api.Resource {
+	out := slices.Clone(resources)
+	for i, v := range vols {
+		need := v.sizeMB
+		for j := range out {
+			r := &out[j]
+			if r.Name != "disk" || r.Disk != nil || r.Scalar == nil || r.Scalar.Value < need {
+				continue
+			}
+			scalar := *r.Scalar
+			scalar.Value -= need
+			r.Scalar = &scalar
+			pv := *r
+			pv.Scalar = &api.ValueScalar{Value: need}
+			pv.Disk = &api.DiskInfo{
+				Persistence: &api.DiskPersistence{ID: ids[i]},
+				Volume:      &api.Volume{ContainerPath: v.containerPath, Mode: v.mode},
+			}
+			out = append(out, pv)
+			break
+		}
+	}
+	return slices.DeleteFunc(out, func(r api.Resource) bool {
+		return r.Name == "disk" && r.Disk == nil && r.Scalar != nil && r.Scalar.Value == 0
+	})
 }
 
 // healthSpec is an app's health check, made a Mesos check per task (its port is the

@@ -207,3 +207,70 @@ func TestCapacities(t *testing.T) {
 		}
 	}
 }
+
+// A DOCKER container's volumes, privileged flag and parameters reach the TaskInfo as the
+// agents' runc containerizer reads them.
+func TestTaskInfoDockerContainer(t *testing.T) {
+	spec := compiled(t, `{"id": "/agent", "container": {"type": "DOCKER",
+		"docker": {"image": "probe:1", "privileged": true, "parameters": [{"key": "pid", "value": "host"}, {"key": "label", "value": "a=b"}]},
+		"volumes": [{"containerPath": "/host/proc", "hostPath": "/proc", "mode": "RO"}, {"containerPath": "data", "hostPath": "data", "mode": "RW"}]}}`)
+	task := spec.taskInfo("agent.1", "agent-1", &placement.Claim{HostPorts: []uint32{31001}})
+	want := &api.ContainerInfo{
+		Type: "DOCKER",
+		Volumes: []api.Volume{
+			{ContainerPath: "/host/proc", HostPath: "/proc", Mode: "RO"},
+			{ContainerPath: "data", HostPath: "data", Mode: "RW"},
+		},
+		Docker: &api.DockerInfo{Image: "probe:1", Privileged: true, Parameters: []api.Parameter{{Key: "pid", Value: "host"}, {Key: "label", Value: "a=b"}}},
+	}
+	if !reflect.DeepEqual(task.Container, want) {
+		got, _ := json.Marshal(task.Container)
+		t.Errorf("container %s", got)
+	}
+}
+
+// A MESOS container's persistent, external and secret volumes and its named network reach
+// the TaskInfo: persistent volumes as disk resources with their persistence ids carved
+// from the claimed disk, external ones as Docker volumes of their driver, secrets by value.
+func TestTaskInfoVolumesAndNetworks(t *testing.T) {
+	spec := compiled(t, `{"id": "/db", "cmd": "x", "disk": 10, "networks": [{"mode": "container", "name": "dcos"}], "secrets": {"cert": {"source": "/tls/cert"}},
+		"env": {"CERT": {"secret": "cert"}}, "container": {"type": "MESOS", "portMappings": [], "volumes": [
+		{"containerPath": "data", "mode": "RW", "persistent": {"size": 100}},
+		{"containerPath": "px", "mode": "RW", "external": {"name": "vol-1", "provider": "dvdi", "size": 5, "options": {"dvdi/driver": "pxd", "dvdi/repl": "2"}}},
+		{"containerPath": "cert.pem", "secret": "cert"}]}}`)
+	if spec.req.DiskMB != 110 || !reflect.DeepEqual(spec.req.Networks, []string{"dcos"}) || !reflect.DeepEqual(spec.req.VolumeDrivers, []string{"pxd"}) {
+		t.Errorf("requirements %+v", spec.req)
+	}
+	disk := func(mb float64) api.Resource {
+		return api.Resource{Name: "disk", Type: api.Scalar, Scalar: &api.ValueScalar{Value: mb}, Role: "*"}
+	}
+	task := spec.taskInfo("db.1", "agent-1", &placement.Claim{Resources: []api.Resource{disk(110)}})
+	task.Resources = withPersistentVolumes(task.Resources, spec.persistent, []string{"db#data#1"})
+	task = withSecretValues(task, map[string][]byte{"cert": []byte("PEM")})
+	pv := disk(100)
+	pv.Disk = &api.DiskInfo{Persistence: &api.DiskPersistence{ID: "db#data#1"}, Volume: &api.Volume{ContainerPath: "data", Mode: "RW"}}
+	if want := []api.Resource{disk(10), pv}; !reflect.DeepEqual(task.Resources, want) {
+		got, _ := json.Marshal(task.Resources)
+		t.Errorf("resources %s", got)
+	}
+	value := &api.Secret{Type: api.SecretValueType, Value: &api.SecretValue{Data: []byte("PEM")}}
+	want := &api.ContainerInfo{
+		Type: "MESOS",
+		Volumes: []api.Volume{
+			{ContainerPath: "px", Mode: "RW", Source: &api.VolumeSource{Type: api.VolumeSourceDockerVolume, DockerVolume: &api.DockerVolumeSource{
+				Driver: "pxd", Name: "vol-1", DriverOptions: &api.Parameters{Parameter: []api.Parameter{{Key: "dvdi/repl", Value: "2"}, {Key: "size", Value: "5"}}}}}},
+			{ContainerPath: "cert.pem", Mode: "RO", Source: &api.VolumeSource{Type: api.VolumeSourceSecret, Secret: value}},
+		},
+		NetworkInfos: []api.NetworkInfo{{Name: "dcos"}},
+	}
+	if !reflect.DeepEqual(task.Container, want) {
+		got, _ := json.Marshal(task.Container)
+		t.Errorf("container %s", got)
+	}
+	if v := task.Command.Environment.Variables[0]; v.Name != "CERT" || v.Type != api.EnvSecret || !reflect.DeepEqual(v.Secret, value) {
+		t.Errorf("variable %+v", v)
+	}
+	if spec.template.Command.Environment.Variables[0].Secret.Type != api.SecretReferenceType {
+		t.Errorf("the template got the value: %+v", spec.template.Command.Environment.Variables[0])
+	}
+}

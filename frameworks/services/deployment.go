@@ -165,7 +165,7 @@ func (s *Service) advanceDeployments() ([]*state.WriteKVRequest, []event) {
 			for _, a := range step {
 				if a.Action == actionStop && d.Targets[a.App] == nil {
 					w.Deletes = append(w.Deletes, appKey(a.App))
-					w.DeletePrefixes = append(w.DeletePrefixes, versionPrefix(a.App))
+					w.DeletePrefixes = append(w.DeletePrefixes, versionPrefix(a.App), reservationPrefix(a.App))
 					delete(s.apps, a.App)
 					events = append(events, event{Type: "app_terminated_event", Payload: map[string]any{"appId": a.App}})
 				}
@@ -352,6 +352,9 @@ func (s *Service) lockingDeployments(ids []string) []*deployment {
 // definitions at once (their instances follow as the deployment runs). Deployments it
 // overrides (force) are cancelled. It returns the deployment.
 func (s *Service) start(ctx context.Context, p *plan, override []*deployment) (*deployment, error) {
+	if err := s.checkSecrets(ctx, p.targets); err != nil {
+		return nil, err
+	}
 	d := s.newDeployment(p)
 	w := &state.WriteKVRequest{Namespace: s.namespace}
 	for _, old := range override {

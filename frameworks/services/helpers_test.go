@@ -159,6 +159,22 @@ type taskView struct {
 	CheckResult json.RawMessage `json:"checkResult"`
 }
 
+// queueView is what the tests read of GET /v2/queue.
+type queueView struct {
+	Queue []struct {
+		App struct {
+			ID string `json:"id"`
+		} `json:"app"`
+		Count   int `json:"count"`
+		Summary struct {
+			RejectSummaryLastOffers []struct {
+				Reason   string `json:"reason"`
+				Declined int    `json:"declined"`
+			} `json:"rejectSummaryLastOffers"`
+		} `json:"processedOffersSummary"`
+	} `json:"queue"`
+}
+
 // app reads an app.
 func (c *cluster) app(id string) appView {
 	c.t.Helper()

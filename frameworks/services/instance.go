@@ -21,6 +21,9 @@ type instance struct {
 	hostname string
 	// hostPorts are the host ports the task holds, in the order of the app's ports.
 	hostPorts []uint32
+	// persistenceIDs are its local persistent volumes', for a resident app's: they say
+	// which reservation it holds.
+	persistenceIDs []string
 	// servicePorts are the app's service ports when it launched.
 	servicePorts []uint32
 	state        api.TaskState
@@ -106,13 +109,14 @@ func instanceFromTask(t *state.Task, agent *state.Agent) (*instance, bool) {
 		return nil, false
 	}
 	in := &instance{
-		taskID:    t.ID,
-		appID:     appID,
-		version:   version,
-		agentID:   t.AgentID,
-		hostPorts: portsOf(t.Info.Resources),
-		state:     t.State,
-		stagedAt:  t.LaunchedTime,
+		taskID:         t.ID,
+		appID:          appID,
+		version:        version,
+		agentID:        t.AgentID,
+		hostPorts:      portsOf(t.Info.Resources),
+		persistenceIDs: persistenceIDsOf(t.Info.Resources),
+		state:          t.State,
+		stagedAt:       t.LaunchedTime,
 	}
 	if agent != nil {
 		in.hostname = agent.Info.Hostname

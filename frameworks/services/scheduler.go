@@ -273,9 +273,26 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 	}
 	var accepts []accept
 	var declines []api.OfferID
+	// made are the reservations of resident apps begun on these offers, stored before
+	// their tasks launch.
+	made := map[string][]*reservation{}
 	// One planner per app for the whole batch: it counts the app's placed instances once,
 	// and every claim it makes is launched, so it stays right from offer to offer.
 	planners := map[*app]*placement.Planner{}
+	// secrets are the values of the waiting apps' secrets; an app whose secrets the store
+	// lacks does not launch, and says why.
+	secrets := map[*app]map[string][]byte{}
+	for _, a := range waiting {
+		if len(a.spec.secrets) == 0 {
+			continue
+		}
+		values, err := s.secretValues(ctx, a.spec.secrets)
+		if err != nil {
+			a.lastFailure = &taskFailure{State: string(api.TaskError), Message: "not launched: " + err.Error(), Timestamp: marathon.Timestamp(now), Version: a.spec.version}
+			continue
+		}
+		secrets[a] = values
+	}
 	for i := range offers {
 		offer := &offers[i]
 		remaining := *offer
@@ -284,28 +301,50 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 			if a.toLaunch <= 0 || len(tasks) >= s.cfg.MaxLaunchesPerOffer {
 				continue
 			}
+			if _, resolved := secrets[a]; len(a.spec.secrets) > 0 && !resolved {
+				continue
+			}
 			planner := planners[a]
 			if planner == nil {
 				planner = placement.NewPlanner(&a.spec.req, s.placedOf(a.spec.id))
 				planners[a] = planner
 			}
-			claims, reason := planner.MatchMany(&remaining, min(a.toLaunch, s.cfg.MaxLaunchesPerOffer-len(tasks)))
+			want := min(a.toLaunch, s.cfg.MaxLaunchesPerOffer-len(tasks))
+			var claims []placement.Claim
+			var slots []*reservation
+			var reason placement.Reason
+			if len(a.spec.persistent) > 0 {
+				var begun []*reservation
+				claims, slots, begun, reason = s.residentClaims(a, planner, offer, &remaining, want)
+				made[a.spec.id] = append(made[a.spec.id], begun...)
+			} else {
+				claims, reason = planner.MatchMany(&remaining, want)
+			}
 			a.summary.Record(offer.AgentID.Value, reason, now)
 			for j := range claims {
 				taskID := newTaskID(a.spec.id)
 				task := a.spec.taskInfo(taskID, offer.AgentID.Value, &claims[j])
+				if values, ok := secrets[a]; ok {
+					task = withSecretValues(task, values)
+				}
+				var persistenceIDs []string
+				if slots != nil {
+					persistenceIDs = slots[j].PersistenceIDs
+					task.Resources = withPersistentVolumes(task.Resources, a.spec.persistent, persistenceIDs)
+				}
 				tasks = append(tasks, task)
 				s.addInstance(&instance{
-					taskID:       taskID,
-					appID:        a.spec.id,
-					version:      a.spec.configVersion,
-					agentID:      offer.AgentID.Value,
-					hostname:     offer.Hostname,
-					attributes:   offer.Attributes,
-					hostPorts:    claims[j].HostPorts,
-					servicePorts: a.spec.servicePorts,
-					state:        api.TaskStaging,
-					stagedAt:     now,
+					taskID:         taskID,
+					appID:          a.spec.id,
+					version:        a.spec.configVersion,
+					agentID:        offer.AgentID.Value,
+					hostname:       offer.Hostname,
+					attributes:     offer.Attributes,
+					hostPorts:      claims[j].HostPorts,
+					persistenceIDs: persistenceIDs,
+					servicePorts:   a.spec.servicePorts,
+					state:          api.TaskStaging,
+					stagedAt:       now,
 				})
 				a.toLaunch--
 				remaining.Resources = placement.Remaining(remaining.Resources, claims[j].Resources)
@@ -323,8 +362,17 @@ func (s *Service) offers(ctx context.Context, offers []api.Offer) error {
 	} else if len(declines) > 0 {
 		s.declinedIdle = true
 	}
+	reservations, err := s.reservationWrites(made)
 	s.mu.Unlock()
 
+	if err != nil {
+		return err
+	}
+	if reservations != nil {
+		if err := s.persist(ctx, reservations); err != nil {
+			return fmt.Errorf("store reservations: %w", err)
+		}
+	}
 	for _, acc := range accepts {
 		op := api.OfferOperation{Type: api.OperationLaunch, Launch: &api.LaunchOperation{TaskInfos: acc.tasks}}
 		// What is left of the offer goes back at once, for the next app.

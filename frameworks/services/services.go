@@ -88,7 +88,8 @@ func DefaultConfig() Config {
 // (one run by itself has a namespace of its own). Its keys: frameworkIDKey; appKey(id)
 // for each app's current definition; versionKey(id, version) for each app's stored
 // versions; deploymentKey(id) for each deployment in progress; groupKey(id) for each
-// group created through /v2/groups.
+// group created through /v2/groups; reservationKey(id, reservation) for each reservation
+// of a resident app.
 const (
 	builtinNamespace = "services"
 	frameworkIDKey   = "framework-id"
@@ -155,6 +156,8 @@ type app struct {
 	lastFailure *taskFailure
 	// waitingSince is when the app began waiting for offers.
 	waitingSince time.Time
+	// reservations are a resident app's, one for each instance it has had at most.
+	reservations []*reservation
 }
 
 // taskFailure is an instance's unexpected end, for /v2/apps' lastTaskFailure.
@@ -287,6 +290,9 @@ func (s *Service) load(ctx context.Context) error {
 			return fmt.Errorf("app %s: %w", id, err)
 		}
 		apps[id] = &app{def: def, spec: spec, summary: placement.NewSummary(summaryAgents)}
+	}
+	if err := s.loadReservations(ctx, apps); err != nil {
+		return err
 	}
 	deploymentEntries, err := s.host.KVList(ctx, "deployment/")
 	if err != nil {

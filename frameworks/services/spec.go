@@ -49,9 +49,14 @@ type appSpec struct {
 	// minHealthy and maxOver are the upgrade strategy's capacities.
 	minHealthy, maxOver float64
 	oldestFirst         bool
-	backoff             time.Duration
-	backoffFactor       float64
-	maxLaunchDelay      time.Duration
+	// persistent are the app's local persistent volumes: with them the app is resident,
+	// each instance keeping to the agent of its reservation.
+	persistent []persistentVolume
+	// secrets are the app's, which its tasks get the values of.
+	secrets        map[string]marathon.SecretDef
+	backoff        time.Duration
+	backoffFactor  float64
+	maxLaunchDelay time.Duration
 }
 
 // capacities returns how many instances must stay healthy during a rolling replacement

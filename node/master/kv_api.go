@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
+	"strings"
 
+	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/node/master/state"
 )
 
@@ -91,8 +94,23 @@ func kvHandler(h func(w http.ResponseWriter, r *http.Request, namespace string) 
 	})
 }
 
+// SecretKeyPrefix starts the keys of a namespace's secret store (the services framework
+// keeps its secrets under it): the key-value API serves them to the namespace's own
+// framework token and to admins alone, and leaves them out of other readers' listings.
+const SecretKeyPrefix = "secret/"
+
+// mayReadSecrets says the request may read namespace's secrets: authentication is off,
+// or its token is an admin's or the namespace's own framework token.
+func mayReadSecrets(r *http.Request, namespace string) bool {
+	token := requestToken(r.Context())
+	return token == nil || token.Role == api.RoleAdmin || token.Role == api.RoleFramework && token.Principal == namespace
+}
+
 func (m *Master) kvList(w http.ResponseWriter, r *http.Request, namespace string) error {
 	entries := m.fsm.Store().KVList(namespace, r.URL.Query().Get("prefix"))
+	if !mayReadSecrets(r, namespace) {
+		entries = slices.DeleteFunc(entries, func(e *state.KVEntry) bool { return strings.HasPrefix(e.Key, SecretKeyPrefix) })
+	}
 	if entries == nil {
 		entries = []*state.KVEntry{}
 	}
@@ -104,6 +122,9 @@ func (m *Master) kvGet(w http.ResponseWriter, r *http.Request, namespace string)
 	key := r.PathValue("key")
 	if key == "" {
 		return errorf(http.StatusBadRequest, "key-value read in %q: empty key", namespace)
+	}
+	if strings.HasPrefix(key, SecretKeyPrefix) && !mayReadSecrets(r, namespace) {
+		return errorf(http.StatusForbidden, "key %q of key-value namespace %q is a secret: only the namespace's framework token and admins read it", key, namespace)
 	}
 	entry, ok := m.fsm.Store().KV(namespace, key)
 	if !ok {

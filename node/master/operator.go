@@ -317,7 +317,7 @@ func taskProto(t *state.Task) api.Task {
 		Statuses:    t.Statuses,
 		Labels:      t.Info.Labels,
 		Discovery:   t.Info.Discovery,
-		Container:   t.Info.Container,
+		Container:   withoutSecretValues(t.Info.Container),
 		HealthCheck: t.Info.HealthCheck,
 		Role:        t.Role,
 	}

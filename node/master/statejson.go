@@ -113,7 +113,7 @@ func taskJSONOf(t *state.Task) taskJSON {
 		Role:        t.Role,
 		Statuses:    t.Statuses,
 		Discovery:   t.Info.Discovery,
-		Container:   t.Info.Container,
+		Container:   withoutSecretValues(t.Info.Container),
 	}
 	if out.Statuses == nil {
 		out.Statuses = []api.TaskStatus{}

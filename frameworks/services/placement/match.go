@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/atoll/atoll/api"
 )
@@ -79,8 +80,10 @@ type Planner struct {
 	need         [numScalars]int64 // thousandths
 	ports        []Port
 	requirePorts bool
-	tallies      []tally
-	values       []agentValue // the current offer's value for each tally
+	// networks and drivers are the named networks and volume drivers the agent must have.
+	networks, drivers []string
+	tallies           []tally
+	values            []agentValue // the current offer's value for each tally
 }
 
 // agentValue is an agent's value for a constraint's field; ok is false when it has none.
@@ -105,6 +108,8 @@ func newPlanner(req *Requirements, placed []Placed, offer *api.Offer) *Planner {
 		role:         cmp.Or(req.Role, "*"),
 		ports:        slices.Clone(req.Ports),
 		requirePorts: req.RequirePorts,
+		networks:     slices.Clone(req.Networks),
+		drivers:      slices.Clone(req.VolumeDrivers),
 	}
 	for _, role := range req.AcceptedRoles {
 		p.accepted = append(p.accepted, cmp.Or(role, "*"))
@@ -155,6 +160,9 @@ func (p *Planner) MatchMany(offer *api.Offer, maxInstances int) ([]Claim, Reason
 	pl, usable := p.newPool(offer)
 	if !usable {
 		return nil, UnfulfilledRole
+	}
+	if reason := agentHas(offer.Attributes, p.networks, p.drivers); reason != Matched {
+		return nil, reason
 	}
 	for i := range p.tallies {
 		v, ok := p.tallies[i].fieldValue(offer.Hostname, offer.Attributes)
@@ -560,4 +568,34 @@ func cloneAllocation(a *api.AllocationInfo) *api.AllocationInfo {
 	}
 	c := *a
 	return &c
+}
+
+// agentHas says whether the agent of an offer with these attributes has the named
+// networks and the volume drivers.
+func agentHas(attributes []api.Attribute, networks, drivers []string) Reason {
+	if len(networks) == 0 && len(drivers) == 0 {
+		return Matched
+	}
+	has, hasDrivers := attributeList(attributes, api.AttributeNetworks), attributeList(attributes, api.AttributeVolumeDrivers)
+	for _, n := range networks {
+		if !slices.Contains(has, n) {
+			return UnavailableNetwork
+		}
+	}
+	for _, d := range drivers {
+		if d != api.LocalVolumeDriver && !slices.Contains(hasDrivers, d) {
+			return UnavailableVolumeDriver
+		}
+	}
+	return Matched
+}
+
+// attributeList is the comma-separated names of the TEXT attribute name.
+func attributeList(attributes []api.Attribute, name string) []string {
+	for _, a := range attributes {
+		if a.Name == name && a.Text != nil {
+			return strings.Split(a.Text.Value, ",")
+		}
+	}
+	return nil
 }

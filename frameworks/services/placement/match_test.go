@@ -1,7 +1,9 @@
 package placement
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/atoll/atoll/api"
 )
@@ -350,7 +352,7 @@ func TestMatchDoesNotModifyInput(t *testing.T) {
 }
 
 func TestReasonNames(t *testing.T) {
-	want := []string{"Matched", "UnfulfilledRole", "UnfulfilledConstraint", "NoCorrespondingReservationFound",
+	want := []string{"Matched", "UnfulfilledRole", "UnavailableNetwork", "UnavailableVolumeDriver", "UnfulfilledConstraint", "NoCorrespondingReservationFound",
 		"InsufficientCpus", "InsufficientMemory", "InsufficientDisk", "InsufficientGpus", "InsufficientPorts"}
 	for r, name := range want {
 		if got := Reason(r).String(); got != name {
@@ -362,5 +364,55 @@ func TestReasonNames(t *testing.T) {
 	}
 	if _, err := Reason(-1).MarshalText(); err == nil {
 		t.Error("Reason(-1).MarshalText succeeded")
+	}
+}
+
+// An app joining a named network or using a volume driver fits only agents that list them
+// in their attributes, except the local driver, which every agent has; the reason comes
+// right after the role's.
+func TestMatchAgentNetworksAndDrivers(t *testing.T) {
+	attrs := func(networks, drivers string) []api.Attribute {
+		var out []api.Attribute
+		if networks != "" {
+			out = append(out, text(api.AttributeNetworks, networks))
+		}
+		if drivers != "" {
+			out = append(out, text(api.AttributeVolumeDrivers, drivers))
+		}
+		return out
+	}
+	tests := []struct {
+		name              string
+		networks, drivers []string
+		attributes        []api.Attribute
+		want              Reason
+	}{
+		{"nothing needed", nil, nil, nil, Matched},
+		{"network listed", []string{"dcos"}, nil, attrs("overlay,dcos", ""), Matched},
+		{"network missing", []string{"dcos"}, nil, attrs("overlay", "pxd"), UnavailableNetwork},
+		{"no attributes", []string{"dcos"}, []string{"pxd"}, nil, UnavailableNetwork},
+		{"driver listed", nil, []string{"pxd"}, attrs("", "rexray,pxd"), Matched},
+		{"driver missing", []string{"dcos"}, []string{"pxd"}, attrs("dcos", "rexray"), UnavailableVolumeDriver},
+		{"local driver everywhere", nil, []string{api.LocalVolumeDriver}, nil, Matched},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			offer := &api.Offer{AgentID: api.AgentID{Value: "a"}, Hostname: "a", Attributes: tc.attributes,
+				Resources: []api.Resource{{Name: "cpus", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 1}}}}
+			req := &Requirements{CPUs: 0.5, Networks: tc.networks, VolumeDrivers: tc.drivers}
+			if _, got := Match(offer, req, nil); got != tc.want {
+				t.Errorf("reason %v, want %v", got, tc.want)
+			}
+		})
+	}
+	s := NewSummary(10)
+	s.Record("a", UnavailableNetwork, time.Unix(1, 0))
+	var reasons []string
+	for _, step := range s.Snapshot().RejectSummaryLaunchAttempt {
+		reasons = append(reasons, step.Reason.String())
+	}
+	if want := []string{"UnfulfilledRole", "UnavailableNetwork", "UnfulfilledConstraint", "NoCorrespondingReservationFound",
+		"InsufficientCpus", "InsufficientMemory", "InsufficientDisk", "InsufficientGpus", "InsufficientPorts"}; !slices.Equal(reasons, want) {
+		t.Errorf("funnel %v, want %v", reasons, want)
 	}
 }

@@ -32,6 +32,13 @@ type Requirements struct {
 	AcceptedRoles []string
 	// Constraints must all hold for the offer's agent, given the instances already placed.
 	Constraints []Constraint
+	// Networks are named container networks the instance joins, which the offer's agent
+	// must list in its api.AttributeNetworks.
+	Networks []string
+	// VolumeDrivers are the drivers of the instance's external volumes, which the offer's
+	// agent must list in its api.AttributeVolumeDrivers; every agent has
+	// api.LocalVolumeDriver.
+	VolumeDrivers []string
 }
 
 // Port is one of an app's ports.
@@ -79,10 +86,18 @@ const (
 	Matched Reason = iota
 	// UnfulfilledRole means no resource of the offer has a role the app may use.
 	UnfulfilledRole
+	// UnavailableNetwork means the offer's agent does not have a named container network
+	// the app joins (its api.AttributeNetworks do not list it). It is Atoll's, not
+	// Marathon's: /v2/queue shows it only when an offer was declined for it.
+	UnavailableNetwork
+	// UnavailableVolumeDriver means the offer's agent does not have the volume driver of
+	// an external volume of the app (its api.AttributeVolumeDrivers do not list it); like
+	// UnavailableNetwork, Atoll's.
+	UnavailableVolumeDriver
 	// UnfulfilledConstraint means a constraint does not hold on the offer's agent.
 	UnfulfilledConstraint
-	// NoCorrespondingReservationFound is for resident apps with reservations, which Atoll
-	// does not support; it is never reported, but /v2/queue lists it as Marathon does.
+	// NoCorrespondingReservationFound means a resident app's instance waits for the agent
+	// that holds its local persistent volumes, and the offer is another agent's.
 	NoCorrespondingReservationFound
 	// InsufficientCpus means the usable cpus are too few.
 	InsufficientCpus
@@ -96,6 +111,10 @@ const (
 	InsufficientPorts
 )
 
+// atollReason says r is Atoll's own, shown in a funnel only when offers were declined for
+// it.
+func atollReason(r Reason) bool { return r == UnavailableNetwork || r == UnavailableVolumeDriver }
+
 // firstDecline and lastDecline bound the reasons for declining, in funnel order.
 const (
 	firstDecline = UnfulfilledRole
@@ -105,6 +124,8 @@ const (
 var reasonNames = [...]string{
 	Matched:                         "Matched",
 	UnfulfilledRole:                 "UnfulfilledRole",
+	UnavailableNetwork:              "UnavailableNetwork",
+	UnavailableVolumeDriver:         "UnavailableVolumeDriver",
 	UnfulfilledConstraint:           "UnfulfilledConstraint",
 	NoCorrespondingReservationFound: "NoCorrespondingReservationFound",
 	InsufficientCpus:                "InsufficientCpus",

@@ -91,7 +91,8 @@ type DeclinedOfferStep struct {
 	Processed int    `json:"processed"`
 }
 
-// Snapshot returns the counts so far. Both funnels list every reason, in Marathon's order.
+// Snapshot returns the counts so far. Both funnels list every reason of Marathon's, in its
+// order, and Atoll's own where offers were declined for them.
 func (s *Summary) Snapshot() OffersSummary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,6 +116,9 @@ func (s *Summary) Snapshot() OffersSummary {
 func funnel(processed int, declined *[lastDecline + 1]int) []DeclinedOfferStep {
 	steps := make([]DeclinedOfferStep, 0, lastDecline-firstDecline+1)
 	for r := firstDecline; r <= lastDecline; r++ {
+		if atollReason(r) && declined[r] == 0 {
+			continue
+		}
 		steps = append(steps, DeclinedOfferStep{Reason: r, Declined: declined[r], Processed: processed})
 		processed -= declined[r]
 	}

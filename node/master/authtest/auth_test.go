@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -447,4 +449,64 @@ func TestTokenAPI(t *testing.T) {
 		httpErr.Message != "role read-only may not POST /atoll/v1/tokens" {
 		t.Fatalf("a read-only token creating an admin token: %v", err)
 	}
+}
+
+// TestKVSecrets: the keys of a namespace's secret store (master.SecretKeyPrefix) are read
+// through the key-value API by the namespace's framework token and admins alone; other
+// readers are refused the key and do not see it listed.
+func TestKVSecrets(t *testing.T) {
+	am := newAuthMaster(t)
+	ns := principals[api.RoleFramework]
+	write := `{"puts": [{"key": "secret/db", "value": "` + base64.StdEncoding.EncodeToString([]byte("hunter2")) + `"}, {"key": "plain", "value": "YQ=="}]}`
+	if r := call(t, am.URL, "POST", master.KVPath+ns, am.tokens[api.RoleFramework], write); r.status != http.StatusOK {
+		t.Fatalf("write: %d %s", r.status, r.body)
+	}
+	secretPath := master.KVPath + ns + "/secret%2Fdb"
+	for _, tt := range []struct {
+		role api.TokenRole
+		want int
+		keys []string
+	}{
+		{api.RoleFramework, http.StatusOK, []string{"plain", "secret/db"}},
+		{api.RoleAdmin, http.StatusOK, []string{"plain", "secret/db"}},
+		{api.RoleOperator, http.StatusForbidden, []string{"plain"}},
+		{api.RoleReadOnly, http.StatusForbidden, []string{"plain"}},
+	} {
+		r := call(t, am.URL, "GET", secretPath, am.tokens[tt.role], "")
+		if r.status != tt.want {
+			t.Errorf("%s: GET %s: %d %s, want %d", tt.role, secretPath, r.status, r.body, tt.want)
+		}
+		if tt.want == http.StatusForbidden && !strings.Contains(r.body, `key "secret/db" of key-value namespace "fw1" is a secret`) {
+			t.Errorf("%s: refusal %q does not say the key is a secret", tt.role, r.body)
+		}
+		var list master.KVEntries
+		if err := getJSON(am.URL+master.KVPath+ns, am.tokens[tt.role], &list); err != nil {
+			t.Fatalf("%s: list: %v", tt.role, err)
+		}
+		var keys []string
+		for _, e := range list.Entries {
+			keys = append(keys, e.Key)
+		}
+		if !slices.Equal(keys, tt.keys) {
+			t.Errorf("%s: listed keys %q, want %q", tt.role, keys, tt.keys)
+		}
+	}
+}
+
+// getJSON GETs url with token and decodes the answer into v.
+func getJSON(url, token string, v any) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -121,6 +121,10 @@ var routeAccess = func() map[string]access {
 			m[method+" "+path] = operators
 		}
 	}
+	// The services framework's secret store: names to readers, values to no one.
+	m["GET /v1/secrets"] = readers
+	m["PUT /v1/secrets/{name...}"] = operators
+	m["DELETE /v1/secrets/{name...}"] = operators
 	// Chronos 3 and 2 (the jobs framework).
 	for _, prefix := range []string{"/v1/scheduler", "/scheduler"} {
 		for _, r := range []string{"GET /jobs", "GET /jobs/summary", "GET /jobs/search", "GET /job/{name}", "GET /job/stat/{name}", "GET /graph/dot", "GET /graph/csv", "GET /leader"} {
