@@ -58,9 +58,10 @@ type Config struct {
 	TickInterval time.Duration
 	// MaxLaunchesPerOffer bounds the runs launched on one offer.
 	MaxLaunchesPerOffer int
-	// PrepareAhead is how long before a scheduled run is due it is recorded, and offers
-	// are held for it: when its time comes only the launch is left to do. A run never
-	// starts before its time.
+	// PrepareAhead is how long before a scheduled run is due it is recorded and launched
+	// (a LAUNCH with NotBefore: its task and resources are the master's from then on),
+	// so that when its time comes only the send to the agent is left. A run never starts
+	// before its time. At most api.MaxLaunchAhead.
 	PrepareAhead time.Duration
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
@@ -88,7 +89,8 @@ func DefaultConfig() Config {
 		// Recording 10,000 runs due at one minute boundary takes well under a second, and
 		// offers come a moment after a revive; seconds more cover a loaded machine. Offers
 		// are held that long before a run, kept from other frameworks.
-		PrepareAhead: 5 * time.Second,
+		// Recording and launching 10,000 runs takes seconds on a loaded machine.
+		PrepareAhead: 15 * time.Second,
 	}
 }
 
