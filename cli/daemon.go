@@ -98,6 +98,7 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	}
 	if agent {
 		fs.StringVar(&cfg.Containerizer, "containerizer", cfg.Containerizer, "how tasks run: runc (isolated; needs root) or process (plain processes); default runc when root")
+		fs.StringSliceVar(&cfg.ContainerNetworks, "container-network", cfg.ContainerNetworks, "another name of the bridge network, for apps that join a named container network (like DC/OS's dcos); advertised to the schedulers; repeatable")
 		fs.StringVar(&cfg.BridgeSubnet, "bridge-subnet", cfg.BridgeSubnet, "subnet of the atoll0 bridge for tasks on the bridge network (runc only; '' turns it off)")
 		fs.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", cfg.InsecureRegistries, "image registry (host:port, as image references name it) to pull from over plain HTTP; repeatable (runc only; loopback registries always may be)")
 		fs.Int64Var(&cfg.TaskLogMaxSize, "log-max-size", cfg.TaskLogMaxSize, "bytes at which a task's stdout and stderr rotate (0: 10 MiB)")

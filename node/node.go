@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -134,6 +135,12 @@ type Config struct {
 	// Marathon container/bridge), on the atoll0 bridge; empty turns bridge networking off
 	// (such tasks fail). Only the runc containerizer has it.
 	BridgeSubnet string
+	// ContainerNetworks are other names of the bridge network: a task asking for a named
+	// container network (Marathon's networks of mode container, as DC/OS's "dcos") joins
+	// the bridge when its name is here. The agent advertises them (agent attribute
+	// atoll_networks), so that such tasks go to agents that have them; elsewhere they
+	// wait, and the queue says why.
+	ContainerNetworks []string
 	// InsecureRegistries are the image registries ("host" or "host:port", as image
 	// references name them) the agent pulls from over plain HTTP; loopback registries
 	// always may be, any other only over TLS. Only the runc containerizer pulls images.
@@ -309,6 +316,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("bridge-subnet: %q, want an IPv4 prefix of /29 or larger, like 10.251.0.0/20", c.BridgeSubnet)
 		}
 	}
+	for _, n := range c.ContainerNetworks {
+		if !containerNetworkName.MatchString(n) {
+			return fmt.Errorf("container-network: %q, want a network name of letters, digits and ._- (like dcos)", n)
+		}
+		if c.BridgeSubnet == "" || c.Containerizer == ContainerizerProcess {
+			return fmt.Errorf("container-network %s: named networks are names of the bridge network, which needs the runc containerizer and --bridge-subnet", n)
+		}
+	}
 	for _, r := range c.InsecureRegistries {
 		if r == "" || strings.ContainsAny(r, "/ ") {
 			return fmt.Errorf("insecure-registry: %q, want host or host:port (no scheme or path)", r)
@@ -347,6 +362,9 @@ func (c Config) Validate() error {
 }
 
 // validateSecurity checks the fields of a secure node.
+// containerNetworkName is what a ContainerNetworks name looks like.
+var containerNetworkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
 func (c Config) validateSecurity() error {
 	if c.JoinToken != "" {
 		if _, err := pki.ParseJoinToken(c.JoinToken); err != nil {

@@ -538,6 +538,9 @@ func startAgent(cfg Config, adv string, members *Membership, localAPI string, cr
 	ac.Hostname = adv
 	ac.Resources = cfg.Resources
 	ac.Attributes = cfg.Attributes
+	if len(cfg.ContainerNetworks) > 0 {
+		ac.Attributes = strings.Trim(ac.Attributes+";"+api.AttributeNetworks+":"+strings.Join(cfg.ContainerNetworks, ","), ";")
+	}
 	ac.HTTPAddr = net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.AgentPort))
 	ac.Logger = cfg.Logger
 	ac.Version = Version
@@ -616,6 +619,7 @@ func newContainerizer(cfg Config, workDir, adv string) (isolate.Containerizer, e
 			return nil, fmt.Errorf("bridge network %s on %s: %w (--bridge-subnet '' turns bridge networking off)", nc.Bridge, nc.Subnet, err)
 		}
 		rc.Network = bridge
+		rc.BridgeNames = cfg.ContainerNetworks
 	}
 	c, err := isolate.NewRunc(rc)
 	if err != nil {
