@@ -24,23 +24,33 @@ type deferredLaunch struct {
 	record  []byte
 }
 
-// deferLaunchesLocked sends launches (all due at) on their agent's stream at that time.
-// Until then their tasks are pending: a KILL ends them without the agent, and an agent
-// re-registering is not asked for them. m.mu is held.
+// deferLaunchesLocked sends launches (all due at) on their agent's stream at that time,
+// with every other launch due then: one timer a time, so that a burst due at once (the
+// ACCEPTs of many offers) is queued on the agents' streams in one go. Until then their
+// tasks are pending: a KILL ends them without the agent, and an agent re-registering is
+// not asked for them. m.mu is held.
 func (m *Master) deferLaunchesLocked(ls *leaderState, at time.Time, launches []*deferredLaunch) {
 	if ls.pending == nil {
-		ls.pending = map[state.TaskKey]*deferredLaunch{}
+		ls.pending, ls.dueAt = map[state.TaskKey]*deferredLaunch{}, map[time.Time][]*deferredLaunch{}
 	}
 	for _, d := range launches {
 		ls.pending[d.key] = d
 	}
-	time.AfterFunc(time.Until(at), func() { m.launchDeferred(ls, launches) })
+	waiting, timed := ls.dueAt[at]
+	ls.dueAt[at] = append(waiting, launches...)
+	if !timed {
+		time.AfterFunc(time.Until(at), func() { m.launchDeferred(ls, at) })
+	}
 }
 
-// launchDeferred sends the launches whose time came, but for tasks that ended meanwhile
+// launchDeferred sends the launches due at at, but for tasks that ended meanwhile
 // (killed, their framework removed). A launch whose agent is away stays pending until the
 // agent re-subscribes (and is sent then), or until the agent is given up.
-func (m *Master) launchDeferred(ls *leaderState, launches []*deferredLaunch) {
+func (m *Master) launchDeferred(ls *leaderState, at time.Time) {
+	m.mu.Lock()
+	launches := ls.dueAt[at]
+	delete(ls.dueAt, at)
+	m.mu.Unlock()
 	store := m.fsm.Store()
 	staging := make([]bool, len(launches))
 	for i, d := range launches {
@@ -127,7 +137,7 @@ func (m *Master) takeOverLaunchesLocked(ls *leaderState, store *state.Store, now
 		}
 		// No agent has a stream to a new leader yet: each is sent on its agent's.
 		if ls.pending == nil {
-			ls.pending = map[state.TaskKey]*deferredLaunch{}
+			ls.pending, ls.dueAt = map[state.TaskKey]*deferredLaunch{}, map[time.Time][]*deferredLaunch{}
 		}
 		for _, d := range launches {
 			ls.pending[d.key] = d

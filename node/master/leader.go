@@ -28,8 +28,10 @@ type leaderState struct {
 	term      uint64
 
 	allocTrigger chan struct{}
-	// pending are the launches waiting for their time (LAUNCH with NotBefore).
+	// pending are the launches waiting for their time (LAUNCH with NotBefore), and dueAt
+	// those of each time a timer is set for.
 	pending map[state.TaskKey]*deferredLaunch
+	dueAt   map[time.Time][]*deferredLaunch
 	// services counts the leader services running for this term.
 	services sync.WaitGroup
 }

@@ -66,15 +66,17 @@ func StartSimulatedAgentWithToken(t testing.TB, masterURL, token, hostname strin
 			if err != nil {
 				return
 			}
+			// The task runs, or ends, the moment its event arrives.
+			at := time.Now()
 			var ev simEvent
 			if err := json.Unmarshal(rec, &ev); err != nil {
 				return
 			}
 			switch {
 			case ev.Type == api.AgentLaunch && ev.Launch != nil:
-				updates <- statusUpdate(ev.Launch.FrameworkID, ev.Launch.Task.TaskID, api.TaskRunning)
+				updates <- statusUpdate(ev.Launch.FrameworkID, ev.Launch.Task.TaskID, api.TaskRunning, at)
 			case ev.Type == api.AgentKill && ev.Kill != nil:
-				updates <- statusUpdate(ev.Kill.FrameworkID, ev.Kill.TaskID, api.TaskKilled)
+				updates <- statusUpdate(ev.Kill.FrameworkID, ev.Kill.TaskID, api.TaskKilled, at)
 			}
 		}
 	}()
@@ -121,10 +123,11 @@ func StartSimulatedAgentWithToken(t testing.TB, masterURL, token, hostname strin
 	return a
 }
 
-func statusUpdate(fid api.FrameworkID, tid api.TaskID, state api.TaskState) api.AgentCallUpdate {
+// statusUpdate is a task's update to state, stamped at.
+func statusUpdate(fid api.FrameworkID, tid api.TaskID, state api.TaskState, at time.Time) api.AgentCallUpdate {
 	id := uuid.New()
 	return api.AgentCallUpdate{FrameworkID: fid, Status: api.TaskStatus{TaskID: tid, State: state, Source: api.SourceExecutor, UUID: id[:],
-		Timestamp: float64(time.Now().UnixNano()) / 1e9}}
+		Timestamp: float64(at.UnixNano()) / 1e9}}
 }
 
 func (a *SimulatedAgent) post(ctx context.Context, call api.AgentCall) (*http.Response, error) {
