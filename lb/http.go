@@ -689,9 +689,8 @@ func (c *clientConn) writeRequestHead(w *bufio.Writer, b *backend) {
 	case r.chunked:
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	case r.contentLength >= 0:
-		var digits [20]byte
 		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.Write(strconv.AppendInt(digits[:0], r.contentLength, 10))
+		writeInt(w, r.contentLength)
 		_, _ = w.WriteString("\r\n")
 	}
 	if r.upgrade != nil {
@@ -714,6 +713,12 @@ func (c *clientConn) writeRequestHead(w *bufio.Writer, b *backend) {
 	} else {
 		_, _ = w.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")
 	}
+}
+
+// writeInt writes n in decimal, formatted in w's own buffer (a buffer of the caller's
+// would escape to the heap through Write).
+func writeInt(w *bufio.Writer, n int64) {
+	_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 10))
 }
 
 // writeStatusLine writes the response's status line as HTTP/1.1.
@@ -770,9 +775,8 @@ func (c *clientConn) writeResponseHead(b *backend, hsts, setCookie bool) (chunke
 		// An HTTP/1.0 client knows no chunks: the body ends with the connection.
 		closeAfter = !resp.bodyless(r.isHead())
 	case resp.contentLength >= 0:
-		var digits [20]byte
 		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.Write(strconv.AppendInt(digits[:0], resp.contentLength, 10))
+		writeInt(w, resp.contentLength)
 		_, _ = w.WriteString("\r\n")
 	case resp.untilClose:
 		closeAfter = true

@@ -50,6 +50,11 @@ type service struct {
 type backend struct {
 	addr    string
 	service string
+	// dialAddr is addr when its host is an IP address; host and port otherwise, when
+	// the TCP path resolves host before each connect.
+	dialAddr netip.AddrPort
+	host     string
+	port     uint16
 	// cookie is the sticky cookie's value for it; setCookie the Set-Cookie value that
 	// pins a client to it.
 	cookie, setCookie string
@@ -120,6 +125,7 @@ func compile(t *Table, defaultBind string, old *routes) *routes {
 				cookie := strconv.FormatUint(uint64(sum[0])<<40|uint64(sum[1])<<32|uint64(sum[2])<<24|uint64(sum[3])<<16|uint64(sum[4])<<8|uint64(sum[5]), 36)
 				b = &backend{addr: bd.Addr, service: def.Name, cookie: cookie,
 					setCookie: (&http.Cookie{Name: stickyCookie, Value: cookie, Path: "/", HttpOnly: true}).String()}
+				b.dialAddr, b.host, b.port = splitBackendAddr(bd.Addr)
 			}
 			if !slices.Contains(svc.backends, b) {
 				svc.backends = append(svc.backends, b)
@@ -157,6 +163,23 @@ func compile(t *Table, defaultBind string, old *routes) *routes {
 	}
 	r.loadCerts()
 	return r
+}
+
+// splitBackendAddr parses a backend's host:port: an IP address's as ap, else its host
+// name and port (all zero when addr is not host:port).
+func splitBackendAddr(addr string) (ap netip.AddrPort, host string, port uint16) {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), "", 0
+	}
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil || h == "" {
+		return netip.AddrPort{}, "", 0
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, "", 0
+	}
+	return netip.AddrPort{}, h, uint16(n)
 }
 
 // vhost finds the service for a request's path and host on the virtual host port, the

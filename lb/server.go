@@ -1,12 +1,13 @@
 package lb
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -19,8 +20,10 @@ import (
 // as each service's mode says), on the virtual host ports (plain and TLS) and on the app
 // id port. Swap replaces the table atomically: listeners of ports still in use stay open,
 // connections already made keep their backend, and a backend gone from the table only
-// loses new work. HTTP is served by the load balancer's own HTTP/1.1 path (http.go):
-// TLS is terminated first, and clients offering HTTP/2 are served HTTP/1.1 (ALPN).
+// loses new work. Service ports are listened on by the TCP engine's event loops
+// (tcpproxy.go), which proxy TCP services' connections themselves. HTTP is served by the
+// load balancer's own HTTP/1.1 path (http.go): TLS is terminated first, and clients
+// offering HTTP/2 are served HTTP/1.1 (ALPN).
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -34,10 +37,14 @@ type Server struct {
 	httpsPort string
 	closed    atomic.Bool
 
+	// tcp serves the service ports (tcpproxy.go).
+	tcp *tcpEngine
+
 	mu        sync.Mutex // guards the fields below
-	listeners map[string]net.Listener
+	listeners map[string]*rawListener
 	fixed     map[string]net.Listener // the virtual host and app id listeners by kind
-	// conns are every connection open: clients' (TCP and HTTP) and backends'.
+	// conns are the HTTP path's connections open, clients' and backends' (the TCP
+	// engine closes its own).
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
@@ -61,7 +68,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "lb"),
-		listeners: map[string]net.Listener{},
+		listeners: map[string]*rawListener{},
 		fixed:     map[string]net.Listener{},
 		conns:     map[net.Conn]struct{}{},
 		dialer:    &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
@@ -72,9 +79,15 @@ func NewServer(cfg Config) (*Server, error) {
 		}
 	}
 	s.tlsConf = s.tlsConfig()
+	tcp, err := newTCPEngine(s, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, err
+	}
+	s.tcp = tcp
 	s.routes.Store(compile(&Table{Services: []Service{}, Problems: []Problem{}}, cfg.BindAddr, nil))
 	m, err := newMetrics(s, cfg.Registerer)
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	s.metrics = m
@@ -162,13 +175,13 @@ func (s *Server) Swap(t *Table) error {
 		if _, ok := s.listeners[key]; ok {
 			continue
 		}
-		ln, err := net.Listen("tcp", key)
+		ln, err := listenTCP(context.Background(), key)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("lb: listen on %s for %s: %w", key, next.byListen[key].def.Name, err))
 			continue
 		}
 		s.listeners[key] = ln
-		s.wg.Go(func() { s.acceptService(ln, key) })
+		s.tcp.add(ln)
 	}
 	s.routes.Store(next)
 	for _, p := range next.certProblems {
@@ -178,7 +191,7 @@ func (s *Server) Swap(t *Table) error {
 	}
 	for key, ln := range s.listeners {
 		if _, ok := next.byListen[key]; !ok {
-			ln.Close()
+			s.tcp.remove(ln)
 			delete(s.listeners, key)
 		}
 	}
@@ -221,9 +234,10 @@ func (s *Server) Close() error {
 		return nil
 	}
 	for key, ln := range s.listeners {
-		ln.Close()
+		s.tcp.remove(ln)
 		delete(s.listeners, key)
 	}
+	s.tcp.stop()
 	for _, ln := range s.fixed {
 		ln.Close()
 	}
@@ -238,38 +252,6 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	return nil
-}
-
-// acceptService accepts on a service port; each connection goes by the service the port
-// has in the table current at that moment.
-func (s *Server) acceptService(ln net.Listener, key string) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if isTemporary(err) {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return
-		}
-		svc := s.routes.Load().byListen[key]
-		switch {
-		case svc == nil:
-			c.Close()
-		case !s.track(c):
-			return
-		case svc.def.Mode == ModeHTTP:
-			s.wg.Go(func() { s.serveHTTPConn(c, key, false) })
-		case !svc.allows(remoteIP(c)):
-			svc.stats.denied.Add(1)
-			s.untrack(c)
-		default:
-			s.wg.Go(func() {
-				defer s.untrack(c)
-				s.proxyTCP(c, svc)
-			})
-		}
-	}
 }
 
 // acceptHTTP accepts on the virtual host (plain or TLS) or app id port.
@@ -316,55 +298,6 @@ func (s *Server) untrack(c net.Conn) {
 	c.Close()
 }
 
-// proxyTCP connects a client to a backend and copies both ways (pump) until both sides
-// are done.
-func (s *Server) proxyTCP(client net.Conn, svc *service) {
-	var tried []*backend
-	var upstream net.Conn
-	var chosen *backend
-	host := remoteIP(client).String()
-	for range s.cfg.Attempts {
-		b := svc.pick(host, "", tried)
-		if b == nil {
-			break
-		}
-		tried = append(tried, b)
-		c, err := s.dialer.Dial("tcp", b.addr)
-		if err != nil {
-			s.eject(b, err)
-			continue
-		}
-		upstream, chosen = c, b
-		break
-	}
-	svc.stats.sessions.Add(1)
-	if upstream == nil {
-		svc.stats.failures.Add(1)
-		return
-	}
-	defer upstream.Close()
-	chosen.sessions.Add(1)
-	chosen.active.Add(1)
-	svc.stats.active.Add(1)
-	defer chosen.active.Add(-1)
-	defer svc.stats.active.Add(-1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n := pump(upstream, client)
-		chosen.bytesIn.Add(uint64(n))
-		svc.stats.bytesIn.Add(uint64(n))
-		closeWrite(upstream)
-	}()
-	n := pump(client, upstream)
-	chosen.bytesOut.Add(uint64(n))
-	svc.stats.bytesOut.Add(uint64(n))
-	closeWrite(client)
-	// The backend is done; the client gets the idle timeout to finish sending.
-	_ = client.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-	<-done
-}
-
 // closeWrite ends the sending side of a connection (TCP's FIN, TLS's close_notify), or
 // closes one that cannot half-close.
 func closeWrite(c net.Conn) {
@@ -381,14 +314,6 @@ func (s *Server) eject(b *backend, err error) {
 	if b.ejectedUntil.Swap(time.Now().Add(s.cfg.EjectFor).UnixNano()) < time.Now().UnixNano() {
 		s.log.Info("backend ejected", "service", b.service, "backend", b.addr, "for", s.cfg.EjectFor, "err", err)
 	}
-}
-
-// remoteIP is a connection's peer address (zero when it has none).
-func remoteIP(c net.Conn) netip.Addr {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
-	}
-	return netip.Addr{}
 }
 
 // finish counts a finished request.

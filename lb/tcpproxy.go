@@ -1,0 +1,891 @@
+package lb
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The TCP path: service ports are listened on by an engine of event loops rather than
+// by a goroutine per connection. Each loop (one per GOMAXPROCS) polls its own epoll
+// instance, edge-triggered, and every service port's listening socket (a connection
+// may wake more than one loop; one accepts it). A connection accepted on a TCP service
+// port stays on the loop that accepted it: the loop connects to a backend without
+// blocking, trying the next one when a backend refuses (and ejecting it), then copies
+// both ways through its own buffer, holding only what a peer could not take yet, and
+// half-closes as each side finishes. Connections accepted on an HTTP service port are
+// handed to the HTTP path.
+//
+// The loops wait in the runtime's poller (the epoll instance is a pollable file), so an
+// idle loop holds no thread and the scheduler's monitor never takes a processor from a
+// loop blocked in epoll_wait: measured, that handoff cost more than the runtime's
+// wake-up.
+//
+// Against a goroutine pair and net.Conn per connection, this saves the goroutines, the
+// runtime's poller registrations and the socket options net sets on each connection
+// (accepted sockets inherit theirs from the listening socket): about half the system
+// calls of a short connection, and most of the Go scheduler's work.
+
+// tcpEngine is the TCP path's event loops.
+type tcpEngine struct {
+	s     *Server
+	loops []*loop
+	// ctx ends when the engine stops: it bounds backend name lookups.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// newTCPEngine starts n loops for s (their goroutines are in s.wg).
+func newTCPEngine(s *Server, n int) (*tcpEngine, error) {
+	e := &tcpEngine{s: s}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	for range n {
+		l, err := newLoop(e)
+		if err != nil {
+			e.cancel()
+			for _, l := range e.loops {
+				l.shutdown()
+			}
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+	}
+	for _, l := range e.loops {
+		s.wg.Go(l.run)
+	}
+	return e, nil
+}
+
+// add has every loop accept on ln.
+func (e *tcpEngine) add(ln *rawListener) {
+	ln.refs.Store(int32(len(e.loops)))
+	for _, l := range e.loops {
+		l.post(func() { l.addListener(ln) })
+	}
+}
+
+// remove stops ln listening at once (its port can be bound again when remove returns)
+// and has the loops let go of it; the last one closes it. Connections it accepted go on.
+func (e *tcpEngine) remove(ln *rawListener) {
+	_ = unix.Shutdown(ln.fd, unix.SHUT_RDWR)
+	for _, l := range e.loops {
+		l.post(func() { l.dropListener(ln) })
+	}
+}
+
+// stop ends every loop, closing their connections; s.wg waits for them.
+func (e *tcpEngine) stop() {
+	e.cancel()
+	for _, l := range e.loops {
+		l.post(func() { l.stopping = true })
+	}
+}
+
+// Tunables of the loops.
+const (
+	// loopBufferSize is what one read takes from a socket.
+	loopBufferSize = 64 << 10
+	// acceptBatch bounds the connections one wake-up accepts from one listener, so
+	// that the other loops and the loop's own connections get their turn.
+	acceptBatch = 16
+	// transferBudget bounds the reads one direction of a connection gets before the
+	// loop turns to its other connections.
+	transferBudget = 8
+	// acceptPause is how long a listener rests after accept ran out of file
+	// descriptors or memory.
+	acceptPause = 10 * time.Millisecond
+	// connEvents are what a connection's sockets are polled for.
+	connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+)
+
+// pendingBuffers hold what a peer could not take yet.
+var pendingBuffers = sync.Pool{New: func() any { b := make([]byte, loopBufferSize); return &b }}
+
+// Kinds of a loop's file descriptors.
+const (
+	slotFree = iota
+	slotWake
+	slotListener
+	slotClient
+	slotServer
+)
+
+// slot is what a loop knows of one of its file descriptors. gen tells an event for a
+// descriptor from one for an earlier one with the same number.
+type slot struct {
+	gen  uint32
+	kind uint8
+	ss   *session
+	ln   *rawListener
+}
+
+// loop is one event loop: its goroutine alone touches its fields but mu's.
+type loop struct {
+	e      *tcpEngine
+	s      *Server
+	epfd   int
+	wakefd int
+	events []unix.EpollEvent
+	slots  []slot // by file descriptor
+	gen    uint32
+	buf    []byte
+	now    int64 // Unix nanoseconds, as of the last wake-up
+	// file is the epoll instance as the runtime polls it; rc its raw connection, pollFn
+	// the call handed to it (bound once), nready what it found; deadline the timer set
+	// on file (Unix nanoseconds, 0 for none).
+	file     *os.File
+	rc       syscall.RawConn
+	pollFn   func(fd uintptr) bool
+	nready   int
+	deadline int64
+	// listeners are the listeners the loop holds, with when (Unix nanoseconds) a paused
+	// one is polled again (0: polled).
+	listeners map[*rawListener]int64
+	timers    timerHeap
+	// ready are connections that spent their transfer budget with more to copy.
+	ready    []*session
+	stopping bool
+
+	mu      sync.Mutex // guards cmds and stopped
+	cmds    []func()
+	stopped bool
+}
+
+func newLoop(e *tcpEngine) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("lb: epoll: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("lb: eventfd: %w", err)
+	}
+	l := &loop{e: e, s: e.s, epfd: epfd, wakefd: wakefd, events: make([]unix.EpollEvent, 128),
+		buf: make([]byte, loopBufferSize), listeners: map[*rawListener]int64{}}
+	l.pollFn = l.poll
+	err = l.register(wakefd, slot{kind: slotWake}, unix.EPOLLIN)
+	if err == nil {
+		// The runtime polls a file only when it is non-blocking.
+		err = unix.SetNonblock(epfd, true)
+	}
+	if err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("lb: epoll: %w", err)
+	}
+	l.file = os.NewFile(uintptr(epfd), "epoll")
+	if l.rc, err = l.file.SyscallConn(); err != nil {
+		unix.Close(wakefd)
+		l.file.Close()
+		return nil, fmt.Errorf("lb: epoll: %w", err)
+	}
+	return l, nil
+}
+
+// post runs fn on the loop's goroutine (never, once the loop stopped).
+func (l *loop) post(fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return
+	}
+	l.cmds = append(l.cmds, fn)
+	one := uint64(1)
+	_, _ = unix.Write(l.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+// register polls fd for events as sl says.
+func (l *loop) register(fd int, sl slot, events uint32) error {
+	l.gen++
+	sl.gen = l.gen
+	if fd >= len(l.slots) {
+		l.slots = append(l.slots, make([]slot, fd+1-len(l.slots)+len(l.slots)/2)...)
+	}
+	l.slots[fd] = sl
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(sl.gen)}
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(l.epfd), unix.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	if errno != 0 {
+		l.slots[fd] = slot{}
+		return errno
+	}
+	return nil
+}
+
+// closeFD forgets and closes one of the loop's connection sockets (which takes it off
+// the epoll instance).
+func (l *loop) closeFD(fd int) {
+	l.slots[fd] = slot{}
+	rawClose(fd)
+}
+
+func rawClose(fd int) {
+	_, _, _ = syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
+}
+
+func (l *loop) unregister(fd int) {
+	l.slots[fd] = slot{}
+	_, _, _ = syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(l.epfd), unix.EPOLL_CTL_DEL, uintptr(fd), 0, 0, 0)
+}
+
+func (l *loop) addListener(ln *rawListener) {
+	l.listeners[ln] = 0
+	// Level-triggered: a connection left for the next wake-up (acceptBatch) is reported
+	// again. (EPOLLEXCLUSIVE would not keep the other loops from waking: they wait in
+	// the runtime's poller, not in epoll_wait.)
+	if err := l.register(ln.fd, slot{kind: slotListener, ln: ln}, unix.EPOLLIN); err != nil {
+		l.s.log.Error("cannot poll a service port", "port", ln.key, "err", err)
+	}
+}
+
+// dropListener lets go of ln; the last loop to do so closes it.
+func (l *loop) dropListener(ln *rawListener) {
+	pausedUntil, ok := l.listeners[ln]
+	if !ok {
+		return
+	}
+	delete(l.listeners, ln)
+	if pausedUntil == 0 {
+		l.unregister(ln.fd)
+	}
+	if ln.refs.Add(-1) == 0 {
+		rawClose(ln.fd)
+	}
+}
+
+// run is the loop's goroutine.
+func (l *loop) run() {
+	for !l.stopping {
+		n := l.wait()
+		l.now = time.Now().UnixNano()
+		for _, ev := range l.events[:n] {
+			l.handle(ev)
+		}
+		l.runReady()
+		l.expire()
+	}
+	l.shutdown()
+}
+
+// wait polls for events, first without blocking (and without telling the scheduler);
+// when there are none and no connection is ready, it parks the goroutine in the
+// runtime's poller, which polls the epoll instance as it does sockets, until an event
+// or the next timer. Blocking in epoll_wait(2) instead would have the runtime's monitor
+// take the processor from the waiting thread and hand it to another one at every wait
+// longer than 20 µs.
+func (l *loop) wait() int {
+	l.nready = 0
+	if len(l.ready) > 0 {
+		l.poll(uintptr(l.epfd))
+		return l.nready
+	}
+	if next := l.nextTimer(); next != l.deadline {
+		l.deadline = next
+		when := time.Time{}
+		if next != 0 {
+			when = time.Unix(0, next)
+		}
+		_ = l.file.SetReadDeadline(when)
+	}
+	if err := l.rc.Read(l.pollFn); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		l.s.log.Error("polling the TCP engine failed", "err", err)
+		time.Sleep(acceptPause)
+	}
+	return l.nready
+}
+
+// poll takes the ready events without blocking; false when there were none.
+func (l *loop) poll(fd uintptr) bool {
+	for {
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno != 0:
+			l.s.log.Error("epoll_wait failed", "err", errno)
+			return true
+		}
+		l.nready = int(n)
+		return n > 0
+	}
+}
+
+// nextTimer is when (Unix nanoseconds) the next timer fires, 0 for none.
+func (l *loop) nextTimer() int64 {
+	var next int64
+	if len(l.timers) > 0 {
+		next = l.timers[0].timerAt
+	}
+	for _, until := range l.listeners {
+		if until != 0 && (next == 0 || until < next) {
+			next = until
+		}
+	}
+	return next
+}
+
+func (l *loop) handle(ev unix.EpollEvent) {
+	fd := int(ev.Fd)
+	if fd >= len(l.slots) {
+		return
+	}
+	sl := l.slots[fd]
+	if sl.gen != uint32(ev.Pad) {
+		return
+	}
+	switch sl.kind {
+	case slotWake:
+		var count [8]byte
+		_, _ = unix.Read(l.wakefd, count[:])
+		l.mu.Lock()
+		cmds := l.cmds
+		l.cmds = nil
+		l.mu.Unlock()
+		for _, fn := range cmds {
+			fn()
+		}
+	case slotListener:
+		l.accept(sl.ln)
+	case slotClient:
+		sl.ss.clientEvent(ev.Events)
+	case slotServer:
+		sl.ss.serverEvent(ev.Events)
+	}
+}
+
+// runReady goes on with the connections that spent their budget.
+func (l *loop) runReady() {
+	if len(l.ready) == 0 {
+		return
+	}
+	ready := l.ready
+	l.ready = nil
+	for _, ss := range ready {
+		ss.queued = false
+		if ss.state == sessOpen {
+			ss.run()
+		}
+	}
+}
+
+// expire fires the timers due and polls the paused listeners due again.
+func (l *loop) expire() {
+	for len(l.timers) > 0 && l.timers[0].timerAt <= l.now {
+		ss := heap.Pop(&l.timers).(*session)
+		ss.expired()
+	}
+	for ln, until := range l.listeners {
+		if until != 0 && until <= l.now {
+			l.addListener(ln)
+		}
+	}
+}
+
+func (l *loop) setTimer(ss *session, at int64) {
+	l.stopTimer(ss)
+	ss.timerAt = at
+	heap.Push(&l.timers, ss)
+}
+
+func (l *loop) stopTimer(ss *session) {
+	if ss.timerIndex >= 0 {
+		heap.Remove(&l.timers, ss.timerIndex)
+	}
+}
+
+// shutdown closes the loop's connections and lets go of its listeners.
+func (l *loop) shutdown() {
+	for fd := range l.slots {
+		if sl := l.slots[fd]; sl.kind == slotClient {
+			sl.ss.close()
+		}
+	}
+	for ln := range l.listeners {
+		l.dropListener(ln)
+	}
+	l.mu.Lock()
+	l.stopped = true
+	l.cmds = nil
+	rawClose(l.wakefd)
+	l.mu.Unlock()
+	l.file.Close()
+}
+
+// accept takes the connections waiting on ln: those of a TCP service to a session,
+// those of an HTTP service to the HTTP path. The service is the one the port has in
+// the table current at that moment.
+func (l *loop) accept(ln *rawListener) {
+	for range acceptBatch {
+		svc := l.s.routes.Load().byListen[ln.key]
+		isHTTP := svc != nil && svc.def.Mode == ModeHTTP
+		flags := unix.SOCK_CLOEXEC
+		if !isHTTP {
+			flags |= unix.SOCK_NONBLOCK
+		}
+		fd, ip, errno := rawAccept(ln.fd, flags)
+		switch errno {
+		case 0:
+		case syscall.ECONNABORTED:
+			continue
+		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
+			l.s.log.Warn("accept failed: pausing the port", "port", ln.key, "for", acceptPause, "err", errno)
+			l.unregister(ln.fd)
+			l.listeners[ln] = l.now + int64(acceptPause)
+			return
+		default:
+			// EAGAIN: none left. EINVAL: the port was closed, and the loop is told so.
+			return
+		}
+		switch {
+		case svc == nil:
+			rawClose(fd)
+		case isHTTP:
+			l.s.serveAcceptedHTTP(fd, ln.key)
+		case !svc.allows(ip):
+			svc.stats.denied.Add(1)
+			rawClose(fd)
+		default:
+			l.startSession(fd, ip, svc)
+		}
+	}
+}
+
+// States of a session.
+const (
+	sessNew = iota
+	sessResolving
+	sessConnecting
+	sessOpen
+	sessClosed
+)
+
+// session is a client's connection to a TCP service and the one to its backend.
+type session struct {
+	l        *loop
+	svc      *service
+	b        *backend // the backend connected, or being tried
+	client   int
+	server   int // -1 while there is none
+	clientIP netip.Addr
+	tried    []*backend
+	triedBuf [4]*backend
+	// attempt counts the backends tried, telling a name lookup's answer for the one
+	// being tried from a late one.
+	attempt uint32
+	state   int
+	// up is the client's bytes to the backend, down the backend's to the client.
+	up, down flow
+	// What the sockets' events said since: readable, writable, and whether the peer
+	// ended (or broke) its side, after which reads go on until they tell so.
+	clientIn, clientOut, clientEnd bool
+	serverIn, serverOut, serverEnd bool
+	// queued: in the loop's ready list.
+	queued bool
+	// draining: the backend finished, and the client has the idle timeout to.
+	draining bool
+	// The session's one timer (connect or drain) in the loop's heap.
+	timerAt    int64
+	timerIndex int
+}
+
+// flow is one direction of a session.
+type flow struct {
+	// pending is what was read and its destination could not take yet, in buf.
+	pending []byte
+	buf     *[]byte
+	// eof: the source ended (or broke, or the destination did); shut: the destination
+	// was told (its sending side shut down).
+	eof, shut bool
+	n         int64
+	counted   bool
+}
+
+func (f *flow) hold(p []byte) {
+	if f.buf == nil {
+		f.buf = pendingBuffers.Get().(*[]byte)
+	}
+	f.pending = append((*f.buf)[:0], p...)
+}
+
+func (f *flow) release() {
+	f.pending = nil
+	if f.buf != nil {
+		pendingBuffers.Put(f.buf)
+		f.buf = nil
+	}
+}
+
+func (l *loop) startSession(fd int, ip netip.Addr, svc *service) {
+	ss := &session{l: l, svc: svc, client: fd, server: -1, clientIP: ip, timerIndex: -1}
+	ss.tried = ss.triedBuf[:0]
+	svc.stats.sessions.Add(1)
+	if err := l.register(fd, slot{kind: slotClient, ss: ss}, connEvents); err != nil {
+		svc.stats.failures.Add(1)
+		rawClose(fd)
+		return
+	}
+	ss.connectNext()
+}
+
+// connectNext connects to the next backend the balance algorithm picks, up to
+// Attempts of them; a session none takes is closed.
+func (ss *session) connectNext() {
+	s := ss.l.s
+	var client string
+	if ss.svc.def.Balance == BalanceSource {
+		client = ss.clientIP.String()
+	}
+	for len(ss.tried) < s.cfg.Attempts {
+		b := ss.svc.pick(client, "", ss.tried)
+		if b == nil {
+			break
+		}
+		ss.tried = append(ss.tried, b)
+		ss.b = b
+		ss.attempt++
+		switch {
+		case b.dialAddr.IsValid():
+			if ss.dial(b.dialAddr) {
+				return
+			}
+		case b.host != "":
+			ss.resolve(b)
+			return
+		default:
+			s.eject(b, fmt.Errorf("address %q is not host:port", b.addr))
+		}
+	}
+	ss.svc.stats.failures.Add(1)
+	ss.close()
+}
+
+// dial starts connecting to ap; false when that failed at once (the backend ejected).
+func (ss *session) dial(ap netip.AddrPort) bool {
+	l, b := ss.l, ss.b
+	fd, err := backendSocket(ap.Addr())
+	if err != nil {
+		l.s.eject(b, fmt.Errorf("socket for %s: %w", b.addr, err))
+		return false
+	}
+	if err := l.register(fd, slot{kind: slotServer, ss: ss}, connEvents); err != nil {
+		rawClose(fd)
+		l.s.eject(b, fmt.Errorf("poll connection to %s: %w", b.addr, err))
+		return false
+	}
+	ss.server = fd
+	switch errno := rawConnect(fd, ap); errno {
+	case 0:
+		ss.connected()
+	case syscall.EINPROGRESS:
+		ss.state = sessConnecting
+		l.setTimer(ss, l.now+int64(l.s.cfg.DialTimeout))
+	default:
+		ss.dropServer()
+		l.s.eject(b, fmt.Errorf("connect %s: %w", b.addr, errno))
+		return false
+	}
+	return true
+}
+
+// resolve looks up the backend's host name off the loop, then connects.
+func (ss *session) resolve(b *backend) {
+	ss.state = sessResolving
+	l, attempt := ss.l, ss.attempt
+	l.s.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(l.e.ctx, l.s.cfg.DialTimeout)
+		ip, err := resolveHost(ctx, b.host)
+		cancel()
+		l.post(func() {
+			if ss.state != sessResolving || ss.attempt != attempt {
+				return
+			}
+			if err != nil {
+				l.s.eject(b, fmt.Errorf("resolve %s: %w", b.addr, err))
+				ss.connectNext()
+				return
+			}
+			if !ss.dial(netip.AddrPortFrom(ip, b.port)) {
+				ss.connectNext()
+			}
+		})
+	})
+}
+
+// dropServer closes the connection (or attempt) to the backend.
+func (ss *session) dropServer() {
+	ss.l.stopTimer(ss)
+	ss.l.closeFD(ss.server)
+	ss.server = -1
+	ss.serverIn, ss.serverOut, ss.serverEnd = false, false, false
+}
+
+func (ss *session) connected() {
+	ss.l.stopTimer(ss)
+	ss.state = sessOpen
+	ss.serverOut = true
+	ss.b.sessions.Add(1)
+	ss.b.active.Add(1)
+	ss.svc.stats.active.Add(1)
+	ss.run()
+}
+
+// expired: the connect timed out, or the client did not finish within the idle timeout
+// of the backend finishing.
+func (ss *session) expired() {
+	switch {
+	case ss.state == sessConnecting:
+		ss.dropServer()
+		ss.l.s.eject(ss.b, fmt.Errorf("connect %s: timed out after %v", ss.b.addr, ss.l.s.cfg.DialTimeout))
+		ss.connectNext()
+	case ss.state == sessOpen && ss.draining:
+		ss.close()
+	}
+}
+
+func (ss *session) clientEvent(ev uint32) {
+	ss.clientIn = ss.clientIn || ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	ss.clientEnd = ss.clientEnd || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	ss.clientOut = ss.clientOut || ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	if ss.state == sessOpen {
+		ss.run()
+	}
+}
+
+func (ss *session) serverEvent(ev uint32) {
+	if ss.state == sessConnecting {
+		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			if err := socketErr(ss.server); err != nil {
+				ss.dropServer()
+				ss.l.s.eject(ss.b, fmt.Errorf("connect %s: %w", ss.b.addr, err))
+				ss.connectNext()
+				return
+			}
+		} else if ev&unix.EPOLLOUT == 0 {
+			return
+		}
+		ss.noteServer(ev)
+		ss.connected()
+		return
+	}
+	ss.noteServer(ev)
+	if ss.state == sessOpen {
+		ss.run()
+	}
+}
+
+// noteServer notes what an event tells of the backend's socket.
+func (ss *session) noteServer(ev uint32) {
+	ss.serverIn = ss.serverIn || ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	ss.serverEnd = ss.serverEnd || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	ss.serverOut = ss.serverOut || ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0
+}
+
+// run copies what can be copied both ways; the session closes once both directions
+// are done.
+func (ss *session) run() {
+	again := ss.transfer(&ss.up, ss.client, ss.server, &ss.clientIn, &ss.serverOut, ss.clientEnd)
+	if ss.transfer(&ss.down, ss.server, ss.client, &ss.serverIn, &ss.clientOut, ss.serverEnd) {
+		again = true
+	}
+	if ss.up.shut && ss.down.shut {
+		ss.close()
+		return
+	}
+	if ss.down.shut && !ss.draining {
+		// The backend is done; the client gets the idle timeout to finish sending.
+		ss.draining = true
+		ss.l.setTimer(ss, ss.l.now+int64(ss.l.s.cfg.IdleTimeout))
+	}
+	if again && !ss.queued {
+		ss.queued = true
+		ss.l.ready = append(ss.l.ready, ss)
+	}
+}
+
+// transfer copies f from src to dst until one would block, src ends or the budget is
+// spent (true: there may be more). srcIn and dstOut are what the events said of src and
+// dst, updated as reads and writes tell more; srcEnd: src's peer ended, so a short read
+// is not taken for an empty socket.
+func (ss *session) transfer(f *flow, src, dst int, srcIn, dstOut *bool, srcEnd bool) bool {
+	buf := ss.l.buf
+	for range transferBudget {
+		if len(f.pending) > 0 {
+			if !*dstOut {
+				return false
+			}
+			n, errno := rawSend(dst, f.pending)
+			if errno != 0 {
+				if errno == syscall.EAGAIN {
+					*dstOut = false
+				} else {
+					ss.broken(f, dst)
+				}
+				return false
+			}
+			f.n += int64(n)
+			f.pending = f.pending[n:]
+			if len(f.pending) > 0 {
+				*dstOut = false
+				return false
+			}
+			f.release()
+		}
+		if f.eof {
+			if !f.shut {
+				// With the other direction done too, the session's close sends the FIN.
+				if other := ss.other(f); !other.shut {
+					_, _, _ = syscall.RawSyscall(syscall.SYS_SHUTDOWN, uintptr(dst), unix.SHUT_WR, 0)
+				}
+				ss.finish(f)
+			}
+			return false
+		}
+		if !*srcIn {
+			return false
+		}
+		n, errno := rawRecv(src, buf)
+		if errno == syscall.EAGAIN {
+			*srcIn = false
+			return false
+		}
+		if errno != 0 || n == 0 {
+			f.eof = true
+			continue
+		}
+		if n < len(buf) && !srcEnd {
+			// A stream socket read short has nothing more: what arrives next is a new
+			// edge.
+			*srcIn = false
+		}
+		data := buf[:n]
+		if *dstOut {
+			m, errno := rawSend(dst, data)
+			switch {
+			case errno == 0:
+				f.n += int64(m)
+				data = data[m:]
+			case errno != syscall.EAGAIN:
+				ss.broken(f, dst)
+				return false
+			}
+			if len(data) > 0 {
+				*dstOut = false
+			}
+		}
+		if len(data) > 0 {
+			f.hold(data)
+		}
+	}
+	return true
+}
+
+// other is the direction opposite f.
+func (ss *session) other(f *flow) *flow {
+	if f == &ss.up {
+		return &ss.down
+	}
+	return &ss.up
+}
+
+// broken ends a direction whose destination failed a write: nothing more can go there.
+func (ss *session) broken(f *flow, dst int) {
+	f.release()
+	f.eof = true
+	_, _, _ = syscall.RawSyscall(syscall.SYS_SHUTDOWN, uintptr(dst), unix.SHUT_WR, 0)
+	ss.finish(f)
+}
+
+// finish marks a direction done and counts its bytes.
+func (ss *session) finish(f *flow) {
+	f.shut = true
+	ss.count(f)
+}
+
+func (ss *session) count(f *flow) {
+	if f.counted || ss.state != sessOpen {
+		return
+	}
+	f.counted = true
+	n := uint64(f.n)
+	if f == &ss.up {
+		ss.b.bytesIn.Add(n)
+		ss.svc.stats.bytesIn.Add(n)
+	} else {
+		ss.b.bytesOut.Add(n)
+		ss.svc.stats.bytesOut.Add(n)
+	}
+}
+
+// close closes both connections.
+func (ss *session) close() {
+	if ss.state == sessClosed {
+		return
+	}
+	l := ss.l
+	l.stopTimer(ss)
+	if ss.state == sessOpen {
+		ss.count(&ss.up)
+		ss.count(&ss.down)
+		ss.b.active.Add(-1)
+		ss.svc.stats.active.Add(-1)
+	}
+	ss.state = sessClosed
+	l.closeFD(ss.client)
+	if ss.server >= 0 {
+		l.closeFD(ss.server)
+		ss.server = -1
+	}
+	ss.up.release()
+	ss.down.release()
+}
+
+// timerHeap orders the sessions with a timer by when it fires.
+type timerHeap []*session
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].timerAt < h[j].timerAt }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].timerIndex, h[j].timerIndex = i, j
+}
+
+func (h *timerHeap) Push(x any) {
+	ss := x.(*session)
+	ss.timerIndex = len(*h)
+	*h = append(*h, ss)
+}
+
+func (h *timerHeap) Pop() any {
+	old := *h
+	ss := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	ss.timerIndex = -1
+	return ss
+}
+
+// serveAcceptedHTTP hands a connection accepted on an HTTP service port (a blocking
+// socket) to the HTTP path.
+func (s *Server) serveAcceptedHTTP(fd int, key string) {
+	f := os.NewFile(uintptr(fd), "")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		s.log.Warn("cannot serve an accepted connection", "port", key, "err", err)
+		return
+	}
+	if !s.track(c) {
+		return
+	}
+	s.wg.Go(func() { s.serveHTTPConn(c, key, false) })
+}
