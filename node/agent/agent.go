@@ -53,6 +53,8 @@ type Agent struct {
 	stop    context.CancelFunc
 	// kick wakes the status update sender.
 	kick chan struct{}
+	// launchSlots holds a token per container being launched (see launchSlot).
+	launchSlots chan struct{}
 	// recovered is closed once Run has recovered the checkpointed tasks' containers.
 	recovered chan struct{}
 	// taskGoroutines counts the goroutines launching and watching containers; background
@@ -177,9 +179,10 @@ func New(cfg Config) (*Agent, error) {
 			// the leader's address for later calls.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		kick:      make(chan struct{}, 1),
-		recovered: make(chan struct{}),
-		tasks:     map[string]*task{},
+		kick:        make(chan struct{}, 1),
+		launchSlots: make(chan struct{}, cfg.MaxConcurrentLaunches),
+		recovered:   make(chan struct{}),
+		tasks:       map[string]*task{},
 	}
 	cp.onCommit = a.kickSender
 	if err := a.load(); err != nil {

@@ -490,6 +490,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "http addr", change: func(c *Config) { c.HTTPAddr = "" }, wantErr: "agent config: HTTPAddr is required"},
 		{name: "masters", change: func(c *Config) { c.Masters = nil }, wantErr: "agent config: Masters is required"},
 		{name: "containerizer", change: func(c *Config) { c.Containerizer = nil }, wantErr: "agent config: Containerizer is required"},
+		{name: "launches", change: func(c *Config) { c.MaxConcurrentLaunches = 0 }, wantErr: "agent config: MaxConcurrentLaunches must be positive, got 0"},
 		{name: "heartbeat", change: func(c *Config) { c.HeartbeatInterval = 0 }, wantErr: "agent config: HeartbeatInterval must be positive, got 0s"},
 		{name: "retry", change: func(c *Config) { c.UpdateRetryInitial = -time.Second }, wantErr: "agent config: UpdateRetryInitial must be positive, got -1s"},
 		{name: "retry max", change: func(c *Config) { c.UpdateRetryMax = time.Second }, wantErr: "agent config: UpdateRetryMax (1s) is below UpdateRetryInitial (10s)"},

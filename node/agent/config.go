@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/atoll/atoll/alloc"
@@ -59,6 +60,14 @@ type Config struct {
 	// nil fails tasks that have uris.
 	Fetcher *fetch.Fetcher
 
+	// MaxConcurrentLaunches bounds the containers being launched at once; further
+	// launches wait for one to finish (or to have taken launchSlotHold). Spawning a burst
+	// of tasks all at once makes the spawns compete for the CPUs with the status updates
+	// of the tasks already running, which then reach the master late, and makes the
+	// launches finish in clumps; a few at a time, the host spawns as fast and each task's
+	// TASK_RUNNING goes out at once.
+	MaxConcurrentLaunches int
+
 	// Logger receives the agent's logs; nil discards them.
 	Logger *slog.Logger
 
@@ -92,6 +101,12 @@ func DefaultConfig() Config {
 	return Config{
 		// The FHS place for a daemon's persistent state.
 		WorkDir: "/var/lib/atoll/agent",
+		// Spawning is CPU work (fork, exec, the task's own start): two launches per CPU
+		// keep the CPUs busy spawning while leaving room for the rest of the agent. On 2
+		// CPUs, 1,000 tasks in one burst are spawned about as fast 4 at a time as all at
+		// once, and their TASK_RUNNING reaches the master far sooner; 8 or 16 at a time
+		// already delay it (BENCHMARKS.md, DNS).
+		MaxConcurrentLaunches: 2 * runtime.NumCPU(),
 		// Empty Resources means detect everything, as a Mesos agent does without --resources.
 		Resources: "",
 		// 5051 is the Mesos agent port, which tools expect for /files and /health.
@@ -125,6 +140,8 @@ func (c *Config) Validate() error {
 		return errors.New("agent config: Masters is required")
 	case c.Containerizer == nil:
 		return errors.New("agent config: Containerizer is required")
+	case c.MaxConcurrentLaunches <= 0:
+		return fmt.Errorf("agent config: MaxConcurrentLaunches must be positive, got %d", c.MaxConcurrentLaunches)
 	case c.HeartbeatInterval <= 0:
 		return fmt.Errorf("agent config: HeartbeatInterval must be positive, got %s", c.HeartbeatInterval)
 	case c.UpdateRetryInitial <= 0:

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -133,6 +134,8 @@ func (a *Agent) launchSpecLocked(rec *taskRecord) (isolate.LaunchSpec, error) {
 		}),
 		CPUs:  resources.Scalar(alloc.CPUs),
 		MemMB: resources.Scalar(alloc.Mem),
+		// Its persistent volumes are among them.
+		Resources: task.Resources,
 	}, nil
 }
 
@@ -156,16 +159,23 @@ func (a *Agent) runTask(t *task) {
 			return
 		}
 	}
+	release, ok := a.launchSlot()
+	if !ok {
+		// The agent is stopping; the restarted agent reports the task.
+		return
+	}
 	a.mu.Lock()
 	if t.rec.Killing {
 		a.updateLocked(t, t.rec, api.TaskStatus{State: api.TaskKilled, Source: api.SourceAgent, Reason: api.ReasonTaskKilledDuringLaunch, Message: "task killed before it was launched"})
 		a.mu.Unlock()
+		release()
 		return
 	}
 	spec := t.spec
 	a.mu.Unlock()
 
 	state, err := a.launchContainer(spec)
+	release()
 
 	a.mu.Lock()
 	if err != nil {
@@ -189,6 +199,28 @@ func (a *Agent) runTask(t *task) {
 		a.killContainer(spec.TaskID, spec.ContainerID, grace)
 	}
 	a.watch(t, spec.ContainerID, false)
+}
+
+// launchSlotHold is how long a launch holds its slot (see launchSlot): far longer than a
+// process takes to start, far shorter than an image takes to pull.
+const launchSlotHold = 2 * time.Second
+
+// launchSlot waits for one of the Config.MaxConcurrentLaunches slots and returns its
+// release, or false once the agent stops. A launch still running after launchSlotHold
+// gives its slot up on its own, so that a slow one (an image being pulled) does not hold
+// up the launches queued behind it.
+func (a *Agent) launchSlot() (release func(), ok bool) {
+	select {
+	case a.launchSlots <- struct{}{}:
+	case <-a.stopCtx.Done():
+		return nil, false
+	}
+	free := sync.OnceFunc(func() { <-a.launchSlots })
+	timer := time.AfterFunc(launchSlotHold, free)
+	return func() {
+		timer.Stop()
+		free()
+	}, true
 }
 
 func (a *Agent) launchContainer(spec isolate.LaunchSpec) (isolate.State, error) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
@@ -117,7 +118,7 @@ func TestLaunchSpecValidation(t *testing.T) {
 		want := isolate.LaunchSpec{
 			ContainerID: "c1", TaskID: "t1", Sandbox: "/s", Command: *rec.Task.Command,
 			Env:  []string{"MESOS_SANDBOX=/s", "MESOS_TASK_ID=t1", "MESOS_FRAMEWORK_ID=fw", "MESOS_AGENT_ID=agent-1", "HOST=h", "PORT0=31000", "PORT=31000", "PORTS=31000"},
-			CPUs: 0.5, MemMB: 64,
+			CPUs: 0.5, MemMB: 64, Resources: rec.Task.Resources,
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("spec:\n got %+v\nwant %+v", got, want)
@@ -192,5 +193,97 @@ func TestPathComponent(t *testing.T) {
 		if got := pathComponent(in); got != want {
 			t.Errorf("pathComponent(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestLaunchSlot bounds the launches in flight: a launch beyond MaxConcurrentLaunches waits
+// for a release, a launch that takes longer than launchSlotHold frees its slot on its own
+// (and its late release frees nothing more), and a stopping agent ends the wait.
+func TestLaunchSlot(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := &Agent{launchSlots: make(chan struct{}, 2), stopCtx: ctx}
+	take := func() func() {
+		t.Helper()
+		release, ok := a.launchSlot()
+		if !ok {
+			t.Fatal("launchSlot: agent stopping")
+		}
+		return release
+	}
+	first, second := take(), take()
+	third := make(chan func())
+	go func() {
+		release, _ := a.launchSlot()
+		third <- release
+	}()
+	first()
+	var releaseThird func()
+	select {
+	case releaseThird = <-third:
+	case <-time.After(waitTimeout):
+		t.Fatal("a launch waiting for a slot did not get the one released")
+	}
+	if n := len(a.launchSlots); n != 2 {
+		t.Fatalf("%d slots taken, want 2", n)
+	}
+	releaseThird()
+
+	// second has held its slot for launchSlotHold by the time it frees itself.
+	deadline := time.Now().Add(launchSlotHold + waitTimeout)
+	for len(a.launchSlots) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a launch held its slot for more than %v", launchSlotHold)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fourth := take()
+	second()
+	if n := len(a.launchSlots); n != 1 {
+		t.Fatalf("%d slots taken after a late release, want 1", n)
+	}
+	fourth()
+
+	take()
+	take()
+	cancel()
+	if _, ok := a.launchSlot(); ok {
+		t.Fatal("launchSlot of a stopping agent with every slot taken = ok")
+	}
+}
+
+// TestLaunchesQueue runs tasks through a single launch slot: a task queued behind a launch
+// starts once the slot is free, and one killed while it waits for the slot ends
+// TASK_KILLED without being launched.
+func TestLaunchesQueue(t *testing.T) {
+	peer := newProtocolPeer(t)
+	a := TestAgent(t, peer.masters, func(c *Config) { c.MaxConcurrentLaunches = 1 })
+	peer.nextSubscribe()
+	<-a.recovered
+	a.launchSlots <- struct{}{} // held by the test, so that the launches queue
+	peer.send(launchEvent("killed", "sleep 60"))
+	peer.send(launchEvent("first", "sleep 60"))
+	peer.send(launchEvent("second", "sleep 60"))
+	peer.send(killEvent("killed", time.Second))
+	waitUntil(t, "the kill to be recorded", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		killed := a.tasks[taskKey(testFramework, "killed")]
+		return killed != nil && killed.rec.Killing
+	})
+	<-a.launchSlots
+
+	states := map[string]api.TaskStatus{}
+	for len(states) < 3 {
+		u := peer.nextUpdate()
+		states[u.Status.TaskID.Value] = u.Status
+	}
+	for _, id := range []string{"first", "second"} {
+		if s := states[id]; s.State != api.TaskRunning {
+			t.Errorf("%s: %s (%q), want TASK_RUNNING", id, s.State, s.Message)
+		}
+	}
+	if s := states["killed"]; s.State != api.TaskKilled || s.Reason != api.ReasonTaskKilledDuringLaunch {
+		t.Errorf("killed: %s %s (%q), want TASK_KILLED %s", s.State, s.Reason, s.Message, api.ReasonTaskKilledDuringLaunch)
 	}
 }
