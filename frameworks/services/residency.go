@@ -99,10 +99,11 @@ func (s *Service) freeReservations(a *app) []*reservation {
 
 // residentClaims places up to want instances of the resident app a on offer, on the
 // free reservations of the offer's agent first, then on new ones while the app has
-// fewer reservations than it waits for instances. It returns the claims with the
-// reservation each launches on, the reservations made (to be stored before the
-// launch), and NoCorrespondingReservationFound when the offer's agent is not one the
-// app may use. s.mu is held.
+// fewer reservations than instances and waits for more instances than it has free
+// reservations. It returns the claims with the reservation each launches on, the
+// reservations made (to be stored before the launch), and
+// NoCorrespondingReservationFound when the offer's agent is not one the app may use.
+// s.mu is held.
 func (s *Service) residentClaims(a *app, planner *placement.Planner, offer *api.Offer, remaining *api.Offer, want int) ([]placement.Claim, []*reservation, []*reservation, placement.Reason) {
 	free := s.freeReservations(a)
 	var here []*reservation
@@ -111,7 +112,10 @@ func (s *Service) residentClaims(a *app, planner *placement.Planner, offer *api.
 			here = append(here, r)
 		}
 	}
-	newOnes := max(a.toLaunch-len(free), 0)
+	// New reservations only while the app has fewer than its instances: a replacement
+	// (a restart, an upgrade) waits for the reservation of the instance it replaces,
+	// which is held until that instance has ended.
+	newOnes := max(min(a.toLaunch-len(free), a.spec.instances-len(a.reservations)), 0)
 	want = min(want, len(here)+newOnes)
 	if want == 0 {
 		return nil, nil, nil, placement.NoCorrespondingReservationFound
