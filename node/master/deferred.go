@@ -30,16 +30,22 @@ type deferredLaunch struct {
 // tasks are pending: a KILL ends them without the agent, and an agent re-registering is
 // not asked for them. m.mu is held.
 func (m *Master) deferLaunchesLocked(ls *leaderState, at time.Time, launches []*deferredLaunch) {
+	ls.addPending(launches)
+	waiting, timed := ls.dueAt[at]
+	ls.dueAt[at] = append(waiting, launches...)
+	if !timed {
+		time.AfterFunc(time.Until(at), func() { m.launchDeferred(ls, at) })
+	}
+}
+
+// addPending makes launches pending: a KILL ends them without the agent, and their
+// agent re-registering is not asked for them. m.mu is held.
+func (ls *leaderState) addPending(launches []*deferredLaunch) {
 	if ls.pending == nil {
 		ls.pending, ls.dueAt = map[state.TaskKey]*deferredLaunch{}, map[time.Time][]*deferredLaunch{}
 	}
 	for _, d := range launches {
 		ls.pending[d.key] = d
-	}
-	waiting, timed := ls.dueAt[at]
-	ls.dueAt[at] = append(waiting, launches...)
-	if !timed {
-		time.AfterFunc(time.Until(at), func() { m.launchDeferred(ls, at) })
 	}
 }
 
@@ -51,10 +57,11 @@ func (m *Master) launchDeferred(ls *leaderState, at time.Time) {
 	launches := ls.dueAt[at]
 	delete(ls.dueAt, at)
 	m.mu.Unlock()
-	store := m.fsm.Store()
+	// One snapshot for the whole burst, not one per task.
+	snap := m.fsm.Store().Snapshot()
 	staging := make([]bool, len(launches))
 	for i, d := range launches {
-		t, ok := store.Task(d.key.FrameworkID, d.key.TaskID)
+		t, ok := snap.Task(d.key.FrameworkID, d.key.TaskID)
 		staging[i] = ok && t.State == api.TaskStaging
 	}
 	m.mu.Lock()
@@ -136,12 +143,7 @@ func (m *Master) takeOverLaunchesLocked(ls *leaderState, store *state.Store, now
 			continue
 		}
 		// No agent has a stream to a new leader yet: each is sent on its agent's.
-		if ls.pending == nil {
-			ls.pending, ls.dueAt = map[state.TaskKey]*deferredLaunch{}, map[time.Time][]*deferredLaunch{}
-		}
-		for _, d := range launches {
-			ls.pending[d.key] = d
-		}
+		ls.addPending(launches)
 	}
 }
 
