@@ -647,11 +647,12 @@ func (s *Service) planLocked(offers []api.Offer, now time.Time) launchPlan {
 	if len(waiting) > 0 {
 		plan.refuse = s.cfg.DeclineUnfit
 	}
+	hold := s.aheadWaiting()
 	for i, offer := range offers {
 		switch {
 		case len(placed[i]) > 0:
 			plan.accepts = append(plan.accepts, offerLaunch{offer, placed[i]})
-		case s.aheadWaiting():
+		case hold:
 			s.held[offer.ID.Value] = offer
 		default:
 			plan.declines = append(plan.declines, offer.ID)
