@@ -96,75 +96,36 @@ const (
 	fieldHSTS
 )
 
+// knownFields are the field names the proxy acts on, lower-case.
+var knownFields = [...]struct {
+	name string
+	kind fieldKind
+}{
+	{"te", fieldTE},
+	{"host", fieldHost},
+	{"cookie", fieldCookie},
+	{"expect", fieldExpect},
+	{"upgrade", fieldUpgrade},
+	{"forwarded", fieldForwarded},
+	{"connection", fieldConnection},
+	{"keep-alive", fieldKeepAlive},
+	{"authorization", fieldAuthorization},
+	{"content-length", fieldContentLength},
+	{"x-forwarded-for", fieldXForwardedFor},
+	{"proxy-connection", fieldProxyConnection},
+	{"x-forwarded-host", fieldXForwardedHost},
+	{"transfer-encoding", fieldTransferEncoding},
+	{"x-forwarded-proto", fieldXForwardedProto},
+	{"x-marathon-app-id", fieldAppID},
+	{"proxy-authorization", fieldProxyAuthorization},
+	{"strict-transport-security", fieldHSTS},
+}
+
 // kindOf classifies a field name, case-insensitively.
 func kindOf(name []byte) fieldKind {
-	switch len(name) {
-	case 2:
-		if equalFold(name, "te") {
-			return fieldTE
-		}
-	case 4:
-		if equalFold(name, "host") {
-			return fieldHost
-		}
-	case 6:
-		if equalFold(name, "cookie") {
-			return fieldCookie
-		}
-		if equalFold(name, "expect") {
-			return fieldExpect
-		}
-	case 7:
-		if equalFold(name, "upgrade") {
-			return fieldUpgrade
-		}
-	case 9:
-		if equalFold(name, "forwarded") {
-			return fieldForwarded
-		}
-	case 10:
-		if equalFold(name, "connection") {
-			return fieldConnection
-		}
-		if equalFold(name, "keep-alive") {
-			return fieldKeepAlive
-		}
-	case 13:
-		if equalFold(name, "authorization") {
-			return fieldAuthorization
-		}
-	case 14:
-		if equalFold(name, "content-length") {
-			return fieldContentLength
-		}
-	case 15:
-		if equalFold(name, "x-forwarded-for") {
-			return fieldXForwardedFor
-		}
-	case 16:
-		if equalFold(name, "proxy-connection") {
-			return fieldProxyConnection
-		}
-		if equalFold(name, "x-forwarded-host") {
-			return fieldXForwardedHost
-		}
-	case 17:
-		if equalFold(name, "transfer-encoding") {
-			return fieldTransferEncoding
-		}
-		if equalFold(name, "x-forwarded-proto") {
-			return fieldXForwardedProto
-		}
-		if equalFold(name, "x-marathon-app-id") {
-			return fieldAppID
-		}
-	case 19:
-		if equalFold(name, "proxy-authorization") {
-			return fieldProxyAuthorization
-		}
-	case 25:
-		if equalFold(name, "strict-transport-security") {
-			return fieldHSTS
+	for _, f := range knownFields {
+		if equalFold(name, f.name) {
+			return f.kind
 		}
 	}
 	return fieldOther
