@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"sort"
 	"sync"
 	"syscall"
@@ -95,23 +91,7 @@ func benchMaster(b *testing.B, mode authMode) (ts *master.TestServer, framework 
 // none), and returns its URL.
 func tokenProxy(b *testing.B, target, token string) string {
 	b.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		b.Fatal(err)
-	}
-	proxy := httptest.NewServer(&httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u)
-			if token != "" {
-				pr.Out.Header.Set("Authorization", "Bearer "+token)
-			}
-		},
-		FlushInterval: -1,
-		// Streams cut when the benchmark ends are no news.
-		ErrorLog: log.New(io.Discard, "", 0),
-	})
-	b.Cleanup(proxy.Close)
-	return proxy.URL
+	return forwardingProxy(b, target, token, nil)
 }
 
 func benchmarkLaunches(b *testing.B, inFlight int, mode authMode) {
