@@ -89,17 +89,7 @@ func TestLockedAppAndRollback(t *testing.T) {
 	}
 
 	// The queue says why: no offer has 100 cpus.
-	var queue struct {
-		Queue []struct {
-			Count   int `json:"count"`
-			Summary struct {
-				RejectSummaryLastOffers []struct {
-					Reason   string `json:"reason"`
-					Declined int    `json:"declined"`
-				} `json:"rejectSummaryLastOffers"`
-			} `json:"processedOffersSummary"`
-		} `json:"queue"`
-	}
+	var queue queueView
 	eventually(t, "the queue names insufficient cpus", func() error {
 		c.mustCall(http.StatusOK, "GET", "/v2/queue", nil, &queue)
 		if len(queue.Queue) != 1 {
