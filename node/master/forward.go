@@ -1,6 +1,7 @@
 package master
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -42,7 +43,13 @@ func (m *Master) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if m.isLeader() {
-		return false
+		if m.awaitLeaderState(r.Context()) {
+			return false
+		}
+		if m.isLeader() {
+			writeError(w, errorf(http.StatusServiceUnavailable, "master %s was elected leader but has not yet applied everything its predecessor committed; retry shortly", m.cfg.ID))
+			return true
+		}
 	}
 	if by := r.Header.Get(forwardedHeader); by != "" {
 		writeError(w, errorf(http.StatusServiceUnavailable, "master %s forwarded this request here, but %s is not the leader either: %v", by, m.cfg.ID, errNoLeader))
@@ -73,4 +80,43 @@ func (m *Master) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
 	}
 	proxy.ServeHTTP(w, r)
 	return true
+}
+
+// leaderStateWait bounds how long a read waits for a newly elected leader to apply its
+// predecessor's log (becomeLeader's barrier, normally milliseconds).
+const leaderStateWait = 5 * time.Second
+
+// awaitLeaderState waits until this master, which Raft made leader, holds leader state:
+// only then has it applied every entry its predecessor committed. Until then its replica
+// may lack the last changes, and a snapshot served from it (an operator SUBSCRIBE, a
+// GET_STATE) would take back what subscribers were already told. It reports false when
+// leadership ends, ctx ends or leaderStateWait passes first.
+func (m *Master) awaitLeaderState(ctx context.Context) bool {
+	ready := func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.leader != nil
+	}
+	if ready() {
+		return true
+	}
+	deadline := time.NewTimer(leaderStateWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+			if ready() {
+				return true
+			}
+			if !m.isLeader() {
+				return false
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atoll/atoll/node/master"
 )
@@ -75,3 +76,37 @@ type unexpected struct {
 }
 
 func (u *unexpected) Error() string { return http.StatusText(u.status) + ": " + u.body }
+
+// TestReadsWaitForLeaderState: a master Raft has just made leader serves no read until it
+// has applied its predecessor's log (holds leader state), so a GET_STATE or an operator
+// SUBSCRIBE never hands out a snapshot older than what the old leader's streams told.
+func TestReadsWaitForLeaderState(t *testing.T) {
+	c := master.NewTestCluster(t, 1)
+	leader := c.Leader()
+	type reply struct {
+		status int
+		body   string
+		at     time.Time
+	}
+	replies := make(chan reply, 1)
+	var restored time.Time
+	leader.Master.WithoutLeaderState(func() {
+		go func() {
+			status, body := post(t, leader.URL+"/api/v1", "application/json", "", `{"type":"GET_STATE"}`)
+			replies <- reply{status, body, time.Now()}
+		}()
+		select {
+		case r := <-replies:
+			t.Fatalf("GET_STATE answered %d %q before the leader held its state", r.status, r.body)
+		case <-time.After(300 * time.Millisecond):
+		}
+		restored = time.Now()
+	})
+	r := <-replies
+	if r.status != http.StatusOK || !strings.Contains(r.body, `"type":"GET_STATE"`) {
+		t.Fatalf("GET_STATE once the leader holds its state: %d %q", r.status, r.body)
+	}
+	if r.at.Before(restored) {
+		t.Fatalf("GET_STATE answered at %v, before the leader state came back at %v", r.at, restored)
+	}
+}
