@@ -34,13 +34,13 @@ import (
 // agent opens it and whenever it has grown to several times that.
 //
 // Writes are group-committed: each is queued in order, and a single committer writes
-// everything queued so far at once. Only status updates, which the agent must not send
-// before they are durable, and the agent's identity are synced; the other writes settle
-// once the kernel has them, which is all a restarted agent process needs to find them,
-// while a host that crashes reboots, and after a reboot the agent drops its checkpoint
-// anyway (see Agent.load). Syncs are the syncer's: one fdatasync makes every write before
-// it durable, and the committer writes on meanwhile, so that a task's record at LAUNCH
-// never waits for another's update to be synced.
+// everything queued so far at once. A write settles once the kernel has it, which is all
+// a restarted agent process needs to find it: a host that crashes reboots, and after a
+// reboot the agent drops its checkpoint anyway, its tasks having died with the host (see
+// Agent.load). So a status update is sent as soon as it is written, never before, and an
+// fdatasync would only delay it. Only the agent's identity is synced, once per start.
+// Syncs are the syncer's: one fdatasync makes every write before it durable, and the
+// committer writes on meanwhile.
 //
 // Agents before kept their checkpoint in a bbolt file, meta/agent.db; opening a work dir
 // that has one moves its content to the log and removes it.
@@ -137,7 +137,7 @@ type queuedUpdate struct {
 	// encoded is update as JSON, which UPDATE calls carry; nil until first needed for an
 	// update read from disk.
 	encoded json.RawMessage
-	// written settles when the update is durable; nil for updates read from disk.
+	// written settles when the update is written; nil for updates read from disk.
 	written *cpOp
 }
 
@@ -383,8 +383,8 @@ func replayLog(data []byte) (checkpointState, int64, error) {
 type checkpoint struct {
 	dir  string
 	lock *os.File
-	// onCommit runs (outside any lock) whenever durable ops have settled; the agent kicks
-	// its sender.
+	// onCommit runs (outside any lock) whenever status updates or durable ops have
+	// settled; the agent kicks its sender.
 	onCommit func()
 	// seq numbers updates; it continues from the highest number in the log.
 	seq atomic.Uint64
@@ -678,20 +678,21 @@ func (c *checkpoint) commit() {
 }
 
 // apply writes a batch with one write, settles the ops that need no sync and passes
-// the others on to the syncer.
+// the others (the agent's identity) on to the syncer.
 func (c *checkpoint) apply(batch []*cpOp) {
 	err := c.writeBatch(batch)
 	var durable []*cpOp
-	settledDurable := false
+	notify := false
 	for _, o := range batch {
 		if o.durable && err == nil {
 			durable = append(durable, o)
 			continue
 		}
 		o.settle(err)
-		settledDurable = settledDurable || o.durable
+		// The sender holds each update back until it is written.
+		notify = notify || o.durable || o.op.kind == opUpdate
 	}
-	if settledDurable && c.onCommit != nil {
+	if notify && c.onCommit != nil {
 		c.onCommit()
 	}
 	if len(durable) == 0 {
@@ -864,7 +865,7 @@ func (c *checkpoint) putTaskAsync(rec *taskRecord) *cpOp {
 }
 
 // appendUpdate writes rec and appends u to its update queue in one record, waits until
-// both are durable, and returns u's sequence number.
+// both are written, and returns u's sequence number.
 func (c *checkpoint) appendUpdate(rec *taskRecord, u api.AgentCallUpdate) (uint64, error) {
 	q := c.appendUpdateAsync(rec, u)
 	if err := q.written.wait(); err != nil {
@@ -874,7 +875,7 @@ func (c *checkpoint) appendUpdate(rec *taskRecord, u api.AgentCallUpdate) (uint6
 }
 
 // appendUpdateAsync queues the write of rec and u, and returns u as queued: its sequence
-// number, its JSON and the op, which settles once both are durable. The update must not
+// number, its JSON and the op, which settles once both are written. The update must not
 // be sent before the op settles without error.
 func (c *checkpoint) appendUpdateAsync(rec *taskRecord, u api.AgentCallUpdate) queuedUpdate {
 	q := queuedUpdate{seq: c.seq.Add(1), update: u}
@@ -885,7 +886,7 @@ func (c *checkpoint) appendUpdateAsync(rec *taskRecord, u api.AgentCallUpdate) q
 		return q
 	}
 	q.encoded = updateJSON
-	q.written = c.enqueue(logOp{kind: opUpdate, seq: q.seq, key: rec.key(), data: recJSON, extra: updateJSON}, true)
+	q.written = c.enqueue(logOp{kind: opUpdate, seq: q.seq, key: rec.key(), data: recJSON, extra: updateJSON}, false)
 	return q
 }
 

@@ -78,7 +78,7 @@ func (a *Agent) updateLocked(t *task, rec taskRecord, status api.TaskStatus) boo
 		status.Labels = &api.Labels{Labels: []api.Label{{Key: sandboxLabel, Value: rec.Sandbox}}}
 	}
 	update := api.AgentCallUpdate{FrameworkID: api.FrameworkID{Value: rec.FrameworkID}, Status: status}
-	// Queued for the group commit; the sender holds it back until it is durable.
+	// Queued for the group commit; the sender holds it back until it is written.
 	t.rec = rec
 	t.queue = append(t.queue, a.cp.appendUpdateAsync(&rec, update))
 	a.log.Info("task status", "framework", rec.FrameworkID, "task", rec.Task.TaskID.Value, "state", status.State, "message", status.Message, "reason", status.Reason)
