@@ -2,10 +2,14 @@ package authtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +20,7 @@ import (
 	"github.com/atoll/atoll/api/marathon"
 	"github.com/atoll/atoll/frameworks/services"
 	"github.com/atoll/atoll/node/master"
+	"github.com/atoll/atoll/node/pki"
 )
 
 // BenchmarkMarathonAPI measures the Marathon API's throughput without and with API
@@ -32,12 +37,25 @@ func BenchmarkMarathonAPI(b *testing.B) {
 			if auth {
 				name = "op=" + op + "/auth=on"
 			}
-			b.Run(name, func(b *testing.B) { benchmarkMarathon(b, op, auth) })
+			b.Run(name, func(b *testing.B) { benchmarkMarathon(b, op, auth, false) })
 		}
 	}
 }
 
-func benchmarkMarathon(b *testing.B, op string, auth bool) {
+// BenchmarkMarathonAPITLS is BenchmarkMarathonAPI with API tokens on, as a secure
+// cluster runs, without and with TLS: with tls=true the clients reach the master's API
+// over TLS 1.3 with a master certificate of a cluster CA, as they reach a secure master.
+//
+//	go test -run XXX -bench MarathonAPITLS -benchtime 5s ./node/master/authtest
+func BenchmarkMarathonAPITLS(b *testing.B) {
+	for _, op := range []string{"read", "write"} {
+		for _, secure := range []bool{false, true} {
+			b.Run(fmt.Sprintf("op=%s/tls=%t", op, secure), func(b *testing.B) { benchmarkMarathon(b, op, true, secure) })
+		}
+	}
+}
+
+func benchmarkMarathon(b *testing.B, op string, auth, secure bool) {
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	admins := make(chan string, 1)
 	ts := master.NewTestServer(b, func(c *master.Config) {
@@ -58,7 +76,12 @@ func benchmarkMarathon(b *testing.B, op string, auth bool) {
 		{Name: "mem", Type: api.Scalar, Scalar: &api.ValueScalar{Value: 65536}},
 		{Name: "ports", Type: api.Ranges, Ranges: &api.ValueRanges{Range: []api.ValueRange{{Begin: 31000, End: 32000}}}},
 	})
-	apps := marathon.NewClient(ts.URL, marathon.WithToken(operatorToken))
+	url, transport := ts.URL, &http.Transport{MaxIdleConnsPerHost: 64}
+	if secure {
+		url, transport.TLSClientConfig = serveTLS(b, ts.Handler())
+	}
+	client := &http.Client{Transport: transport}
+	apps := marathon.NewClient(url, marathon.WithToken(operatorToken), marathon.WithHTTPClient(client))
 	ctx := context.Background()
 	for i := range 20 {
 		if _, err := apps.CreateApp(ctx, fmt.Appendf(nil, `{"id":"/bench/app-%d","cmd":"sleep 600","cpus":0.1,"mem":16,"instances":2}`, i), false); err != nil {
@@ -81,14 +104,13 @@ func benchmarkMarathon(b *testing.B, op string, auth bool) {
 		}
 		return nil
 	})
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var next atomic.Int64
 	request := func() (*http.Request, error) {
 		if op == "read" {
-			return http.NewRequest(http.MethodGet, ts.URL+"/v2/apps?embed=apps.tasks", nil)
+			return http.NewRequest(http.MethodGet, url+"/v2/apps?embed=apps.tasks", nil)
 		}
 		body := fmt.Sprintf(`{"id":"/written/app-%d","cmd":"sleep 600","cpus":0.1,"mem":16,"instances":0,"portDefinitions":[]}`, next.Add(1))
-		req, err := http.NewRequest(http.MethodPost, ts.URL+"/v2/apps", strings.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, url+"/v2/apps", strings.NewReader(body))
 		if err == nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
@@ -127,6 +149,24 @@ func benchmarkMarathon(b *testing.B, op string, auth bool) {
 	elapsed, cpu := time.Since(start), processCPU(b)-startCPU
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
+}
+
+// serveTLS serves h over TLS with a master certificate of a new cluster CA, as a secure
+// master serves its API, and returns its URL and the TLS configuration of a client that
+// trusts that CA.
+func serveTLS(b *testing.B, h http.Handler) (string, *tls.Config) {
+	b.Helper()
+	creds, err := pki.NewCluster("bench", pki.Identity{Name: "m1", Roles: []pki.Role{pki.RoleMaster}, IPs: []net.IP{net.IPv4(127, 0, 0, 1).To4()}}, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = creds.ServerTLS()
+	// Connections cut when the benchmark ends are no news.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	return srv.URL, creds.ClientTLS(pki.RoleMaster)
 }
 
 // processCPU is the CPU time this process has used, the master and its clients together:
