@@ -212,6 +212,9 @@ func (c *Client) readChunk(ctx context.Context, agentURL, filePath string, offse
 	if err != nil {
 		return fileChunk{}, fmt.Errorf("read %s from the agent: %w", filePath, err)
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fileChunk{}, fmt.Errorf("read %s from the agent: %w", filePath, err)

@@ -9,18 +9,24 @@ import (
 	"time"
 )
 
-// The token API (an Atoll extension, admin tokens only) manages the API tokens the masters
-// check on every request when they run with authentication on:
+// The token API (an Atoll extension, admin tokens only but for /self) manages the API
+// tokens the masters check on every request when they run with authentication on:
 //
 //	POST   /atoll/v1/tokens       a CreateTokenRequest; 201 with a CreatedToken
 //	GET    /atoll/v1/tokens       TokenList of every token, revoked and expired ones too
 //	DELETE /atoll/v1/tokens/{id}  revokes the token; 200 with its Token
+//	GET    /atoll/v1/tokens/self  the Token the request carries (any working token)
 //
 // A token is "atl_<id>_<secret>"; the masters keep only a hash of the secret, so the
 // token itself is shown once, when it is created.
 
 // TokensPath is the token API's path.
 const TokensPath = "/atoll/v1/tokens"
+
+// TokenSelfPath answers GET with the Token the request authenticated with: any working
+// token may ask who it is (its role and principal), as agents do to decide who may read
+// a task's sandbox.
+const TokenSelfPath = TokensPath + "/self"
 
 // TokenRole is what a token may do; see the masters' policy table for the exact requests.
 type TokenRole string

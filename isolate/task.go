@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/atoll/atoll/api"
 )
@@ -181,8 +183,12 @@ func lookupUser(name string) (*taskCredential, string, error) {
 }
 
 // prepareSandbox gives the sandbox, and the output files, to the task's user, as Mesos
-// does, so the task can write there; the output files' rotations keep their owner.
+// does, so the task can write there; the output files' rotations keep their owner. It
+// lets the user reach the sandbox too (see grantSearch).
 func prepareSandbox(sandbox, stdout, stderr string, cred *taskCredential) error {
+	if err := grantSearch(sandbox, cred); err != nil {
+		return err
+	}
 	for _, path := range []string{stdout, stderr} {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
@@ -200,6 +206,43 @@ func prepareSandbox(sandbox, stdout, stderr string, cred *taskCredential) error 
 		return fmt.Errorf("give sandbox to uid %d: %w", cred.UID, err)
 	}
 	return nil
+}
+
+// grantSearch lets the task's user reach its sandbox by path, as a task running as a
+// plain process must to start there: each directory above the sandbox that denies the
+// user search permission gets the execute bit of the class the user falls in (owner,
+// group or other), never read permission, as Mesos's world-searchable work dir gives
+// it. The agent keeps its work dir in the node's private data dir, and tests in private
+// temporary directories. Only directories of the agent's own user are changed: another
+// user's keep their say (a runc container reaches its sandbox through a mount anyway).
+func grantSearch(sandbox string, cred *taskCredential) error {
+	euid := uint32(os.Geteuid())
+	for dir := filepath.Dir(sandbox); ; dir = filepath.Dir(dir) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(dir, &st); err != nil {
+			return fmt.Errorf("let uid %d reach the sandbox: %w", cred.UID, &fs.PathError{Op: "stat", Path: dir, Err: err})
+		}
+		if bit := searchBit(&st, cred); st.Mode&bit == 0 && st.Uid == euid {
+			if err := syscall.Chmod(dir, st.Mode&0o7777|bit); err != nil {
+				return fmt.Errorf("let uid %d reach the sandbox: %w", cred.UID, &fs.PathError{Op: "chmod", Path: dir, Err: err})
+			}
+		}
+		if dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
+}
+
+// searchBit is the permission bit that lets cred search the directory st describes:
+// the owner's, the group's or the others' execute bit, whichever class cred is in.
+func searchBit(st *syscall.Stat_t, cred *taskCredential) uint32 {
+	switch {
+	case st.Uid == cred.UID:
+		return syscall.S_IXUSR
+	case st.Gid == cred.GID || slices.Contains(cred.Groups, st.Gid):
+		return syscall.S_IXGRP
+	}
+	return syscall.S_IXOTH
 }
 
 // secretValue is the content of a secret the task's framework resolved: a VALUE secret.

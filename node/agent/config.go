@@ -60,6 +60,12 @@ type Config struct {
 	// nil fails tasks that have uris.
 	Fetcher *fetch.Fetcher
 
+	// TaskUser is the host user a task on the host's filesystem runs as when neither its
+	// command nor its framework names one (a task with an image runs as its image says).
+	// Empty runs such tasks as the agent's own user; any other user needs an agent
+	// running as root. It must exist on the host.
+	TaskUser string
+
 	// MaxConcurrentLaunches bounds the containers being launched at once; further
 	// launches wait for one to finish (or to have taken launchSlotHold). Spawning a burst
 	// of tasks all at once makes the spawns compete for the CPUs with the status updates
@@ -111,6 +117,8 @@ func DefaultConfig() Config {
 		Resources: "",
 		// 5051 is the Mesos agent port, which tools expect for /files and /health.
 		HTTPAddr: ":5051",
+		// A task nobody named a user for must not get root's power over the host.
+		TaskUser: defaultTaskUser(),
 		// Mesos masters ping agents every 15 s; heartbeating at the same pace keeps the
 		// master's view of the agent as fresh as it was with Mesos.
 		// Well inside the masters' 10 s agent timeout, which counts from the last call.
@@ -160,6 +168,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseAttributes(c.Attributes); err != nil {
 		return fmt.Errorf("agent config: Attributes: %w", err)
+	}
+	if err := checkTaskUser(c.TaskUser); err != nil {
+		return fmt.Errorf("agent config: TaskUser: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,12 @@ const maxReadLength = 16 * 4096
 // handler serves the agent's HTTP API.
 func (a *Agent) handler() http.Handler {
 	files := sandboxFiles{root: a.sandboxes}
+	// An agent with a token for the masters is in a secure cluster, whose sandboxes only
+	// the tokens allowed to read their tasks may read.
+	if a.cfg.MasterToken != "" {
+		asCaller := &http.Client{Transport: a.transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		files.auth = newSandboxAuth(a.sandboxes, a.mastersToAsk, asCaller, a.client)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -36,6 +43,17 @@ func (a *Agent) handler() http.Handler {
 // paths are absolute host paths, as Mesos agents report sandbox directories.
 type sandboxFiles struct {
 	root string
+	// auth, when set, says which requests may read which sandbox; nil serves all.
+	auth *sandboxAuth
+}
+
+// allow says whether r may read path: as requested, before anything about it is looked
+// up, and as resolved, which a symlink may have led into another task's sandbox.
+func (f sandboxFiles) allow(r *http.Request, path string) error {
+	if f.auth == nil {
+		return nil
+	}
+	return f.auth.allow(r, path)
 }
 
 // readResponse is Mesos's /files/read answer.
@@ -74,6 +92,9 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &he) {
 		he = &httpError{http.StatusInternalServerError, err.Error()}
 	}
+	if he.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="atoll"`)
+	}
 	writeJSON(w, he.status, map[string]string{"message": he.message})
 }
 
@@ -105,6 +126,22 @@ func (f sandboxFiles) resolve(requested string) (string, error) {
 		return "", &httpError{http.StatusForbidden, "path leads outside the sandboxes: " + requested}
 	}
 	return real, nil
+}
+
+// openResolved opens path, which resolve made of requested, and makes sure that it
+// opened the file at that very path: a task may swap a directory of its sandbox for a
+// symlink after resolve, which would lead the open elsewhere.
+func openResolved(path, requested string) (*os.File, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, &httpError{http.StatusNotFound, "cannot open file: " + err.Error()}
+	}
+	opened, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(file.Fd())))
+	if err != nil || opened != path {
+		file.Close()
+		return nil, &httpError{http.StatusForbidden, "path changed while it was opened: " + requested}
+	}
+	return file, nil
 }
 
 func within(root, p string) bool {
@@ -148,6 +185,9 @@ func (f sandboxFiles) readFile(r *http.Request) (readResponse, error) {
 		return readResponse{}, err
 	}
 	requested := r.URL.Query().Get("path")
+	if err := f.allow(r, requested); err != nil {
+		return readResponse{}, err
+	}
 	path, err := f.resolve(requested)
 	if err != nil {
 		if f.unwrittenOutput(requested, err) {
@@ -155,9 +195,12 @@ func (f sandboxFiles) readFile(r *http.Request) (readResponse, error) {
 		}
 		return readResponse{}, err
 	}
-	file, err := os.Open(path)
+	if err := f.allow(r, path); err != nil {
+		return readResponse{}, err
+	}
+	file, err := openResolved(path, requested)
 	if err != nil {
-		return readResponse{}, &httpError{http.StatusNotFound, "cannot open file: " + err.Error()}
+		return readResponse{}, err
 	}
 	defer file.Close()
 	info, err := file.Stat()
@@ -212,7 +255,7 @@ func (f sandboxFiles) unwrittenOutput(requested string, err error) bool {
 
 // browse answers /files/browse?path= with the entries of a directory.
 func (f sandboxFiles) browse(w http.ResponseWriter, r *http.Request) {
-	entries, err := f.list(r.URL.Query().Get("path"))
+	entries, err := f.list(r, r.URL.Query().Get("path"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -220,22 +263,34 @@ func (f sandboxFiles) browse(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, entries)
 }
 
-func (f sandboxFiles) list(requested string) ([]fileEntry, error) {
+func (f sandboxFiles) list(r *http.Request, requested string) ([]fileEntry, error) {
+	if err := f.allow(r, requested); err != nil {
+		return nil, err
+	}
 	path, err := f.resolve(requested)
 	if err != nil {
 		return nil, err
 	}
-	info, err := os.Stat(path)
+	if err := f.allow(r, path); err != nil {
+		return nil, err
+	}
+	dir, err := openResolved(path, requested)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	info, err := dir.Stat()
 	if err != nil {
 		return nil, err
 	}
 	if !info.IsDir() {
 		return nil, &httpError{http.StatusBadRequest, "not a directory: " + requested}
 	}
-	dirEntries, err := os.ReadDir(path)
+	dirEntries, err := dir.ReadDir(-1)
 	if err != nil {
 		return nil, &httpError{http.StatusForbidden, "cannot list directory: " + err.Error()}
 	}
+	slices.SortFunc(dirEntries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	names := idNames{}
 	entries := make([]fileEntry, 0, len(dirEntries))
 	for _, de := range dirEntries {

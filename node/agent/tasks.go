@@ -122,8 +122,9 @@ func (a *Agent) launchSpecLocked(rec *taskRecord) (isolate.LaunchSpec, error) {
 		Sandbox:     rec.Sandbox,
 		Command:     *task.Command,
 		Container:   task.Container,
-		// Tasks run as the framework's user unless the command or the image says otherwise.
-		FrameworkUser: rec.Framework.User,
+		// Tasks run as the framework's user unless the command or the image says
+		// otherwise, and as the agent's TaskUser when no one names one.
+		FrameworkUser: a.cfg.frameworkUser(rec.Framework.User, task.Container),
 		Env: taskEnv(taskEnvInput{
 			sandbox:     rec.Sandbox,
 			taskID:      task.TaskID.Value,

@@ -14,7 +14,19 @@ func (m *Master) tokenRoutes() []route {
 		{"POST " + api.TokensPath, m.LeaderOnly(http.HandlerFunc(m.handleCreateToken))},
 		{"GET " + api.TokensPath, m.LeaderOnly(http.HandlerFunc(m.handleListTokens))},
 		{"DELETE " + api.TokensPath + "/{id}", m.LeaderOnly(http.HandlerFunc(m.handleRevokeToken))},
+		// Every master answers from its own replica, as it checks tokens.
+		{"GET " + api.TokenSelfPath, http.HandlerFunc(m.handleTokenSelf)},
 	}
+}
+
+// handleTokenSelf describes the token the request carries.
+func (m *Master) handleTokenSelf(w http.ResponseWriter, r *http.Request) {
+	t := requestToken(r.Context())
+	if t == nil {
+		writeError(w, errorf(http.StatusNotFound, "this request carries no token: authentication is off"))
+		return
+	}
+	writeJSON(w, http.StatusOK, t.Token)
 }
 
 // requester names who made a request, for a token's created_by.

@@ -110,6 +110,8 @@ var policy = []rule{
 	{method: "GET", path: pki.CAPath, kind: public},
 	{method: "POST", path: pki.JoinPath, kind: write, allow: byAgent | byLB | byMaster},
 
+	// Any token may ask who it is.
+	{method: "GET", path: api.TokenSelfPath, kind: read, allow: readers | byLB},
 	// Tokens, and snapshots, which hold them and whose restore would bring back revoked
 	// ones: admin only.
 	{method: "GET", path: api.TokensPath + "*", kind: read},

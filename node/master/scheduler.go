@@ -262,10 +262,9 @@ func acceptsJSON(accept string) bool {
 // subscribe registers or re-registers a framework and streams its events until the
 // connection ends.
 func (m *Master) subscribe(w http.ResponseWriter, r *http.Request, call *api.Call) {
+	// A framework that names no user has its tasks run as each agent's task user
+	// (nobody on an agent running as root), never silently as root.
 	info := call.Subscribe.FrameworkInfo
-	if info.User == "" {
-		info.User = "root"
-	}
 	now := time.Now()
 
 	m.mu.Lock()

@@ -75,6 +75,7 @@ var routeAccess = func() map[string]access {
 		"POST /atoll/v1/tokens":                 admins,
 		"GET /atoll/v1/tokens":                  admins,
 		"DELETE /atoll/v1/tokens/{id}":          admins,
+		"GET /atoll/v1/tokens/self":             readersLB,
 		// Marathon (the services framework).
 		"GET /ping":                       anyone,
 		"GET /v2/info":                    readers,
