@@ -175,6 +175,7 @@ func (a *app) rootCmd() *cobra.Command {
 		task, a.dnsCmd(),
 		a.appCmd(), a.deploymentCmd(), a.groupCmd(), a.jobCmd(), a.tuiCmd(), a.frameworkCmd(),
 		a.pkgCmd(), a.tokenCmd(), a.loginCmd(), a.logoutCmd(),
+		a.nodeCmd(), a.keyringCmd(),
 	)
 	markFailures(root)
 	return root

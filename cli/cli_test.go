@@ -148,6 +148,10 @@ func TestDaemonConfig(t *testing.T) {
 		{name: "up insecure registry", role: roleUp, args: []string{"--insecure-registry", "10.0.0.5:5000"}, want: func(c *node.Config) {
 			c.InsecureRegistries = []string{"10.0.0.5:5000"}
 		}},
+		{name: "agent task user", role: roleAgent, args: []string{"--join", "198.18.0.1", "--task-user", "daemon"}, want: func(c *node.Config) {
+			c.Agent, c.Join, c.TaskUser = true, []string{"198.18.0.1"}, "daemon"
+		}},
+		{name: "up task user", role: roleUp, args: []string{"--task-user=daemon"}, want: func(c *node.Config) { c.TaskUser = "daemon" }},
 		{
 			name: "agent",
 			role: roleAgent,

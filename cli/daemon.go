@@ -103,6 +103,7 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", cfg.InsecureRegistries, "image registry (host:port, as image references name it) to pull from over plain HTTP; repeatable (runc only; loopback registries always may be)")
 		fs.Int64Var(&cfg.TaskLogMaxSize, "log-max-size", cfg.TaskLogMaxSize, "bytes at which a task's stdout and stderr rotate (0: 10 MiB)")
 		fs.IntVar(&cfg.TaskLogKeep, "log-keep", cfg.TaskLogKeep, "rotated files kept of each task's stdout and stderr (0: 5)")
+		fs.StringVar(&cfg.TaskUser, "task-user", cfg.TaskUser, "user that tasks on the host's filesystem run as when neither their command nor their framework names one; it must exist (default: nobody when root, else the agent's own user)")
 	}
 	if role == roleUp || role == roleLB {
 		fs.StringVar(&cfg.LBGroup, "group", cfg.LBGroup, "load balancer group: serve apps whose HAPROXY_GROUP is this")

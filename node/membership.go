@@ -295,6 +295,9 @@ type Membership struct {
 	logger *slog.Logger
 	events chan serf.Event
 
+	// keyring is the gossip keyring memberlist made of GossipKey, nil without one.
+	keyring *memberlist.Keyring
+
 	// local is this node's gossip address, set once serf is up; the name guard compares
 	// peers claiming this node's name against it.
 	local atomic.Pointer[netip.AddrPort]
@@ -346,11 +349,12 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 		stopped:        make(chan struct{}),
 		dispatcherDone: make(chan struct{}),
 	}
-	s, err := serf.Create(m.serfConfig(cfg))
+	conf := m.serfConfig(cfg)
+	s, err := serf.Create(conf)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Port)), err)
 	}
-	m.serf = s
+	m.serf, m.keyring = s, conf.MemberlistConfig.Keyring
 	local := s.Memberlist().LocalNode()
 	if ip, ok := netip.AddrFromSlice(local.Addr); ok {
 		addrPort := netip.AddrPortFrom(ip.Unmap(), local.Port)

@@ -73,6 +73,10 @@ type Config struct {
 	// MasterURL is the master a node with JoinToken joins through (https://host:port);
 	// empty: the host of the first Join address, at APIPort.
 	MasterURL string
+	// CertValidity is how long the node certificates a secure master signs are valid (the
+	// certificates of joining nodes, renewals, and its own); 0 is pki.DefaultCertValidity.
+	// Nodes renew theirs once two thirds of it have passed.
+	CertValidity time.Duration
 	// TLSNames are IP addresses and DNS names this node's certificate holds besides its
 	// advertise and bind addresses, its name, the hostname and localhost: the names
 	// users reach it at (a load balancer's, a DNS alias).
@@ -149,6 +153,10 @@ type Config struct {
 	// TaskLogKeep how many rotated files each keeps; 0 takes isolate's defaults (10 MiB, 5).
 	TaskLogMaxSize int64
 	TaskLogKeep    int
+	// TaskUser is the user the agent's tasks on the host's filesystem run as when neither
+	// their command nor their framework names one; empty takes the agent's default
+	// (nobody when the node runs as root, else the node's own user).
+	TaskUser string
 	// DNSPort is where the node answers DNS for the cluster domain (UDP and TCP, on
 	// BindAddr); 0 picks a free port, -1 runs no DNS server.
 	DNSPort int
@@ -373,6 +381,9 @@ func (c Config) validateSecurity() error {
 		if c.MasterURL == "" && len(c.Join) == 0 {
 			return errors.New("join-token: a node joins through a master: give --join or --master-url")
 		}
+	}
+	if c.CertValidity < 0 {
+		return fmt.Errorf("cert-validity: %v, want ≥ 0 (0: a year)", c.CertValidity)
 	}
 	if c.MasterURL != "" {
 		if _, err := pki.MasterBaseURL(c.MasterURL); err != nil {

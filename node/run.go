@@ -92,10 +92,6 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	if err != nil {
 		return err
 	}
-	if creds != nil && creds.APIToken == "" && (cfg.Agent || cfg.LB) {
-		return fmt.Errorf("the agent and lb roles of a secure node call the masters with the API token a node gets by joining, and %s holds none: "+
-			"run them on nodes that join with --join-token, not on the master that created the cluster", filepath.Join(cfg.DataDir, "pki"))
-	}
 
 	// Listeners first, so port 0 resolves before gossip advertises the addresses.
 	var apiLn, marathonLn net.Listener
@@ -158,6 +154,10 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	}
 	defer members.Shutdown()
 	info.GossipAddr = members.Addr()
+	if creds != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); keepCredentials(ctx, cfg, creds, members, log) }()
+	}
 	go func() {
 		// A name already taken in the cluster can never join: stop instead of idling.
 		if err := members.WaitJoined(ctx); errors.Is(err, ErrNameConflict) {
@@ -215,7 +215,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		}
 		handler := m.Handler()
 		if creds != nil {
-			handler = requireNodeCerts(handler)
+			handler = requireNodeCerts(handler, m.CheckNodeCert)
 		}
 		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		// A secure master's plain HTTP: what a machine without credentials fetches.
@@ -422,9 +422,8 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 		cosmos.Attach(m, cosmos.Config{Logger: cfg.Logger})
 		install.Register(m, install.Config{Join: members.Addr(), Logger: cfg.Logger})
 		if sec.creds != nil {
-			joinErr = master.AttachJoin(m, master.JoinConfig{Credentials: sec.creds, FirstJoinTokens: func(tokens map[pki.Role]string) {
-				announceJoinCommands(cfg, apiURL, tokens, log)
-			}})
+			joinErr = master.AttachJoin(m, master.JoinConfig{Credentials: sec.creds, CertValidity: cfg.CertValidity, Keyring: serfKeyring{members},
+				OwnToken: sec.creds.APIToken, FirstJoinTokens: func(tokens map[pki.Role]string) { announceJoinCommands(cfg, apiURL, tokens, log) }})
 		}
 	})
 	m, err := master.New(mc)
@@ -538,6 +537,9 @@ func startAgent(cfg Config, adv string, members *Membership, localAPI string, cr
 	ac.Hostname = adv
 	ac.Resources = cfg.Resources
 	ac.Attributes = cfg.Attributes
+	if cfg.TaskUser != "" {
+		ac.TaskUser = cfg.TaskUser
+	}
 	if len(cfg.ContainerNetworks) > 0 {
 		ac.Attributes = strings.Trim(ac.Attributes+";"+api.AttributeNetworks+":"+strings.Join(cfg.ContainerNetworks, ","), ";")
 	}

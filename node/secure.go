@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,14 +19,18 @@ import (
 	"time"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/node/master"
 	"github.com/atoll/atoll/node/pki"
 )
 
 // nodeCredentials returns a node's credentials: those in DataDir/pki when they fit this
 // node (a node that has them is secure, whatever its flags say, so that a restart
 // without --join-token stays in its cluster); else those a join with cfg.JoinToken
-// obtains; else, on a secure master, a new cluster's, which created reports. A node
-// without security and without credentials gets nil.
+// obtains; else, on a secure master, a new cluster's, which created reports. A master
+// holding the CA key signs itself the certificate it lacks (for a role it did not run
+// before, or after its own expired) rather than joining again, and makes itself its own
+// API token when it has none (master.JoinConfig.OwnToken). A node without security and
+// without credentials gets nil.
 func nodeCredentials(ctx context.Context, cfg Config, adv string, log *slog.Logger) (creds *pki.Credentials, created bool, err error) {
 	dir := filepath.Join(cfg.DataDir, "pki")
 	id := nodeIdentity(cfg, adv)
@@ -42,10 +47,16 @@ func nodeCredentials(ctx context.Context, cfg Config, adv string, log *slog.Logg
 			return nil, false, fmt.Errorf("%s holds the credentials of another cluster (CA %s) than --join-token pins (CA %s): remove it to join this one", dir, creds.CA.Hash(), token.CAHash)
 		}
 		why := unfitCredentials(creds, cfg, id)
-		if why == "" {
+		switch {
+		case cfg.Master && creds.CA.CanSign():
+			changed, err := completeMasterCredentials(creds, cfg, id, why, log)
+			if err == nil && changed {
+				err = creds.Save(dir)
+			}
+			return creds, false, err
+		case why == "":
 			return creds, false, nil
-		}
-		if cfg.JoinToken == "" {
+		case cfg.JoinToken == "":
 			return nil, false, fmt.Errorf("the credentials in %s do not fit this node: %s; join again with --join-token", dir, why)
 		}
 		log.Info("joining the cluster again", "reason", why)
@@ -56,6 +67,13 @@ func nodeCredentials(ctx context.Context, cfg Config, adv string, log *slog.Logg
 	case cfg.JoinToken == "" && cfg.Master:
 		if creds, err = pki.NewCluster(cfg.Name, id, time.Now()); err != nil {
 			return nil, false, fmt.Errorf("create the cluster CA: %w", err)
+		}
+		why := ""
+		if certValidity(cfg) != pki.DefaultCertValidity {
+			why = "the cluster's certificates are valid for " + cfg.CertValidity.String()
+		}
+		if _, err := completeMasterCredentials(creds, cfg, id, why, log); err != nil {
+			return nil, false, err
 		}
 		if err := creds.Save(dir); err != nil {
 			return nil, false, err
@@ -74,6 +92,39 @@ func nodeCredentials(ctx context.Context, cfg Config, adv string, log *slog.Logg
 	return creds, false, nil
 }
 
+// completeMasterCredentials gives the credentials of a master holding the CA key what
+// it needs and reports whether they changed: a certificate for id, signed with that key,
+// when why says the current one does not fit; and an API token of its own when it has
+// none, for the roles beside it (its DNS server, an agent, a load balancer).
+func completeMasterCredentials(creds *pki.Credentials, cfg Config, id pki.Identity, why string, log *slog.Logger) (changed bool, err error) {
+	if why != "" {
+		id.Generation = pki.CertGeneration(creds.CurrentCert().Leaf)
+		cert, err := creds.IssueOwn(id, time.Now(), certValidity(cfg))
+		if err != nil {
+			return false, fmt.Errorf("sign this master's own certificate: %w", err)
+		}
+		creds.SetCert(cert)
+		changed = true
+		log.Info("signed this master's own certificate with the cluster CA", "reason", why, "roles", id.Roles,
+			"expires", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if creds.APIToken == "" {
+		if creds.APIToken, err = master.NewAPIToken(); err != nil {
+			return false, fmt.Errorf("make this master's own API token: %w", err)
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+// certValidity is how long the certificates cfg's master signs are valid.
+func certValidity(cfg Config) time.Duration {
+	if cfg.CertValidity == 0 {
+		return pki.DefaultCertValidity
+	}
+	return cfg.CertValidity
+}
+
 // unfitCredentials says why credentials do not fit the node cfg describes, "" when they do.
 func unfitCredentials(creds *pki.Credentials, cfg Config, id pki.Identity) string {
 	for _, role := range id.Roles {
@@ -84,8 +135,8 @@ func unfitCredentials(creds *pki.Credentials, cfg Config, id pki.Identity) strin
 	if cfg.Master && !creds.CA.CanSign() {
 		return "a master needs the CA key"
 	}
-	if leaf := creds.Cert.Leaf; !time.Now().Before(leaf.NotAfter) {
-		return fmt.Sprintf("the node certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	if leaf := creds.CurrentCert().Leaf; !time.Now().Before(leaf.NotAfter) {
+		return fmt.Sprintf("the node certificate expired at %s, and masters renew only certificates that are valid", leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return ""
 }
@@ -93,14 +144,9 @@ func unfitCredentials(creds *pki.Credentials, cfg Config, id pki.Identity) strin
 // joinCluster joins through the master cfg names, retrying while it cannot be reached
 // (a cluster started all at once); a refusal or a CA that is not the token's ends it.
 func joinCluster(ctx context.Context, cfg Config, id pki.Identity, token pki.JoinToken, log *slog.Logger) (*pki.Credentials, error) {
-	masterURL := cfg.MasterURL
-	if masterURL == "" {
-		addr, err := joinAddr(cfg.Join[0])
-		if err != nil {
-			return nil, fmt.Errorf("join: %w", err)
-		}
-		host, _, _ := net.SplitHostPort(addr)
-		masterURL = net.JoinHostPort(host, strconv.Itoa(cfg.APIPort))
+	masterURL, err := joinMasterURL(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("join: %w", err)
 	}
 	backoff := joinBackoffMin
 	for {
@@ -129,6 +175,23 @@ func joinCluster(ctx context.Context, cfg Config, id pki.Identity, token pki.Joi
 		}
 		backoff = min(2*backoff, joinBackoffMax)
 	}
+}
+
+// joinMasterURL is the master a node joins through: MasterURL, else the host of the
+// first Join address at APIPort.
+func joinMasterURL(cfg Config) (string, error) {
+	if cfg.MasterURL != "" {
+		return cfg.MasterURL, nil
+	}
+	if len(cfg.Join) == 0 {
+		return "", errors.New("no master to join through: give --join or --master-url")
+	}
+	addr, err := joinAddr(cfg.Join[0])
+	if err != nil {
+		return "", err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, strconv.Itoa(cfg.APIPort)), nil
 }
 
 // unreachable reports whether a join failed for want of a connection to the master, as
@@ -234,10 +297,18 @@ func plainPath(p string) bool {
 var nodeRoutes = map[string]pki.Role{api.AgentPath: pki.RoleAgent}
 
 // requireNodeCerts refuses the requests to nodeRoutes of clients without a node
-// certificate of the route's role. The master API's TLS has verified any certificate a
-// client presented against the cluster CA.
-func requireNodeCerts(h http.Handler) http.Handler {
+// certificate of the route's role, and every request presenting a node certificate that
+// check refuses (master.Master.CheckNodeCert: a revoked node's, or one replaced by a
+// later join). The master API's TLS has verified any certificate a client presented
+// against the cluster CA.
+func requireNodeCerts(h http.Handler, check func(*x509.Certificate) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			if err := check(r.TLS.PeerCertificates[0]); err != nil {
+				http.Error(w, err.Error(), http.StatusForbidden)
+				return
+			}
+		}
 		if role, ok := nodeRoutes[path.Clean(r.URL.Path)]; ok {
 			if err := checkNodeCert(r, role); err != nil {
 				http.Error(w, err.Error(), http.StatusForbidden)

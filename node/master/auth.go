@@ -131,6 +131,8 @@ type authState struct {
 
 	mu    sync.RWMutex
 	cache map[string]*cachedToken
+	// nodes caches node records by name (certs.go), as cache does tokens.
+	nodes map[string]*cachedNode
 }
 
 func newAuthState(cfg AuthConfig, logger *slog.Logger) *authState {
@@ -138,7 +140,7 @@ func newAuthState(cfg AuthConfig, logger *slog.Logger) *authState {
 	if now == nil {
 		now = time.Now
 	}
-	return &authState{cfg: cfg, now: now, audit: logger.With("component", "audit"), cache: map[string]*cachedToken{}}
+	return &authState{cfg: cfg, now: now, audit: logger.With("component", "audit"), cache: map[string]*cachedToken{}, nodes: map[string]*cachedNode{}}
 }
 
 // lookupToken returns the record of token id from the master's replica.
@@ -232,38 +234,44 @@ func fromThisProcess(r *http.Request) bool { return r.RemoteAddr == inProcessAdd
 // createToken makes a token as req asks and replicates its record; createdBy names who
 // asked. It returns the token, the only time its secret exists outside the caller.
 func (m *Master) createToken(ctx context.Context, req api.CreateTokenRequest, createdBy string) (*api.CreatedToken, error) {
+	record, token, err := m.newToken(req, createdBy)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.writeToken(ctx, record); err != nil {
+		return nil, err
+	}
+	return &api.CreatedToken{Token: token, Info: record.Token}, nil
+}
+
+// newToken makes a token as req asks, with an id no stored token has, and its record,
+// for the caller to replicate (tokenPut).
+func (m *Master) newToken(req api.CreateTokenRequest, createdBy string) (record *storedToken, token string, err error) {
 	if err := validateTokenRequest(req); err != nil {
-		return nil, errorf(http.StatusBadRequest, "%v", err)
+		return nil, "", errorf(http.StatusBadRequest, "%v", err)
 	}
 	var id, secret string
 	for {
-		var err error
 		if id, secret, err = newTokenSecret(); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if _, taken := m.fsm.Store().KV(authNamespace, tokenKeyPrefix+id); !taken {
 			break
 		}
 	}
 	now := m.auth.now().UTC()
-	hash := hashSecret(secret)
-	record := storedToken{
-		Token: api.Token{
-			ID:        id,
-			Role:      req.Role,
-			Principal: req.Principal,
-			Created:   now,
-			CreatedBy: createdBy,
-		},
-		SecretSHA256: hex.EncodeToString(hash[:]),
-	}
+	record = tokenRecord(id, secret, api.Token{Role: req.Role, Principal: req.Principal, Created: now, CreatedBy: createdBy})
 	if req.TTLSeconds > 0 {
 		record.Expires = now.Add(time.Duration(req.TTLSeconds) * time.Second)
 	}
-	if err := m.writeToken(ctx, &record); err != nil {
-		return nil, err
-	}
-	return &api.CreatedToken{Token: tokenPrefix + id + "_" + secret, Info: record.Token}, nil
+	return record, tokenPrefix + id + "_" + secret, nil
+}
+
+// tokenRecord is the record of token id with secret, described by info.
+func tokenRecord(id, secret string, info api.Token) *storedToken {
+	hash := hashSecret(secret)
+	info.ID = id
+	return &storedToken{Token: info, SecretSHA256: hex.EncodeToString(hash[:])}
 }
 
 // maxPrincipal bounds a principal's length: it names a person, a service or a framework.
@@ -307,15 +315,23 @@ func validatePrincipal(p string) error {
 
 // writeToken replicates a token's record.
 func (m *Master) writeToken(ctx context.Context, t *storedToken) error {
-	value, err := json.Marshal(t)
+	put, err := tokenPut(t)
 	if err != nil {
-		return fmt.Errorf("encode token %s: %w", t.ID, err)
+		return err
 	}
-	_, err = m.WriteKV(ctx, &state.WriteKVRequest{Namespace: authNamespace, Puts: []state.KVPut{{Key: tokenKeyPrefix + t.ID, Value: value}}})
-	if err != nil {
+	if _, err := m.WriteKV(ctx, &state.WriteKVRequest{Namespace: authNamespace, Puts: []state.KVPut{put}}); err != nil {
 		return fmt.Errorf("store token %s: %w", t.ID, err)
 	}
 	return nil
+}
+
+// tokenPut is the key-value write of a token's record.
+func tokenPut(t *storedToken) (state.KVPut, error) {
+	value, err := json.Marshal(t)
+	if err != nil {
+		return state.KVPut{}, fmt.Errorf("encode token %s: %w", t.ID, err)
+	}
+	return state.KVPut{Key: tokenKeyPrefix + t.ID, Value: value}, nil
 }
 
 // tokens returns every token's record from this master's replica, in creation order.
@@ -346,29 +362,27 @@ func (adminBootstrap) Name() string { return "auth-bootstrap" }
 
 // Run creates the admin token if none works, retrying while this master leads.
 func (b adminBootstrap) Run(ctx context.Context) {
+	retryingService{m: b.m, name: b.Name(), what: "create the admin API token", attempt: b.createOnce}.Run(ctx)
+}
+
+// createOnce creates the admin token and hands it out, unless one works.
+func (b adminBootstrap) createOnce(ctx context.Context) error {
 	m := b.m
-	for {
-		now := m.auth.now()
-		for _, t := range m.tokens() {
-			if t.Role == api.RoleAdmin && t.Status(now) == "active" {
-				return
-			}
-		}
-		created, err := m.createToken(ctx, api.CreateTokenRequest{Role: api.RoleAdmin, Principal: "admin"}, "bootstrap")
-		if err == nil {
-			m.log.Info("created an admin API token: the cluster had no working one", "token", created.Info.ID)
-			if m.auth.cfg.AdminToken != nil {
-				m.auth.cfg.AdminToken(created.Token)
-			} else {
-				m.log.Warn("the admin API token, shown only this once: use it with atoll --token or ATOLL_TOKEN, and make others with atoll token create", "admin_token", created.Token)
-			}
-			return
-		}
-		m.log.Warn("could not create the admin API token; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
+	now := m.auth.now()
+	for _, t := range m.tokens() {
+		if t.Role == api.RoleAdmin && t.Status(now) == "active" {
+			return nil
 		}
 	}
+	created, err := m.createToken(ctx, api.CreateTokenRequest{Role: api.RoleAdmin, Principal: "admin"}, "bootstrap")
+	if err != nil {
+		return err
+	}
+	m.log.Info("created an admin API token: the cluster had no working one", "token", created.Info.ID)
+	if m.auth.cfg.AdminToken != nil {
+		m.auth.cfg.AdminToken(created.Token)
+	} else {
+		m.log.Warn("the admin API token, shown only this once: use it with atoll --token or ATOLL_TOKEN, and make others with atoll token create", "admin_token", created.Token)
+	}
+	return nil
 }

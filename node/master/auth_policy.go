@@ -56,6 +56,9 @@ const (
 	// updates are no one's decision, come every few seconds from every agent, and what
 	// they change is in Raft anyway.
 	agentProtocol
+	// nodeCertificate needs no token: the node certificate the request presents over TLS
+	// is its credential, which its handler checks (certs.go).
+	nodeCertificate
 )
 
 // check is a condition a framework token must meet besides its role.
@@ -109,6 +112,11 @@ var policy = []rule{
 	// A joining node's first request, and its join, which checks its own token (join.go).
 	{method: "GET", path: pki.CAPath, kind: public},
 	{method: "POST", path: pki.JoinPath, kind: write, allow: byAgent | byLB | byMaster},
+	// A renewal's credential is the node certificate it presents; revocations and gossip
+	// key rotations are for admins.
+	{method: "POST", path: pki.RenewPath, kind: nodeCertificate},
+	{method: "POST", path: pki.NodesPath + "/*", kind: write},
+	{method: "POST", path: pki.KeyringRotatePath, kind: write},
 
 	// Any token may ask who it is.
 	{method: "GET", path: api.TokenSelfPath, kind: read, allow: readers | byLB},
@@ -121,7 +129,9 @@ var policy = []rule{
 
 	// Mesos: scheduler, agent and operator APIs, state and metrics.
 	{method: "POST", path: api.SchedulerPath, kind: write, allow: byOperator | byFramework, check: ownFramework},
-	{method: "POST", path: api.AgentPath, kind: agentProtocol, allow: byOperator | byAgent},
+	// A master's token too: a node running a master and an agent has a master's token
+	// (join.go), and a secure master takes agent calls only with an agent certificate.
+	{method: "POST", path: api.AgentPath, kind: agentProtocol, allow: byOperator | byAgent | byMaster},
 	{method: "POST", path: api.OperatorPath, calls: lbCalls, kind: read, allow: readers | byLB},
 	{method: "POST", path: api.OperatorPath, calls: stateCalls, kind: read, allow: readers},
 	{method: "POST", path: api.OperatorPath, kind: write, allow: byOperator},
@@ -312,7 +322,7 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := h.routes[pattern]
 	var rl *rule
 	if route != nil && !route.peek {
-		if rl = route.lookup(r.Method, ""); rl != nil && rl.kind == public {
+		if rl = route.lookup(r.Method, ""); rl != nil && (rl.kind == public || rl.kind == nodeCertificate) {
 			h.mux.ServeHTTP(w, r)
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/atoll/atoll/api"
+	"github.com/atoll/atoll/node/pki"
 )
 
 func TestParseToken(t *testing.T) {
@@ -133,7 +134,10 @@ func TestPolicyTable(t *testing.T) {
 		{"GET", "GET /download/{file}", "", public, 0, noCheck},
 		{"GET", "GET /api/v1/raft/peers", "", public, 0, noCheck},
 		{"POST", "POST /api/v1/scheduler", "", write, byOperator | byFramework, ownFramework},
-		{"POST", "POST /api/v1/agent", "", agentProtocol, byOperator | byAgent, noCheck},
+		{"POST", "POST /api/v1/agent", "", agentProtocol, byOperator | byAgent | byMaster, noCheck},
+		{"POST", "POST " + pki.RenewPath, "", nodeCertificate, 0, noCheck},
+		{"POST", "POST " + pki.NodesPath + "/{name}/revoke", "", write, 0, noCheck},
+		{"POST", "POST " + pki.KeyringRotatePath, "", write, 0, noCheck},
 		{"POST", "POST /api/v1", api.OpSubscribe, read, readers | byLB, noCheck},
 		{"POST", "POST /api/v1", api.OpGetTasks, read, readers | byLB, noCheck},
 		{"POST", "POST /api/v1", api.OpGetState, read, readers, noCheck},
@@ -192,6 +196,9 @@ func TestPolicyRows(t *testing.T) {
 	for _, r := range policy {
 		if r.kind == public && (r.allow != 0 || r.calls != nil || r.check != noCheck || r.method != http.MethodGet) {
 			t.Errorf("public row %+v: want a GET with no roles, calls or checks", r)
+		}
+		if r.kind == nodeCertificate && (r.allow != 0 || r.calls != nil || r.check != noCheck) {
+			t.Errorf("node certificate row %+v: want no roles, calls or checks", r)
 		}
 		if r.calls != nil && r.method != http.MethodPost {
 			t.Errorf("row %+v: call types come in POST bodies", r)

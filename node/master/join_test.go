@@ -51,8 +51,9 @@ type secureMaster struct {
 	// HTTPS is the master's API over TLS.
 	HTTPS string
 	clock *testClock
-	// admin is a client with the admin token (no token when auth is off).
-	admin *api.Client
+	// admin is a client with the admin token, adminToken (none when auth is off).
+	admin      *api.Client
+	adminToken string
 	// firstTokens receives the first join tokens.
 	firstTokens chan map[pki.Role]string
 }
@@ -84,7 +85,7 @@ func newSecureMaster(t testing.TB, auth bool) *secureMaster {
 	if auth {
 		select {
 		case token := <-admins:
-			sm.admin = api.NewClient(sm.URL, api.WithToken(token))
+			sm.admin, sm.adminToken = api.NewClient(sm.URL, api.WithToken(token)), token
 		case <-time.After(waitTimeout):
 			t.Fatal("no admin token")
 		}

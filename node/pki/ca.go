@@ -141,8 +141,8 @@ func (ca *CA) Verify(cert *x509.Certificate, now time.Time, roles ...Role) error
 	return checkRoles(cert, roles)
 }
 
-// Issue signs a node certificate for pub with id's name, roles and addresses, valid from
-// now for validity (never beyond the CA's own expiry).
+// Issue signs a node certificate for pub with id's name, roles, addresses and generation,
+// valid from now for validity (never beyond the CA's own expiry).
 func (ca *CA) Issue(pub crypto.PublicKey, id Identity, now time.Time, validity time.Duration) (*x509.Certificate, error) {
 	if ca.key == nil {
 		return nil, errors.New("issue certificate: this node holds only the CA certificate, not its key")
@@ -173,7 +173,7 @@ func (ca *CA) Issue(pub crypto.PublicKey, id Identity, now time.Time, validity t
 	dnsNames = append(dnsNames, id.DNSNames...)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: id.Name, OrganizationalUnit: ous, Organization: []string{"atoll"}},
+		Subject:      pkix.Name{CommonName: id.Name, OrganizationalUnit: ous, Organization: []string{"atoll"}, SerialNumber: generationAttr(id.Generation)},
 		NotBefore:    now.Add(-clockSkew),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,

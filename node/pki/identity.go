@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -24,6 +25,11 @@ type Identity struct {
 	// the CA) reach the node at.
 	IPs      []net.IP
 	DNSNames []string
+	// Generation counts the times a node of this name joined the cluster (or was
+	// revoked): the masters refuse a certificate of a generation below the one they
+	// recorded last for the name (see CertGeneration). The CA grants it; a certificate
+	// request does not ask for it.
+	Generation uint64
 }
 
 // Bounds that keep a certificate a reasonable size.
@@ -130,6 +136,39 @@ func CSRIdentity(csr *x509.CertificateRequest, roles []Role) (Identity, error) {
 		return Identity{}, fmt.Errorf("certificate request: %w", err)
 	}
 	return id, nil
+}
+
+// IdentityOf is what a node certificate says of its holder: the identity it was issued
+// for, which a renewal keeps.
+func IdentityOf(cert *x509.Certificate) Identity {
+	roles := RolesOf(cert)
+	id := Identity{Name: cert.Subject.CommonName, Roles: roles, IPs: cert.IPAddresses, Generation: CertGeneration(cert)}
+	for _, name := range cert.DNSNames {
+		if !slices.ContainsFunc(roles, func(r Role) bool { return r.ServerName() == name }) {
+			id.DNSNames = append(id.DNSNames, name)
+		}
+	}
+	return id
+}
+
+// CertGeneration is the generation a node certificate was issued for: its subject's
+// serial number attribute (RFC 5280's way to tell apart holders of one name), 0 when it
+// has none.
+func CertGeneration(cert *x509.Certificate) uint64 {
+	gen, err := strconv.ParseUint(cert.Subject.SerialNumber, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return gen
+}
+
+// generationAttr is the subject serial number attribute of generation gen: none for 0,
+// as certificates were issued before generations existed.
+func generationAttr(gen uint64) string {
+	if gen == 0 {
+		return ""
+	}
+	return strconv.FormatUint(gen, 10)
 }
 
 // RolesOf lists the roles a node certificate holds, in the order of Roles.

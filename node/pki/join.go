@@ -91,16 +91,52 @@ const (
 	maxResponseBytes = 1 << 20
 )
 
-// RefusedError is a master that refused a join: the token was wrong, expired, revoked,
-// or of a role that cannot make this node.
+// RefusedError is a master that refused a join (the token was wrong, expired, revoked,
+// or of a role that cannot make this node) or a renewal (the certificate was revoked).
 type RefusedError struct {
+	// Op is what was refused: "join" or "renewal".
+	Op      string
 	URL     string
 	Status  int
 	Message string
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("join refused by %s: %d %s", e.URL, e.Status, e.Message)
+	return fmt.Sprintf("%s refused by %s: %d %s", e.Op, e.URL, e.Status, e.Message)
+}
+
+// exchange posts request as JSON to base+path through client, with the bearer secret
+// when there is one, and decodes a 200 answer into answer; another status is a
+// RefusedError of op.
+func exchange(ctx context.Context, client *http.Client, base, path, op, secret string, request, answer any) error {
+	body, err := json.Marshal(request)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if secret != "" {
+		req.Header.Set("Authorization", "Bearer "+secret)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s through %s: %w", op, base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return fmt.Errorf("%s through %s: read answer: %w", op, base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return &RefusedError{Op: op, URL: base, Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+	}
+	if err := json.Unmarshal(data, answer); err != nil {
+		return fmt.Errorf("%s through %s: answer: %w", op, base, err)
+	}
+	return nil
 }
 
 // Join joins a node to a secure cluster: it fetches the CA from the master, checks it
@@ -131,34 +167,12 @@ func Join(ctx context.Context, cfg JoinConfig) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(JoinRequest{Roles: cfg.Identity.Roles, CSR: string(csr)})
-	if err != nil {
-		return nil, fmt.Errorf("join: %w", err)
-	}
 	transport := &http.Transport{TLSClientConfig: ClientConfig(nil, ca.Pool(), RoleMaster)}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: timeout}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+JoinPath, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("join: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+cfg.Token.Secret)
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("join through %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return nil, fmt.Errorf("join through %s: read answer: %w", base, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, &RefusedError{URL: base, Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
-	}
 	var answer JoinResponse
-	if err := json.Unmarshal(data, &answer); err != nil {
-		return nil, fmt.Errorf("join through %s: answer: %w", base, err)
+	if err := exchange(ctx, client, base, JoinPath, "join", cfg.Token.Secret, JoinRequest{Roles: cfg.Identity.Roles, CSR: string(csr)}, &answer); err != nil {
+		return nil, err
 	}
 	creds, err := answer.credentials(ca, &key.PublicKey, cfg.Identity.Roles)
 	if err != nil {

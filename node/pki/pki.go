@@ -7,7 +7,11 @@
 // from a master without trusting it, checks it against the hash, and from then on trusts
 // that CA alone; it sends the secret and a certificate request and receives its node
 // certificate and the gossip key. A node certificate names the node and its roles
-// (master, agent, lb); peers check the role, not the address they dialed.
+// (master, agent, lb); peers check the role, not the address they dialed. A running node
+// renews its certificate through a master before it expires (Renew), and the TLS
+// configurations made of its Credentials present the new one at once; a certificate's
+// generation (Identity.Generation) lets the masters refuse those of a node revoked or
+// joined again under its name.
 package pki
 
 import (

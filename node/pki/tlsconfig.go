@@ -12,11 +12,17 @@ import (
 // optional, and verified against pool when one is presented (as on the master API, whose
 // users authenticate with API tokens).
 func ServerConfig(cert tls.Certificate, pool *x509.CertPool, clientRoles ...Role) *tls.Config {
+	cfg := serverConfig(pool, clientRoles)
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg
+}
+
+// serverConfig is ServerConfig without a certificate.
+func serverConfig(pool *x509.CertPool, clientRoles []Role) *tls.Config {
 	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.VerifyClientCertIfGiven,
+		MinVersion: tls.VersionTLS13,
+		ClientCAs:  pool,
+		ClientAuth: tls.VerifyClientCertIfGiven,
 		// Full-size records: the dynamic sizing meant for browsers cuts every write of a
 		// connection's first megabyte (and again after a second idle, as event streams
 		// often are) into records of about 1 KB, each its own write(2).

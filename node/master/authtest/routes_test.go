@@ -23,7 +23,7 @@ const (
 	operators                // operator and admin
 	admins                   // admin only
 	frameworks               // operator, admin, and framework tokens for their own principal
-	agents                   // operator, admin and agent
+	agents                   // operator, admin, agent and master
 	nodes                    // admin and the node roles: agent, lb and master
 )
 
@@ -45,7 +45,7 @@ func (a access) may(role api.TokenRole) bool {
 	case frameworks:
 		return role == api.RoleOperator || role == api.RoleFramework
 	case agents:
-		return role == api.RoleOperator || role == api.RoleAgent
+		return role == api.RoleOperator || role == api.RoleAgent || role == api.RoleMaster
 	case nodes:
 		return role == api.RoleAgent || role == api.RoleLB || role == api.RoleMaster
 	}
@@ -114,8 +114,10 @@ var routeAccess = func() map[string]access {
 		"GET /download/atoll.sha256": anyone,
 		"GET /download/atoll.arch":   anyone,
 		// A secure cluster's node joins (TestEveryRoute attaches them).
-		"GET /atoll/v1/ca":    anyone,
-		"POST /atoll/v1/join": nodes,
+		"GET /atoll/v1/ca":                   anyone,
+		"POST /atoll/v1/join":                nodes,
+		"POST /atoll/v1/renew":               anyone, // the node certificate is its credential
+		"POST /atoll/v1/nodes/{name}/revoke": admins,
 	}
 	for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
 		for _, path := range []string{"/v2/apps/{path...}", "/v2/groups", "/v2/groups/{path...}"} {
