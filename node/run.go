@@ -435,10 +435,15 @@ func startMaster(ctx context.Context, cfg Config, id, adv string, raftPort int, 
 		return nil, joinErr
 	}
 	members.Subscribe(func(ev MemberEvent) {
-		if ev.Type == MemberFailed && HasRole(ev.Member, RoleAgent) {
-			if agentID := ev.Member.Tags[TagAgentID]; agentID != "" {
-				m.AgentFailed(agentID)
-			}
+		agentID := ev.Member.Tags[TagAgentID]
+		if agentID == "" || !HasRole(ev.Member, RoleAgent) {
+			return
+		}
+		switch ev.Type {
+		case MemberFailed:
+			m.AgentFailed(agentID)
+		case MemberJoin, MemberUpdate:
+			m.AgentAlive(agentID)
 		}
 	})
 	log.Info("master starting", "id", id, "api", apiURL, "raft", mc.RaftAdvertise, "bootstrap_expect", cfg.BootstrapExpect)

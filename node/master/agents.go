@@ -229,6 +229,8 @@ func (m *Master) agentSubscribe(w http.ResponseWriter, r *http.Request, sub *api
 		writeError(w, errNotLeader)
 		return
 	}
+	// It is back, whatever gossip last said.
+	delete(m.agentsFailed, id)
 	as := ls.agents[id]
 	if as == nil {
 		as = &agentSession{id: id}

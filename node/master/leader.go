@@ -46,6 +46,17 @@ type offer struct {
 	created     time.Time
 }
 
+// reregisterWait is how long a new leader gives a known agent to subscribe before its
+// tasks become unreachable: AgentReregisterTimeout, since the masters were away, not the
+// agent; but for an agent gossip already reported failed, what is left of AgentTimeout
+// since then, as the old leader would have given it. m.mu must be held.
+func (m *Master) reregisterWait(agentID string, now time.Time) time.Duration {
+	if failed, ok := m.agentsFailed[agentID]; ok {
+		return max(0, m.cfg.AgentTimeout-now.Sub(failed))
+	}
+	return max(m.cfg.AgentTimeout, m.cfg.AgentReregisterTimeout)
+}
+
 // becomeLeader rebuilds leader state from the store and starts the leader loops.
 func (m *Master) becomeLeader(ctx context.Context) {
 	// A new leader must apply everything its predecessor committed before reading state;
@@ -94,7 +105,7 @@ func (m *Master) becomeLeader(ctx context.Context) {
 		ls.alloc.AddAgent(a.ID, a.Info.Hostname, total, nil)
 		ls.alloc.SetAgentActive(a.ID, false)
 		as := &agentSession{id: a.ID, hostname: a.Info.Hostname, httpAddr: a.HTTPAddress, attributes: a.Info.Attributes}
-		as.lostTimer = time.AfterFunc(max(m.cfg.AgentTimeout, m.cfg.AgentReregisterTimeout), func() { m.agentTimedOut(a.ID, as) })
+		as.lostTimer = time.AfterFunc(m.reregisterWait(a.ID, now), func() { m.agentTimedOut(a.ID, as) })
 		ls.agents[a.ID] = as
 	}
 	for _, f := range store.Frameworks() {

@@ -164,6 +164,9 @@ type Master struct {
 	leader     *leaderState
 	runCtx     context.Context
 	leaderDone chan struct{}
+	// agentsFailed holds when gossip reported each agent's node failed, until it sees it
+	// again or the agent subscribes (AgentFailed, AgentAlive).
+	agentsFailed map[string]time.Time
 	builtinState
 }
 
@@ -183,6 +186,8 @@ func New(cfg Config) (*Master, error) {
 		log:     cfg.Logger.With("component", "master"),
 		fsm:     state.NewFSM(cfg.Logger.With("component", "fsm")),
 		started: time.Now(),
+
+		agentsFailed: map[string]time.Time{},
 	}
 	m.metrics = newMetrics(m)
 	m.forward = forwardTransport
@@ -296,12 +301,25 @@ func (m *Master) leaderURL() string {
 func (m *Master) AgentFailed(agentID string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Every master remembers it: one elected later gives the agent AgentTimeout from
+	// now, not AgentReregisterTimeout, to come back.
+	if _, known := m.agentsFailed[agentID]; !known {
+		m.agentsFailed[agentID] = time.Now()
+	}
 	if m.leader == nil {
 		return
 	}
 	if as, ok := m.leader.agents[agentID]; ok && as.stream != nil {
 		as.stream.close(errors.New("gossip reports the agent's node failed"))
 	}
+}
+
+// AgentAlive tells the master that gossip sees the agent's node again (joined or updated),
+// undoing AgentFailed.
+func (m *Master) AgentAlive(agentID string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.agentsFailed, agentID)
 }
 
 // Handler serves the master's HTTP API, checking tokens when Auth is on.
