@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"container/heap"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,13 +24,7 @@ const maxBody = 1 << 20
 // (Chronos 3) and /scheduler (Chronos 2): every path forwards to where the framework
 // schedules.
 func (s *Service) routes() {
-	handle := func(pattern string, f func(w http.ResponseWriter, r *http.Request) error) {
-		s.host.HandleLeader(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := f(w, r); err != nil {
-				writeError(w, err)
-			}
-		}))
-	}
+	handle := s.handleWith(writeError)
 	for _, prefix := range []string{"/v1/scheduler", "/scheduler"} {
 		for _, method := range []string{"POST", "PUT"} {
 			handle(method+" "+prefix+"/iso8601", s.postJob(false))
@@ -49,6 +44,19 @@ func (s *Service) routes() {
 		handle("GET "+prefix+"/leader", s.leader)
 	}
 	handle("GET /leader", s.leader)
+	s.metronomeRoutes()
+}
+
+// handleWith returns a function that serves a pattern with f where the framework
+// schedules, answering f's errors with writeErr.
+func (s *Service) handleWith(writeErr func(http.ResponseWriter, error)) func(pattern string, f func(w http.ResponseWriter, r *http.Request) error) {
+	return func(pattern string, f func(w http.ResponseWriter, r *http.Request) error) {
+		s.host.HandleLeader(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := f(w, r); err != nil {
+				writeErr(w, err)
+			}
+		}))
+	}
 }
 
 // notFound is an API error for a job that does not exist.
@@ -103,8 +111,7 @@ func (s *Service) lockJob(r *http.Request) (*entry, error) {
 }
 
 // postJob creates or replaces a job: scheduled ones on /iso8601, dependent ones on
-// /dependency. Nothing is stored unless the job is valid, its parents exist and it
-// closes no cycle.
+// /dependency.
 func (s *Service) postJob(dependent bool) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
@@ -118,88 +125,98 @@ func (s *Service) postJob(dependent bool) func(w http.ResponseWriter, r *http.Re
 		if err != nil {
 			return err
 		}
-		e, err := s.newEntry(j)
-		if err != nil {
-			return badRequestf("job %s: %v", j.Name, err)
-		}
 		if err := s.lockReady(); err != nil {
 			return err
 		}
 		defer s.mu.Unlock()
-		for _, p := range j.Parents {
-			if s.jobs[p] == nil {
-				return badRequestf("parents: job %s does not exist", p)
-			}
+		if err := s.putJobLocked(r.Context(), j, now, nil); err != nil {
+			return err
 		}
-		parentsOf := func(name string) []string {
-			if name == j.Name {
-				return j.Parents
-			}
-			if pe := s.jobs[name]; pe != nil {
-				return pe.job.Parents
-			}
-			return nil
-		}
-		if cycle := cycleThrough(j.Name, parentsOf); cycle != nil {
-			return badRequestf("parents: job %s would close a dependency cycle: %s", j.Name, strings.Join(cycle, " → "))
-		}
-		old := s.jobs[j.Name]
-		if old != nil {
-			e.st, e.history = old.st, old.history
-		}
-		rescheduled := old == nil || old.job.Schedule != j.Schedule || old.job.Cron != j.Cron || old.job.ScheduleTimeZone != j.ScheduleTimeZone
-		if old != nil && old.ahead != nil {
-			if rescheduled {
-				// The run recorded ahead was of the old schedule: launched ahead of its
-				// time, its task is killed (it ends without having started).
-				e.st.Runs = slices.DeleteFunc(slices.Clone(old.st.Runs), func(r *run) bool { return r == old.ahead })
-				if old.ahead.State != runQueued {
-					delete(s.byTask, old.ahead.TaskID)
-					s.kills[old.ahead.TaskID] = old.ahead.Agent
-				}
-			} else {
-				e.ahead = old.ahead
-			}
-		}
-		if rescheduled {
-			e.st.Next = time.Time{}
-			if e.sched != nil {
-				// The first run at or after now: a start in the past is not made up.
-				if next, ok := e.sched.Next(now.Add(-time.Nanosecond)); ok {
-					e.st.Next = next
-				}
-			}
-		}
-		def, err := json.Marshal(j)
-		if err != nil {
-			return fmt.Errorf("encode job %s: %w", j.Name, err)
-		}
-		st, err := json.Marshal(&e.st)
-		if err != nil {
-			return fmt.Errorf("encode job %s: %w", j.Name, err)
-		}
-		if _, err := s.host.WriteKV(r.Context(), &state.WriteKVRequest{Namespace: s.namespace, Puts: []state.KVPut{
-			{Key: jobKey(j.Name), Value: def}, {Key: stateKey(j.Name), Value: st},
-		}}); err != nil {
-			return fmt.Errorf("record job %s: %w", j.Name, err)
-		}
-		if old != nil {
-			s.timers.remove(old)
-			s.unlink(j.Name, old.job.Parents)
-			if old.ahead != nil && e.ahead == nil {
-				heap.Remove(&s.ahead, old.ahead.aheadIndex)
-				delete(s.queued, old.ahead)
-			}
-		}
-		s.jobs[j.Name] = e
-		s.link(j.Name, j.Parents)
-		if e.ahead == nil {
-			s.setTimerLocked(e)
-		}
-		s.trigger()
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
+}
+
+// putJobLocked creates or replaces a valid job, and writes puts (keys of the job's
+// besides its definition and state) in the same replicated write. Nothing is stored
+// unless its parents exist and it closes no cycle. now is when a new schedule starts.
+// s.mu is held.
+func (s *Service) putJobLocked(ctx context.Context, j *Job, now time.Time, puts []state.KVPut) error {
+	e, err := s.newEntry(j)
+	if err != nil {
+		return badRequestf("job %s: %v", j.Name, err)
+	}
+	for _, p := range j.Parents {
+		if s.jobs[p] == nil {
+			return badRequestf("parents: job %s does not exist", p)
+		}
+	}
+	parentsOf := func(name string) []string {
+		if name == j.Name {
+			return j.Parents
+		}
+		if pe := s.jobs[name]; pe != nil {
+			return pe.job.Parents
+		}
+		return nil
+	}
+	if cycle := cycleThrough(j.Name, parentsOf); cycle != nil {
+		return badRequestf("parents: job %s would close a dependency cycle: %s", j.Name, strings.Join(cycle, " → "))
+	}
+	old := s.jobs[j.Name]
+	if old != nil {
+		e.st, e.history = old.st, old.history
+	}
+	rescheduled := old == nil || old.job.Schedule != j.Schedule || old.job.Cron != j.Cron || old.job.ScheduleTimeZone != j.ScheduleTimeZone
+	if old != nil && old.ahead != nil {
+		if rescheduled {
+			// The run recorded ahead was of the old schedule: launched ahead of its
+			// time, its task is killed (it ends without having started).
+			e.st.Runs = slices.DeleteFunc(slices.Clone(old.st.Runs), func(r *run) bool { return r == old.ahead })
+			if old.ahead.State != runQueued {
+				delete(s.byTask, old.ahead.TaskID)
+				s.kills[old.ahead.TaskID] = old.ahead.Agent
+			}
+		} else {
+			e.ahead = old.ahead
+		}
+	}
+	if rescheduled {
+		e.st.Next = time.Time{}
+		if e.sched != nil {
+			// The first run at or after now: a start in the past is not made up.
+			if next, ok := e.sched.Next(now.Add(-time.Nanosecond)); ok {
+				e.st.Next = next
+			}
+		}
+	}
+	def, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("encode job %s: %w", j.Name, err)
+	}
+	st, err := json.Marshal(&e.st)
+	if err != nil {
+		return fmt.Errorf("encode job %s: %w", j.Name, err)
+	}
+	puts = append([]state.KVPut{{Key: jobKey(j.Name), Value: def}, {Key: stateKey(j.Name), Value: st}}, puts...)
+	if _, err := s.host.WriteKV(ctx, &state.WriteKVRequest{Namespace: s.namespace, Puts: puts}); err != nil {
+		return fmt.Errorf("record job %s: %w", j.Name, err)
+	}
+	if old != nil {
+		s.timers.remove(old)
+		s.unlink(j.Name, old.job.Parents)
+		if old.ahead != nil && e.ahead == nil {
+			heap.Remove(&s.ahead, old.ahead.aheadIndex)
+			delete(s.queued, old.ahead)
+		}
+	}
+	s.jobs[j.Name] = e
+	s.link(j.Name, j.Parents)
+	if e.ahead == nil {
+		s.setTimerLocked(e)
+	}
+	s.trigger()
+	return nil
 }
 
 // link records name as a child of each of parents. s.mu is held.
@@ -388,7 +405,18 @@ func (s *Service) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	if children := s.childrenOf(name); len(children) > 0 {
 		return badRequestf("job %s is a parent of %s: delete them or change their parents first", name, strings.Join(children, ", "))
 	}
-	if _, err := s.host.WriteKV(r.Context(), &state.WriteKVRequest{Namespace: s.namespace, Deletes: []string{jobKey(name), stateKey(name), historyKey(name)}}); err != nil {
+	if err := s.removeJobLocked(r.Context(), e); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// removeJobLocked deletes a job no other depends on, with everything stored of it, and
+// kills its runs. s.mu is held.
+func (s *Service) removeJobLocked(ctx context.Context, e *entry) error {
+	name := e.job.Name
+	if _, err := s.host.WriteKV(ctx, &state.WriteKVRequest{Namespace: s.namespace, Deletes: []string{jobKey(name), stateKey(name), historyKey(name), metronomeKey(name)}}); err != nil {
 		return fmt.Errorf("delete job %s: %w", name, err)
 	}
 	if e.ahead != nil {
@@ -404,10 +432,10 @@ func (s *Service) deleteJob(w http.ResponseWriter, r *http.Request) error {
 	s.timers.remove(e)
 	s.unlink(name, e.job.Parents)
 	delete(s.jobs, name)
+	delete(s.metronome, name)
 	delete(s.dirty, name)
 	delete(s.dirtyHistory, name)
 	s.trigger()
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

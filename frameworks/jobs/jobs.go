@@ -97,7 +97,8 @@ func DefaultConfig() Config {
 // builtinNamespace is the built-in framework's part of the replicated key-value table
 // (one run by itself has a namespace of its own). Its keys: frameworkIDKey; jobKey(name)
 // for each job's definition; stateKey(name) for its counters, next run and the runs not
-// yet ended; historyKey(name) for its finished runs.
+// yet ended; historyKey(name) for its finished runs; metronomeKey(name) for what a job
+// made or changed through the Metronome API has beyond the Chronos model.
 const (
 	builtinNamespace = "jobs"
 	frameworkIDKey   = "framework-id"
@@ -136,6 +137,9 @@ type Service struct {
 	ready       bool
 	frameworkID string
 	jobs        map[string]*entry
+	// metronome holds what jobs made or changed through the Metronome API have beyond
+	// the Chronos model, by job name.
+	metronome map[string]*metronomeMeta
 	// children indexes the jobs by each of their parents.
 	children map[string]map[string]bool
 	// timers orders scheduled jobs by their next run (those with no run recorded ahead).
@@ -322,6 +326,10 @@ func (s *Service) load(ctx context.Context) error {
 			return fmt.Errorf("job history %s: %w", kv.Key, err)
 		}
 	}
+	metronome, err := s.loadMetronome(ctx)
+	if err != nil {
+		return err
+	}
 	live := map[string]*state.Task{}
 	completed := map[string]*state.Task{}
 	if frameworkID != "" {
@@ -339,7 +347,7 @@ func (s *Service) load(ctx context.Context) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.frameworkID, s.jobs = frameworkID, jobs
+	s.frameworkID, s.jobs, s.metronome = frameworkID, jobs, metronome
 	s.timers, s.ahead, s.held, s.fresh = nil, nil, map[string]api.Offer{}, false
 	s.children = map[string]map[string]bool{}
 	for name, e := range jobs {

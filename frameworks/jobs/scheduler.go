@@ -462,7 +462,8 @@ func newTaskID(job string, scheduled time.Time, attempt int) string {
 }
 
 // checkDeadlines kills runs that ran longer than their job's maxCompletionTime, and
-// sends again kills that went unanswered. s.mu is held.
+// sends again kills that went unanswered; runs of Metronome jobs not started by their
+// deadline fail. s.mu is held.
 func (s *Service) checkDeadlines(now time.Time) {
 	for _, r := range s.byTask {
 		e := s.jobs[r.job]
@@ -477,6 +478,7 @@ func (s *Service) checkDeadlines(now time.Time) {
 			s.sendKillLocked(r, now)
 		}
 	}
+	s.checkLaunchDeadlines(now)
 }
 
 // A kill that goes unanswered (its agent may have been away) is sent again after
@@ -887,8 +889,9 @@ func statusTime(st *api.TaskStatus, now time.Time) time.Time {
 }
 
 // finishLocked ends a run: it goes to the history and the counters; a failed run is
-// retried while the job has retries left (not a run a user killed); a successful one
-// sets off the job's children whose parents all succeeded. s.mu is held.
+// retried while the job has retries left (not a run a user killed, nor one past its
+// Metronome deadlines: see mayRetry); a successful one sets off the job's children whose
+// parents all succeeded. s.mu is held.
 func (s *Service) finishLocked(e *entry, r *run, st *api.TaskStatus, now time.Time) {
 	delete(s.byTask, r.TaskID)
 	delete(s.queued, r)
@@ -913,7 +916,7 @@ func (s *Service) finishLocked(e *entry, r *run, st *api.TaskStatus, now time.Ti
 		s.triggerChildren(e.job.Name, now)
 		return
 	}
-	if r.Killed != killedUser && r.Attempt < *e.job.Retries {
+	if r.Killed != killedUser && r.Attempt < *e.job.Retries && s.mayRetry(e, r, now) {
 		s.queueRun(e, r.Scheduled, r.Attempt+1, r.Arguments, r.Manual)
 		return
 	}

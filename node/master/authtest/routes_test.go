@@ -128,6 +128,14 @@ var routeAccess = func() map[string]access {
 	m["GET /v1/secrets"] = readers
 	m["PUT /v1/secrets/{name...}"] = operators
 	m["DELETE /v1/secrets/{name...}"] = operators
+	// Metronome (the jobs framework's /v1/jobs).
+	for _, r := range []string{"GET /v1/jobs", "GET /v1/jobs/{id}", "GET /v1/jobs/{id}/schedules", "GET /v1/jobs/{id}/schedules/{scheduleId}", "GET /v1/jobs/{id}/runs", "GET /v1/jobs/{id}/runs/{runId}"} {
+		m[r] = readers
+	}
+	for _, r := range []string{"POST /v1/jobs", "PUT /v1/jobs/{id}", "DELETE /v1/jobs/{id}", "POST /v1/jobs/{id}/schedules", "PUT /v1/jobs/{id}/schedules/{scheduleId}",
+		"DELETE /v1/jobs/{id}/schedules/{scheduleId}", "POST /v1/jobs/{id}/runs", "POST /v1/jobs/{id}/runs/{runId}/actions/stop"} {
+		m[r] = operators
+	}
 	// Chronos 3 and 2 (the jobs framework).
 	for _, prefix := range []string{"/v1/scheduler", "/scheduler"} {
 		for _, r := range []string{"GET /jobs", "GET /jobs/summary", "GET /jobs/search", "GET /job/{name}", "GET /job/stat/{name}", "GET /graph/dot", "GET /graph/csv", "GET /leader"} {
@@ -145,7 +153,7 @@ var routeAccess = func() map[string]access {
 // concretePath fills a pattern's wildcards: names that exist nowhere, and the framework
 // token's principal as the key-value namespace.
 func concretePath(path string) string {
-	r := strings.NewReplacer("{namespace}", principals[api.RoleFramework], "{key...}", "k", "{path...}", "none/such", "{id}", "none-such", "{name}", "none-such")
+	r := strings.NewReplacer("{namespace}", principals[api.RoleFramework], "{key...}", "k", "{path...}", "none/such", "{id}", "none-such", "{name}", "none-such", "{scheduleId}", "none-such", "{runId}", "none-such")
 	return r.Replace(path)
 }
 
