@@ -136,6 +136,7 @@ func TestDaemonConfig(t *testing.T) {
 		{name: "up ignores the join environment", role: roleUp, env: map[string]string{joinTokenEnv: testJoinToken}, want: func(c *node.Config) {}},
 		{name: "master auth", role: roleMaster, args: []string{"--auth"}, want: func(c *node.Config) { c.Master, c.Auth = true, true }},
 		{name: "up auth", role: roleUp, args: []string{"--auth"}, want: func(c *node.Config) { c.Auth = true }},
+		{name: "up plain", role: roleUp, args: []string{"--secure=false"}, want: func(c *node.Config) { c.Secure = false }},
 		{
 			name: "agent insecure registries",
 			role: roleAgent,
@@ -221,7 +222,8 @@ func TestDaemonConfigErrors(t *testing.T) {
 		{roleAgent, []string{"--join", "x", "--insecure-registry", "r:5000,"}, `insecure-registry: "", want host or host:port (no scheme or path)`},
 		{roleMaster, []string{"--insecure-registry", "r:5000"}, "unknown flag: --insecure-registry"},
 		{roleLB, []string{"--join", "x", "--insecure-registry", "r:5000"}, "unknown flag: --insecure-registry"},
-		{roleUp, []string{"--secure"}, "unknown flag: --secure"},
+		{roleUp, []string{"--auth", "--secure=false"}, "atoll up --auth --secure=false: the cluster's own agent and load balancer would have no token; tokens come with the secure cluster atoll up runs by default"},
+		{roleUp, []string{"--secure=maybe"}, `invalid argument "maybe" for "--secure" flag: strconv.ParseBool: parsing "maybe": invalid syntax`},
 		{roleUp, []string{"--join-token", testJoinToken}, "unknown flag: --join-token"},
 		{roleAgent, []string{"--join", "x", "--join-token", "atl_abc_def"}, "join-token: token is not an Atoll join token: " +
 			"want ATL1-<CA hash>-<secret>, as the first master and `atoll token create --role agent|lb|master` print it"},

@@ -115,6 +115,8 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 	}
 	if role == roleUp {
 		fs.BoolVar(&cfg.LB, "lb", cfg.LB, "run the load balancer role too")
+		fs.BoolVar(&cfg.Secure, "secure", cfg.Secure, "run a secure cluster: a CA and gossip key of its own (in <data-dir>/pki), the API over TLS with tokens required; "+
+			"the admin token goes to <data-dir>/admin.token and the CLI logs in with it. --secure=false: plain HTTP, no tokens (unless --auth)")
 	}
 	if role == roleLB {
 		fs.StringSliceVar(&cfg.VIPs, "vip", cfg.VIPs, "virtual IP with prefix length (198.18.1.10/24) held by VRRP among the lb nodes; repeatable")
@@ -176,6 +178,11 @@ func daemonConfig(role daemonRole, args []string, getenv func(string) string) (n
 	}
 	if fs.NArg() > 0 {
 		return node.Config{}, logOptions{}, usagef("atoll %s takes no arguments, got %q", role, fs.Args())
+	}
+	if role == roleUp && cfg.Auth && !cfg.Secure {
+		// Its agent, load balancer and DNS server get tokens of their own only in a
+		// secure cluster.
+		return node.Config{}, logOptions{}, usagef("atoll up --auth --secure=false: the cluster's own agent and load balancer would have no token; tokens come with the secure cluster atoll up runs by default")
 	}
 	var join []string
 	for _, j := range cfg.Join {
@@ -262,6 +269,11 @@ func (a *app) runDaemon(ctx context.Context, role daemonRole, cfg node.Config, l
 		a.showAdminToken(role, cfg.DataDir, token)
 	}
 	cfg.JoinCommands = a.showJoinCommands
+	if role == roleUp {
+		// A one-process cluster on 127.0.0.1 has no other hosts to install; atoll token
+		// create makes join tokens should one ever be wanted.
+		cfg.JoinCommands = func(map[pki.Role]string) {}
+	}
 	ready := func(info node.Info) {
 		cfg.Logger.Info("node ready", "api", info.APIURL, "agent", info.AgentURL, "dns", info.DNSAddr, "data_dir", info.DataDir)
 		if role != roleUp {
@@ -271,7 +283,11 @@ func (a *app) runDaemon(ctx context.Context, role daemonRole, cfg node.Config, l
 		token := adminToken.value
 		adminToken.Unlock()
 		if token != "" {
-			a.loginLocal(info.APIURL, token)
+			caCert := ""
+			if strings.HasPrefix(info.APIURL, "https://") {
+				caCert = filepath.Join(cfg.DataDir, "pki", pki.CACertFile)
+			}
+			a.loginLocal(info.APIURL, token, caCert)
 		}
 		a.announceUp(info)
 	}
@@ -316,15 +332,16 @@ func (a *app) showJoinCommands(commands map[pki.Role]string) {
 	_, _ = io.WriteString(a.stdout, b.String())
 }
 
-// localContext is the context `atoll up --auth` logs in to its cluster as.
+// localContext is the context `atoll up` logs in to its cluster as, when it has tokens.
 const localContext = "local"
 
-// loginLocal keeps the new cluster's address and admin token as the current context, so
-// that the commands that follow just work; failing that, it says how to log in.
-func (a *app) loginLocal(addr, token string) {
+// loginLocal keeps the new cluster's address, admin token and CA certificate file (""
+// for plain HTTP) as the current context, so that the commands that follow just work;
+// failing that, it says how to log in.
+func (a *app) loginLocal(addr, token, caCert string) {
 	cfg, err := a.loadConfig()
 	if err == nil {
-		cfg.put(cliContext{Name: localContext, Addr: addr, Token: token})
+		cfg.put(cliContext{Name: localContext, Addr: addr, Token: token, CACert: caCert})
 		var path string
 		if path, err = a.saveConfig(cfg); err == nil {
 			fmt.Fprintf(a.stdout, "Logged in to %s as context %q (kept in %s): atoll commands use it.\n", addr, localContext, path)
@@ -345,7 +362,12 @@ func orNone(s string) string {
 // announceUp tells the user of `atoll up` where the cluster is and what to try.
 func (a *app) announceUp(info node.Info) {
 	try := "atoll task run -- echo hello"
-	if info.APIURL != defaultAddr {
+	loggedIn := false
+	if cfg, err := a.loadConfig(); err == nil {
+		current, ok := cfg.current()
+		loggedIn = ok && current.Addr == info.APIURL
+	}
+	if !loggedIn && info.APIURL != defaultAddr {
 		try = "atoll --addr " + info.APIURL + " task run -- echo hello"
 	}
 	dnsLine := ""

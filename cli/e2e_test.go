@@ -17,10 +17,12 @@ import (
 	"time"
 )
 
-// TestQuickStart is the README's quick start on the real binary: `atoll up`, then
-// `atoll task run -- echo hello` reaches TASK_FINISHED and says where its stdout is, and the
-// node's DNS answers leader.mesos; Ctrl-C stops the cluster, and `atoll up` again recovers
-// the same state from the data dir, the task's output still readable with `atoll task log`.
+// TestQuickStart is the README's quick start on the real binary, as a new user runs it:
+// `atoll up` makes a secure cluster and logs the CLI in to it (a context in the user's
+// config), so that a plain `atoll task run -- echo hello` reaches TASK_FINISHED over TLS
+// with the admin token and says where its stdout is, and the node's DNS answers
+// leader.mesos; Ctrl-C stops the cluster, and `atoll up` again recovers the same state
+// from the data dir, the task's output still readable with `atoll task log`.
 func TestQuickStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -32,11 +34,19 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	dataDir := filepath.Join(dir, "data")
+	// The user's own config, where atoll up keeps the context the commands below use.
+	t.Setenv("HOME", filepath.Join(dir, "home"))
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("ATOLL_ADDR", "")
+	t.Setenv("ATOLL_TOKEN", "")
 	apiPort, raftPort, dnsPort := freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)
-	addr := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 
 	up := startUp(t, bin, dataDir, apiPort, raftPort, dnsPort)
-	out := runAtoll(t, bin, addr, "task", "run", "--name", "hello", "--", "echo", "hello")
+	config, err := os.ReadFile(filepath.Join(dir, "home", ".config", "atoll", "config"))
+	if want := fmt.Sprintf(`"addr": "https://127.0.0.1:%d"`, apiPort); err != nil || !strings.Contains(string(config), want) {
+		t.Fatalf("the CLI config after atoll up: %v\n%s\nwant a context with %s", err, config, want)
+	}
+	out := runAtoll(t, bin, "task", "run", "--name", "hello", "--", "echo", "hello")
 	if !strings.Contains(out, "TASK_FINISHED") {
 		t.Fatalf("task run output lacks TASK_FINISHED:\n%s", out)
 	}
@@ -71,16 +81,16 @@ func TestQuickStart(t *testing.T) {
 		Name  string `json:"name"`
 		State string `json:"state"`
 	}
-	if err := json.Unmarshal([]byte(runAtoll(t, bin, addr, "tasks", "--all", "-o", "json")), &tasks); err != nil {
+	if err := json.Unmarshal([]byte(runAtoll(t, bin, "tasks", "--all", "-o", "json")), &tasks); err != nil {
 		t.Fatal(err)
 	}
 	if len(tasks) != 1 || tasks[0].Name != "hello" || tasks[0].State != "TASK_FINISHED" {
 		t.Fatalf("tasks after restart = %+v, want the finished hello task", tasks)
 	}
-	if out := runAtoll(t, bin, addr, "task", "log", tasks[0].ID.Value); out != "hello\n" {
+	if out := runAtoll(t, bin, "task", "log", tasks[0].ID.Value); out != "hello\n" {
 		t.Fatalf("task log %s = %q, want the task's stdout \"hello\\n\"", tasks[0].ID.Value, out)
 	}
-	if out := runAtoll(t, bin, addr, "task", "log", "--stderr", "-f", tasks[0].ID.Value); out != "" {
+	if out := runAtoll(t, bin, "task", "log", "--stderr", "-f", tasks[0].ID.Value); out != "" {
 		t.Fatalf("task log --stderr -f %s = %q, want the empty stderr of a finished task", tasks[0].ID.Value, out)
 	}
 }
@@ -90,11 +100,11 @@ type upProcess struct {
 	done chan error
 }
 
-// startUp runs `atoll up` and waits for its "Atoll is up." line.
-func startUp(t *testing.T, bin, dataDir string, apiPort, raftPort, dnsPort int) *upProcess {
+// startUp runs `atoll up` (with extra flags) and waits for its "Atoll is up." line.
+func startUp(t *testing.T, bin, dataDir string, apiPort, raftPort, dnsPort int, extra ...string) *upProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "up", "--data-dir", dataDir, "--api-port", fmt.Sprint(apiPort), "--raft-port", fmt.Sprint(raftPort),
-		"--dns-port", fmt.Sprint(dnsPort), "--lb-http-port", "0", "--lb-https-port", "0", "--lb-app-id-port", "0", "--lb-admin-port", "0", "--log-level", "warn")
+	cmd := exec.Command(bin, append([]string{"up", "--data-dir", dataDir, "--api-port", fmt.Sprint(apiPort), "--raft-port", fmt.Sprint(raftPort),
+		"--dns-port", fmt.Sprint(dnsPort), "--lb-http-port", "0", "--lb-https-port", "0", "--lb-app-id-port", "0", "--lb-admin-port", "0", "--log-level", "warn"}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -144,11 +154,12 @@ func (p *upProcess) stop(t *testing.T) {
 	p.done = nil
 }
 
-func runAtoll(t *testing.T, bin, addr string, args ...string) string {
+// runAtoll runs the CLI as the user would, with the context atoll up logged it in to.
+func runAtoll(t *testing.T, bin string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--addr", addr}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("atoll %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -123,7 +123,7 @@ func TestLoginLocal(t *testing.T) {
 	if _, err := a.saveConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	a.loginLocal("http://127.0.0.1:5050", "atl_local")
+	a.loginLocal("http://127.0.0.1:5050", "atl_local", "")
 	path := filepath.Join(home, ".config", "atoll", "config")
 	if want := "Logged in to http://127.0.0.1:5050 as context \"local\" (kept in " + path + "): atoll commands use it.\n"; a.stdout.String() != want {
 		t.Errorf("printed %q, want %q", a.stdout.String(), want)
@@ -142,7 +142,7 @@ func TestLoginLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	a = newTestApp(t, map[string]string{"HOME": home})
-	a.loginLocal("http://127.0.0.1:5050", "atl_local")
+	a.loginLocal("http://127.0.0.1:5050", "atl_local", "")
 	if !strings.Contains(a.stderr.String(), "is not an atoll config") || !strings.Contains(a.stderr.String(), "use atoll login --addr http://127.0.0.1:5050") {
 		t.Errorf("with a broken config: stderr %q", a.stderr.String())
 	}

@@ -37,14 +37,15 @@ func TestPkgInstallMarathonE2E(t *testing.T) {
 	}
 	apiPort, raftPort, dnsPort := freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)
 	addr := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	startUp(t, bin, filepath.Join(dir, "data"), apiPort, raftPort, dnsPort)
+	// The package's framework calls the master over plain HTTP without a token.
+	startUp(t, bin, filepath.Join(dir, "data"), apiPort, raftPort, dnsPort, "--secure=false")
 
 	options := filepath.Join(dir, "options.json")
 	opts := fmt.Sprintf(`{"service": {"master": %q, "atoll-binary": %q}, "resources": {"cpus": 0.2, "mem": 128}}`, addr, bin)
 	if err := os.WriteFile(options, []byte(opts), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := runAtoll(t, bin, addr, "pkg", "install", "marathon", "--yes", "--options", options, "--timeout", "3m")
+	out := runAtoll(t, bin, "--addr", addr, "pkg", "install", "marathon", "--yes", "--options", options, "--timeout", "3m")
 	for _, want := range []string{"Installing Marathon app for package [marathon] version [1.0.0]", "/marathon-user: 1/1 tasks running", "finished", `registers as "marathon-user"`} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("pkg install output lacks %q:\n%s", want, out)
@@ -80,7 +81,7 @@ func TestPkgInstallMarathonE2E(t *testing.T) {
 	if err := os.WriteFile(def, []byte(`{"id": "/inner", "cmd": "exec sleep 1000", "cpus": 0.05, "mem": 16}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out = runAtoll(t, bin, inner, "app", "add", def, "--wait")
+	out = runAtoll(t, bin, "--addr", inner, "app", "add", def, "--wait")
 	if !strings.Contains(out, "/inner: 1/1 tasks running") {
 		t.Fatalf("app add on the second framework:\n%s", out)
 	}
@@ -102,7 +103,7 @@ func TestPkgInstallMarathonE2E(t *testing.T) {
 		t.Fatalf("the built-in framework's apps: %+v, %v; want only /marathon-user", builtin, err)
 	}
 
-	out = runAtoll(t, bin, addr, "pkg", "uninstall", "marathon")
+	out = runAtoll(t, bin, "--addr", addr, "pkg", "uninstall", "marathon")
 	if !strings.Contains(out, "/marathon-user: removed") {
 		t.Fatalf("pkg uninstall output:\n%s", out)
 	}
@@ -125,7 +126,7 @@ func TestPkgInstallMarathonE2E(t *testing.T) {
 		}
 		return nil
 	})
-	if list := runAtoll(t, bin, addr, "pkg", "list"); list != "NAME  VERSION  APP  FRAMEWORK  DESCRIPTION\n" {
+	if list := runAtoll(t, bin, "--addr", addr, "pkg", "list"); list != "NAME  VERSION  APP  FRAMEWORK  DESCRIPTION\n" {
 		t.Fatalf("pkg list after uninstall:\n%s", list)
 	}
 	t.Logf("the inner task %s was killed with its framework", innerTask)

@@ -237,6 +237,9 @@ func DevConfig() Config {
 	c.DataDir = defaultStateDir()
 	c.Dev = true
 	c.KillTasksOnExit = true
+	// Secure from the start: its own CA and gossip key, the API over TLS with tokens, the
+	// admin token in the data dir (atoll up logs the CLI in with it).
+	c.Secure = true
 	// Nothing joins a one-process cluster, so gossip and the agent take any free port and
 	// two clusters on one laptop do not collide; Raft keeps its port because it is stored
 	// in the Raft configuration.

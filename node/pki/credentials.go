@@ -160,9 +160,11 @@ func RenewAt(cert *x509.Certificate) time.Time {
 	return issued.Add(cert.NotAfter.Sub(issued) * 2 / 3)
 }
 
-// The files of a credentials directory. The keys are readable by their owner only.
+// The files of a credentials directory (a node's <data-dir>/pki). The keys are readable
+// by their owner only; CACertFile, the cluster CA's certificate, is what clients of the
+// masters' TLS API trust.
 const (
-	caCertFile    = "ca.crt"
+	CACertFile    = "ca.crt"
 	caKeyFile     = "ca.key"
 	certFile      = "node.crt"
 	keyFile       = "node.key"
@@ -197,7 +199,7 @@ func LoadCredentials(dir string) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	caPEM, err := read(caCertFile, false)
+	caPEM, err := read(CACertFile, false)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +254,7 @@ func (c *Credentials) Save(dir string) error {
 		mode os.FileMode
 	}
 	files := []file{
-		{caCertFile, c.CA.CertPEM(), 0o644},
+		{CACertFile, c.CA.CertPEM(), 0o644},
 		{certFile, encodePEM(pemCertificate, cert.Leaf.Raw), 0o644},
 		{keyFile, keyPEM, 0o600},
 		{gossipKeyFile, []byte(base64.StdEncoding.EncodeToString(c.CurrentGossipKey()) + "\n"), 0o600},
