@@ -48,7 +48,8 @@ type LaunchSpec struct {
 	Env []string
 	// FrameworkUser is the user of the task's framework (FrameworkInfo.user): the task
 	// runs as this user when neither Command.User nor the container's image names one.
-	// Empty runs such a task as the agent's own user (root, for the runc containerizer).
+	// The agent passes its TaskUser when the framework names none. Empty runs such a task
+	// as the agent's own user.
 	FrameworkUser string
 	// CPUs and MemMB are the task's resources, for containerizers that enforce limits.
 	CPUs  float64
