@@ -111,13 +111,14 @@ func TestDaemonConfig(t *testing.T) {
 				"--bootstrap-expect", "3", "--data-dir", "/var/lib/m", "--api-port", "1", "--raft-port", "2", "--gossip-port", "3", "--name", "m1",
 				"--agent-timeout", "30s", "--offer-timeout", "1m", "--raft-failure-timeout", "2s"},
 			want: func(c *node.Config) {
-				c.Master = true
+				c.Master, c.Secure = true, true
 				c.AgentTimeout, c.OfferTimeout, c.RaftFailureTimeout = 30*time.Second, time.Minute, 2*time.Second
 				c.BindAddr, c.AdvertiseAddr, c.Join = "198.18.0.1", "198.18.0.11", []string{"198.18.0.2", "198.18.0.3:7946", "198.18.0.4"}
 				c.BootstrapExpect, c.DataDir, c.APIPort, c.RaftPort, c.GossipPort, c.Name = 3, "/var/lib/m", 1, 2, 3, "m1"
 			},
 		},
-		{name: "master defaults", role: roleMaster, want: func(c *node.Config) { c.Master = true }},
+		{name: "master defaults", role: roleMaster, want: func(c *node.Config) { c.Master, c.Secure = true, true }},
+		{name: "plain master", role: roleMaster, args: []string{"--secure=false"}, want: func(c *node.Config) { c.Master = true }},
 		{name: "secure master", role: roleMaster, args: []string{"--secure", "--tls-san", "api.example.com", "--tls-san=10.0.0.9"}, want: func(c *node.Config) {
 			c.Master, c.Secure, c.TLSNames = true, true, []string{"api.example.com", "10.0.0.9"}
 		}},
@@ -134,7 +135,7 @@ func TestDaemonConfig(t *testing.T) {
 			env:  map[string]string{joinTokenEnv: "ATL1-other"},
 			want: func(c *node.Config) { c.Agent, c.Join, c.JoinToken = true, []string{"10.0.0.1"}, testJoinToken }},
 		{name: "up ignores the join environment", role: roleUp, env: map[string]string{joinTokenEnv: testJoinToken}, want: func(c *node.Config) {}},
-		{name: "master auth", role: roleMaster, args: []string{"--auth"}, want: func(c *node.Config) { c.Master, c.Auth = true, true }},
+		{name: "master auth", role: roleMaster, args: []string{"--secure=false", "--auth"}, want: func(c *node.Config) { c.Master, c.Auth = true, true }},
 		{name: "up auth", role: roleUp, args: []string{"--auth"}, want: func(c *node.Config) { c.Auth = true }},
 		{name: "up plain", role: roleUp, args: []string{"--secure=false"}, want: func(c *node.Config) { c.Secure = false }},
 		{

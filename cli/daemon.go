@@ -35,7 +35,9 @@ func (r daemonRole) preset() node.Config {
 		return node.DevConfig()
 	case roleMaster:
 		c := node.DefaultConfig()
-		c.Master = true
+		// Secure by default: the first master makes the cluster's CA; nodes join with
+		// tokens. --secure=false runs a plain cluster.
+		c.Master, c.Secure = true, true
 		return c
 	case roleLB:
 		c := node.DefaultConfig()
@@ -131,8 +133,9 @@ func daemonFlags(fs *pflag.FlagSet, role daemonRole, cfg *node.Config, logs *log
 		fs.BoolVar(&cfg.VIPProxy, "vip-proxy", cfg.VIPProxy, "balance the named VIPs on this node: their addresses on the "+cfg.VIPInterface+" interface (needs root), their TCP ports proxied to the tasks")
 	}
 	if role == roleMaster {
-		fs.BoolVar(&cfg.Secure, "secure", cfg.Secure, "run a secure cluster: the first master creates its CA and gossip key (in <data-dir>/pki) and prints, once, "+
-			"the commands that install the other nodes with join tokens; node traffic is TLS, gossip encrypted, API tokens required")
+		fs.BoolVar(&cfg.Secure, "secure", cfg.Secure, "run a secure cluster (the default): the first master creates its CA and gossip key (in <data-dir>/pki) and prints, once, "+
+			"the commands that install the other nodes with join tokens; node traffic is TLS, gossip encrypted, API tokens required. "+
+			"--secure=false: plain HTTP, agents join without tokens")
 	}
 	if role == roleAgent || role == roleLB {
 		fs.BoolVar(&cfg.Secure, "secure", cfg.Secure, "refuse to start outside a secure cluster: without credentials in <data-dir>/pki or --join-token")

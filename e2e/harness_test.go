@@ -68,7 +68,7 @@ func FuzzNameOwner(f *testing.F) {
 // answers the test process.
 func startSoloMaster(t *testing.T, c *Cluster, h *Host) *Proc {
 	t.Helper()
-	p := h.Start("master", "--name", h.Name(), "--bind", h.IP(), "--data-dir", h.DataDir())
+	p := h.Start("master", "--secure=false", "--name", h.Name(), "--bind", h.IP(), "--data-dir", h.DataDir())
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultWaitTimeout)
 	defer cancel()
 	for {

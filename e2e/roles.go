@@ -43,7 +43,8 @@ func (c *Cluster) StartMasters(n int) []*Host {
 	c.masters = hosts
 	c.mu.Unlock()
 	for _, h := range hosts {
-		args := []string{"master", "--name", h.name, "--bind", h.IP(), "--join", strings.Join(ips, ","),
+		// Plain clusters: the secure ones are e2e/secure_test.go's and install's.
+		args := []string{"master", "--secure=false", "--name", h.name, "--bind", h.IP(), "--join", strings.Join(ips, ","),
 			"--bootstrap-expect", strconv.Itoa(n), "--data-dir", h.DataDir()}
 		h.Start(append(args, c.opts.masterArgs...)...)
 	}

@@ -203,7 +203,7 @@ check_cluster_ca() {
 		die "BusyBox's wget cannot check the master's certificate, which joining a secure cluster needs: install curl (apt-get install curl) and run again"
 	fi
 	fetch "$master_url/atoll/v1/ca" "$tmp/ca.crt" ||
-		die "cannot fetch the cluster CA from $master_url/atoll/v1/ca: is the master secure (atoll master --secure) and reachable? A join token is for secure clusters only"
+		die "cannot fetch the cluster CA from $master_url/atoll/v1/ca: is the master secure (atoll master without --secure=false) and reachable? A join token is for secure clusters only"
 	got=$(cert_sha256 "$tmp/ca.crt") || die "$master_url/atoll/v1/ca is not a PEM certificate"
 	[ "$got" = "$want" ] ||
 		die "the cluster CA's hash $got, as $master_url served it, does not match the join token's $want: a man in the middle, or a token of another cluster; nothing was installed"

@@ -504,7 +504,7 @@ func TestBadInput(t *testing.T) {
 			want: "atoll-install: the cluster CA's hash " + ca.hash + ", as MASTER served it, does not match the join token's " + mitm.hash +
 				": a man in the middle, or a token of another cluster; nothing was installed"},
 		{name: "master without security", args: []string{"agent", "--token", ca.token},
-			want: "atoll-install: cannot fetch the cluster CA from MASTER/atoll/v1/ca: is the master secure (atoll master --secure) and reachable? A join token is for secure clusters only"},
+			want: "atoll-install: cannot fetch the cluster CA from MASTER/atoll/v1/ca: is the master secure (atoll master without --secure=false) and reachable? A join token is for secure clusters only"},
 		{name: "join token with busybox's wget", args: []string{"agent", "--token", ca.token}, wrap: ca.withCA, fetchers: []string{"busybox-wget"},
 			want: "atoll-install: BusyBox's wget cannot check the master's certificate, which joining a secure cluster needs: install curl (apt-get install curl) and run again"},
 		{name: "flag with a space", args: []string{"agent", "--", "--attributes", "rack:a b"}, want: "atoll-install: atoll flag 'rack:a b': spaces, quotes, backslashes and $ cannot go through the environment file"},

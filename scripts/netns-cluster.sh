@@ -170,7 +170,7 @@ up() {
 		case $name in
 		m*)
 			first_master=${first_master:-$host_ip}
-			start "$name" master --name "$name" --bind "$host_ip" --join "$join" \
+			start "$name" master --secure=false --name "$name" --bind "$host_ip" --join "$join" \
 				--bootstrap-expect "$masters" --data-dir "$dir/data/$name"
 			;;
 		a*)

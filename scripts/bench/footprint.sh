@@ -17,7 +17,7 @@ go build -o "$work/loadgen" ./scripts/bench/loadgen
 
 rss() { awk '/^VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
 
-"$work/atoll" master --name bm --bind 127.0.0.1 --data-dir "$work/m" --api-port 25050 --raft-port 25052 \
+"$work/atoll" master --secure=false --name bm --bind 127.0.0.1 --data-dir "$work/m" --api-port 25050 --raft-port 25052 \
 	--gossip-port 27946 --log-level warn 2>"$work/master.log" &
 master=$!; pids="$pids $master"
 "$work/atoll" agent --name ba --bind 127.0.0.1 --join 127.0.0.1:27946 --data-dir "$work/a" --agent-port 25051 \
