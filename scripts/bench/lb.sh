@@ -17,6 +17,8 @@
 #    less than requests per second.
 # Needs: apt-get install -y haproxy nginx wrk
 # Usage: scripts/bench/lb.sh [runs (3)] [seconds per L7 run (8)]
+# LB_GOMAXPROCS and HAPROXY_THREADS change Atoll's GOMAXPROCS and HAProxy's nbthread (default:
+# the core count, both).
 set -eu
 cd "$(dirname "$0")/../.."
 runs="${1:-3}"
@@ -66,7 +68,7 @@ pids="$pids $nginx_pid"
 
 cat >"$work/haproxy.cfg" <<CONF
 global
-	nbthread $(nproc)
+	nbthread ${HAPROXY_THREADS:-$(nproc)}
 	maxconn 8000
 defaults
 	timeout connect 5s
@@ -95,7 +97,7 @@ haproxy_pid=$!
 pids="$pids $haproxy_pid"
 
 go build -o "$work/lbfixture" ./scripts/bench/lbfixture
-GOMAXPROCS="$(nproc)" "$work/lbfixture" -backend "127.0.0.1:$nginx_port" -http-port "$atoll_http" -tcp-port "$atoll_tcp" >"$work/lbfixture.log" 2>&1 &
+GOMAXPROCS="${LB_GOMAXPROCS:-$(nproc)}" "$work/lbfixture" -backend "127.0.0.1:$nginx_port" -http-port "$atoll_http" -tcp-port "$atoll_tcp" >"$work/lbfixture.log" 2>&1 &
 atoll_pid=$!
 pids="$pids $atoll_pid"
 for _ in $(seq 100); do
