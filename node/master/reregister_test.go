@@ -29,7 +29,11 @@ func TestFailedAgentAcrossLeaderChange(t *testing.T) {
 		return out
 	}
 	a := agent.TestAgent(t, urls)
-	f := subscribe(t, leader.URL, frameworkInfo("aware", api.CapabilityPartitionAware))
+	// A framework that outlives its stream: with no failover timeout, the old leader
+	// would remove it, and kill its task, the moment the stream closes.
+	info := frameworkInfo("aware", api.CapabilityPartitionAware)
+	info.FailoverTimeout = 600
+	f := subscribe(t, leader.URL, info)
 	o := f.offers()[0]
 	f.launch(o, shellTask("pa", "sleep 60", 0.1, 32))
 	f.update("pa", api.TaskRunning, true)
@@ -57,7 +61,7 @@ func TestFailedAgentAcrossLeaderChange(t *testing.T) {
 			return err
 		}
 		if len(tasks.UnreachableTasks) != 1 || tasks.UnreachableTasks[0].TaskID.Value != "pa" {
-			return fmt.Errorf("unreachable tasks %+v, tasks %+v", tasks.UnreachableTasks, tasks.Tasks)
+			return fmt.Errorf("unreachable tasks %+v, tasks %+v, completed %+v", tasks.UnreachableTasks, tasks.Tasks, tasks.CompletedTasks)
 		}
 		return nil
 	})
