@@ -138,6 +138,20 @@ func (c *Client) send(ctx context.Context, method, target string, body io.ReadSe
 	}
 }
 
+// PostAction makes an empty POST to path on the master, an action whose route says what
+// it does (an admin's: revoke a node, rotate the gossip key), and decodes its JSON answer
+// into reply. Another status than 200 is an *HTTPError with the master's explanation.
+func (c *Client) PostAction(ctx context.Context, path string, reply any) error {
+	resp, err := c.post(ctx, c.baseURL+path, nil, nil, true)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return replyError(resp)
+	}
+	return decodeReply(resp, reply)
+}
+
 // discard drains and closes a response body so the connection can be reused.
 func discard(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))

@@ -2,16 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/atoll/atoll/api"
 	"github.com/atoll/atoll/node/pki"
 )
 
@@ -82,65 +79,21 @@ func (a *app) keyringRotateCmd() *cobra.Command {
 	}
 }
 
-// postAndPrint makes what postSecurity makes, doing what, and prints the answer: as
-// JSON with -o json, else as text says.
+// postAndPrint makes the empty POST to path (api.Client.PostAction), doing what, and
+// prints the answer: as JSON with -o json, else as text says.
 func (a *app) postAndPrint(ctx context.Context, path, what string, reply any, text func() string) error {
-	if err := a.postSecurity(ctx, path, reply); err != nil {
+	client, err := a.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if err := client.PostAction(ctx, path, reply); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	if a.output == "json" {
 		return a.printJSON(reply)
 	}
-	_, err := io.WriteString(a.stdout, text())
+	_, err = io.WriteString(a.stdout, text())
 	return err
-}
-
-// maxSecurityReply bounds what postSecurity reads of an answer: a few hundred bytes.
-const maxSecurityReply = 1 << 20
-
-// postSecurity makes an empty POST to one of the admin routes of pki (see pki.NodesPath)
-// on the master in use, and decodes its JSON answer into reply; another status than 200
-// is an *api.HTTPError with the master's explanation. The master that is not the leader
-// forwards the request.
-func (a *app) postSecurity(ctx context.Context, path string, reply any) error {
-	addr, err := a.masterAddr()
-	if err != nil {
-		return err
-	}
-	h, err := a.httpClient()
-	if err != nil {
-		return err
-	}
-	if h == nil {
-		h = http.DefaultClient
-	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr+path, nil)
-	if err != nil {
-		return err
-	}
-	if token := a.token(); token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := h.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxSecurityReply))
-	if err != nil {
-		return fmt.Errorf("read the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg := strings.TrimSpace(string(data))
-		if msg == "" {
-			msg = http.StatusText(resp.StatusCode)
-		}
-		return &api.HTTPError{Status: resp.StatusCode, Message: msg}
-	}
-	if err := json.Unmarshal(data, reply); err != nil {
-		return fmt.Errorf("the answer is not the JSON expected: %w", err)
-	}
-	return nil
 }
