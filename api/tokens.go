@@ -146,6 +146,24 @@ func (c *Client) ListTokens(ctx context.Context) (*TokenList, error) {
 	return &list, nil
 }
 
+// TokenSelf describes the token the client sends (its id, role and principal), as the
+// master it asks knows it; any working token may ask. A token the master refuses is an
+// *HTTPError (401) with its reason. Errors are the request's own, unwrapped.
+func (c *Client) TokenSelf(ctx context.Context) (*Token, error) {
+	resp, err := c.send(ctx, http.MethodGet, c.baseURL+TokenSelfPath, nil, 0, http.Header{"Accept": {"application/json"}}, true)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, replyError(resp)
+	}
+	var t Token
+	if err := decodeReply(resp, &t); err != nil {
+		return nil, fmt.Errorf("%s: %w", TokenSelfPath, err)
+	}
+	return &t, nil
+}
+
 // RevokeToken revokes the token with id (admin tokens only) and returns it as revoked.
 // Revoking a revoked token changes nothing.
 func (c *Client) RevokeToken(ctx context.Context, id string) (*Token, error) {

@@ -3,10 +3,8 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -31,8 +29,6 @@ const (
 	sandboxAuthTimeout = 5 * time.Second
 	// maxSandboxDecisions is how many decisions are kept before the expired ones go.
 	maxSandboxDecisions = 4096
-	// maxTokenReply bounds the masters' answer about a token.
-	maxTokenReply = 4 << 10
 )
 
 // sandboxAuth decides which /files requests a secure agent serves. Each must carry an
@@ -225,33 +221,17 @@ func mastersUnavailable(what string, lastErr error) error {
 func (s *sandboxAuth) whoIs(ctx context.Context, token string) (api.Token, error) {
 	var lastErr error
 	for _, master := range s.masters() {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, master+api.TokenSelfPath, nil)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := s.asCaller.Do(req)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenReply))
-		resp.Body.Close()
-		var who api.Token
+		who, err := api.NewClient(master, api.WithToken(token), api.WithHTTPClient(s.asCaller)).TokenSelf(ctx)
+		var refused *api.HTTPError
 		switch {
-		case err != nil:
-			lastErr = fmt.Errorf("%s: %w", master, err)
-		case resp.StatusCode == http.StatusOK:
-			if err := json.Unmarshal(body, &who); err != nil {
-				lastErr = fmt.Errorf("%s%s: %w", master, api.TokenSelfPath, err)
-				continue
-			}
-			return who, nil
-		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-			return api.Token{}, forbiddenf("the masters refuse this token: %s", strings.TrimSpace(string(body)))
+		case err == nil:
+			return *who, nil
+		case errors.As(err, &refused) && (refused.Status == http.StatusUnauthorized || refused.Status == http.StatusForbidden):
+			return api.Token{}, forbiddenf("the masters refuse this token: %s", refused.Message)
+		case errors.As(err, &refused):
+			lastErr = fmt.Errorf("%s answered %d %s", master, refused.Status, http.StatusText(refused.Status))
 		default:
-			lastErr = fmt.Errorf("%s answered %s", master, resp.Status)
+			lastErr = err
 		}
 	}
 	return api.Token{}, mastersUnavailable("check the token", lastErr)
