@@ -82,6 +82,13 @@ func (m *Master) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// holdsLeaderState reports whether this master holds leader state (becomeLeader ran).
+func (m *Master) holdsLeaderState() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leader != nil
+}
+
 // leaderStateWait bounds how long a read waits for a newly elected leader to apply its
 // predecessor's log (becomeLeader's barrier, normally milliseconds).
 const leaderStateWait = 5 * time.Second
@@ -92,12 +99,7 @@ const leaderStateWait = 5 * time.Second
 // GET_STATE) would take back what subscribers were already told. It reports false when
 // leadership ends, ctx ends or leaderStateWait passes first.
 func (m *Master) awaitLeaderState(ctx context.Context) bool {
-	ready := func() bool {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return m.leader != nil
-	}
-	if ready() {
+	if m.holdsLeaderState() {
 		return true
 	}
 	deadline := time.NewTimer(leaderStateWait)
@@ -111,7 +113,7 @@ func (m *Master) awaitLeaderState(ctx context.Context) bool {
 		case <-deadline.C:
 			return false
 		case <-tick.C:
-			if ready() {
+			if m.holdsLeaderState() {
 				return true
 			}
 			if !m.isLeader() {

@@ -122,13 +122,8 @@ func decodeJSON(body []byte, v any) error {
 // redirectToLeader answers a leader-only request on a non-leader: 307 to the leader as
 // Mesos does, or 503 while no leader is known. It reports whether it answered.
 func (m *Master) redirectToLeader(w http.ResponseWriter, r *http.Request) bool {
-	if m.isLeader() {
-		m.mu.Lock()
-		ready := m.leader != nil
-		m.mu.Unlock()
-		if ready {
-			return false
-		}
+	if m.isLeader() && m.holdsLeaderState() {
+		return false
 	}
 	leader := m.leaderURL()
 	if leader == "" || leader == m.cfg.APIURL {
