@@ -297,36 +297,8 @@ func (c *clientConn) skipBody() bool {
 
 // writeLocal writes a response of the load balancer's own.
 func (c *clientConn) writeLocal(code int, extra, body string, close bool) error {
-	w := c.bw
-	_, _ = w.WriteString("HTTP/1.1 ")
-	_, _ = w.WriteString(strconv.Itoa(code))
-	_ = w.WriteByte(' ')
-	_, _ = w.WriteString(http.StatusText(code))
-	_, _ = w.WriteString("\r\n")
-	if body != "" {
-		_, _ = w.WriteString("Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n")
-	}
-	_, _ = w.WriteString("Content-Length: ")
-	_, _ = w.WriteString(strconv.Itoa(len(body)))
-	_, _ = w.WriteString("\r\n")
-	_, _ = w.WriteString(extra)
-	c.writeConnection(close)
-	_, _ = w.WriteString("\r\n")
-	if !c.req.isHead() {
-		_, _ = w.WriteString(body)
-	}
-	return w.Flush()
-}
-
-// writeConnection writes the Connection field a response needs: close, or keep-alive
-// to an HTTP/1.0 client that asked for it.
-func (c *clientConn) writeConnection(close bool) {
-	switch {
-	case close:
-		_, _ = c.bw.WriteString("Connection: close\r\n")
-	case c.req.minor == 0:
-		_, _ = c.bw.WriteString("Connection: keep-alive\r\n")
-	}
+	_, _ = c.bw.Write(appendLocal(c.bw.AvailableBuffer(), &c.req, code, extra, body, close))
+	return c.bw.Flush()
 }
 
 // Body modes of a request being forwarded.
@@ -651,146 +623,21 @@ func hopByHop(h *head, tokens []span, f field) bool {
 	return false
 }
 
-// writeRequestHead writes the request as it goes to backend b: HTTP/1.1 with the
-// client's Host and fields but the hop-by-hop ones, its own framing, and
-// X-Forwarded-For (appended to the client's, as HAProxy's forwardfor),
-// X-Forwarded-Host and X-Forwarded-Proto (replacing the client's).
+// writeRequestHead writes the request as it goes to backend b (appendRequestHead).
 func (c *clientConn) writeRequestHead(w *bufio.Writer, b *backend) {
-	r := &c.req
-	_, _ = w.Write(r.bytes(r.method))
-	_ = w.WriteByte(' ')
-	_, _ = w.Write(r.uri)
-	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
-	if r.host != nil {
-		_, _ = w.Write(r.host)
-	} else {
-		_, _ = w.WriteString(b.addr)
-	}
-	_, _ = w.WriteString("\r\n")
-	var xff []byte
-	for _, f := range r.fields {
-		switch f.kind {
-		case fieldOther, fieldExpect, fieldCookie, fieldAuthorization, fieldAppID, fieldHSTS:
-			if len(r.connTokens) > 0 && hopByHop(&r.head, r.connTokens, f) {
-				continue
-			}
-			_, _ = w.Write(r.bytes(f.name))
-			_, _ = w.WriteString(": ")
-			_, _ = w.Write(r.bytes(f.value))
-			_, _ = w.WriteString("\r\n")
-		case fieldXForwardedFor:
-			if xff != nil {
-				xff = append(xff, ", "...)
-			}
-			xff = append(xff, r.bytes(f.value)...)
-		}
-	}
-	switch {
-	case r.chunked:
-		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
-	case r.contentLength >= 0:
-		_, _ = w.WriteString("Content-Length: ")
-		writeInt(w, r.contentLength)
-		_, _ = w.WriteString("\r\n")
-	}
-	if r.upgrade != nil {
-		_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
-		_, _ = w.Write(r.upgrade)
-		_, _ = w.WriteString("\r\n")
-	}
-	_, _ = w.WriteString("X-Forwarded-For: ")
-	if xff != nil {
-		_, _ = w.Write(xff)
-		_, _ = w.WriteString(", ")
-	}
-	_, _ = w.WriteString(c.ip)
-	if r.host != nil {
-		_, _ = w.WriteString("\r\nX-Forwarded-Host: ")
-		_, _ = w.Write(r.host)
-	}
-	if c.tls {
-		_, _ = w.WriteString("\r\nX-Forwarded-Proto: https\r\n\r\n")
-	} else {
-		_, _ = w.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")
-	}
-}
-
-// writeInt writes n in decimal, formatted in w's own buffer (a buffer of the caller's
-// would escape to the heap through Write).
-func writeInt(w *bufio.Writer, n int64) {
-	_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 10))
-}
-
-// writeStatusLine writes the response's status line as HTTP/1.1.
-func (c *clientConn) writeStatusLine() {
-	resp := &c.resp
-	_, _ = c.bw.WriteString("HTTP/1.1 ")
-	_, _ = c.bw.Write(resp.buf[9:12])
-	_ = c.bw.WriteByte(' ')
-	_, _ = c.bw.Write(resp.bytes(resp.target))
-	_, _ = c.bw.WriteString("\r\n")
-}
-
-// writeFields writes the response's fields that go on to the client.
-func (c *clientConn) writeFields(hsts bool) {
-	resp := &c.resp
-	for _, f := range resp.fields {
-		switch f.kind {
-		case fieldConnection, fieldProxyConnection, fieldKeepAlive, fieldTransferEncoding, fieldContentLength, fieldUpgrade:
-			continue
-		case fieldHSTS:
-			// The load balancer's is the only one where it sets its own.
-			if hsts {
-				continue
-			}
-		}
-		if len(resp.connTokens) > 0 && hopByHop(&resp.head, resp.connTokens, f) {
-			continue
-		}
-		_, _ = c.bw.Write(resp.bytes(f.name))
-		_, _ = c.bw.WriteString(": ")
-		_, _ = c.bw.Write(resp.bytes(f.value))
-		_, _ = c.bw.WriteString("\r\n")
-	}
+	_, _ = w.Write(appendRequestHead(w.AvailableBuffer(), &c.req, b, c.ip, c.tls))
 }
 
 // writeInterim writes an interim (1xx) response.
 func (c *clientConn) writeInterim() {
-	c.writeStatusLine()
-	c.writeFields(false)
-	_, _ = c.bw.WriteString("\r\n")
+	_, _ = c.bw.Write(appendInterim(c.bw.AvailableBuffer(), &c.resp))
 }
 
-// writeResponseHead writes the final response's head. chunkedOut: the body goes out
-// chunked; closeAfter: the connection must close after it (its end is the close).
+// writeResponseHead writes the final response's head (appendResponseHead).
 func (c *clientConn) writeResponseHead(b *backend, hsts, setCookie bool) (chunkedOut, closeAfter bool) {
-	r, resp, w := &c.req, &c.resp, c.bw
-	c.writeStatusLine()
-	c.writeFields(hsts)
-	switch {
-	case resp.chunked && r.minor == 1:
-		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
-		chunkedOut = true
-	case resp.chunked:
-		// An HTTP/1.0 client knows no chunks: the body ends with the connection.
-		closeAfter = !resp.bodyless(r.isHead())
-	case resp.contentLength >= 0:
-		_, _ = w.WriteString("Content-Length: ")
-		writeInt(w, resp.contentLength)
-		_, _ = w.WriteString("\r\n")
-	case resp.untilClose:
-		closeAfter = true
-	}
-	if hsts {
-		_, _ = w.WriteString(hstsHeader + ": " + hstsValue + "\r\n")
-	}
-	if setCookie {
-		_, _ = w.WriteString("Set-Cookie: ")
-		_, _ = w.WriteString(b.setCookie)
-		_, _ = w.WriteString("\r\nCache-Control: no-cache=\"set-cookie\"\r\n")
-	}
-	c.writeConnection(closeAfter || r.close)
-	_, _ = w.WriteString("\r\n")
+	var head []byte
+	head, chunkedOut, closeAfter = appendResponseHead(c.bw.AvailableBuffer(), &c.req, &c.resp, b, hsts, setCookie)
+	_, _ = c.bw.Write(head)
 	return chunkedOut, closeAfter
 }
 
@@ -968,8 +815,7 @@ var errAborted = errors.New("request body cut off")
 func (c *clientConn) tunnel(svc *service, b *backend, bc *backendConn, hsts bool, start time.Time) {
 	s, resp, w := c.s, &c.resp, c.bw
 	defer s.closeConn(bc)
-	c.writeStatusLine()
-	c.writeFields(hsts)
+	_, _ = w.Write(appendFields(appendStatusLine(w.AvailableBuffer(), resp), resp, hsts))
 	_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
 	_, _ = w.Write(resp.upgrade)
 	_, _ = w.WriteString("\r\n\r\n")
