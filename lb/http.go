@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// The HTTP path: each client connection (cleartext, or TLS once its handshake is done)
-// is served by one goroutine that reads a request head, routes it, and forwards it over
+// The goroutine HTTP path: each client connection it serves (TLS once its handshake is
+// done, or one the loops' HTTP path handed over, httploop.go) is served by one goroutine that reads a request head, routes it, and forwards it over
 // a pooled keep-alive connection to the backend picked, relaying the response as it
 // comes; a request body that is not already wholly read is streamed to the backend by a
 // second goroutine while the first waits for the response. Bodies are never held whole:
@@ -55,8 +55,17 @@ type clientConn struct {
 
 // serveHTTPConn serves a client's connection until it ends or is ended.
 func (s *Server) serveHTTPConn(raw net.Conn, listener string, isTLS bool) {
+	s.serveHTTPConnFrom(raw, listener, isTLS, nil)
+}
+
+// serveHTTPConnFrom serves a client's connection of which pre was read already (by the
+// loops' HTTP path, which handed it over).
+func (s *Server) serveHTTPConnFrom(raw net.Conn, listener string, isTLS bool, pre []byte) {
 	defer s.untrack(raw)
 	c := &clientConn{s: s, conn: newSockConn(raw), listener: listener, tls: isTLS}
+	if len(pre) > 0 {
+		c.conn = &prefixConn{Conn: c.conn, pre: pre}
+	}
 	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
 		c.addr = ap.Addr().Unmap()
 		c.ip = c.addr.String()
@@ -851,4 +860,28 @@ func (c *clientConn) tunnel(svc *service, b *backend, bc *backendConn, hsts bool
 	b.bytesOut.Add(uint64(out))
 	svc.stats.bytesIn.Add(uint64(in))
 	svc.stats.bytesOut.Add(uint64(out))
+}
+
+// prefixConn is a connection whose first bytes were read already: its reads return
+// them first.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite shuts the sending side down, as the connection wrapped does.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }

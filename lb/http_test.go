@@ -342,12 +342,33 @@ func chunkedBody(b []byte, n int, trailer string) string {
 	return sb.String() + "0\r\n" + trailer + "\r\n"
 }
 
+// forwardCase is a request of TestForwarding and what its response must be.
+type forwardCase struct {
+	name    string
+	request string
+	// parts are written one after the other, reading the interim response in
+	// between when interim is set.
+	parts   []string
+	interim string
+	method  string
+	status  int
+	header  map[string]string
+	body    string
+	trailer string
+	// handover: the request is one the loops hand over to the goroutine path.
+	handover bool
+}
+
 // TestForwarding: on one keep-alive connection, responses of every framing reach the
 // client intact (chunked with trailers, Content-Length, HEAD, 204, 304, an interim 103,
 // a 1 MiB body) and request bodies reach the backend intact whether sent with the head
 // or streamed (Content-Length and chunked, 1 MiB, with trailers, after Expect:
 // 100-continue), with the X-Forwarded-* fields set and hop-by-hop fields dropped both
 // ways. Any framing error would desynchronise the requests that follow it.
+//
+// The requests the loops' HTTP path serves come first, two of them pipelined, and the
+// connection stays on the loop for them; the first chunked request body hands it over
+// to the goroutine path, which then serves the rest, and the first requests once more.
 func TestForwarding(t *testing.T) {
 	s, _ := newTestServer(t)
 	port := freePort(t)
@@ -360,31 +381,19 @@ func TestForwarding(t *testing.T) {
 	}
 	bigChunked := chunkedBody(bigBody, 7000, "X-Trailer: big\r\n")
 
-	for _, tc := range []struct {
-		name    string
-		request string
-		// parts are written one after the other, reading the interim response in
-		// between when interim is set.
-		parts   []string
-		interim string
-		method  string
-		status  int
-		header  map[string]string
-		body    string
-		trailer string
-	}{
+	cases := []forwardCase{
 		{name: "GET with forwarded fields", request: "GET /echo HTTP/1.1\r\n" + host + "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\n\r\n",
 			method: "GET", status: 200, body: echo("GET", nil, 0, nil, "")},
 		{name: "small POST sent with its head", request: "POST /echo HTTP/1.1\r\n" + host + "X-Forwarded-For: 203.0.113.9\r\nContent-Length: 5\r\n\r\nhello",
 			method: "POST", status: 200, body: echo("POST", nil, 5, []byte("hello"), "")},
 		{name: "small chunked POST with a trailer", request: "POST /echo HTTP/1.1\r\n" + host + "X-Forwarded-For: 203.0.113.9\r\nTransfer-Encoding: chunked\r\n\r\n" + chunkedBody([]byte("hello world"), 4, "X-Trailer: small\r\n"),
-			method: "POST", status: 200, body: echo("POST", []string{"chunked"}, -1, []byte("hello world"), "small")},
+			method: "POST", status: 200, body: echo("POST", []string{"chunked"}, -1, []byte("hello world"), "small"), handover: true},
 		{name: "1 MiB POST streamed", request: "POST /echo HTTP/1.1\r\n" + host + "X-Forwarded-For: 203.0.113.9\r\nContent-Length: 1048576\r\n\r\n",
-			parts: []string{string(bigBody[:1000]), string(bigBody[1000:])}, method: "POST", status: 200, body: echo("POST", nil, 1<<20, bigBody, "")},
+			parts: []string{string(bigBody[:1000]), string(bigBody[1000:])}, method: "POST", status: 200, body: echo("POST", nil, 1<<20, bigBody, ""), handover: true},
 		{name: "1 MiB chunked POST streamed", request: "POST /echo HTTP/1.1\r\n" + host + "X-Forwarded-For: 203.0.113.9\r\nTransfer-Encoding: chunked\r\n\r\n",
-			parts: []string{bigChunked[:3000], bigChunked[3000:]}, method: "POST", status: 200, body: echo("POST", []string{"chunked"}, -1, bigBody, "big")},
+			parts: []string{bigChunked[:3000], bigChunked[3000:]}, method: "POST", status: 200, body: echo("POST", []string{"chunked"}, -1, bigBody, "big"), handover: true},
 		{name: "Expect: 100-continue", request: "PUT /echo HTTP/1.1\r\n" + host + "X-Forwarded-For: 203.0.113.9\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
-			interim: "100 Continue", parts: []string{"hello"}, method: "PUT", status: 200, body: echo("PUT", nil, 5, []byte("hello"), "")},
+			interim: "100 Continue", parts: []string{"hello"}, method: "PUT", status: 200, body: echo("PUT", nil, 5, []byte("hello"), ""), handover: true},
 		{name: "chunked response with a trailer", request: "GET /chunked HTTP/1.1\r\n" + host + "\r\n",
 			method: "GET", status: 200, header: map[string]string{"Transfer-Encoding": "chunked"}, body: "abcdef", trailer: "abcdef"},
 		{name: "1 MiB response", request: "GET /big HTTP/1.1\r\n" + host + "\r\n",
@@ -397,7 +406,37 @@ func TestForwarding(t *testing.T) {
 			interim: "103 Early Hints", method: "GET", status: 200, body: "final"},
 		{name: "hop-by-hop response fields", request: "GET /hop HTTP/1.1\r\n" + host + "\r\n",
 			method: "GET", status: 200, header: map[string]string{"Connection": "", "X-Private": "", "Keep-Alive": "", "Strict-Transport-Security": "max-age=1"}, body: "hop"},
-	} {
+	}
+	var loopCases, handoverCases []forwardCase
+	for _, tc := range cases {
+		if tc.handover {
+			handoverCases = append(handoverCases, tc)
+		} else {
+			loopCases = append(loopCases, tc)
+		}
+	}
+	// Two requests in one write: each answered, in order.
+	rc.send(loopCases[0].request + loopCases[1].request)
+	for _, tc := range loopCases[:2] {
+		if resp, body := rc.response(tc.method); resp.StatusCode != tc.status || body != tc.body {
+			t.Fatalf("pipelined %s: %d %.200q, want %d %.200q", tc.name, resp.StatusCode, body, tc.status, tc.body)
+		}
+	}
+	forward(t, rc, loopCases)
+	if n := s.handovers.Load(); n != 0 {
+		t.Fatalf("the loops handed %d connections over, want 0", n)
+	}
+	forward(t, rc, handoverCases)
+	if n := s.handovers.Load(); n != 1 {
+		t.Fatalf("the loops handed %d connections over, want 1", n)
+	}
+	forward(t, rc, loopCases)
+}
+
+// forward sends each case's request on rc and checks its response.
+func forward(t *testing.T, rc *rawConn, cases []forwardCase) {
+	t.Helper()
+	for _, tc := range cases {
 		rc.send(tc.request)
 		if tc.interim != "" {
 			if line, err := rc.r.ReadString('\n'); line != "HTTP/1.1 "+tc.interim+"\r\n" || err != nil {

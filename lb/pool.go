@@ -205,6 +205,11 @@ func (s *Server) closePool(b *backend, retire bool) {
 	for _, bc := range idle {
 		s.closeConn(bc)
 	}
+	if retire && s.tcp != nil {
+		for _, l := range s.tcp.loops {
+			l.post(func() { l.dropIdle(b) })
+		}
+	}
 }
 
 // connAlive tells whether an idle connection is still open with nothing to read: a

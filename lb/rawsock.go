@@ -184,7 +184,10 @@ func backendSocket(ip netip.Addr) (int, error) {
 // loop of the engine polls it.
 type rawListener struct {
 	key string
-	fd  int
+	// kind is the listener kind of a virtual host or app id port (whose connections
+	// are all HTTP), "" for a service port.
+	kind string
+	fd   int
 	// refs counts the loops still holding it.
 	refs atomic.Int32
 }

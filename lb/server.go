@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -14,16 +15,20 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Server is the proxy: it listens on the service ports of its current table (TCP or HTTP
 // as each service's mode says), on the virtual host ports (plain and TLS) and on the app
 // id port. Swap replaces the table atomically: listeners of ports still in use stay open,
 // connections already made keep their backend, and a backend gone from the table only
-// loses new work. Service ports are listened on by the TCP engine's event loops
-// (tcpproxy.go), which proxy TCP services' connections themselves. HTTP is served by the
-// load balancer's own HTTP/1.1 path (http.go): TLS is terminated first, and clients
-// offering HTTP/2 are served HTTP/1.1 (ALPN).
+// loses new work. Service ports and the cleartext virtual host and app id ports are
+// listened on by the engine's event loops (tcpproxy.go), which proxy TCP services'
+// connections and the usual HTTP requests themselves (httploop.go); TLS connections and
+// the HTTP requests the loops hand over are served by the goroutine HTTP/1.1 path
+// (http.go). TLS is terminated first, and clients offering HTTP/2 are served HTTP/1.1
+// (ALPN).
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -36,6 +41,9 @@ type Server struct {
 	// httpsPort is appended to the host of redirects to https (":8443"), "" for 443.
 	httpsPort string
 	closed    atomic.Bool
+	// handovers counts the connections the loops' HTTP path handed to the goroutine
+	// path.
+	handovers atomic.Uint64
 
 	// tcp serves the service ports (tcpproxy.go).
 	tcp *tcpEngine
@@ -95,16 +103,24 @@ func NewServer(cfg Config) (*Server, error) {
 		if l.addr == "" {
 			continue
 		}
+		if l.kind != vhostTLSListener {
+			// Cleartext HTTP is served by the event loops, as service ports are.
+			ln, err := s.listenOnLoops(l.addr, l.kind)
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("lb: listen on %s: %w", l.addr, err)
+			}
+			s.fixed[l.kind] = ln
+			continue
+		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("lb: listen on %s: %w", l.addr, err)
 		}
 		s.fixed[l.kind] = ln
-		if l.kind == vhostTLSListener {
-			if port := ln.Addr().(*net.TCPAddr).Port; port != 443 {
-				s.httpsPort = ":" + strconv.Itoa(port)
-			}
+		if port := ln.Addr().(*net.TCPAddr).Port; port != 443 {
+			s.httpsPort = ":" + strconv.Itoa(port)
 		}
 		s.wg.Go(func() { s.acceptHTTP(ln, l.kind) })
 	}
@@ -237,10 +253,12 @@ func (s *Server) Close() error {
 		s.tcp.remove(ln)
 		delete(s.listeners, key)
 	}
-	s.tcp.stop()
+	// Before the loops stop: the last of them to let go of a port closes its socket,
+	// whose number another socket may have by the time a later Close would shut it down.
 	for _, ln := range s.fixed {
 		ln.Close()
 	}
+	s.tcp.stop()
 	for c := range s.conns {
 		c.Close()
 	}
@@ -251,6 +269,46 @@ func (s *Server) Close() error {
 		}
 	}
 	s.wg.Wait()
+	return nil
+}
+
+// loopListener is a virtual host or app id port the event loops accept on, as a
+// net.Listener for its address and Close (it has no Accept).
+type loopListener struct {
+	s    *Server
+	ln   *rawListener
+	addr net.Addr
+}
+
+// listenOnLoops listens on addr for kind's connections, which the loops accept.
+func (s *Server) listenOnLoops(addr, kind string) (*loopListener, error) {
+	ln, err := listenTCP(context.Background(), addr)
+	if err != nil {
+		return nil, err
+	}
+	sa, err := unix.Getsockname(ln.fd)
+	if err != nil {
+		rawClose(ln.fd)
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	ln.kind = kind
+	ll := &loopListener{s: s, ln: ln}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		ll.addr = &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		ll.addr = &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+	}
+	s.tcp.add(ln)
+	return ll, nil
+}
+
+func (l *loopListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (l *loopListener) Addr() net.Addr            { return l.addr }
+
+// Close stops the port listening; its connections go on.
+func (l *loopListener) Close() error {
+	l.s.tcp.remove(l.ln)
 	return nil
 }
 

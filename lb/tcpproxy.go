@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"sync"
@@ -118,6 +117,11 @@ const (
 	slotListener
 	slotClient
 	slotServer
+	// slotHTTP is a client's connection on the HTTP path of the loops (httploop.go),
+	// slotHTTPServer its connection to a backend, slotIdle a pooled one.
+	slotHTTP
+	slotHTTPServer
+	slotIdle
 )
 
 // slot is what a loop knows of one of its file descriptors. gen tells an event for a
@@ -127,6 +131,8 @@ type slot struct {
 	kind uint8
 	ss   *session
 	ln   *rawListener
+	hc   *hconn
+	b    *backend
 }
 
 // loop is one event loop: its goroutine alone touches its fields but mu's.
@@ -153,7 +159,12 @@ type loop struct {
 	listeners map[*rawListener]int64
 	timers    timerHeap
 	// ready are connections that spent their transfer budget with more to copy.
-	ready    []*session
+	ready     []*session
+	readyHTTP []*hconn
+	// idle are the HTTP path's pooled backend connections; obuf is scratch space for
+	// what goes to a client.
+	idle     map[*backend][]idleConn
+	obuf     []byte
 	stopping bool
 
 	mu      sync.Mutex // guards cmds and stopped
@@ -272,6 +283,7 @@ func (l *loop) run() {
 			l.handle(ev)
 		}
 		l.runReady()
+		l.runReadyHTTP()
 		l.expire()
 	}
 	l.shutdown()
@@ -324,7 +336,7 @@ func (l *loop) poll(fd uintptr) bool {
 func (l *loop) nextTimer() int64 {
 	var next int64
 	if len(l.timers) > 0 {
-		next = l.timers[0].timerAt
+		next = l.timers[0].timer().at
 	}
 	for _, until := range l.listeners {
 		if until != 0 && (next == 0 || until < next) {
@@ -360,6 +372,12 @@ func (l *loop) handle(ev unix.EpollEvent) {
 		sl.ss.clientEvent(ev.Events)
 	case slotServer:
 		sl.ss.serverEvent(ev.Events)
+	case slotHTTP:
+		sl.hc.clientEvent(ev.Events)
+	case slotHTTPServer:
+		sl.hc.serverEvent(ev.Events)
+	case slotIdle:
+		l.idleEvent(fd, sl.b, ev.Events)
 	}
 }
 
@@ -380,9 +398,8 @@ func (l *loop) runReady() {
 
 // expire fires the timers due and polls the paused listeners due again.
 func (l *loop) expire() {
-	for len(l.timers) > 0 && l.timers[0].timerAt <= l.now {
-		ss := heap.Pop(&l.timers).(*session)
-		ss.expired()
+	for len(l.timers) > 0 && l.timers[0].timer().at <= l.now {
+		heap.Pop(&l.timers).(timed).expired()
 	}
 	for ln, until := range l.listeners {
 		if until != 0 && until <= l.now {
@@ -391,23 +408,29 @@ func (l *loop) expire() {
 	}
 }
 
-func (l *loop) setTimer(ss *session, at int64) {
-	l.stopTimer(ss)
-	ss.timerAt = at
-	heap.Push(&l.timers, ss)
+// setTimer has t's expired called at at (Unix nanoseconds), instead of when it was due.
+func (l *loop) setTimer(t timed, at int64) {
+	l.stopTimer(t)
+	t.timer().at = at
+	heap.Push(&l.timers, t)
 }
 
-func (l *loop) stopTimer(ss *session) {
-	if ss.timerIndex >= 0 {
-		heap.Remove(&l.timers, ss.timerIndex)
+func (l *loop) stopTimer(t timed) {
+	if i := t.timer().index; i >= 0 {
+		heap.Remove(&l.timers, i)
 	}
 }
 
 // shutdown closes the loop's connections and lets go of its listeners.
 func (l *loop) shutdown() {
 	for fd := range l.slots {
-		if sl := l.slots[fd]; sl.kind == slotClient {
+		switch sl := l.slots[fd]; sl.kind {
+		case slotClient:
 			sl.ss.close()
+		case slotHTTP:
+			sl.hc.close()
+		case slotIdle:
+			l.closeFD(fd)
 		}
 	}
 	for ln := range l.listeners {
@@ -427,12 +450,8 @@ func (l *loop) shutdown() {
 func (l *loop) accept(ln *rawListener) {
 	for range acceptBatch {
 		svc := l.s.routes.Load().byListen[ln.key]
-		isHTTP := svc != nil && svc.def.Mode == ModeHTTP
-		flags := unix.SOCK_CLOEXEC
-		if !isHTTP {
-			flags |= unix.SOCK_NONBLOCK
-		}
-		fd, ip, errno := rawAccept(ln.fd, flags)
+		isHTTP := ln.kind != "" || svc != nil && svc.def.Mode == ModeHTTP
+		fd, ip, errno := rawAccept(ln.fd, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
 		switch errno {
 		case 0:
 		case syscall.ECONNABORTED:
@@ -447,10 +466,12 @@ func (l *loop) accept(ln *rawListener) {
 			return
 		}
 		switch {
+		case ln.kind != "":
+			l.startHTTP(fd, ip, ln.kind)
 		case svc == nil:
 			rawClose(fd)
 		case isHTTP:
-			l.s.serveAcceptedHTTP(fd, ln.key)
+			l.startHTTP(fd, ip, ln.key)
 		case !svc.allows(ip):
 			svc.stats.denied.Add(1)
 			rawClose(fd)
@@ -493,9 +514,8 @@ type session struct {
 	queued bool
 	// draining: the backend finished, and the client has the idle timeout to.
 	draining bool
-	// The session's one timer (connect or drain) in the loop's heap.
-	timerAt    int64
-	timerIndex int
+	// tm is the session's one timer (connect or drain) in the loop's heap.
+	tm timerEntry
 }
 
 // flow is one direction of a session.
@@ -526,7 +546,7 @@ func (f *flow) release() {
 }
 
 func (l *loop) startSession(fd int, ip netip.Addr, svc *service) {
-	ss := &session{l: l, svc: svc, client: fd, server: -1, clientIP: ip, timerIndex: -1}
+	ss := &session{l: l, svc: svc, client: fd, server: -1, clientIP: ip, tm: timerEntry{index: -1}}
 	ss.tried = ss.triedBuf[:0]
 	svc.stats.sessions.Add(1)
 	if err := l.register(fd, slot{kind: slotClient, ss: ss}, connEvents); err != nil {
@@ -653,9 +673,7 @@ func (ss *session) expired() {
 }
 
 func (ss *session) clientEvent(ev uint32) {
-	ss.clientIn = ss.clientIn || ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
-	ss.clientEnd = ss.clientEnd || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
-	ss.clientOut = ss.clientOut || ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	noteEvents(ev, &ss.clientIn, &ss.clientOut, &ss.clientEnd)
 	if ss.state == sessOpen {
 		ss.run()
 	}
@@ -685,9 +703,15 @@ func (ss *session) serverEvent(ev uint32) {
 
 // noteServer notes what an event tells of the backend's socket.
 func (ss *session) noteServer(ev uint32) {
-	ss.serverIn = ss.serverIn || ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
-	ss.serverEnd = ss.serverEnd || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
-	ss.serverOut = ss.serverOut || ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	noteEvents(ev, &ss.serverIn, &ss.serverOut, &ss.serverEnd)
+}
+
+// noteEvents records what an event says of a socket: in, something to read (or an end,
+// which a read tells); out, room to write; end, its peer ended or it broke.
+func noteEvents(ev uint32, in, out, end *bool) {
+	*in = *in || ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	*end = *end || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	*out = *out || ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0
 }
 
 // run copies what can be copied both ways; the session closes once both directions
@@ -849,43 +873,43 @@ func (ss *session) close() {
 	ss.down.release()
 }
 
-// timerHeap orders the sessions with a timer by when it fires.
-type timerHeap []*session
+// timed is a connection with a timer in its loop's heap (at most one each).
+type timed interface {
+	timer() *timerEntry
+	// expired is called on the loop when the timer fires.
+	expired()
+}
+
+// timerEntry is a timer: when it fires (Unix nanoseconds) and its place in the heap (-1
+// when not in it).
+type timerEntry struct {
+	at    int64
+	index int
+}
+
+func (ss *session) timer() *timerEntry { return &ss.tm }
+
+// timerHeap orders the timers by when they fire.
+type timerHeap []timed
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].timerAt < h[j].timerAt }
+func (h timerHeap) Less(i, j int) bool { return h[i].timer().at < h[j].timer().at }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].timerIndex, h[j].timerIndex = i, j
+	h[i].timer().index, h[j].timer().index = i, j
 }
 
 func (h *timerHeap) Push(x any) {
-	ss := x.(*session)
-	ss.timerIndex = len(*h)
-	*h = append(*h, ss)
+	t := x.(timed)
+	t.timer().index = len(*h)
+	*h = append(*h, t)
 }
 
 func (h *timerHeap) Pop() any {
 	old := *h
-	ss := old[len(old)-1]
+	t := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	ss.timerIndex = -1
-	return ss
-}
-
-// serveAcceptedHTTP hands a connection accepted on an HTTP service port (a blocking
-// socket) to the HTTP path.
-func (s *Server) serveAcceptedHTTP(fd int, key string) {
-	f := os.NewFile(uintptr(fd), "")
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		s.log.Warn("cannot serve an accepted connection", "port", key, "err", err)
-		return
-	}
-	if !s.track(c) {
-		return
-	}
-	s.wg.Go(func() { s.serveHTTPConn(c, key, false) })
+	t.timer().index = -1
+	return t
 }
