@@ -8,7 +8,7 @@
 #    server;
 #  - scripts/bench/lbfixture runs Atoll's lb.Server with the equivalent two-service table
 #    (GOMAXPROCS is the core count, as HAProxy's threads);
-#  - wrk measures, one proxy at a time and alternating which goes first from run to run:
+#  - after a 2-second warm-up of each, wrk measures, one proxy at a time and alternating which goes first from run to run:
 #    L7 keep-alive (wrk -t2 -c64, requests/s and p99), L4 throughput of the 1 MiB file
 #    (-t2 -c8) and L4 new connections (-t2 -c32, Connection: close), and nginx direct
 #    once per run as a reference. The 1-minute load average after each run is printed:
@@ -132,6 +132,11 @@ wrkrun() {
 l7() { wrkrun "$1" -t2 -c64 -d"${secs}s" --latency "http://127.0.0.1:$2/"; }
 big() { wrkrun "$1" -t2 -c8 -d6s "http://127.0.0.1:$2/big"; }
 conns() { wrkrun "$1" -t2 -c32 -d6s -H "Connection: close" "http://127.0.0.1:$2/"; }
+
+# A warm-up for both proxies (connection pools, buffers, the Go heap), not measured.
+for port in $haproxy_http $atoll_http; do
+	wrk -t2 -c64 -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+done
 
 echo "lb.sh: $runs runs on $(nproc) cores; HAProxy $(haproxy -v | head -1 | cut -d' ' -f3), nginx backend on $nginx_port"
 printf '%-4s %-6s %-8s %10s %9s %10s %11s %6s\n' run test proxy req/s p99 transfer cpu-us/req load1
