@@ -127,7 +127,7 @@ func (c *testCluster) installedIDs() []string {
 // install, then uninstalls: testdata/TestPackageViews/*.golden, regenerated with -update.
 func TestPackageViews(t *testing.T) {
 	c := newPackageCluster(t)
-	ready := []string{"● connected", "APPS       4  running 4"}
+	ready := []string{"leader master-1 · dev", "● connected", "APPS       4  running 4"}
 	for _, tt := range []struct {
 		name          string
 		width, height int
