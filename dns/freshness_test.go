@@ -51,22 +51,32 @@ func BenchmarkFreshness(b *testing.B) {
 	sched := subscribe(b, ms.URL)
 
 	var fromRunning, fromFramework []time.Duration
-	burst := 0
+	burst, worst := 0, 0.0
 	for b.Loop() {
 		r, f := freshnessRound(b, s, sched, burst)
 		fromRunning, fromFramework = append(fromRunning, r...), append(fromFramework, f...)
+		p99 := quantileMS(r, 0.99)
+		worst = max(worst, p99)
+		b.Logf("burst %d: p50 %.1f ms, p99 %.1f ms from the agent's RUNNING stamp", burst, quantileMS(r, 0.50), p99)
 		burst++
 	}
 	for _, m := range []struct {
 		name string
 		ds   []time.Duration
 	}{{"running", fromRunning}, {"framework", fromFramework}} {
-		slices.Sort(m.ds)
-		at := func(p float64) float64 { return float64(m.ds[int(p*float64(len(m.ds)-1))]) / float64(time.Millisecond) }
-		b.ReportMetric(at(0.50), "p50-ms-from-"+m.name)
-		b.ReportMetric(at(0.99), "p99-ms-from-"+m.name)
-		b.ReportMetric(at(1), "max-ms-from-"+m.name)
+		b.ReportMetric(quantileMS(m.ds, 0.50), "p50-ms-from-"+m.name)
+		b.ReportMetric(quantileMS(m.ds, 0.99), "p99-ms-from-"+m.name)
+		b.ReportMetric(quantileMS(m.ds, 1), "max-ms-from-"+m.name)
 	}
+	// With -benchtime Nx, the worst of the bursts' own p99s (the target is per 1,000).
+	b.ReportMetric(worst, "worst-burst-p99-ms-from-running")
+}
+
+// quantileMS is the p quantile of ds in milliseconds.
+func quantileMS(ds []time.Duration, p float64) float64 {
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	return float64(sorted[int(p*float64(len(sorted)-1))]) / float64(time.Millisecond)
 }
 
 // running is a task's TASK_RUNNING: when the agent stamped it and when the framework got
