@@ -297,7 +297,7 @@ func (l *loop) run() {
 // longer than 20 µs.
 func (l *loop) wait() int {
 	l.nready = 0
-	if len(l.ready) > 0 {
+	if len(l.ready) > 0 || len(l.readyHTTP) > 0 {
 		l.poll(uintptr(l.epfd))
 		return l.nready
 	}
