@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -128,6 +129,10 @@ const (
 
 func (c *hconn) timer() *timerEntry { return &c.tm }
 
+// requestBuffers hold a request (head and body) while it is answered: as the goroutine
+// path's read buffer, room for the usual request; a larger one is handed over.
+var requestBuffers = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+
 // idleConn is a keep-alive connection to a backend in a loop's pool.
 type idleConn struct {
 	fd    int
@@ -246,7 +251,7 @@ func (c *hconn) readRequest() bool {
 			return false
 		}
 		if c.inBuf == nil {
-			c.inBuf = pendingBuffers.Get().(*[]byte)
+			c.inBuf = requestBuffers.Get().(*[]byte)
 			c.in = (*c.inBuf)[:0]
 		}
 		if len(c.in) == cap(c.in) {
@@ -886,7 +891,7 @@ func (c *hconn) close() {
 
 func (c *hconn) releaseIn() {
 	if c.inBuf != nil {
-		pendingBuffers.Put(c.inBuf)
+		requestBuffers.Put(c.inBuf)
 		c.inBuf, c.in = nil, nil
 	}
 }

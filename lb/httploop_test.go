@@ -146,3 +146,31 @@ func TestLoopLargeResponse(t *testing.T) {
 		t.Errorf("the loops handed %d connections over, want 0", n)
 	}
 }
+
+// TestLoopHandsOverLargeRequests: a request larger than the loop's request buffer (a
+// 30 KB head, a 40 KB body sent with it) is handed over with what was read of it and
+// answered whole by the goroutine path.
+func TestLoopHandsOverLargeRequests(t *testing.T) {
+	s, _ := newTestServer(t)
+	port := freePort(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, strconv.Itoa(len(r.Header.Get("X-Big")))+" "+strconv.Itoa(len(body)))
+	}))
+	t.Cleanup(srv.Close)
+	swap(t, s, svcDef("web", port, ModeHTTP, strings.TrimPrefix(srv.URL, "http://")))
+	big := strings.Repeat("b", 30000)
+	for i, tc := range []struct{ request, want string }{
+		{"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n", "30000 0"},
+		{"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n" + strings.Repeat("p", 40000), "0 40000"},
+	} {
+		rc := dialRaw(t, port)
+		rc.send(tc.request)
+		if resp, body := rc.response("GET"); resp.StatusCode != 200 || body != tc.want {
+			t.Fatalf("request %d = %d %q, want 200 %q", i, resp.StatusCode, body, tc.want)
+		}
+		if n := s.handovers.Load(); n != uint64(i+1) {
+			t.Errorf("after request %d the loops handed %d connections over, want %d", i, n, i+1)
+		}
+	}
+}
