@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // rawConn is a client connection that writes requests byte for byte.
@@ -370,7 +372,7 @@ type forwardCase struct {
 // connection stays on the loop for them; the first chunked request body hands it over
 // to the goroutine path, which then serves the rest, and the first requests once more.
 func TestForwarding(t *testing.T) {
-	s, _ := newTestServer(t)
+	s, reg := newTestServer(t)
 	port := freePort(t)
 	swap(t, s, svcDef("web", port, ModeHTTP, featureBackend(t, "f")))
 	rc := dialRaw(t, port)
@@ -429,6 +431,9 @@ func TestForwarding(t *testing.T) {
 	forward(t, rc, handoverCases)
 	if n := s.handovers.Load(); n != 1 {
 		t.Fatalf("the loops handed %d connections over, want 1", n)
+	}
+	if got := gauge(t, reg, "atoll_lb_http_handovers_total"); got != 1 {
+		t.Errorf("atoll_lb_http_handovers_total = %v, want 1", got)
 	}
 	forward(t, rc, loopCases)
 }
@@ -765,4 +770,25 @@ func TestHTTP2ClientOverTLS(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Proto != "HTTP/1.1" || string(body) != "web /h2 127.0.0.1 " {
 		t.Errorf("= %d %s %q, want 200 HTTP/1.1 %q", resp.StatusCode, resp.Proto, body, "web /h2 127.0.0.1 ")
 	}
+}
+
+// gauge is the value of the unlabelled counter or gauge name in reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name || len(f.GetMetric()) != 1 {
+			continue
+		}
+		m := f.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

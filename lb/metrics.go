@@ -15,6 +15,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	unrouted prometheus.Counter
+	// handovers reads Server.handovers when scraped.
+	handovers prometheus.CounterFunc
 
 	backendUp     *prometheus.Desc
 	backendActive *prometheus.Desc
@@ -38,6 +40,10 @@ func newMetrics(s *Server, reg prometheus.Registerer) (*metrics, error) {
 		unrouted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "atoll_lb_http_unrouted_requests_total", Help: "HTTP requests no service routes (answered 503).",
 		}),
+		handovers: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "atoll_lb_http_handovers_total",
+			Help: "HTTP connections the event loops handed to the goroutine path (HTTP/1.0, chunked or large request bodies, upgrades, Expect, access rules, credentials, failed backends).",
+		}, func() float64 { return float64(s.handovers.Load()) }),
 		backendUp:     prometheus.NewDesc("atoll_lb_backend_up", "1 when the backend takes new work, 0 while it is ejected.", []string{"service", "backend"}, nil),
 		backendActive: prometheus.NewDesc("atoll_lb_backend_active", "Open connections (TCP) or requests in flight (HTTP) to the backend.", []string{"service", "backend"}, nil),
 		backendFailed: prometheus.NewDesc("atoll_lb_backend_failures_total", "Connections to the backend that failed.", []string{"service", "backend"}, nil),
@@ -45,7 +51,7 @@ func newMetrics(s *Server, reg prometheus.Registerer) (*metrics, error) {
 		connections:   prometheus.NewDesc("atoll_lb_sessions_total", "Connections (TCP) or requests (HTTP) a service received.", []string{"service"}, nil),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.unrouted, m} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, m.unrouted, m.handovers, m} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("lb: register metrics: %w", err)
 			}
