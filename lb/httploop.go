@@ -212,9 +212,13 @@ func (c *hconn) run() {
 		}
 	}
 	// Budget spent: the loop comes back to it after the others.
-	if !c.queued {
-		c.queued = true
-		c.l.readyHTTP = append(c.l.readyHTTP, c)
+	c.l.enqueue(c, &c.queued)
+}
+
+func (c *hconn) resume() {
+	c.queued = false
+	if c.phase != hClosed {
+		c.run()
 	}
 }
 
@@ -1007,21 +1011,6 @@ func fdAlive(fd int) bool {
 	var buf [1]byte
 	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 	return errno == syscall.EAGAIN
-}
-
-// runReadyHTTP goes on with the HTTP connections that spent their budget.
-func (l *loop) runReadyHTTP() {
-	if len(l.readyHTTP) == 0 {
-		return
-	}
-	ready := l.readyHTTP
-	l.readyHTTP = nil
-	for _, c := range ready {
-		c.queued = false
-		if c.phase != hClosed {
-			c.run()
-		}
-	}
 }
 
 // headFrom parses the message head at the start of p into h (as readHead does from a

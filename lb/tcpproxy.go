@@ -158,9 +158,9 @@ type loop struct {
 	// one is polled again (0: polled).
 	listeners map[*rawListener]int64
 	timers    timerHeap
-	// ready are connections that spent their transfer budget with more to copy.
-	ready     []*session
-	readyHTTP []*hconn
+	// ready are connections (TCP sessions, HTTP connections) that spent their transfer
+	// budget with more to do.
+	ready []resumable
 	// idle are the HTTP path's pooled backend connections; obuf is scratch space for
 	// what goes to a client.
 	idle     map[*backend][]idleConn
@@ -283,7 +283,6 @@ func (l *loop) run() {
 			l.handle(ev)
 		}
 		l.runReady()
-		l.runReadyHTTP()
 		l.expire()
 	}
 	l.shutdown()
@@ -297,7 +296,7 @@ func (l *loop) run() {
 // longer than 20 µs.
 func (l *loop) wait() int {
 	l.nready = 0
-	if len(l.ready) > 0 || len(l.readyHTTP) > 0 {
+	if len(l.ready) > 0 {
 		l.poll(uintptr(l.epfd))
 		return l.nready
 	}
@@ -381,6 +380,21 @@ func (l *loop) handle(ev unix.EpollEvent) {
 	}
 }
 
+// resumable is a connection that spent its turn with more to do.
+type resumable interface {
+	// resume gives it its next turn (nothing once it closed).
+	resume()
+}
+
+// enqueue has the loop resume r after the other connections' turns; queued is r's own
+// flag that it is in the list.
+func (l *loop) enqueue(r resumable, queued *bool) {
+	if !*queued {
+		*queued = true
+		l.ready = append(l.ready, r)
+	}
+}
+
 // runReady goes on with the connections that spent their budget.
 func (l *loop) runReady() {
 	if len(l.ready) == 0 {
@@ -388,11 +402,15 @@ func (l *loop) runReady() {
 	}
 	ready := l.ready
 	l.ready = nil
-	for _, ss := range ready {
-		ss.queued = false
-		if ss.state == sessOpen {
-			ss.run()
-		}
+	for _, r := range ready {
+		r.resume()
+	}
+}
+
+func (ss *session) resume() {
+	ss.queued = false
+	if ss.state == sessOpen {
+		ss.run()
 	}
 }
 
@@ -730,9 +748,8 @@ func (ss *session) run() {
 		ss.draining = true
 		ss.l.setTimer(ss, ss.l.now+int64(ss.l.s.cfg.IdleTimeout))
 	}
-	if again && !ss.queued {
-		ss.queued = true
-		ss.l.ready = append(ss.l.ready, ss)
+	if again {
+		ss.l.enqueue(ss, &ss.queued)
 	}
 }
 
