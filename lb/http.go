@@ -153,18 +153,26 @@ func headBuffered(br *bufio.Reader) bool {
 // route finds the service of a request by its listener: the service port's, the
 // virtual host and path's, the X-Marathon-App-Id header's.
 func (c *clientConn) route(rt *routes) *service {
-	r := &c.req
-	switch c.listener {
+	var svc *service
+	svc, c.hostKey = rt.route(c.listener, &c.req, c.hostKey)
+	return svc
+}
+
+// route finds the HTTP service of request r on listener (a listener kind, or a service
+// port's key), nil for none; hostKey is scratch space for the virtual host, returned for
+// reuse.
+func (rt *routes) route(listener string, r *request, hostKey []byte) (*service, []byte) {
+	switch listener {
 	case vhostListener, vhostTLSListener:
-		c.hostKey = appendHostKey(c.hostKey[:0], r.host)
-		return rt.vhost(c.hostKey, r.path)
+		hostKey = appendHostKey(hostKey[:0], r.host)
+		return rt.vhost(hostKey, r.path), hostKey
 	case appIDListener:
-		return rt.appIDs[string(r.value(fieldAppID))]
+		return rt.appIDs[string(r.value(fieldAppID))], hostKey
 	}
-	if svc := rt.byListen[c.listener]; svc != nil && svc.def.Mode == ModeHTTP {
-		return svc
+	if svc := rt.byListen[listener]; svc != nil && svc.def.Mode == ModeHTTP {
+		return svc, hostKey
 	}
-	return nil
+	return nil, hostKey
 }
 
 // value is the first field of kind's value, nil without one.

@@ -321,18 +321,9 @@ func (c *hconn) parse() bool {
 // begin starts the exchange of the whole request at the start of in.
 func (c *hconn) begin() bool {
 	s, r := c.l.s, &c.req
-	rt := s.routes.Load()
 	var svc *service
-	switch c.key {
-	case vhostListener:
-		c.hostKey = appendHostKey(c.hostKey[:0], r.host)
-		svc = rt.vhost(c.hostKey, r.path)
-	case appIDListener:
-		svc = rt.appIDs[string(r.value(fieldAppID))]
-	default:
-		svc = rt.byListen[c.key]
-	}
-	if svc == nil || svc.def.Mode != ModeHTTP || svc.auth != nil || len(svc.allowed) > 0 || c.key == vhostListener && svc.def.RedirectToHTTPS {
+	svc, c.hostKey = s.routes.Load().route(c.key, r, c.hostKey)
+	if svc == nil || svc.auth != nil || len(svc.allowed) > 0 || c.key == vhostListener && svc.def.RedirectToHTTPS {
 		// No service (503), access rules, credentials, a redirect: the goroutine
 		// path answers.
 		c.handOver()
@@ -570,9 +561,8 @@ func (c *hconn) relay(p []byte, out *[]byte) (used int, done bool, err error) {
 			}
 			c.code = resp.status
 			setCookie := c.svc.def.Sticky && c.cookie != c.b.cookie
-			var chunkedOut bool
-			*out, chunkedOut, c.closeAfter = appendResponseHead(*out, r, resp, c.b, false, setCookie)
-			_ = chunkedOut // the client is HTTP/1.1: a chunked body goes out chunked
+			// The client is HTTP/1.1: a chunked body goes out chunked.
+			*out, _, c.closeAfter = appendResponseHead(*out, r, resp, c.b, false, setCookie)
 			switch {
 			case resp.bodyless(r.isHead()):
 				return used, true, nil
@@ -668,25 +658,10 @@ func appendChunk(dst, p []byte) []byte {
 	if len(p) == 0 {
 		return dst
 	}
-	dst = appendHex(dst, len(p))
+	dst = strconv.AppendInt(dst, int64(len(p)), 16)
 	dst = append(dst, '\r', '\n')
 	dst = append(dst, p...)
 	return append(dst, '\r', '\n')
-}
-
-func appendHex(dst []byte, n int) []byte {
-	const digits = "0123456789abcdef"
-	var b [16]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = digits[n&15]
-		n >>= 4
-		if n == 0 {
-			break
-		}
-	}
-	return append(dst, b[i:]...)
 }
 
 // emit sends p to the client, keeping what it cannot take yet; false when the client's
@@ -1000,11 +975,7 @@ func (l *loop) dropIdle(b *backend) {
 }
 
 // retired tells whether b left the table.
-func (b *backend) retired() bool {
-	b.pool.mu.Lock()
-	defer b.pool.mu.Unlock()
-	return b.pool.closed
-}
+func (b *backend) retired() bool { return b.pool.closed.Load() }
 
 // fdAlive tells whether an idle connection is still open with nothing to read.
 func fdAlive(fd int) bool {

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // deadlineConn keeps an inactivity timeout on a connection without a call per read or
@@ -123,8 +121,9 @@ type backendConn struct {
 type connPool struct {
 	mu   sync.Mutex
 	idle []*backendConn
-	// closed: the backend left the table; connections coming back are closed.
-	closed bool
+	// closed: the backend left the table; connections coming back are closed. Set
+	// under mu, read without it by the loops.
+	closed atomic.Bool
 }
 
 // staleCheckAfter is how long a pooled connection may idle before it is checked for a
@@ -177,7 +176,7 @@ var errClosed = errors.New("lb: server closed")
 func (s *Server) putConn(b *backend, bc *backendConn) {
 	bc.idleSince = time.Now().UnixNano()
 	b.pool.mu.Lock()
-	if b.pool.closed || len(b.pool.idle) >= s.cfg.MaxIdlePerBackend {
+	if b.pool.closed.Load() || len(b.pool.idle) >= s.cfg.MaxIdlePerBackend {
 		b.pool.mu.Unlock()
 		s.closeConn(bc)
 		return
@@ -199,7 +198,7 @@ func (s *Server) closePool(b *backend, retire bool) {
 	idle := b.pool.idle
 	b.pool.idle = nil
 	if retire {
-		b.pool.closed = true
+		b.pool.closed.Store(true)
 	}
 	b.pool.mu.Unlock()
 	for _, bc := range idle {
@@ -224,10 +223,8 @@ func connAlive(c net.Conn) bool {
 		return false
 	}
 	alive := false
-	var buf [1]byte
 	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		alive = errors.Is(rerr, unix.EAGAIN)
+		alive = fdAlive(int(fd))
 		return true
 	})
 	return err == nil && alive
