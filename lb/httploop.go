@@ -82,12 +82,10 @@ type hconn struct {
 	clientIn, clientOut, clientEnd bool
 	serverIn, serverOut, serverEnd bool
 
-	// The exchange: the service, the backend tried, its connection (-1 for none) and
-	// whether it came from the pool.
+	// The exchange: the service, the backend tried and its connection (-1 for none).
 	svc    *service
 	b      *backend
 	bfd    int
-	reused bool
 	cookie string
 	// hostKey is scratch space for the virtual host looked up.
 	hostKey  []byte
@@ -364,50 +362,35 @@ func (c *hconn) connectNext() {
 		}
 		c.sent, c.rphase = 0, rHead
 		if fd := l.takeIdle(b, !c.req.idempotent()); fd >= 0 {
-			c.useBackend(fd, true)
+			l.slots[fd] = slot{kind: slotHTTPServer, hc: c, gen: l.slots[fd].gen}
+			c.useBackend(fd)
 			c.phase = hExchanging
 			c.serverOut = true
 			return
 		}
-		fd, err := backendSocket(b.dialAddr.Addr())
+		fd, pending, err := l.dial(b.dialAddr, slot{kind: slotHTTPServer, hc: c})
 		if err != nil {
 			s.eject(b, err)
 			continue
 		}
-		if c.useBackend(fd, false); c.bfd < 0 {
-			s.eject(b, errors.New("cannot poll a backend connection"))
-			continue
-		}
-		switch errno := rawConnect(fd, b.dialAddr); errno {
-		case 0:
-			c.phase = hExchanging
-			c.serverOut = true
-			return
-		case syscall.EINPROGRESS:
+		c.useBackend(fd)
+		if pending {
 			c.phase = hConnecting
 			c.arm(tmDial, s.cfg.DialTimeout)
 			return
-		default:
-			c.dropBackend()
-			s.eject(b, os.NewSyscallError("connect", errno))
 		}
+		c.phase = hExchanging
+		c.serverOut = true
+		return
 	}
 	c.unbegin()
 	c.handOver()
 }
 
-// useBackend makes fd the exchange's backend connection.
-func (c *hconn) useBackend(fd int, reused bool) {
-	c.bfd, c.reused = fd, reused
+// useBackend makes fd, polled for c already, the exchange's backend connection.
+func (c *hconn) useBackend(fd int) {
+	c.bfd = fd
 	c.serverIn, c.serverOut, c.serverEnd = false, false, false
-	if reused {
-		c.l.slots[fd] = slot{kind: slotHTTPServer, hc: c, gen: c.l.slots[fd].gen}
-		return
-	}
-	if err := c.l.register(fd, slot{kind: slotHTTPServer, hc: c}, connEvents); err != nil {
-		rawClose(fd)
-		c.bfd = -1
-	}
 }
 
 // dropBackend closes the exchange's backend connection.

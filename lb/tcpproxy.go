@@ -610,29 +610,41 @@ func (ss *session) connectNext() {
 // dial starts connecting to ap; false when that failed at once (the backend ejected).
 func (ss *session) dial(ap netip.AddrPort) bool {
 	l, b := ss.l, ss.b
-	fd, err := backendSocket(ap.Addr())
+	fd, pending, err := l.dial(ap, slot{kind: slotServer, ss: ss})
 	if err != nil {
-		l.s.eject(b, fmt.Errorf("socket for %s: %w", b.addr, err))
-		return false
-	}
-	if err := l.register(fd, slot{kind: slotServer, ss: ss}, connEvents); err != nil {
-		rawClose(fd)
-		l.s.eject(b, fmt.Errorf("poll connection to %s: %w", b.addr, err))
+		l.s.eject(b, fmt.Errorf("%s: %w", b.addr, err))
 		return false
 	}
 	ss.server = fd
-	switch errno := rawConnect(fd, ap); errno {
-	case 0:
-		ss.connected()
-	case syscall.EINPROGRESS:
+	if pending {
 		ss.state = sessConnecting
 		l.setTimer(ss, l.now+int64(l.s.cfg.DialTimeout))
-	default:
-		ss.dropServer()
-		l.s.eject(b, fmt.Errorf("connect %s: %w", b.addr, errno))
-		return false
+		return true
 	}
+	ss.connected()
 	return true
+}
+
+// dial opens a non-blocking connection to ap, polled as sl says: its socket, and
+// whether the connect is still in progress (writable once done). A connection that
+// failed at once is closed and its error returned.
+func (l *loop) dial(ap netip.AddrPort, sl slot) (fd int, pending bool, err error) {
+	if fd, err = backendSocket(ap.Addr()); err != nil {
+		return -1, false, err
+	}
+	if err := l.register(fd, sl, connEvents); err != nil {
+		rawClose(fd)
+		return -1, false, fmt.Errorf("poll connection: %w", err)
+	}
+	switch errno := rawConnect(fd, ap); errno {
+	case 0:
+		return fd, false, nil
+	case syscall.EINPROGRESS:
+		return fd, true, nil
+	default:
+		l.closeFD(fd)
+		return -1, false, os.NewSyscallError("connect", errno)
+	}
 }
 
 // resolve looks up the backend's host name off the loop, then connects.
