@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestAdmin: marathon-lb's admin endpoints answer from the current table, the CSV has
@@ -35,31 +34,27 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("health check %q", got)
 	}
 	// The proxy counts a response once it has flushed it, so the client can see the
-	// third answer a moment before the counters do: read the CSV until they settle.
+	// third answer a moment before the counters do: read them until they settle.
 	const header = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,"
 	webName := "web"
 	wantRows := []string{"FRONTEND stot=3 status=OPEN type=0 2xx=3", "", "BACKEND stot=3 status=UP type=1 2xx=3"}
-	var rows []string
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	eventually(t, "the CSV counts the 3 requests", func() error {
 		csv := strings.Split(body("/haproxy?stats;csv"), "\n")
 		if csv[0] != header {
 			t.Fatalf("CSV header\n%s\nwant\n%s", csv[0], header)
 		}
-		rows = rows[:0]
+		var rows []string
 		for _, line := range csv[1:] {
 			if strings.HasPrefix(line, webName+",") {
 				f := strings.Split(line, ",")
 				rows = append(rows, fmt.Sprintf("%s stot=%s status=%s type=%s 2xx=%s", f[1], f[7], f[17], f[32], f[40]))
 			}
 		}
-		settled := len(rows) == 3 && rows[0] == wantRows[0] && rows[2] == wantRows[2] && strings.HasSuffix(rows[1], " stot=3 status=UP type=2 2xx=3")
-		if settled {
-			break
+		if len(rows) != 3 || rows[0] != wantRows[0] || rows[2] != wantRows[2] || !strings.HasSuffix(rows[1], " stot=3 status=UP type=2 2xx=3") {
+			return fmt.Errorf("CSV rows of %s: %q", webName, rows)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("CSV rows of %s: %q", webName, rows)
-		}
-	}
+		return nil
+	})
 	if got := body("/_haproxy_getvhostmap"); got != "web.example/app "+webName+"\n" {
 		t.Errorf("vhost map %q", got)
 	}
@@ -82,7 +77,7 @@ func TestAdmin(t *testing.T) {
 		fmt.Sprintf(`atoll_lb_sessions_total{service="%s"} 3`, webName),
 		`atoll_lb_backend_up{backend="`,
 	}
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	eventually(t, "the metrics count the 3 requests", func() error {
 		metrics := body("/metrics")
 		var missing []string
 		for _, want := range wantMetrics {
@@ -90,11 +85,9 @@ func TestAdmin(t *testing.T) {
 				missing = append(missing, want)
 			}
 		}
-		if len(missing) == 0 {
-			break
+		if len(missing) > 0 {
+			return fmt.Errorf("metrics lack %q", missing)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics lack %q", missing)
-		}
-	}
+		return nil
+	})
 }
