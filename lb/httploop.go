@@ -142,6 +142,7 @@ func (l *loop) startHTTP(fd int, ip netip.Addr, key string) {
 	c := &hconn{l: l, fd: fd, key: key, ip: ip, ipText: ip.String(), bfd: -1, tm: timerEntry{index: -1}}
 	if err := l.register(fd, slot{kind: slotHTTP, hc: c}, connEvents); err != nil {
 		rawClose(fd)
+		l.conns.Add(-1)
 		return
 	}
 	c.arm(tmIdle, l.s.cfg.IdleTimeout)
@@ -843,6 +844,7 @@ func (c *hconn) close() {
 	c.phase = hClosed
 	c.disarm()
 	c.l.closeFD(c.fd)
+	c.l.conns.Add(-1)
 	c.dropBackend()
 	c.releaseIn()
 	if c.outBuf != nil {
@@ -880,6 +882,7 @@ func (c *hconn) handOver() {
 		c.outBuf, c.out = nil, nil
 	}
 	c.phase = hClosed
+	l.conns.Add(-1)
 	f := os.NewFile(uintptr(c.fd), "")
 	conn, err := net.FileConn(f)
 	f.Close()

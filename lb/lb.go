@@ -57,6 +57,9 @@ type Config struct {
 	// ServerTimeout answers 504 (or ends the response) when a backend is silent this long
 	// while the proxy waits for its response.
 	ServerTimeout time.Duration
+	// Loops is how many event loops serve the service ports, as HAProxy's nbthread; 0
+	// runs one per processor the Go runtime uses (GOMAXPROCS).
+	Loops int
 }
 
 // DefaultConfig is the production preset: marathon-lb's ports.
@@ -117,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueueTimeout < 0 {
 		errs = append(errs, fmt.Errorf("lb: QueueTimeout %v is negative", c.QueueTimeout))
+	}
+	if c.Loops < 0 {
+		errs = append(errs, fmt.Errorf("lb: Loops %d is negative", c.Loops))
 	}
 	if c.MaxIdlePerBackend < 0 {
 		errs = append(errs, fmt.Errorf("lb: MaxIdlePerBackend %d is negative", c.MaxIdlePerBackend))

@@ -87,7 +87,11 @@ func NewServer(cfg Config) (*Server, error) {
 		}
 	}
 	s.tlsConf = s.tlsConfig()
-	tcp, err := newTCPEngine(s, runtime.GOMAXPROCS(0))
+	loops := cfg.Loops
+	if loops == 0 {
+		loops = runtime.GOMAXPROCS(0)
+	}
+	tcp, err := newTCPEngine(s, loops)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -166,9 +167,14 @@ type loop struct {
 	idle     map[*backend][]idleConn
 	obuf     []byte
 	stopping bool
+	// conns counts the client connections the loop serves (TCP sessions and HTTP
+	// connections), those adopted but not yet started included: the other loops read it
+	// to place the connections they accept.
+	conns atomic.Int32
 
-	mu      sync.Mutex // guards cmds and stopped
+	mu      sync.Mutex // guards cmds, adopted and stopped
 	cmds    []func()
+	adopted []accepted
 	stopped bool
 }
 
@@ -212,6 +218,23 @@ func (l *loop) post(fn func()) {
 		return
 	}
 	l.cmds = append(l.cmds, fn)
+	l.wakeLocked()
+}
+
+// adopt has the loop start a connection another loop accepted, at its next wake-up;
+// false when the loop stopped.
+func (l *loop) adopt(a accepted) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return false
+	}
+	l.adopted = append(l.adopted, a)
+	l.wakeLocked()
+	return true
+}
+
+func (l *loop) wakeLocked() {
 	one := uint64(1)
 	_, _ = unix.Write(l.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
 }
@@ -359,11 +382,14 @@ func (l *loop) handle(ev unix.EpollEvent) {
 		var count [8]byte
 		_, _ = unix.Read(l.wakefd, count[:])
 		l.mu.Lock()
-		cmds := l.cmds
-		l.cmds = nil
+		cmds, adopted := l.cmds, l.adopted
+		l.cmds, l.adopted = nil, nil
 		l.mu.Unlock()
 		for _, fn := range cmds {
 			fn()
+		}
+		for _, a := range adopted {
+			l.start(a)
 		}
 	case slotListener:
 		l.accept(sl.ln)
@@ -457,6 +483,11 @@ func (l *loop) shutdown() {
 	l.mu.Lock()
 	l.stopped = true
 	l.cmds = nil
+	for _, a := range l.adopted {
+		rawClose(a.fd)
+	}
+	l.conns.Add(-int32(len(l.adopted)))
+	l.adopted = nil
 	rawClose(l.wakefd)
 	l.mu.Unlock()
 	l.file.Close()
@@ -485,17 +516,57 @@ func (l *loop) accept(ln *rawListener) {
 		}
 		switch {
 		case ln.kind != "":
-			l.startHTTP(fd, ip, ln.kind)
+			l.place(accepted{fd: fd, ip: ip, http: ln.kind})
 		case svc == nil:
 			rawClose(fd)
 		case isHTTP:
-			l.startHTTP(fd, ip, ln.key)
+			l.place(accepted{fd: fd, ip: ip, http: ln.key})
 		case !svc.allows(ip):
 			svc.stats.denied.Add(1)
 			rawClose(fd)
 		default:
-			l.startSession(fd, ip, svc)
+			l.place(accepted{fd: fd, ip: ip, svc: svc})
 		}
+	}
+}
+
+// accepted is a connection accepted and not yet started: on the HTTP path of the port
+// http names, or else as a TCP session of svc.
+type accepted struct {
+	fd   int
+	ip   netip.Addr
+	http string
+	svc  *service
+}
+
+// place starts a connection the loop accepted on the loop serving the fewest, this one
+// unless another serves at least two fewer. Every loop polls every port and the first
+// to wake takes what waits, so without this one loop can end up with all of a burst of
+// connections (wrk's 64 did) and serve them alone, leaving the others idle.
+func (l *loop) place(a accepted) {
+	to, least := l, l.conns.Load()-1
+	for _, o := range l.e.loops {
+		if n := o.conns.Load(); n < least {
+			to, least = o, n
+		}
+	}
+	to.conns.Add(1)
+	if to != l {
+		if to.adopt(a) {
+			return
+		}
+		to.conns.Add(-1)
+		l.conns.Add(1)
+	}
+	l.start(a)
+}
+
+// start serves a connection placed on the loop (and counted in its conns).
+func (l *loop) start(a accepted) {
+	if a.http != "" {
+		l.startHTTP(a.fd, a.ip, a.http)
+	} else {
+		l.startSession(a.fd, a.ip, a.svc)
 	}
 }
 
@@ -570,6 +641,7 @@ func (l *loop) startSession(fd int, ip netip.Addr, svc *service) {
 	if err := l.register(fd, slot{kind: slotClient, ss: ss}, connEvents); err != nil {
 		svc.stats.failures.Add(1)
 		rawClose(fd)
+		l.conns.Add(-1)
 		return
 	}
 	ss.connectNext()
@@ -894,6 +966,7 @@ func (ss *session) close() {
 	}
 	ss.state = sessClosed
 	l.closeFD(ss.client)
+	l.conns.Add(-1)
 	if ss.server >= 0 {
 		l.closeFD(ss.server)
 		ss.server = -1

@@ -579,3 +579,77 @@ func TestSwapBusyPort(t *testing.T) {
 		t.Errorf("read %q %v", line, err)
 	}
 }
+
+// TestLoopsShareConnections: a burst of connections is spread over the loops (before,
+// the loop that woke first took all of them: all 64 of wrk's), and each loop's count
+// follows its connections as they close and as the HTTP path hands them over.
+func TestLoopsShareConnections(t *testing.T) {
+	s, _ := newTestServer(t, func(c *Config) { c.Loops = 3 })
+	httpPort, tcpPort := freePort(t), freePort(t)
+	swap(t, s, svcDef("web", httpPort, ModeHTTP, httpBackend(t, "w")), svcDef("raw", tcpPort, ModeTCP, tcpBackend(t, "r")))
+	counts := func() (sum, least, most int32) {
+		least = 1 << 30
+		for _, l := range s.tcp.loops {
+			n := l.conns.Load()
+			sum, least, most = sum+n, min(least, n), max(most, n)
+		}
+		return sum, least, most
+	}
+	settle := func(what string, want int32) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("%s: %d connections counted", what, want), func() bool { sum, _, _ := counts(); return sum == want })
+	}
+	spread := func(what string) {
+		t.Helper()
+		if sum, least, most := counts(); most-least > 2 {
+			t.Errorf("%s: %d connections spread %d to %d over %d loops, want at most 2 apart", what, sum, least, most, len(s.tcp.loops))
+		}
+	}
+
+	// Thirty HTTP connections at once, all connected before any is accepted.
+	web := make([]*rawConn, 30)
+	for i := range web {
+		web[i] = dialRaw(t, httpPort)
+	}
+	settle("HTTP burst", 30)
+	spread("HTTP burst")
+	for i, rc := range web {
+		rc.send(fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i))
+		if resp, body := rc.response("GET"); resp.StatusCode != http.StatusOK || body != fmt.Sprintf("w /%d 127.0.0.1 ", i) {
+			t.Fatalf("connection %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	for _, rc := range web[:10] {
+		rc.c.Close()
+	}
+	settle("10 HTTP connections closed", 20)
+
+	// TCP sessions count too, and a connection the HTTP path hands over leaves its loop.
+	raw := make([]*net.TCPConn, 12)
+	for i := range raw {
+		raw[i] = dialTCP(t, tcpPort)
+	}
+	for i, c := range raw {
+		if line, _ := bufio.NewReader(c).ReadString('\n'); line != "r\n" {
+			t.Fatalf("session %d read %q", i, line)
+		}
+	}
+	settle("12 TCP sessions", 32)
+	spread("TCP sessions")
+	old := dialRaw(t, httpPort)
+	old.send("GET /old HTTP/1.0\r\nHost: a\r\n\r\n")
+	if resp, body := old.response("GET"); resp.StatusCode != http.StatusOK || body != "w /old 127.0.0.1 " {
+		t.Fatalf("HTTP/1.0: %d %q", resp.StatusCode, body)
+	}
+	if n := s.handovers.Load(); n != 1 {
+		t.Fatalf("handovers = %d, want 1", n)
+	}
+	settle("an HTTP/1.0 connection handed over", 32)
+	for _, c := range raw {
+		c.Close()
+	}
+	for _, rc := range web[10:] {
+		rc.c.Close()
+	}
+	settle("every connection closed", 0)
+}
