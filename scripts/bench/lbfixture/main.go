@@ -22,15 +22,17 @@ func main() {
 	backend := flag.String("backend", "127.0.0.1:18090", "host:port of the backend both services send to")
 	httpPort := flag.Int("http-port", 18180, "port of the HTTP (L7) service")
 	tcpPort := flag.Int("tcp-port", 18181, "port of the TCP (L4) service")
+	loops := flag.Int("loops", 0, "event loops (0: GOMAXPROCS)")
 	flag.Parse()
-	if err := run(*backend, *httpPort, *tcpPort); err != nil {
+	if err := run(*backend, *httpPort, *tcpPort, *loops); err != nil {
 		fmt.Fprintln(os.Stderr, "lbfixture:", err)
 		os.Exit(1)
 	}
 }
 
-func run(backend string, httpPort, tcpPort int) error {
+func run(backend string, httpPort, tcpPort, loops int) error {
 	cfg := lb.DefaultConfig()
+	cfg.Loops = loops
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.HTTPAddr, cfg.HTTPSAddr, cfg.AppIDAddr = "", "", ""
 	cfg.BindAddr = "127.0.0.1"
