@@ -141,8 +141,7 @@ type idleConn struct {
 func (l *loop) startHTTP(fd int, ip netip.Addr, key string) {
 	c := &hconn{l: l, fd: fd, key: key, ip: ip, ipText: ip.String(), bfd: -1, tm: timerEntry{index: -1}}
 	if err := l.register(fd, slot{kind: slotHTTP, hc: c}, connEvents); err != nil {
-		rawClose(fd)
-		l.conns.Add(-1)
+		l.closeClient(fd)
 		return
 	}
 	c.arm(tmIdle, l.s.cfg.IdleTimeout)
@@ -843,8 +842,7 @@ func (c *hconn) close() {
 	}
 	c.phase = hClosed
 	c.disarm()
-	c.l.closeFD(c.fd)
-	c.l.conns.Add(-1)
+	c.l.closeClient(c.fd)
 	c.dropBackend()
 	c.releaseIn()
 	if c.outBuf != nil {

@@ -263,6 +263,12 @@ func (l *loop) closeFD(fd int) {
 	rawClose(fd)
 }
 
+// closeClient closes a client connection the loop serves and stops counting it.
+func (l *loop) closeClient(fd int) {
+	l.closeFD(fd)
+	l.conns.Add(-1)
+}
+
 func rawClose(fd int) {
 	_, _, _ = syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
 }
@@ -640,8 +646,7 @@ func (l *loop) startSession(fd int, ip netip.Addr, svc *service) {
 	svc.stats.sessions.Add(1)
 	if err := l.register(fd, slot{kind: slotClient, ss: ss}, connEvents); err != nil {
 		svc.stats.failures.Add(1)
-		rawClose(fd)
-		l.conns.Add(-1)
+		l.closeClient(fd)
 		return
 	}
 	ss.connectNext()
@@ -965,8 +970,7 @@ func (ss *session) close() {
 		ss.svc.stats.active.Add(-1)
 	}
 	ss.state = sessClosed
-	l.closeFD(ss.client)
-	l.conns.Add(-1)
+	l.closeClient(ss.client)
 	if ss.server >= 0 {
 		l.closeFD(ss.server)
 		ss.server = -1
