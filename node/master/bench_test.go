@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"syscall"
@@ -22,9 +23,10 @@ import (
 //
 //	go test -run XXX -bench LaunchThroughput -benchtime 10000x ./node/master
 func BenchmarkLaunchThroughput(b *testing.B) {
+	sandboxes := b.TempDir()
 	// 50 in flight shows latency under moderate load; 500 saturates the machine.
 	for _, inFlight := range []int{50, 500} {
-		b.Run(fmt.Sprint("inflight=", inFlight), func(b *testing.B) { benchmarkLaunches(b, inFlight, authOff) })
+		b.Run(fmt.Sprint("inflight=", inFlight), func(b *testing.B) { benchmarkLaunches(b, inFlight, authOff, sandboxes) })
 	}
 }
 
@@ -36,8 +38,9 @@ func BenchmarkLaunchThroughput(b *testing.B) {
 //
 //	go test -run XXX -bench LaunchThroughputAuth -benchtime 5000x ./node/master
 func BenchmarkLaunchThroughputAuth(b *testing.B) {
+	sandboxes := b.TempDir()
 	for _, auth := range []authMode{authProxied, authOn} {
-		b.Run("auth="+auth.String(), func(b *testing.B) { benchmarkLaunches(b, 50, auth) })
+		b.Run("auth="+auth.String(), func(b *testing.B) { benchmarkLaunches(b, 50, auth, sandboxes) })
 	}
 }
 
@@ -94,14 +97,24 @@ func tokenProxy(b *testing.B, target, token string) string {
 	return forwardingProxy(b, target, token, nil)
 }
 
-func benchmarkLaunches(b *testing.B, inFlight int, mode authMode) {
+// benchmarkLaunches runs the agent's work directory in a new directory under workDirs,
+// which the caller deletes once all its runs are over: on an ext4 without a journal (this
+// VM's) every inode created within a minute or more of many being deleted costs a scan
+// past the recently deleted ones (the kernel's recently_deleted), and deleting one run's
+// 10,000 sandboxes before the next would charge that to the next run.
+func benchmarkLaunches(b *testing.B, inFlight int, mode authMode, workDirs string) {
 	ts, clientOpts, agentToken := benchMaster(b, mode)
 	masters := ts.Masters
 	if mode != authOff {
 		proxied := tokenProxy(b, ts.URL, agentToken)
 		masters = func() []string { return []string{proxied} }
 	}
+	workDir, err := os.MkdirTemp(workDirs, "agent")
+	if err != nil {
+		b.Fatal(err)
+	}
 	agent.TestAgent(b, masters, func(c *agent.Config) {
+		c.WorkDir = workDir
 		c.Resources = "cpus:64;mem:65536;disk:10000;ports:[31000-31100]"
 		c.Logger = discardLogger()
 		// Production resend timing: the tests' 200 ms would resend every update whose
