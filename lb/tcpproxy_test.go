@@ -11,7 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -652,4 +656,214 @@ func TestLoopsShareConnections(t *testing.T) {
 		rc.c.Close()
 	}
 	settle("every connection closed", 0)
+}
+
+// TestBusyLoopsWaitInKernel: loops serving traffic wait in epoll_wait(2) themselves,
+// never more of them than leaves one of the runtime's processors free (here 2
+// processors, 4 loops: one at a time), the goroutine path is served meanwhile, and once
+// the traffic stops every loop goes back to the runtime's poller.
+func TestBusyLoopsWaitInKernel(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	s, _ := newTestServer(t, func(c *Config) { c.Loops = 4 })
+	if got := s.tcp.maxKernelWaiters; got != 1 {
+		t.Fatalf("maxKernelWaiters = %d with 2 processors, want 1", got)
+	}
+	port := freePort(t)
+	swap(t, s, svcDef("web", port, ModeHTTP, httpBackend(t, "w")))
+
+	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		c := dialTCP(t, port)
+		clients.Go(func() {
+			br := bufio.NewReader(c)
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path := fmt.Sprintf("/%d-%d", i, n)
+				if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", path); err != nil {
+					errs <- fmt.Errorf("client %d: %w", i, err)
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("client %d: %w", i, err)
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				if resp.StatusCode != http.StatusOK || string(body) != "w "+path+" 127.0.0.1 " || err != nil {
+					errs <- fmt.Errorf("client %d: %d %q %v", i, resp.StatusCode, body, err)
+					return
+				}
+			}
+		})
+	}
+	most := int32(0)
+	waitFor(t, "a busy loop waiting in the kernel", func() bool {
+		n := s.tcp.kernelWaiters.Load()
+		most = max(most, n)
+		return n == 1
+	})
+	// The goroutine path (HTTP/1.0 is handed over) while the loops are busy.
+	for i := range 5 {
+		old := dialRaw(t, port)
+		old.send(fmt.Sprintf("GET /old%d HTTP/1.0\r\nHost: a\r\n\r\n", i))
+		if resp, body := old.response("GET"); resp.StatusCode != http.StatusOK || body != fmt.Sprintf("w /old%d 127.0.0.1 ", i) {
+			t.Fatalf("HTTP/1.0 %d: %d %q", i, resp.StatusCode, body)
+		}
+		most = max(most, s.tcp.kernelWaiters.Load())
+	}
+	for range 200 {
+		most = max(most, s.tcp.kernelWaiters.Load())
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	clients.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if most > 1 {
+		t.Errorf("%d loops waited in the kernel at once, want at most 1", most)
+	}
+	waitFor(t, "idle loops back in the runtime's poller", func() bool { return s.tcp.kernelWaiters.Load() == 0 })
+}
+
+// TestIdleLoopAnsweredBesideBusyOne: while one loop is busy (waiting in the kernel), a
+// connection on the other, idle, loop is still answered each time it sends, not when the
+// busy loop's traffic stops. The clients and the backend run in a process of their own
+// (this test binary again, as idleLoopClient): goroutines of theirs in this process would
+// go through the scheduler and its poller all the time and hide the stall.
+func TestIdleLoopAnsweredBesideBusyOne(t *testing.T) {
+	if os.Getenv("LB_IDLE_LOOP_CLIENT") != "" {
+		idleLoopClient(t)
+		return
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	s, _ := newTestServer(t, func(c *Config) { c.Loops = 2 })
+	port := freePort(t)
+	for round := range 5 {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestIdleLoopAnsweredBesideBusyOne$", "-test.v")
+		cmd.Env = append(os.Environ(), "LB_IDLE_LOOP_CLIENT=1")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		out := bufio.NewReader(stdout)
+		var backend string
+		for backend == "" {
+			line, err := out.ReadString('\n')
+			if err != nil {
+				_ = cmd.Wait()
+				t.Fatalf("round %d: no backend address from the clients: %v\n%s", round, err, stderr.Bytes())
+			}
+			if addr, ok := strings.CutPrefix(strings.TrimSpace(line), "backend "); ok {
+				backend = addr
+			}
+		}
+		swap(t, s, svcDef("web", port, ModeHTTP, backend))
+		fmt.Fprintf(stdin, "%d\n", port)
+		rest, _ := io.ReadAll(out)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("round %d: clients: %v\n%s%s", round, err, rest, stderr.Bytes())
+		}
+	}
+}
+
+// idleLoopClient serves a backend (its address printed as "backend ADDR"), reads the
+// proxy's port from stdin, then keeps one connection to the proxy busy and sends
+// requests on a second one (placed on the other loop) with pauses between them long
+// enough for that loop to park; each must be answered within a second.
+func idleLoopClient(t *testing.T) {
+	fmt.Printf("backend %s\n", httpBackend(t, "w"))
+	var port int
+	if _, err := fmt.Scanln(&port); err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	busy, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	// One request on each, then a pause: both loops park, and which thread waits in
+	// the runtime's poller is up to the runtime.
+	for _, c := range []net.Conn{busy, idle} {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		br := bufio.NewReader(busy)
+		_ = busy.SetDeadline(time.Now().Add(30 * time.Second))
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := io.WriteString(busy, "GET /busy HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+				done <- err
+				return
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	// The busy loop settles into waiting in the kernel.
+	time.Sleep(50 * time.Millisecond)
+	br := bufio.NewReader(idle)
+	for i := range 40 {
+		time.Sleep(5 * time.Millisecond)
+		_ = idle.SetDeadline(time.Now().Add(time.Second))
+		if _, err := fmt.Fprintf(idle, "GET /idle%d HTTP/1.1\r\nHost: a\r\n\r\n", i); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: no answer within a second: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if want := fmt.Sprintf("w /idle%d 127.0.0.1 ", i); string(body) != want || err != nil {
+			t.Fatalf("request %d: %q %v, want %q", i, body, err, want)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("busy client: %v", err)
+	}
 }
