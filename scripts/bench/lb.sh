@@ -18,7 +18,7 @@
 # Needs: apt-get install -y haproxy nginx wrk
 # Usage: scripts/bench/lb.sh [runs (3)] [seconds per L7 run (8)]
 # LB_GOMAXPROCS and HAPROXY_THREADS change Atoll's GOMAXPROCS and HAProxy's nbthread (default:
-# the core count, both).
+# the core count, both); LB_TESTS picks the tests (default "l7 big conns").
 set -eu
 cd "$(dirname "$0")/../.."
 runs="${1:-3}"
@@ -115,18 +115,25 @@ cputicks() {
 	for p in "$1" $(pgrep -P "$1"); do cat "/proc/$p/stat"; done | awk '{t += $14 + $15} END {print t}'
 }
 
-# wrkrun PID ARGS...: "req/s p99 transfer/s cpu-us/req load1" of one wrk run against
-# the server PID.
+# busyticks: the CPU time the whole machine has spent busy (not idle or waiting for
+# I/O), in clock ticks.
+busyticks() {
+	awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat
+}
+
+# wrkrun PID ARGS...: "req/s p99 transfer/s cpu-us/req all-us/req load1" of one wrk run
+# against the server PID: all-us/req is the whole machine's busy time per request (the
+# client, the backend and the kernel's share of both included).
 wrkrun() {
 	pid=$1
 	shift
-	before="$(cputicks "$pid")"
+	before="$(cputicks "$pid")" allbefore="$(busyticks)"
 	wrk "$@" >"$work/wrk.out" 2>&1 || { cat "$work/wrk.out" >&2; exit 1; }
-	after="$(cputicks "$pid")"
-	awk -v load="$(cut -d' ' -f1 /proc/loadavg)" -v ticks="$((after - before))" -v hz="$(getconf CLK_TCK)" \
+	after="$(cputicks "$pid")" allafter="$(busyticks)"
+	awk -v load="$(cut -d' ' -f1 /proc/loadavg)" -v ticks="$((after - before))" -v all="$((allafter - allbefore))" -v hz="$(getconf CLK_TCK)" \
 		'/^ +99%/ {p99=$2} /^Requests\/sec:/ {r=$2} /^Transfer\/sec:/ {x=$2} / requests in / {n=$1}
 		/Non-2xx|Socket errors/ {errs=errs " [" $0 "]"}
-		END {printf "%10s %9s %10s %11.1f %6s%s", r, (p99 == "" ? "-" : p99), x, ticks / hz * 1e6 / n, load, errs}' "$work/wrk.out"
+		END {printf "%10s %9s %10s %11.1f %11.1f %6s%s", r, (p99 == "" ? "-" : p99), x, ticks / hz * 1e6 / n, all / hz * 1e6 / n, load, errs}' "$work/wrk.out"
 }
 
 l7() { wrkrun "$1" -t2 -c64 -d"${secs}s" --latency "http://127.0.0.1:$2/"; }
@@ -139,10 +146,10 @@ for port in $haproxy_http $atoll_http; do
 done
 
 echo "lb.sh: $runs runs on $(nproc) cores; HAProxy $(haproxy -v | head -1 | cut -d' ' -f3), nginx backend on $nginx_port"
-printf '%-4s %-6s %-8s %10s %9s %10s %11s %6s\n' run test proxy req/s p99 transfer cpu-us/req load1
+printf '%-4s %-6s %-8s %10s %9s %10s %11s %11s %6s\n' run test proxy req/s p99 transfer cpu-us/req all-us/req load1
 for run in $(seq "$runs"); do
 	if [ $((run % 2)) -eq 1 ]; then order="haproxy atoll"; else order="atoll haproxy"; fi
-	for test in l7 big conns; do
+	for test in ${LB_TESTS:-l7 big conns}; do
 		for proxy in $order; do
 			if [ "$proxy" = haproxy ]; then
 				pid=$haproxy_pid port=$haproxy_http
@@ -154,5 +161,7 @@ for run in $(seq "$runs"); do
 			printf '%-4s %-6s %-8s %s\n' "$run" "$test" "$proxy" "$($test "$pid" "$port")"
 		done
 	done
-	printf '%-4s %-6s %-8s %s\n' "$run" l7 nginx "$(l7 "$nginx_pid" "$nginx_port")"
+	case " ${LB_TESTS:-l7} " in
+	*" l7 "*) printf '%-4s %-6s %-8s %s\n' "$run" l7 nginx "$(l7 "$nginx_pid" "$nginx_port")" ;;
+	esac
 done
