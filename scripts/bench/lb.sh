@@ -18,7 +18,8 @@
 # Needs: apt-get install -y haproxy nginx wrk
 # Usage: scripts/bench/lb.sh [runs (3)] [seconds per L7 run (8)]
 # LB_GOMAXPROCS and HAPROXY_THREADS change Atoll's GOMAXPROCS and HAProxy's nbthread (default:
-# the core count, both); LB_TESTS picks the tests (default "l7 big conns").
+# the core count, both); LB_TESTS picks the tests (default "l7 big conns"); LB_FIXTURE runs a
+# prebuilt lbfixture binary instead of building this checkout's (for A/B runs).
 set -eu
 cd "$(dirname "$0")/../.."
 runs="${1:-3}"
@@ -66,10 +67,20 @@ nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 nginx_pid=$!
 pids="$pids $nginx_pid"
 
+# HAPROXY_SPLICE=1: HAProxy's TCP backend splices both ways (option splice-request and
+# splice-response; splice-auto hardly ever engaged here), with pipes for 1,024
+# connections (its default, maxconn/4, would need more descriptors than allowed).
+haproxy_splice=""
+haproxy_pipes=""
+if [ -n "${HAPROXY_SPLICE:-}" ]; then
+	haproxy_splice="$(printf '\toption splice-request\n\toption splice-response\n ')"
+	haproxy_pipes="$(printf '\tmaxpipes 1024\n ')"
+fi
 cat >"$work/haproxy.cfg" <<CONF
 global
 	nbthread ${HAPROXY_THREADS:-$(nproc)}
 	maxconn 8000
+$haproxy_pipes
 defaults
 	timeout connect 5s
 	timeout client 30s
@@ -90,13 +101,13 @@ frontend l4
 	default_backend raw
 backend raw
 	mode tcp
-	server nginx 127.0.0.1:$nginx_port
+$haproxy_splice	server nginx 127.0.0.1:$nginx_port
 CONF
 haproxy -db -f "$work/haproxy.cfg" 2>"$work/haproxy.log" &
 haproxy_pid=$!
 pids="$pids $haproxy_pid"
 
-go build -o "$work/lbfixture" ./scripts/bench/lbfixture
+if [ -n "${LB_FIXTURE:-}" ]; then cp "$LB_FIXTURE" "$work/lbfixture"; else go build -o "$work/lbfixture" ./scripts/bench/lbfixture; fi
 GOMAXPROCS="${LB_GOMAXPROCS:-$(nproc)}" "$work/lbfixture" -backend "127.0.0.1:$nginx_port" -http-port "$atoll_http" -tcp-port "$atoll_tcp" >"$work/lbfixture.log" 2>&1 &
 atoll_pid=$!
 pids="$pids $atoll_pid"
