@@ -37,35 +37,11 @@ pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-chmod 755 "$work"
-mkdir -p "$work/www" "$work/nginx"
-head -c 612 /dev/zero | tr '\0' 'a' >"$work/www/index.html"
+mkdir -p "$work/www"
 head -c 1048576 /dev/urandom >"$work/www/big"
-chmod -R a+rX "$work/www"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $work/nginx;
-	proxy_temp_path $work/nginx;
-	fastcgi_temp_path $work/nginx;
-	uwsgi_temp_path $work/nginx;
-	scgi_temp_path $work/nginx;
-	keepalive_requests 100000;
-	keepalive_timeout 75s;
-	server {
-		listen 127.0.0.1:$nginx_port;
-		root $work/www;
-	}
-}
-CONF
-nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
-nginx_pid=$!
-pids="$pids $nginx_pid"
+# shellcheck source=scripts/bench/lbpeers.sh
+. scripts/bench/lbpeers.sh
+bench_nginx "$nginx_port"
 
 # HAPROXY_SPLICE=1: HAProxy's TCP backend splices both ways (option splice-request and
 # splice-response; splice-auto hardly ever engaged here), with pipes for 1,024
@@ -74,27 +50,11 @@ haproxy_splice=""
 haproxy_pipes=""
 if [ -n "${HAPROXY_SPLICE:-}" ]; then
 	haproxy_splice="$(printf '\toption splice-request\n\toption splice-response\n ')"
-	haproxy_pipes="$(printf '\tmaxpipes 1024\n ')"
+	haproxy_pipes="maxpipes 1024"
 fi
-cat >"$work/haproxy.cfg" <<CONF
-global
-	nbthread ${HAPROXY_THREADS:-$(nproc)}
-	maxconn 8000
-$haproxy_pipes
-defaults
-	timeout connect 5s
-	timeout client 30s
-	timeout server 30s
-	timeout http-keep-alive 60s
-frontend l7
-	mode http
-	bind 127.0.0.1:$haproxy_http
-	default_backend web
-backend web
-	mode http
-	option forwardfor
-	http-reuse always
-	server nginx 127.0.0.1:$nginx_port
+{
+	haproxy_l7 "$nginx_port" "$haproxy_pipes"
+	cat <<CONF
 frontend l4
 	mode tcp
 	bind 127.0.0.1:$haproxy_tcp
@@ -103,6 +63,7 @@ backend raw
 	mode tcp
 $haproxy_splice	server nginx 127.0.0.1:$nginx_port
 CONF
+} >"$work/haproxy.cfg"
 haproxy -db -f "$work/haproxy.cfg" 2>"$work/haproxy.log" &
 haproxy_pid=$!
 pids="$pids $haproxy_pid"

@@ -33,56 +33,13 @@ pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-chmod 755 "$work"
-mkdir -p "$work/www" "$work/nginx"
-head -c 612 /dev/zero | tr '\0' 'a' >"$work/www/index.html"
-chmod -R a+rX "$work/www"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $work/nginx;
-	proxy_temp_path $work/nginx;
-	fastcgi_temp_path $work/nginx;
-	uwsgi_temp_path $work/nginx;
-	scgi_temp_path $work/nginx;
-	keepalive_requests 100000;
-	keepalive_timeout 75s;
-	server {
-		listen 127.0.0.1:$old_port;
-		listen 127.0.0.1:$new_port;
-		root $work/www;
-	}
-}
-CONF
-nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
-pids="$pids $!"
+# shellcheck source=scripts/bench/lbpeers.sh
+. scripts/bench/lbpeers.sh
+bench_nginx "$old_port" "$new_port"
 
 # haproxy_config PORT: HAProxy's config with the backend on PORT.
 haproxy_config() {
-	cat >"$work/haproxy.cfg.new" <<CONF
-global
-	nbthread ${HAPROXY_THREADS:-$(nproc)}
-	maxconn 8000
-defaults
-	timeout connect 5s
-	timeout client 30s
-	timeout server 30s
-	timeout http-keep-alive 60s
-frontend l7
-	mode http
-	bind 127.0.0.1:$haproxy_http
-	default_backend web
-backend web
-	mode http
-	option forwardfor
-	http-reuse always
-	server nginx 127.0.0.1:$1
-CONF
+	haproxy_l7 "$1" >"$work/haproxy.cfg.new"
 	mv "$work/haproxy.cfg.new" "$work/haproxy.cfg"
 }
 haproxy_config $old_port
