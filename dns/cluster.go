@@ -250,6 +250,25 @@ func (c *Cluster) putTask(t api.Task) {
 	c.tasks[key] = task
 }
 
+// keepReported carries over from prev, the cluster as last followed, the state of each
+// task prev had RUNNING (or further) and c, from a new master's snapshot, has not yet
+// started: a master publishes what agents report before Raft commits it, and a new
+// leader's state may lack the last of that. A task never goes back to STAGING or
+// STARTING, and its agent sends the report again until the new leader commits it.
+func (c *Cluster) keepReported(prev *Cluster) {
+	if prev == nil {
+		return
+	}
+	for key, t := range c.tasks {
+		if t.State != api.TaskStaging && t.State != api.TaskStarting {
+			continue
+		}
+		if p, ok := prev.tasks[key]; ok && p.State != api.TaskStaging && p.State != api.TaskStarting {
+			t.State, t.Healthy, t.IPs = p.State, p.Healthy, p.IPs
+		}
+	}
+}
+
 // updateTask applies a TASK_UPDATED; a task that ended is forgotten.
 func (c *Cluster) updateTask(u *api.OpTaskUpdated) bool {
 	key := taskKey{u.FrameworkID.Value, u.Status.TaskID.Value}

@@ -137,7 +137,9 @@ func (s *Server) follow(ctx context.Context, target string) (bool, error) {
 		heartbeat = time.Duration(secs * float64(time.Second))
 	}
 	s.mu.Lock()
-	s.cluster = NewCluster(masters, first.Subscribed.GetState)
+	cluster := NewCluster(masters, first.Subscribed.GetState)
+	cluster.keepReported(s.cluster)
+	s.cluster = cluster
 	s.refreshLocked()
 	s.mu.Unlock()
 	s.stale.Store(false)

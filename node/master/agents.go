@@ -388,7 +388,8 @@ func (m *Master) agentTimedOut(agentID string, as *agentSession) {
 // statusUpdates records a batch of an agent's status updates in one Raft entry, frees the
 // resources of tasks that ended, and forwards each update to its framework. The agent's
 // retries make delivery at-least-once: a duplicate (a uuid the task's history holds) is
-// forwarded, not re-applied.
+// forwarded, not re-applied. Operator streams get each update that changes its task's
+// state at once, ahead of its commit (see broker).
 func (m *Master) statusUpdates(ctx context.Context, ls *leaderState, as *agentSession, updates []api.AgentCallUpdate) error {
 	store := m.fsm.Store()
 	type pending struct {
@@ -425,6 +426,7 @@ func (m *Master) statusUpdates(ctx context.Context, ls *leaderState, as *agentSe
 		if known && !duplicate && t.AgentID == as.id {
 			p.record = true
 			record = append(record, state.TaskStatusUpdate{FrameworkID: fid, TaskID: tid, Status: status})
+			m.events.publishEarly(fid, status, t.State)
 		}
 		forward = append(forward, p)
 	}

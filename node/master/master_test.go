@@ -3,12 +3,14 @@ package master_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -453,6 +455,82 @@ func TestOperatorEventsAndState(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "atoll_master_offers_sent_total") {
 		t.Errorf("/metrics lacks the offers counter")
+	}
+}
+
+// TestOperatorTaskStatesOnce: an operator stream gets each state of a task once, in
+// order, though each reaches the broker twice (as its agent reports it, and again once
+// committed). TestBrokerEarlyStates covers streams that join in between.
+func TestOperatorTaskStatesOnce(t *testing.T) {
+	ts, _ := cluster(t)
+	client := api.NewClient(ts.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type view struct {
+		mu     sync.Mutex
+		states []api.TaskState // of the task "once"
+		marker bool            // the task "marker" was added
+	}
+	follow := func(v *view) {
+		sub, err := client.SubscribeOperator(ctx)
+		if err != nil {
+			t.Fatalf("operator subscribe: %v", err)
+		}
+		first, err := sub.Next()
+		if err != nil || first.Type != api.OpEventSubscribed {
+			t.Fatalf("first operator event %+v, %v", first, err)
+		}
+		for _, tk := range first.Subscribed.GetState.GetTasks.Tasks {
+			if tk.TaskID.Value == "once" {
+				v.states = append(v.states, tk.State)
+			}
+		}
+		go func() {
+			defer sub.Close()
+			for {
+				ev, err := sub.Next()
+				if err != nil {
+					return
+				}
+				v.mu.Lock()
+				switch {
+				case ev.Type == api.OpEventTaskUpdated && ev.TaskUpdated.Status.TaskID.Value == "once":
+					v.states = append(v.states, ev.TaskUpdated.State)
+				case ev.Type == api.OpEventTaskAdded && ev.TaskAdded.Task.TaskID.Value == "marker":
+					v.marker = true
+				}
+				v.mu.Unlock()
+			}
+		}()
+	}
+	var before, between view
+	follow(&before)
+	f := subscribe(t, ts.URL, frameworkInfo("once"))
+	f.launch(f.offers()[0], shellTask("once", "sleep 0.3", 0.1, 32))
+	f.update("once", api.TaskRunning, true)
+	follow(&between)
+	f.update("once", api.TaskFinished, true)
+	// The framework had FINISHED once it was committed, and the stream is in order: by
+	// the marker's TASK_ADDED, a second copy of any state would have come.
+	f.launch(f.offers()[0], shellTask("marker", "true", 0.1, 32))
+
+	for name, v := range map[string]*view{"subscribed before the launch": &before, "subscribed while running": &between} {
+		eventually(t, name+": the marker task", func() error {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			if !v.marker {
+				return errors.New("not added yet")
+			}
+			return nil
+		})
+		v.mu.Lock()
+		got := fmt.Sprint(v.states)
+		v.mu.Unlock()
+		// The framework had RUNNING once it was committed, before the second stream
+		// joined: that one has it from its snapshot.
+		if want := "[TASK_RUNNING TASK_FINISHED]"; got != want {
+			t.Errorf("%s: states %s, want %s", name, got, want)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -333,13 +334,39 @@ func taskProto(t *state.Task) api.Task {
 // broker fans the FSM's changes out to operator SUBSCRIBE streams. Each event is encoded
 // once and the same framed bytes are queued on every stream, so hundreds of subscribers
 // (DNS servers, load balancers, TUIs) cost one encoding and a slice append each.
+//
+// A task's status update from its agent is published as it arrives (publishEarly),
+// before Raft commits it, as a Mesos master publishes what its agents report: an
+// operator stream (the DNS servers' above all) then follows the tasks without waiting
+// for the disk. Its commit is then published only to the streams that did not see it.
 type broker struct {
 	m *Master
-	// mu guards subs. Lock order: broker.mu before Master.mu (subscribe reads offers).
-	mu   sync.Mutex
-	subs map[*stream]struct{}
-	stop chan struct{}
+	// mu guards subs, joined and early. Lock order: broker.mu before Master.mu
+	// (subscribe reads offers).
+	mu sync.Mutex
+	// subs are the streams, each with the order it joined in (joined counts them).
+	subs   map[*stream]uint64
+	joined uint64
+	// early are the task states published ahead of their commit, by task, oldest first.
+	early map[earlyKey][]earlyState
+	stop  chan struct{}
 }
+
+// earlyKey names a task among the early states.
+type earlyKey struct{ frameworkID, taskID string }
+
+// earlyState is a task state published ahead of its commit: every stream that had
+// joined by joined got it.
+type earlyState struct {
+	state  api.TaskState
+	joined uint64
+	at     time.Time
+}
+
+// earlyTTL is how long an early state waits for its commit. One that waited longer (its
+// update was never committed: the master lost its leadership, say) is forgotten, and
+// should its commit come after all, it is published again.
+const earlyTTL = time.Minute
 
 var (
 	errRestored = errors.New("state restored from a snapshot: resubscribe for a fresh view")
@@ -347,7 +374,7 @@ var (
 )
 
 func newBroker(m *Master) *broker {
-	b := &broker{m: m, subs: map[*stream]struct{}{}, stop: make(chan struct{})}
+	b := &broker{m: m, subs: map[*stream]uint64{}, early: map[earlyKey][]earlyState{}, stop: make(chan struct{})}
 	go b.heartbeats()
 	return b
 }
@@ -361,11 +388,12 @@ func (b *broker) heartbeats() {
 		select {
 		case <-b.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			b.mu.Lock()
 			for s := range b.subs {
 				s.sendRecord(rec)
 			}
+			b.forgetEarlyLocked(now.Add(-earlyTTL))
 			b.mu.Unlock()
 		}
 	}
@@ -377,7 +405,8 @@ func (b *broker) heartbeats() {
 func (b *broker) subscribe(w http.ResponseWriter, r *http.Request) {
 	st := newStream(uuid.NewString())
 	b.mu.Lock()
-	b.subs[st] = struct{}{}
+	b.joined++
+	b.subs[st] = b.joined
 	first := api.OperatorEvent{Type: api.OpEventSubscribed, Subscribed: &api.OpSubscribed{
 		GetState:                 b.m.getState(),
 		HeartbeatIntervalSeconds: b.m.cfg.HeartbeatInterval.Seconds(),
@@ -412,6 +441,7 @@ func (b *broker) publish(c state.Change) {
 		}
 		return
 	}
+	seenBy := b.committedLocked(c)
 	ev, ok := b.operatorEvent(c)
 	if !ok {
 		return
@@ -421,8 +451,84 @@ func (b *broker) publish(c state.Change) {
 		return
 	}
 	rec := api.AppendRecord(nil, raw)
+	for s, joined := range b.subs {
+		if joined > seenBy {
+			s.sendRecord(rec)
+		}
+	}
+}
+
+// publishEarly publishes status, an update of framework fid's task from its agent, before
+// it is committed: when it changes the task's state from what the streams last saw (its
+// last early state, or else committed, the state the task has in the store).
+func (b *broker) publishEarly(fid string, status api.TaskStatus, committed api.TaskState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.subs) == 0 {
+		return
+	}
+	key := earlyKey{fid, status.TaskID.Value}
+	states := b.early[key]
+	last := committed
+	if n := len(states); n > 0 {
+		last = states[n-1].state
+	}
+	if status.State == last {
+		return
+	}
+	status.Data = nil
+	raw, err := json.Marshal(api.OperatorEvent{Type: api.OpEventTaskUpdated, TaskUpdated: &api.OpTaskUpdated{
+		FrameworkID: api.FrameworkID{Value: fid}, Status: status, State: status.State}})
+	if err != nil {
+		return
+	}
+	rec := api.AppendRecord(nil, raw)
 	for s := range b.subs {
 		s.sendRecord(rec)
+	}
+	b.early[key] = append(states, earlyState{state: status.State, joined: b.joined, at: time.Now()})
+}
+
+// committedLocked matches a committed change with the early states of its task: the
+// streams that joined by the returned order saw it, or a later state, already (0: none).
+func (b *broker) committedLocked(c state.Change) uint64 {
+	if c.Task == nil || c.Kind != state.TaskUpdated && c.Kind != state.TaskRemoved {
+		return 0
+	}
+	key := earlyKey{c.Task.FrameworkID, c.Task.ID}
+	states, ok := b.early[key]
+	if !ok {
+		return 0
+	}
+	if c.Kind == state.TaskRemoved {
+		delete(b.early, key)
+		return 0
+	}
+	i := slices.IndexFunc(states, func(e earlyState) bool { return e.state == c.Task.State })
+	if i < 0 {
+		// Not one the agent reported (the master's own, say): everyone gets it.
+		if c.Task.State.Terminal() {
+			delete(b.early, key)
+		}
+		return 0
+	}
+	// The states are in the order published, which is the order they are committed in.
+	seenBy := states[len(states)-1].joined
+	if rest := states[i+1:]; len(rest) > 0 && !c.Task.State.Terminal() {
+		b.early[key] = slices.Clone(rest)
+	} else {
+		delete(b.early, key)
+	}
+	return seenBy
+}
+
+// forgetEarlyLocked drops the early states of tasks whose last was published before
+// cutoff.
+func (b *broker) forgetEarlyLocked(cutoff time.Time) {
+	for key, states := range b.early {
+		if states[len(states)-1].at.Before(cutoff) {
+			delete(b.early, key)
+		}
 	}
 }
 
