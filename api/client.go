@@ -3,11 +3,14 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 )
@@ -317,6 +320,30 @@ func (r *eventReader) next(ev any) error {
 
 // OperatorStream is an operator SUBSCRIBE stream. Next is for one goroutine; Close may be
 // called from any.
+// streamReadBuffer is the receive buffer (SO_RCVBUF; the kernel caps it at
+// net.core.rmem_max) of a connection carrying an event stream. A stream comes in bursts:
+// a thousand tasks launched at once are half a megabyte of TASK_ADDED events on every
+// operator stream. With the kernel's default buffer (128 KiB, grown only as fast as the
+// reader has kept up) a reader that falls behind for a moment closes its TCP window, and
+// on loopback the sender waited 200 ms (its zero-window probe) to learn it had opened
+// again: the DNS's names lagged their tasks by that much (BenchmarkFreshness).
+const streamReadBuffer = 4 << 20
+
+// StreamContext has a request made with ctx, one that opens an event stream, give its
+// connection streamReadBuffer.
+func StreamContext(ctx context.Context) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		conn := info.Conn
+		if tc, ok := conn.(*tls.Conn); ok {
+			conn = tc.NetConn()
+		}
+		if tcp, ok := conn.(*net.TCPConn); ok {
+			// Best effort: the stream works with the default buffer too.
+			_ = tcp.SetReadBuffer(streamReadBuffer)
+		}
+	}})
+}
+
 type OperatorStream struct {
 	events eventReader
 }
@@ -328,7 +355,7 @@ func (c *Client) SubscribeOperator(ctx context.Context) (*OperatorStream, error)
 	if err != nil {
 		return nil, fmt.Errorf("operator SUBSCRIBE: %w", err)
 	}
-	resp, err := c.post(ctx, c.baseURL+OperatorPath, data, nil, true)
+	resp, err := c.post(StreamContext(ctx), c.baseURL+OperatorPath, data, nil, true)
 	if err != nil {
 		return nil, fmt.Errorf("operator SUBSCRIBE: %w", err)
 	}
@@ -375,7 +402,7 @@ func (c *Client) Subscribe(ctx context.Context, info FrameworkInfo, suppressedRo
 	if err != nil {
 		return nil, fmt.Errorf("SUBSCRIBE: %w", err)
 	}
-	resp, err := c.post(ctx, c.baseURL+SchedulerPath, data, nil, true)
+	resp, err := c.post(StreamContext(ctx), c.baseURL+SchedulerPath, data, nil, true)
 	if err != nil {
 		return nil, fmt.Errorf("SUBSCRIBE: %w", err)
 	}

@@ -163,7 +163,7 @@ func (a *Agent) subscribe(ctx context.Context) (*http.Response, string, error) {
 func (a *Agent) subscribeTo(ctx context.Context, master string, body []byte) (*http.Response, string, error) {
 	target := master
 	for hops := 0; ; hops++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target+api.AgentPath, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(api.StreamContext(ctx), http.MethodPost, target+api.AgentPath, bytes.NewReader(body))
 		if err != nil {
 			return nil, "", fmt.Errorf("master %s: %w", target, err)
 		}
