@@ -57,6 +57,30 @@ func TestDNSFollowsTasks(t *testing.T) {
 	c.WaitForAgents(2)
 	hosts := append(append([]*Host{}, masters...), agents...)
 
+	// Every node's DNS follows the leader before the task starts (it answers for both
+	// agents), so that the figure is the steady state's, not that of a DNS server still
+	// backing off from the stream it lost in the election.
+	var wantAgents []string
+	for _, a := range agents {
+		wantAgents = append(wantAgents, "A "+a.IP())
+	}
+	slices.Sort(wantAgents)
+	syncCtx, syncDone := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer syncDone()
+	for _, h := range hosts {
+		for {
+			got, err := dnsAnswer(syncCtx, h, "slave.mesos.", mdns.TypeA)
+			slices.Sort(got)
+			if err == nil && slices.Equal(got, wantAgents) {
+				break
+			}
+			if syncCtx.Err() != nil {
+				t.Fatalf("%s's DNS: slave.mesos = %v, %v; want %v", h.Name(), got, err, wantAgents)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
 	s := startScheduler(t, masters, schedulerOptions{name: "web"})
 	s.Want("www")
 	v := s.waitUntil(2*time.Minute, "www running", func(v schedView) bool { return v.allRunning([]string{"www"}) })
