@@ -99,6 +99,15 @@ func TestBrokerEarlyStates(t *testing.T) {
 		t.Fatalf("early states left after a terminal commit: %v", b.early)
 	}
 
+	// A state the master decided, committed between an early state and its commit: the
+	// early state's commit is news again, or streams would be left with the master's.
+	b.publishEarly("f1", status(api.TaskRunning), api.TaskStaging)
+	commit(api.TaskUnreachable)
+	commit(api.TaskRunning)
+	expect("a commit after a state the master decided", "[RUNNING UNREACHABLE RUNNING]", "[RUNNING UNREACHABLE RUNNING]", "[RUNNING UNREACHABLE RUNNING]")
+	commit(api.TaskFinished)
+	expect("the task's end", "[FINISHED]", "[FINISHED]", "[FINISHED]")
+
 	// An early state never committed is forgotten after earlyTTL; its late commit is
 	// then published again.
 	b.publishEarly("f1", status(api.TaskKilling), api.TaskRunning)

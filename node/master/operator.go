@@ -439,6 +439,7 @@ func (b *broker) publish(c state.Change) {
 		for s := range b.subs {
 			s.close(errRestored)
 		}
+		clear(b.early)
 		return
 	}
 	seenBy := b.committedLocked(c)
@@ -506,10 +507,9 @@ func (b *broker) committedLocked(c state.Change) uint64 {
 	}
 	i := slices.IndexFunc(states, func(e earlyState) bool { return e.state == c.Task.State })
 	if i < 0 {
-		// Not one the agent reported (the master's own, say): everyone gets it.
-		if c.Task.State.Terminal() {
-			delete(b.early, key)
-		}
+		// Not one the agent reported (the master's own, say): everyone gets it, after the
+		// early states, so their commits, should they come, are news again.
+		delete(b.early, key)
 		return 0
 	}
 	// The states are in the order published, which is the order they are committed in.
