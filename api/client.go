@@ -318,8 +318,6 @@ func (r *eventReader) next(ev any) error {
 	return nil
 }
 
-// OperatorStream is an operator SUBSCRIBE stream. Next is for one goroutine; Close may be
-// called from any.
 // streamReadBuffer is the receive buffer (SO_RCVBUF; the kernel caps it at
 // net.core.rmem_max) of a connection carrying an event stream. A stream comes in bursts:
 // a thousand tasks launched at once are half a megabyte of TASK_ADDED events on every
@@ -344,6 +342,8 @@ func StreamContext(ctx context.Context) context.Context {
 	}})
 }
 
+// OperatorStream is an operator SUBSCRIBE stream. Next is for one goroutine; Close may be
+// called from any.
 type OperatorStream struct {
 	events eventReader
 }
