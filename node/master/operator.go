@@ -443,10 +443,13 @@ func (b *broker) publish(c state.Change) {
 		return
 	}
 	seenBy := b.committedLocked(c)
-	ev, ok := b.operatorEvent(c)
-	if !ok {
-		return
+	if ev, ok := b.operatorEvent(c); ok {
+		b.sendLocked(ev, seenBy)
 	}
+}
+
+// sendLocked encodes ev once and queues it on the streams that joined after seenBy.
+func (b *broker) sendLocked(ev api.OperatorEvent, seenBy uint64) {
 	raw, err := json.Marshal(ev)
 	if err != nil {
 		return
@@ -478,15 +481,7 @@ func (b *broker) publishEarly(fid string, status api.TaskStatus, committed api.T
 		return
 	}
 	status.Data = nil
-	raw, err := json.Marshal(api.OperatorEvent{Type: api.OpEventTaskUpdated, TaskUpdated: &api.OpTaskUpdated{
-		FrameworkID: api.FrameworkID{Value: fid}, Status: status, State: status.State}})
-	if err != nil {
-		return
-	}
-	rec := api.AppendRecord(nil, raw)
-	for s := range b.subs {
-		s.sendRecord(rec)
-	}
+	b.sendLocked(taskUpdated(fid, status, status.State), 0)
 	b.early[key] = append(states, earlyState{state: status.State, joined: b.joined, at: time.Now()})
 }
 
@@ -578,10 +573,16 @@ func (b *broker) operatorEvent(c state.Change) (api.OperatorEvent, bool) {
 		} else if n := len(c.Task.Statuses); n > 0 {
 			st = c.Task.Statuses[n-1]
 		}
-		return api.OperatorEvent{Type: api.OpEventTaskUpdated, TaskUpdated: &api.OpTaskUpdated{
-			FrameworkID: api.FrameworkID{Value: c.Task.FrameworkID}, Status: st, State: c.Task.State}}, true
+		return taskUpdated(c.Task.FrameworkID, st, c.Task.State), true
 	}
 	return api.OperatorEvent{}, false
+}
+
+// taskUpdated is the TASK_UPDATED event of framework fid's task: status st, which left it
+// in taskState.
+func taskUpdated(fid string, st api.TaskStatus, taskState api.TaskState) api.OperatorEvent {
+	return api.OperatorEvent{Type: api.OpEventTaskUpdated, TaskUpdated: &api.OpTaskUpdated{
+		FrameworkID: api.FrameworkID{Value: fid}, Status: st, State: taskState}}
 }
 
 // closeAll ends every operator stream (the master is stopping).
