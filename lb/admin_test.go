@@ -91,3 +91,31 @@ func TestAdmin(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStatsPageEscapes: the HTML stats page is one header cell per CSV column and one row
+// per stats row, classed by its status, with every text HTML-escaped.
+func TestStatsPageEscapes(t *testing.T) {
+	row := map[string]string{"pxname": `a<b>&"c"`, "svname": "BACKEND", "status": `DOWN" onclick="x`}
+	var sb strings.Builder
+	writeStatsPage(&sb, "<ext>", []map[string]string{row})
+	page := sb.String()
+	var head, cells strings.Builder
+	for _, col := range csvColumns {
+		head.WriteString("<th>" + col + "</th>")
+		cells.WriteString("<td>")
+		switch col {
+		case "pxname":
+			cells.WriteString("a&lt;b&gt;&amp;&#34;c&#34;")
+		case "svname":
+			cells.WriteString("BACKEND")
+		case "status":
+			cells.WriteString("DOWN&#34; onclick=&#34;x")
+		}
+		cells.WriteString("</td>")
+	}
+	want := statsPageHead + "<p>group &lt;ext&gt;</p>\n<table><tr>" + head.String() + "</tr>\n" +
+		`<tr class="DOWN&#34; onclick=&#34;x">` + cells.String() + "</tr>\n</table></body></html>\n"
+	if page != want {
+		t.Errorf("stats page\n%s\nwant\n%s", page, want)
+	}
+}
