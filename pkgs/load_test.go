@@ -190,7 +190,7 @@ func TestLoadFSErrors(t *testing.T) {
 		{"config.json reads a file", map[string]string{"demo/0/config.json": `{"properties": {"a": {"$ref": "file:///etc/passwd"}}}`},
 			prefix + `demo/0/config.json: not a valid JSON Schema (draft-04): failing loading "file:///etc/passwd": references outside config.json are not supported (file:///etc/passwd)`},
 		{"template syntax", map[string]string{"demo/0/marathon.json.mustache": `{"id": "{{#a}}x"}`},
-			prefix + "demo/0/marathon.json.mustache: line 1: Section a has no closing tag"},
+			prefix + "demo/0/marathon.json.mustache: line 1: section a has no closing {{/a}}"},
 		{"template partial", map[string]string{"demo/0/marathon.json.mustache": `{"id": "{{#a}}{{> /etc/passwd}}{{/a}}"}`},
 			prefix + "demo/0/marathon.json.mustache: partials are not supported: {{> /etc/passwd}}"},
 		{"resource.json", map[string]string{"demo/0/resource.json": `{"images": {"icon-tiny": "x"}, "assets": {"uris": []}}`},
@@ -240,7 +240,7 @@ func TestLoadFSAllProblems(t *testing.T) {
 	_, err := LoadFS(fsys, "r", "")
 	want := "repository r: package demo revision 0: demo/0/config.json: expected an object (a JSON Schema), got an array\n" +
 		"package demo revision 0: demo/0/resource.json: x: unknown field\n" +
-		"package other revision 2: other/2/marathon.json.mustache: line 1: unmatched close tag"
+		"package other revision 2: other/2/marathon.json.mustache: line 1: {{/x}} closes no open section"
 	if err == nil || err.Error() != want {
 		t.Errorf("error\n got %v\nwant %s", err, want)
 	}

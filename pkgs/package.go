@@ -21,7 +21,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/atoll/atoll/api/universe"
-	"github.com/cbroglie/mustache"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -33,7 +32,7 @@ type Package struct {
 	// label of the apps it installs).
 	Source string
 
-	template *mustache.Template // nil for a package without a Marathon template
+	template *mustacheTemplate  // nil for a package without a Marathon template
 	schema   *jsonschema.Schema // nil for a package without config.json
 	defaults map[string]any     // the config schema's defaults; never nil
 
@@ -201,7 +200,7 @@ func (c *checker) checkCLI(cli *universe.CLI) {
 }
 
 // template decodes and parses the Marathon template.
-func (c *checker) template(encoded string) *mustache.Template {
+func (c *checker) template(encoded string) *mustacheTemplate {
 	const path = "marathon.v2AppMustacheTemplate"
 	text, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil {

@@ -76,7 +76,7 @@ func (p *Package) Render(options json.RawMessage, appID string) (*Rendered, erro
 		}
 		ctx = mergeObjects(ctx, map[string]any{"resource": resource})
 	}
-	text, err := p.template.Render(mustacheContext(ctx, false))
+	text, err := p.template.render(mustacheContext(ctx, false))
 	if err != nil {
 		return nil, p.renderError("the template did not render", err)
 	}

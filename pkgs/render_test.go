@@ -275,12 +275,8 @@ func TestTemplateContext(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := tmpl.Render(mustacheContext(opts, false))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("got  %s\nwant %s", got, tt.want)
+			if got, err := tmpl.render(mustacheContext(opts, false)); err != nil || got != tt.want {
+				t.Errorf("got  %s (error %v)\nwant %s", got, err, tt.want)
 			}
 		})
 	}

@@ -7,44 +7,20 @@ import (
 	"math"
 	"strconv"
 	"strings"
-
-	"github.com/cbroglie/mustache"
 )
 
 // parseTemplate parses a Marathon template the way Cosmos read it: values are written as
 // they are (Cosmos turned off Mustache's HTML escaping: the output is JSON, not HTML) and
 // partials are refused (they would read files).
-func parseTemplate(text string) (*mustache.Template, error) {
-	tmpl, err := mustache.ParseStringPartialsRaw(text, noPartials{}, false)
+func parseTemplate(text string) (*mustacheTemplate, error) {
+	tmpl, err := parseMustache(text)
 	if err != nil {
 		return nil, err
 	}
-	if name := findPartial(tmpl.Tags()); name != "" {
-		return nil, fmt.Errorf("partials are not supported: {{> %s}}", name)
+	if len(tmpl.partials) > 0 {
+		return nil, fmt.Errorf("partials are not supported: {{> %s}}", tmpl.partials[0])
 	}
-	tmpl.Escape(func(s string) string { return s })
 	return tmpl, nil
-}
-
-func findPartial(tags []mustache.Tag) string {
-	for _, t := range tags {
-		switch t.Type() {
-		case mustache.Partial:
-			return t.Name()
-		case mustache.Section, mustache.InvertedSection:
-			if name := findPartial(t.Tags()); name != "" {
-				return name
-			}
-		}
-	}
-	return ""
-}
-
-// noPartials is the partial provider of every template: parseTemplate already refused them.
-type noPartials struct{}
-
-func (noPartials) Get(name string) (string, error) {
-	return "", fmt.Errorf("partials are not supported: {{> %s}}", name)
 }
 
 // The values of a template's context, built by mustacheContext the way Cosmos built its

@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cbroglie/mustache"
-
 	"github.com/atoll/atoll/api/marathon"
 	"github.com/atoll/atoll/api/universe"
 	"github.com/atoll/atoll/node/master/state"
@@ -328,19 +326,4 @@ func (s *Service) saveRepositories(ctx context.Context, repos []universe.Package
 		return err
 	}
 	return s.write(ctx, &state.WriteKVRequest{Puts: append(puts, state.KVPut{Key: repositoriesKey, Value: data}), Deletes: deletes})
-}
-
-// renderNotes renders a package's notes with the install options, so that they can name
-// what was installed ({{service.name}}): without HTML escaping, and with every partial
-// empty (a note must not read files). Notes that are not a valid template are shown as
-// they are.
-func renderNotes(notes string, options map[string]any) string {
-	if !strings.Contains(notes, "{{") {
-		return notes
-	}
-	out, err := mustache.RenderPartialsRaw(notes, &mustache.StaticProvider{}, true, options)
-	if err != nil {
-		return notes
-	}
-	return out
 }

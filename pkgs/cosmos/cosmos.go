@@ -359,7 +359,7 @@ func (s *Service) install(ctx context.Context, req *universe.InstallRequest) (*u
 		in.AppID = rendered.App.ID
 		in.Frameworks = frameworkNames([]*marathon.App{rendered.App})
 	}
-	in.PostUninstallNotes = renderNotes(p.PostUninstallNotes, rendered.Options)
+	in.PostUninstallNotes = pkgs.RenderNotes(p.PostUninstallNotes, rendered.Options)
 
 	s.changing.Lock()
 	defer s.changing.Unlock()
@@ -395,7 +395,7 @@ func (s *Service) install(ctx context.Context, req *universe.InstallRequest) (*u
 		PackageName:      p.Name,
 		PackageVersion:   p.Version,
 		AppID:            in.AppID,
-		PostInstallNotes: renderNotes(p.PostInstallNotes, rendered.Options),
+		PostInstallNotes: pkgs.RenderNotes(p.PostInstallNotes, rendered.Options),
 		CLI:              cliOf(p.Resource),
 		DeploymentID:     in.DeploymentID,
 	}, nil
@@ -623,7 +623,7 @@ func (s *Service) update(ctx context.Context, req *universe.ServiceUpdateRequest
 	previous := in.PackageVersion
 	in.PackageVersion, in.ReleaseVersion, in.Source = p.Version, p.ReleaseVersion, p.Source
 	in.Metadata, in.Resource, in.Options = p.PackageMetadata(), p.Resource, options
-	in.PostUninstallNotes = renderNotes(p.PostUninstallNotes, rendered.Options)
+	in.PostUninstallNotes = pkgs.RenderNotes(p.PostUninstallNotes, rendered.Options)
 	in.DeploymentID = started.DeploymentID
 	record, err := json.Marshal(&in)
 	if err != nil {
