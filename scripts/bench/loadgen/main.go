@@ -1,7 +1,10 @@
 // Command loadgen loads a running master for benchmarks: it registers simulated agents that
 // speak the agent protocol (answering every LAUNCH with a reliable TASK_RUNNING and keeping
 // the task, without starting processes) and one framework that launches long-running tasks
-// until the target count runs, acknowledging every update. It prints launch throughput and
+// until the target count runs, acknowledging every update. Like Atoll's agents, a simulated
+// agent sends its updates in batches (up to 128 per UPDATE call, 4 calls at a time) over
+// kept-alive connections; the framework acknowledges with at most 64 calls at a time, as
+// many as its client keeps connections for. It prints launch throughput and
 // ACCEPT→TASK_RUNNING latency, then waits (so the master's memory can be read) until killed
 // or -hold passes.
 //
@@ -43,7 +46,9 @@ func run(master string, agents, tasks int, hold time.Duration) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := range agents {
-		a := &simAgent{master: master, name: fmt.Sprintf("sim-%04d", i), http: &http.Client{}}
+		a := &simAgent{master: master, name: fmt.Sprintf("sim-%04d", i),
+			http:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxUpdateCalls}},
+			updates: make(chan api.AgentCallUpdate, tasks)}
 		if err := a.subscribe(ctx); err != nil {
 			return fmt.Errorf("agent %d: %w", i, err)
 		}
@@ -63,6 +68,7 @@ func run(master string, agents, tasks int, hold time.Duration) error {
 		launched int
 	)
 	done := make(chan struct{})
+	acks := make(chan struct{}, maxAcks)
 	start := time.Now()
 	for {
 		ev, err := s.Next()
@@ -73,7 +79,11 @@ func run(master string, agents, tasks int, hold time.Duration) error {
 		case api.EventUpdate:
 			st := ev.Update.Status
 			if len(st.UUID) > 0 {
-				go func() { _ = s.Acknowledge(ctx, st) }()
+				acks <- struct{}{}
+				go func() {
+					defer func() { <-acks }()
+					_ = s.Acknowledge(ctx, st)
+				}()
 			}
 			if st.State != api.TaskRunning {
 				continue
@@ -147,11 +157,21 @@ func res(name string, v float64) api.Resource {
 	return api.Resource{Name: name, Type: api.Scalar, Scalar: &api.ValueScalar{Value: v}}
 }
 
+// As Atoll's agents (node/agent/updates.go) and client (api.NewClient).
+const (
+	maxUpdateCalls    = 4
+	maxUpdatesPerCall = 128
+	maxAcks           = 64
+)
+
 // simAgent speaks the agent protocol without running anything.
 type simAgent struct {
 	master, name string
 	http         *http.Client
 	id, stream   string
+	// updates holds the status updates not sent yet, which maxUpdateCalls senders take
+	// in batches.
+	updates chan api.AgentCallUpdate
 }
 
 func (a *simAgent) subscribe(ctx context.Context) error {
@@ -180,6 +200,9 @@ func (a *simAgent) subscribe(ctx context.Context) error {
 		return fmt.Errorf("first event %+v: %v", first, err)
 	}
 	a.id = first.Subscribed.AgentID.Value
+	for range maxUpdateCalls {
+		go a.sendUpdates(ctx)
+	}
 	go func() {
 		defer resp.Body.Close()
 		for {
@@ -188,10 +211,10 @@ func (a *simAgent) subscribe(ctx context.Context) error {
 				return
 			}
 			if ev.Type == api.AgentLaunch {
-				go a.update(ctx, ev.Launch.FrameworkID, ev.Launch.Task.TaskID, api.TaskRunning)
+				a.updates <- update(ev.Launch.FrameworkID, ev.Launch.Task.TaskID, api.TaskRunning)
 			}
 			if ev.Type == api.AgentKill {
-				go a.update(ctx, ev.Kill.FrameworkID, ev.Kill.TaskID, api.TaskKilled)
+				a.updates <- update(ev.Kill.FrameworkID, ev.Kill.TaskID, api.TaskKilled)
 			}
 		}
 	}()
@@ -207,21 +230,57 @@ func (a *simAgent) next(r *api.RecordReader) (*api.AgentEvent, error) {
 	return &ev, json.Unmarshal(rec, &ev)
 }
 
-func (a *simAgent) update(ctx context.Context, fid api.FrameworkID, tid api.TaskID, state api.TaskState) {
+// update is a new status update of the task.
+func update(fid api.FrameworkID, tid api.TaskID, state api.TaskState) api.AgentCallUpdate {
 	id := uuid.New()
-	call := api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: a.id}, Update: &api.AgentCallUpdate{
-		FrameworkID: fid,
-		Status: api.TaskStatus{TaskID: tid, State: state, Source: api.SourceExecutor, UUID: id[:],
-			Timestamp: float64(time.Now().UnixNano()) / 1e9},
-	}}
-	body, _ := json.Marshal(call)
+	return api.AgentCallUpdate{FrameworkID: fid, Status: api.TaskStatus{TaskID: tid, State: state,
+		Source: api.SourceExecutor, UUID: id[:], Timestamp: float64(time.Now().UnixNano()) / 1e9}}
+}
+
+// sendUpdates sends the queued updates, up to maxUpdatesPerCall per call, until ctx ends.
+// A batch that fails is sent again a second later; the master records each update once
+// whatever the number of times it gets it.
+func (a *simAgent) sendUpdates(ctx context.Context) {
+	for {
+		var batch []api.AgentCallUpdate
+		select {
+		case u := <-a.updates:
+			batch = append(batch, u)
+		case <-ctx.Done():
+			return
+		}
+	fill:
+		for len(batch) < maxUpdatesPerCall {
+			select {
+			case u := <-a.updates:
+				batch = append(batch, u)
+			default:
+				break fill
+			}
+		}
+		for a.post(ctx, batch) != nil {
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func (a *simAgent) post(ctx context.Context, batch []api.AgentCallUpdate) error {
+	body, _ := json.Marshal(api.AgentCall{Type: api.AgentUpdate, AgentID: &api.AgentID{Value: a.id}, Updates: batch})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.master+api.AgentPath, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.StreamIDHeader, a.stream)
 	resp, err := a.http.Do(req)
 	if err != nil {
-		return
+		return err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("UPDATE: %s: %s", resp.Status, msg)
+	}
+	return nil
 }
