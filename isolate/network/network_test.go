@@ -453,6 +453,11 @@ func TestOpenIPForward(t *testing.T) {
 	cfg.Subnet = netip.MustParsePrefix("198.18.0.32/27")
 	cfg.StateDir = t.TempDir()
 	err := inNetNS(host, func() error {
+		// A new namespace starts with the host's IPv4 settings (unless
+		// net.core.devconf_inherit_init_net says otherwise), and the host may forward.
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644); err != nil {
+			return err
+		}
 		before, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 		if err != nil {
 			return err
