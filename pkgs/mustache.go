@@ -85,7 +85,7 @@ func parseMustache(src string) (*mustacheTemplate, error) {
 		if triple {
 			content = "&" + content[1:]
 		}
-		if strings.TrimSpace(content) == "" || strings.TrimSpace(content) == "&" {
+		if content == "" || content == "&" {
 			return nil, fmt.Errorf("line %d: empty tag %s", line, src[start:end])
 		}
 		sigil, name := content[0], strings.TrimSpace(content[1:])
@@ -93,7 +93,9 @@ func parseMustache(src string) (*mustacheTemplate, error) {
 		// A tag other than a variable, alone on its line, takes the line with it.
 		text, next := src[pos:start], end
 		if strings.IndexByte("!#^/>=", sigil) >= 0 {
-			lineStart := strings.LastIndexByte(src[:start], '\n') + 1
+			// The line starts in the text since the last tag, or that text is all of it.
+			lineStart := pos + strings.LastIndexByte(src[pos:start], '\n') + 1
+			atLineStart := lineStart > pos || pos == 0 || src[pos-1] == '\n'
 			after := end
 			for after < len(src) && (src[after] == ' ' || src[after] == '\t') {
 				after++
@@ -108,7 +110,7 @@ func parseMustache(src string) (*mustacheTemplate, error) {
 			case strings.HasPrefix(rest, "\r\n"):
 				eol = after + 2
 			}
-			if lineStart >= pos && eol >= 0 && strings.Trim(src[lineStart:start], " \t") == "" {
+			if atLineStart && eol >= 0 && strings.Trim(src[lineStart:start], " \t") == "" {
 				text, next = src[pos:lineStart], eol
 			}
 		}
@@ -314,9 +316,6 @@ func writeMustacheValue(b *strings.Builder, v any) {
 // what was installed ({{service.name}}), values as they are and every partial empty (a note
 // must not read files). Notes that are not a valid template are shown as they are.
 func RenderNotes(notes string, options map[string]any) string {
-	if !strings.Contains(notes, "{{") {
-		return notes
-	}
 	t, err := parseMustache(notes)
 	if err != nil {
 		return notes
