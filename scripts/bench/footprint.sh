@@ -32,11 +32,12 @@ master=$!; pids="$pids $master"
 "$work/atoll" agent --name ba --bind 127.0.0.1 --join 127.0.0.1:27946 --data-dir "$work/a" --agent-port 25051 \
 	--gossip-port 27947 --dns-port 25054 --log-level warn 2>"$work/agent.log" &
 agent=$!; pids="$pids $agent"
+registered=""
 for _ in $(seq 100); do
-	"$work/atoll" --addr http://127.0.0.1:25050 nodes 2>/dev/null | grep -q yes && break
+	"$work/atoll" --addr http://127.0.0.1:25050 nodes 2>/dev/null | grep -q yes && registered=1 && break
 	sleep 0.2
 done
-"$work/atoll" --addr http://127.0.0.1:25050 nodes 2>/dev/null | grep -q yes || {
+[ -n "$registered" ] || {
 	cat "$work/master.log" "$work/agent.log" >&2
 	echo "footprint.sh: the agent did not register" >&2
 	exit 1

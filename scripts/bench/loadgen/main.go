@@ -48,7 +48,7 @@ func run(master string, agents, tasks int, hold time.Duration) error {
 	for i := range agents {
 		a := &simAgent{master: master, name: fmt.Sprintf("sim-%04d", i),
 			http:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxUpdateCalls}},
-			updates: make(chan api.AgentCallUpdate, tasks)}
+			updates: make(chan api.AgentCallUpdate, maxUpdateCalls*maxUpdatesPerCall)}
 		if err := a.subscribe(ctx); err != nil {
 			return fmt.Errorf("agent %d: %w", i, err)
 		}
@@ -170,7 +170,7 @@ type simAgent struct {
 	http         *http.Client
 	id, stream   string
 	// updates holds the status updates not sent yet, which maxUpdateCalls senders take
-	// in batches.
+	// in batches. When it is full the agent's stream waits for them, as a TCP window would.
 	updates chan api.AgentCallUpdate
 }
 
