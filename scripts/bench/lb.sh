@@ -14,7 +14,8 @@
 #    once per run as a reference. The 1-minute load average after each run is printed:
 #    the machine is shared, and a figure means little without it; so is each proxy's
 #    CPU time per request (or per connection) over the run, which what else runs sways
-#    less than requests per second.
+#    less than requests per second, and the share of nginx's CPU time its first worker
+#    took (how the proxy's requests fell on nginx's two workers).
 # Needs: apt-get install -y haproxy nginx wrk
 # Usage: scripts/bench/lb.sh [runs (3)] [seconds per L7 run (8)]
 # LB_GOMAXPROCS and HAPROXY_THREADS change Atoll's GOMAXPROCS and HAProxy's nbthread (default:
@@ -93,19 +94,31 @@ busyticks() {
 	awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat
 }
 
-# wrkrun PID ARGS...: "req/s p99 transfer/s cpu-us/req all-us/req load1" of one wrk run
-# against the server PID: all-us/req is the whole machine's busy time per request (the
-# client, the backend and the kernel's share of both included).
+# workerticks: the CPU time each of nginx's two workers has used, in clock ticks.
+workerticks() {
+	for p in $(pgrep -P "$nginx_pid" | sort -n); do cat "/proc/$p/stat"; done | awk '{printf "%d ", $14 + $15}'
+}
+
+# wrkrun PID ARGS...: "req/s p99 transfer/s cpu-us/req all-us/req load1 p50 worker1" of
+# one wrk run against the server PID: all-us/req is the whole machine's busy time per
+# request (the client, the backend and the kernel's share of both included); worker1 is
+# the share of nginx's CPU time its first worker took (a proxy that sends most requests
+# to one worker's connections shows here).
 wrkrun() {
 	pid=$1
 	shift
-	before="$(cputicks "$pid")" allbefore="$(busyticks)"
+	before="$(cputicks "$pid")" allbefore="$(busyticks)" wbefore="$(workerticks)"
 	wrk "$@" >"$work/wrk.out" 2>&1 || { cat "$work/wrk.out" >&2; exit 1; }
-	after="$(cputicks "$pid")" allafter="$(busyticks)"
+	after="$(cputicks "$pid")" allafter="$(busyticks)" wafter="$(workerticks)"
 	awk -v load="$(cut -d' ' -f1 /proc/loadavg)" -v ticks="$((after - before))" -v all="$((allafter - allbefore))" -v hz="$(getconf CLK_TCK)" \
-		'/^ +99%/ {p99=$2} /^Requests\/sec:/ {r=$2} /^Transfer\/sec:/ {x=$2} / requests in / {n=$1}
+		-v workers="$wbefore $wafter" \
+		'/^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /^Requests\/sec:/ {r=$2} /^Transfer\/sec:/ {x=$2} / requests in / {n=$1}
 		/Non-2xx|Socket errors/ {errs=errs " [" $0 "]"}
-		END {printf "%10s %9s %10s %11.1f %11.1f %6s%s", r, (p99 == "" ? "-" : p99), x, ticks / hz * 1e6 / n, all / hz * 1e6 / n, load, errs}' "$work/wrk.out"
+		END {
+			split(workers, w, " "); w1 = w[3] - w[1]; w2 = w[4] - w[2]
+			printf "%10s %9s %10s %11.1f %11.1f %6s %8s %6s%s", r, (p99 == "" ? "-" : p99), x, ticks / hz * 1e6 / n, all / hz * 1e6 / n, load,
+				(p50 == "" ? "-" : p50), (w1 + w2 > 0 ? sprintf("%d%%", 100 * w1 / (w1 + w2)) : "-"), errs
+		}' "$work/wrk.out"
 }
 
 l7() { wrkrun "$1" -t2 -c64 -d"${secs}s" --latency "http://127.0.0.1:$2/"; }
@@ -118,7 +131,7 @@ for port in $haproxy_http $atoll_http; do
 done
 
 echo "lb.sh: $runs runs on $(nproc) cores; HAProxy $(haproxy -v | head -1 | cut -d' ' -f3), nginx backend on $nginx_port"
-printf '%-4s %-6s %-8s %10s %9s %10s %11s %11s %6s\n' run test proxy req/s p99 transfer cpu-us/req all-us/req load1
+printf '%-4s %-6s %-8s %10s %9s %10s %11s %11s %6s %8s %6s\n' run test proxy req/s p99 transfer cpu-us/req all-us/req load1 p50 worker1
 for run in $(seq "$runs"); do
 	if [ $((run % 2)) -eq 1 ]; then order="haproxy atoll"; else order="atoll haproxy"; fi
 	for test in ${LB_TESTS:-l7 big conns}; do
