@@ -537,6 +537,50 @@ func TestKeepAlive(t *testing.T) {
 	}
 }
 
+// TestBackendConnectionsRenewed: a backend connection is closed after the request that
+// makes MaxRequestsPerBackendConn, once its response is relayed, and the next request
+// opens a new one; on the loops' path and on the goroutine path a connection is handed
+// over to.
+func TestBackendConnectionsRenewed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		max      int
+		handover bool
+		conns    int
+	}{
+		{"loop", 3, false, 3},           // 7 requests: 3, 3 and 1
+		{"handed over", 3, true, 3},     // the request handing over and 7: 3, 3 and 2
+		{"loop, no limit", 0, false, 1}, // 7 on one
+		{"handed over, no limit", 0, true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newTestServer(t, func(c *Config) { c.MaxRequestsPerBackendConn = tc.max })
+			port := freePort(t)
+			backend := newRecordingBackend(t)
+			swap(t, s, svcDef("web", port, ModeHTTP, backend.addr))
+			rc := dialRaw(t, port)
+			if tc.handover {
+				rc.send("POST /h HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+				if resp, body := rc.response("POST"); resp.StatusCode != 200 || body != "ok" {
+					t.Fatalf("handover request = %d %q", resp.StatusCode, body)
+				}
+			}
+			for i := range 7 {
+				rc.send("GET /r HTTP/1.1\r\nHost: x\r\n\r\n")
+				if resp, body := rc.response("GET"); resp.StatusCode != 200 || body != "ok" || resp.Close {
+					t.Fatalf("request %d = %d %q close=%v, want 200 ok on a kept connection", i, resp.StatusCode, body, resp.Close)
+				}
+			}
+			if n := s.handovers.Load(); tc.handover != (n == 1) {
+				t.Fatalf("%d connections handed over", n)
+			}
+			if got := backend.accepted(); got != tc.conns {
+				t.Errorf("backend accepted %d connections, want %d", got, tc.conns)
+			}
+		})
+	}
+}
+
 // TestExpectRefused: a backend that answers a request waiting for 100 Continue with a
 // final status gets that status to the client, and the connection, whose body never
 // came, is closed rather than left waiting for it.

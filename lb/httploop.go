@@ -86,6 +86,7 @@ type hconn struct {
 	svc    *service
 	b      *backend
 	bfd    int
+	bused  int // the requests bfd carried before this one
 	cookie string
 	// hostKey is scratch space for the virtual host looked up.
 	hostKey  []byte
@@ -134,6 +135,7 @@ var requestBuffers = sync.Pool{New: func() any { b := make([]byte, readBufferSiz
 // idleConn is a keep-alive connection to a backend in a loop's pool.
 type idleConn struct {
 	fd    int
+	used  int // requests it carried
 	since int64
 }
 
@@ -361,9 +363,9 @@ func (c *hconn) connectNext() {
 			c.send = append(c.send, c.in[c.bodyAt:c.reqLen]...)
 		}
 		c.sent, c.rphase = 0, rHead
-		if fd := l.takeIdle(b, !c.req.idempotent()); fd >= 0 {
+		if fd, used := l.takeIdle(b, !c.req.idempotent()); fd >= 0 {
 			l.slots[fd] = slot{kind: slotHTTPServer, hc: c, gen: l.slots[fd].gen}
-			c.useBackend(fd)
+			c.useBackend(fd, used)
 			c.phase = hExchanging
 			c.serverOut = true
 			return
@@ -373,7 +375,7 @@ func (c *hconn) connectNext() {
 			s.eject(b, err)
 			continue
 		}
-		c.useBackend(fd)
+		c.useBackend(fd, 0)
 		if pending {
 			c.phase = hConnecting
 			c.arm(tmDial, s.cfg.DialTimeout)
@@ -387,9 +389,10 @@ func (c *hconn) connectNext() {
 	c.handOver()
 }
 
-// useBackend makes fd, polled for c already, the exchange's backend connection.
-func (c *hconn) useBackend(fd int) {
-	c.bfd = fd
+// useBackend makes fd, polled for c already, the exchange's backend connection; used
+// is how many requests it carried before.
+func (c *hconn) useBackend(fd, used int) {
+	c.bfd, c.bused = fd, used
 	c.serverIn, c.serverOut, c.serverEnd = false, false, false
 }
 
@@ -708,8 +711,8 @@ func (c *hconn) finish(reusable bool) {
 		svc.stats.bytesIn.Add(uint64(c.req.contentLength))
 	}
 	s.finish(svc, c.code, c.start)
-	if reusable && c.rphase != rUntilClose {
-		l.putIdle(b, c.bfd)
+	if reusable && c.rphase != rUntilClose && !s.spent(c.bused+1) {
+		l.putIdle(b, c.bfd, c.bused+1)
 		c.bfd = -1
 	} else {
 		c.dropBackend()
@@ -894,10 +897,10 @@ func (c *hconn) handOver() {
 	s.wg.Go(func() { s.serveHTTPConnFrom(conn, c.key, false, pre) })
 }
 
-// takeIdle takes a pooled connection to b that is still open, or returns -1. A
-// connection for a request that cannot be sent again (check) is checked for a close
-// by the backend whatever its idle time.
-func (l *loop) takeIdle(b *backend, check bool) int {
+// takeIdle takes a pooled connection to b that is still open, and how many requests it
+// carried, or returns -1. A connection for a request that cannot be sent again (check)
+// is checked for a close by the backend whatever its idle time.
+func (l *loop) takeIdle(b *backend, check bool) (fd, used int) {
 	conns := l.idle[b]
 	for len(conns) > 0 {
 		ic := conns[len(conns)-1]
@@ -908,14 +911,14 @@ func (l *loop) takeIdle(b *backend, check bool) int {
 			l.closeFD(ic.fd)
 			continue
 		}
-		return ic.fd
+		return ic.fd, ic.used
 	}
-	return -1
+	return -1, 0
 }
 
-// putIdle pools a backend connection that finished a request, or closes it when the
-// pool is full or b left the table.
-func (l *loop) putIdle(b *backend, fd int) {
+// putIdle pools a backend connection that finished its used-th request, or closes it
+// when the pool is full or b left the table.
+func (l *loop) putIdle(b *backend, fd, used int) {
 	conns := l.idle[b]
 	if len(conns) >= l.s.cfg.MaxIdlePerBackend || b.retired() {
 		l.closeFD(fd)
@@ -925,7 +928,7 @@ func (l *loop) putIdle(b *backend, fd int) {
 	if l.idle == nil {
 		l.idle = map[*backend][]idleConn{}
 	}
-	l.idle[b] = append(conns, idleConn{fd: fd, since: l.now})
+	l.idle[b] = append(conns, idleConn{fd: fd, used: used, since: l.now})
 }
 
 // idleEvent: a pooled connection's backend closed it or sent what it should not have

@@ -46,6 +46,10 @@ type Config struct {
 	QueueTimeout time.Duration
 	// MaxIdlePerBackend bounds the idle keep-alive connections kept to each backend.
 	MaxIdlePerBackend int
+	// MaxRequestsPerBackendConn is how many requests a keep-alive connection to a
+	// backend carries before it is closed, and the next request opens a new one; 0
+	// carries any number.
+	MaxRequestsPerBackendConn int
 	// IdleTimeout closes client and backend keep-alive connections idle this long.
 	IdleTimeout time.Duration
 	// HeaderTimeout bounds the time from a request's first byte to the end of its head,
@@ -83,6 +87,15 @@ func DefaultConfig() Config {
 		QueueTimeout: 2 * time.Second,
 		// Enough idle connections for a busy backend without one connect per request.
 		MaxIdlePerBackend: 256,
+		// nginx's for its own keep-alive connections to upstreams (keepalive_requests). A
+		// backend's port is often served by several worker processes (nginx's, gunicorn's,
+		// a Node cluster's), each with the connections it happened to accept, and the
+		// pool keeps using the ones that answered last: in scripts/bench/lb.sh one of
+		// nginx's two workers got 81-90 % of the requests for whole runs, and the
+		// latency tail grew past HAProxy's. A new connection goes to a worker that is
+		// waiting for one, so renewing them spreads the requests again (49-50 %), at
+		// one connect per thousand requests.
+		MaxRequestsPerBackendConn: 1000,
 		// HAProxy's "timeout http-keep-alive" in marathon-lb's template was 1 s for clients;
 		// a minute keeps benchmark and real keep-alive clients on one connection.
 		IdleTimeout: 60 * time.Second,
@@ -126,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxIdlePerBackend < 0 {
 		errs = append(errs, fmt.Errorf("lb: MaxIdlePerBackend %d is negative", c.MaxIdlePerBackend))
+	}
+	if c.MaxRequestsPerBackendConn < 0 {
+		errs = append(errs, fmt.Errorf("lb: MaxRequestsPerBackendConn %d is negative", c.MaxRequestsPerBackendConn))
 	}
 	for _, d := range []struct {
 		name  string

@@ -113,8 +113,10 @@ type backendConn struct {
 	dc   deadlineConn
 	br   *bufio.Reader
 	bw   *bufio.Writer
-	// idleSince is when (Unix nanoseconds) it went back to the pool.
+	// idleSince is when (Unix nanoseconds) it went back to the pool; used counts the
+	// requests it finished.
 	idleSince int64
+	used      int
 }
 
 // connPool is a backend's idle keep-alive connections, most recently used last.
@@ -168,13 +170,23 @@ func (s *Server) getConn(b *backend, check bool) (bc *backendConn, reused bool, 
 	return bc, false, nil
 }
 
+// spent tells whether a backend connection that carried used requests has carried its
+// last (Config.MaxRequestsPerBackendConn).
+func (s *Server) spent(used int) bool {
+	return s.cfg.MaxRequestsPerBackendConn > 0 && used >= s.cfg.MaxRequestsPerBackendConn
+}
+
 // errClosed: the server is closing.
 var errClosed = errors.New("lb: server closed")
 
 // putConn gives a connection that finished a request back to b's pool, or closes it
-// when the pool is full or b left the table.
+// when that was its last request, the pool is full or b left the table.
 func (s *Server) putConn(b *backend, bc *backendConn) {
 	bc.idleSince = time.Now().UnixNano()
+	if bc.used++; s.spent(bc.used) {
+		s.closeConn(bc)
+		return
+	}
 	b.pool.mu.Lock()
 	if b.pool.closed.Load() || len(b.pool.idle) >= s.cfg.MaxIdlePerBackend {
 		b.pool.mu.Unlock()

@@ -435,9 +435,9 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("preset: %v", err)
 		}
 	}
-	cfg := Config{EjectFor: -1, QueueTimeout: -1, MaxIdlePerBackend: -1, HeaderTimeout: -1, Loops: -2}
+	cfg := Config{EjectFor: -1, QueueTimeout: -1, MaxIdlePerBackend: -1, MaxRequestsPerBackendConn: -3, HeaderTimeout: -1, Loops: -2}
 	want := "lb: Logger is nil\nlb: DialTimeout 0s is not positive\nlb: EjectFor -1ns is negative\nlb: Attempts 0 is less than 1\n" +
-		"lb: QueueTimeout -1ns is negative\nlb: Loops -2 is negative\nlb: MaxIdlePerBackend -1 is negative\nlb: IdleTimeout 0s is not positive\n" +
+		"lb: QueueTimeout -1ns is negative\nlb: Loops -2 is negative\nlb: MaxIdlePerBackend -1 is negative\nlb: MaxRequestsPerBackendConn -3 is negative\nlb: IdleTimeout 0s is not positive\n" +
 		"lb: HeaderTimeout -1ns is not positive\nlb: ClientTimeout 0s is not positive\nlb: ServerTimeout 0s is not positive"
 	if err := cfg.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate = %v, want %q", err, want)
