@@ -91,9 +91,9 @@ func DefaultConfig() Config {
 		// backend's port is often served by several worker processes (nginx's, gunicorn's,
 		// a Node cluster's), each with the connections it happened to accept, and the
 		// pool keeps using the ones that answered last: in scripts/bench/lb.sh one of
-		// nginx's two workers got 81-90 % of the requests for whole runs, and the
-		// latency tail grew past HAProxy's. A new connection goes to a worker that is
-		// waiting for one, so renewing them spreads the requests again (49-50 %), at
+		// nginx's two workers did 81-90 % of nginx's work in some runs, for the whole
+		// run, and the latency tail grew past HAProxy's. A new connection goes to a
+		// worker waiting for one, so renewing them spreads the work again (50-52 %), at
 		// one connect per thousand requests.
 		MaxRequestsPerBackendConn: 1000,
 		// HAProxy's "timeout http-keep-alive" in marathon-lb's template was 1 s for clients;
