@@ -27,7 +27,9 @@ type serfKeyring struct{ m *Membership }
 var _ master.GossipKeyring = serfKeyring{}
 
 func (k serfKeyring) InstallKey(key []byte) (int, []string, error) {
-	resp, err := k.m.serf.KeyManager().InstallKey(base64.StdEncoding.EncodeToString(key))
+	resp, err := retryKeyOp(func() (*serf.KeyResponse, error) {
+		return k.m.serf.KeyManager().InstallKey(base64.StdEncoding.EncodeToString(key))
+	})
 	if err != nil {
 		return 0, nil, keyringError(resp, err)
 	}
@@ -41,14 +43,16 @@ func (k serfKeyring) InstallKey(key []byte) (int, []string, error) {
 }
 
 func (k serfKeyring) UseKey(key []byte) error {
-	resp, err := k.m.serf.KeyManager().UseKey(base64.StdEncoding.EncodeToString(key))
+	resp, err := retryKeyOp(func() (*serf.KeyResponse, error) {
+		return k.m.serf.KeyManager().UseKey(base64.StdEncoding.EncodeToString(key))
+	})
 	return keyringError(resp, err)
 }
 
 func (k serfKeyring) RemoveKeysExcept(key []byte) error {
 	keep := base64.StdEncoding.EncodeToString(key)
 	manager := k.m.serf.KeyManager()
-	resp, err := manager.ListKeys()
+	resp, err := retryKeyOp(manager.ListKeys)
 	if err != nil {
 		return fmt.Errorf("list the keys: %w", keyringError(resp, err))
 	}
@@ -56,11 +60,37 @@ func (k serfKeyring) RemoveKeysExcept(key []byte) error {
 		if other == keep {
 			continue
 		}
-		if resp, err := manager.RemoveKey(other); err != nil {
+		if resp, err := retryKeyOp(func() (*serf.KeyResponse, error) { return manager.RemoveKey(other) }); err != nil {
 			return keyringError(resp, err)
 		}
 	}
 	return nil
+}
+
+// keyAttempts is how many times a key operation is sent while members' answers are
+// missing and none refused: serf's queries and their answers go over UDP within a
+// bounded wait, and on a busy or lossy network an answer is missed now and then (CI saw
+// "2/3 nodes reported success" once). Installing, using, listing and removing a key can
+// all be sent again.
+const keyAttempts = 3
+
+// retryKeyOp runs op until every member answered, one refused, or keyAttempts ran out.
+func retryKeyOp(op func() (*serf.KeyResponse, error)) (*serf.KeyResponse, error) {
+	var resp *serf.KeyResponse
+	var err error
+	for range keyAttempts {
+		resp, err = op()
+		if !answersMissing(resp, err) {
+			break
+		}
+	}
+	return resp, err
+}
+
+// answersMissing tells whether a key operation was sent and failed only because some
+// members did not answer in time.
+func answersMissing(resp *serf.KeyResponse, err error) bool {
+	return err != nil && resp != nil && resp.NumErr == 0 && resp.NumNodes > 0 && resp.NumResp < resp.NumNodes
 }
 
 // keyringError adds to a key manager's error what the members that failed said.
