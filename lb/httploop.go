@@ -711,7 +711,7 @@ func (c *hconn) finish(reusable bool) {
 		svc.stats.bytesIn.Add(uint64(c.req.contentLength))
 	}
 	s.finish(svc, c.code, c.start)
-	if reusable && c.rphase != rUntilClose && !s.spent(c.bused+1) {
+	if reusable && c.rphase != rUntilClose {
 		l.putIdle(b, c.bfd, c.bused+1)
 		c.bfd = -1
 	} else {
@@ -917,10 +917,11 @@ func (l *loop) takeIdle(b *backend, check bool) (fd, used int) {
 }
 
 // putIdle pools a backend connection that finished its used-th request, or closes it
-// when the pool is full or b left the table.
+// when that was its last request, the pool is full or b left the table (as putConn does
+// on the goroutine path).
 func (l *loop) putIdle(b *backend, fd, used int) {
 	conns := l.idle[b]
-	if len(conns) >= l.s.cfg.MaxIdlePerBackend || b.retired() {
+	if l.s.spent(used) || len(conns) >= l.s.cfg.MaxIdlePerBackend || b.retired() {
 		l.closeFD(fd)
 		return
 	}
