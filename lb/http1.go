@@ -121,11 +121,26 @@ var knownFields = [...]struct {
 	{"strict-transport-security", fieldHSTS},
 }
 
+// knownByLen are knownFields by the length of their names.
+var knownByLen = func() [][]int {
+	var t [][]int
+	for i, f := range knownFields {
+		for len(t) <= len(f.name) {
+			t = append(t, nil)
+		}
+		t[len(f.name)] = append(t[len(f.name)], i)
+	}
+	return t
+}()
+
 // kindOf classifies a field name, case-insensitively.
 func kindOf(name []byte) fieldKind {
-	for _, f := range knownFields {
-		if equalFold(name, f.name) {
-			return f.kind
+	if len(name) >= len(knownByLen) {
+		return fieldOther
+	}
+	for _, i := range knownByLen[len(name)] {
+		if equalFold(name, knownFields[i].name) {
+			return knownFields[i].kind
 		}
 	}
 	return fieldOther
@@ -167,7 +182,14 @@ var tokenChars = func() (t [256]bool) {
 
 // isFieldValueChar reports whether c may be in a field value: visible ASCII,
 // obs-text, space and tab; never a control character.
-func isFieldValueChar(c byte) bool { return c >= 0x20 && c != 0x7f || c == '\t' }
+func isFieldValueChar(c byte) bool { return fieldValueChars[c] }
+
+var fieldValueChars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 0x20 && c != 0x7f || c == '\t'
+	}
+	return t
+}()
 
 // head is a message head as read: its bytes, the start line's parts and the header
 // fields as spans of buf. Its buffers are reused from message to message.

@@ -281,3 +281,27 @@ func FuzzChunked(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseHeads: the loops' parsing of a request head as wrk sends it and of
+// nginx's response head (scripts/bench/lb.sh's L7 test), per request.
+func BenchmarkParseHeads(b *testing.B) {
+	req := []byte("GET / HTTP/1.1\r\nHost: 127.0.0.1:18180\r\n\r\n")
+	resp := []byte("HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 24 Nov 2026 05:00:00 GMT\r\n" +
+		"Content-Type: text/html\r\nContent-Length: 612\r\nLast-Modified: Tue, 24 Nov 2026 04:00:00 GMT\r\n" +
+		"Connection: keep-alive\r\nETag: \"6563f0a0-264\"\r\nAccept-Ranges: bytes\r\n\r\n<html>")
+	var h head
+	for b.Loop() {
+		if n, err := headFrom(req, &h); err != nil || n != len(req) {
+			b.Fatal(n, err)
+		}
+		if err := h.parseRequest(); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := headFrom(resp, &h); err != nil || n != len(resp)-len("<html>") {
+			b.Fatal(n, err)
+		}
+		if err := h.parseResponse(); err != nil || len(h.fields) != 8 {
+			b.Fatal(len(h.fields), err)
+		}
+	}
+}

@@ -990,12 +990,14 @@ func headFrom(p []byte, h *head) (int, error) {
 		break
 	}
 	lineStart := start
-	for i := start; i < len(p); i++ {
+	for {
+		nl := bytes.IndexByte(p[lineStart:], '\n')
+		if nl < 0 {
+			break
+		}
+		i := lineStart + nl
 		if i-start >= maxHeadSize {
 			return 0, errHeadTooLarge
-		}
-		if p[i] != '\n' {
-			continue
 		}
 		line := p[lineStart : i+1]
 		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
