@@ -15,7 +15,9 @@
 #    the machine is shared, and a figure means little without it; so is each proxy's
 #    CPU time per request (or per connection) over the run, which what else runs sways
 #    less than requests per second, and the share of nginx's CPU time its first worker
-#    took (how the proxy's requests fell on nginx's two workers).
+#    took (how the proxy's requests fell on nginx's two workers);
+#  - at the end, a verdict per test: Atoll's figure over HAProxy's in each run, the median
+#    over the runs, and in how many runs the target (>= 1.0x, p99 <= HAProxy's) held.
 # Needs: apt-get install -y haproxy nginx wrk
 # Usage: scripts/bench/lb.sh [runs (3)] [seconds per L7 run (8)]
 # LB_GOMAXPROCS and HAPROXY_THREADS change Atoll's GOMAXPROCS and HAProxy's nbthread (default:
@@ -143,10 +145,43 @@ for run in $(seq "$runs"); do
 				pid=$atoll_pid port=$atoll_http
 				[ "$test" = l7 ] || port=$atoll_tcp
 			fi
-			printf '%-4s %-6s %-8s %s\n' "$run" "$test" "$proxy" "$($test "$pid" "$port")"
+			printf '%-4s %-6s %-8s %s\n' "$run" "$test" "$proxy" "$($test "$pid" "$port")" | tee -a "$work/results"
 		done
 	done
 	case " ${LB_TESTS:-l7} " in
 	*" l7 "*) printf '%-4s %-6s %-8s %s\n' "$run" l7 nginx "$(l7 "$nginx_pid" "$nginx_port")" ;;
 	esac
 done
+
+# The verdict: per test, Atoll's figure over HAProxy's in each run (requests/s; for L7 also
+# the p99, where lower is better), their median over the runs, and in how many runs the
+# target held (>= 1.0x, p99 <= HAProxy's). One run is noisy on two shared cores (the
+# BENCHMARKS.md lb section has the spread); the median of the runs is the figure to compare.
+awk '
+	function sec(x) { return x ~ /ms$/ ? x / 1000 : x ~ /us$/ ? x / 1e6 : x + 0 }
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	{ rate[$1, $2, $3] = $4; p99[$1, $2, $3] = sec($5); if (!($2 in seen)) { seen[$2] = 1; tests[++nt] = $2 } if ($1 > runs) runs = $1 }
+	END {
+		print "verdict (Atoll / HAProxy per run; median; runs meeting the target):"
+		for (t = 1; t <= nt; t++) {
+			test = tests[t]; n = 0; met = 0; list = ""
+			for (r = 1; r <= runs; r++) {
+				if (!((r, test, "atoll") in rate) || !((r, test, "haproxy") in rate)) continue
+				x = rate[r, test, "atoll"] / rate[r, test, "haproxy"]
+				v[++n] = x; met += x >= 1; list = list sprintf(" %.2f", x)
+			}
+			if (n == 0) continue
+			printf "  %-6s req/s %s; median %.2fx; >= 1.0x in %d of %d\n", test, list, median(v, n), met, n
+			if (test != "l7") continue
+			n = 0; met = 0; list = ""
+			for (r = 1; r <= runs; r++) {
+				if (!((r, test, "atoll") in p99) || !((r, test, "haproxy") in p99)) continue
+				x = p99[r, test, "atoll"] / p99[r, test, "haproxy"]
+				v[++n] = x; met += x <= 1; list = list sprintf(" %.2f", x)
+			}
+			printf "  %-6s p99   %s; median %.2fx; <= HAProxy'"'"'s in %d of %d\n", test, list, median(v, n), met, n
+		}
+	}' "$work/results"
