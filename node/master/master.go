@@ -213,6 +213,7 @@ func New(cfg Config) (*Master, error) {
 	}
 	r, err := state.OpenRaft(rc, m.fsm)
 	if err != nil {
+		m.metrics.unregister()
 		return nil, fmt.Errorf("open raft: %w", err)
 	}
 	m.raft = r
@@ -225,6 +226,7 @@ func New(cfg Config) (*Master, error) {
 	if cfg.BootstrapSelf && !r.HasState() {
 		if err := r.BootstrapSelf(); err != nil {
 			r.Close()
+			m.metrics.unregister()
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}

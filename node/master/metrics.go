@@ -13,7 +13,9 @@ import (
 // metrics are the master's Prometheus metrics, in a registry of its own so several masters
 // can live in one test process.
 type metrics struct {
-	registry            *prometheus.Registry
+	registry *prometheus.Registry
+	// registered are the collectors newMetrics put in registry.
+	registered          []prometheus.Collector
 	offersSent          prometheus.Counter
 	offersDeclined      prometheus.Counter
 	offersRescinded     prometheus.Counter
@@ -34,8 +36,12 @@ func newMetrics(m *Master) *metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	x := &metrics{
+	var x *metrics
+	f := func(c prometheus.Collector) {
+		reg.MustRegister(c)
+		x.registered = append(x.registered, c)
+	}
+	x = &metrics{
 		registry:            reg,
 		offersSent:          prometheus.NewCounter(prometheus.CounterOpts{Name: "atoll_master_offers_sent_total", Help: "Offers sent to frameworks."}),
 		offersDeclined:      prometheus.NewCounter(prometheus.CounterOpts{Name: "atoll_master_offers_declined_total", Help: "Offers declined by frameworks."}),
@@ -65,6 +71,16 @@ func newMetrics(m *Master) *metrics {
 		leader:     prometheus.NewDesc("atoll_master_is_leader", "1 when this master leads.", nil, nil),
 	})
 	return x
+}
+
+// unregister takes the master's collectors out of its registry again, for a New that
+// failed: node.Run retries New with the same registry when the Raft port it picked was
+// taken meanwhile.
+func (x *metrics) unregister() {
+	for _, c := range x.registered {
+		x.registry.Unregister(c)
+	}
+	x.registered = nil
 }
 
 func (x *metrics) handler() http.Handler {
