@@ -36,12 +36,7 @@ func newMetrics(m *Master) *metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	var x *metrics
-	f := func(c prometheus.Collector) {
-		reg.MustRegister(c)
-		x.registered = append(x.registered, c)
-	}
-	x = &metrics{
+	x := &metrics{
 		registry:            reg,
 		offersSent:          prometheus.NewCounter(prometheus.CounterOpts{Name: "atoll_master_offers_sent_total", Help: "Offers sent to frameworks."}),
 		offersDeclined:      prometheus.NewCounter(prometheus.CounterOpts{Name: "atoll_master_offers_declined_total", Help: "Offers declined by frameworks."}),
@@ -57,6 +52,10 @@ func newMetrics(m *Master) *metrics {
 		operatorSubscribers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "atoll_master_operator_subscribers", Help: "Open operator event streams."}),
 		allocationSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "atoll_master_allocation_cycle_seconds", Help: "Duration of one allocation cycle.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+	}
+	f := func(c prometheus.Collector) {
+		reg.MustRegister(c)
+		x.registered = append(x.registered, c)
 	}
 	for _, c := range []prometheus.Collector{x.offersSent, x.offersDeclined, x.offersRescinded, x.invalidAccepts, x.tasksLaunched, x.tasksRefused,
 		x.statusUpdates, x.acks, x.calls, x.agentsLost, x.elections, x.operatorSubscribers, x.allocationSeconds} {
