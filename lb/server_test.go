@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 // testWriter sends logs to t.Log until the test ends.
@@ -110,9 +111,24 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// deadAddr is a loopback address that refuses connections.
+// deadAddr is a loopback address that refuses connections until the test ends: a socket
+// bound to it and not listening holds the port, so no listener opened meanwhile (the
+// test's own backends included) can be given it.
 func deadAddr(t testing.TB) string {
-	return "127.0.0.1:" + strconv.Itoa(freePort(t))
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
 }
 
 func backendsOf(addrs ...string) []Backend {
